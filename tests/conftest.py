@@ -1,0 +1,68 @@
+"""Shared fixtures: a scripted model double (for UI and pipeline tests) and the tiny model."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from pipelines.interface import Delta  # noqa: E402
+
+SHARED_REFERENCE = ROOT.parent / "shared" / "reference"
+
+
+class ScriptedModel:
+    """A `ChatModel` double that streams a fixed, realistic reply.
+
+    `reply` is raw model output, thoughts included, e.g.
+    "<|channel>thought\\nLooking...<channel|>The answer". It is streamed in small
+    chunks through the real `ThinkingSplitter`, so parsing is exercised exactly as
+    with a real model. Every call's messages are recorded in `calls`.
+    """
+
+    def __init__(self, reply: str = "Hello!", *, variant: str = "E4B", modalities=None, chunk: int = 3):
+        self.variant = variant
+        self.modalities = frozenset(modalities or {"text", "image", "video", "audio"})
+        self.reply = reply
+        self.chunk = chunk
+        self.calls: list[dict] = []
+
+    def generate(
+        self,
+        messages,
+        *,
+        thinking: bool,
+        max_new_tokens: int,
+        image_budget: int = 280,
+        stop_event: threading.Event | None = None,
+        **sampling,
+    ) -> Iterator[Delta]:
+        from pipelines.thinking import ThinkingSplitter
+
+        self.calls.append(
+            {"messages": messages, "thinking": thinking, "max_new_tokens": max_new_tokens,
+             "image_budget": image_budget, **sampling}
+        )
+        splitter = ThinkingSplitter()
+        for start in range(0, len(self.reply), self.chunk):
+            if stop_event is not None and stop_event.is_set():
+                return
+            thought, answer = splitter.feed(self.reply[start : start + self.chunk])
+            if thought or answer:
+                yield Delta(thought, answer)
+        thought, answer = splitter.close()
+        if thought or answer:
+            yield Delta(thought, answer)
+
+
+@pytest.fixture
+def scripted_model():
+    """Factory: `scripted_model("raw reply", variant="31B", modalities={"text","image"})`."""
+    return ScriptedModel
