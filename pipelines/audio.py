@@ -1,0 +1,261 @@
+"""Turning user audio into what Gemma 4's audio encoder takes: mono float32 at 16 kHz in [-1, 1].
+
+Sources are files (wav, mp3, ogg/opus, webm/opus as browsers record, m4a/aac,
+flac, ...) or the `(sample_rate, array)` tuple of `gr.Audio(type="numpy")`.
+libsndfile reads what it can; ffmpeg (a subprocess, so a crashing decoder can't
+take the app down) decodes the rest. Work is bounded before decoding: files over
+a size cap are refused unread, and at most `cap + 1` seconds are ever decoded.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+from pipelines.errors import InputError
+from pipelines.interface import AUDIO_SAMPLE_RATE
+
+DEFAULT_MAX_AUDIO_SECONDS = 300
+DEFAULT_MAX_AUDIO_MEGABYTES = 150
+# The audio encoder's window: one segment is at most this long.
+SEGMENT_SECONDS = 30
+# Below this the encoder produces (almost) no frames, so such a clip or tail carries nothing usable.
+MIN_AUDIO_SECONDS = 0.1
+# -60 dBFS: quieter than any microphone's noise floor, so a peak below this is a silent recording.
+SILENCE_PEAK = 10 ** (-60 / 20)
+FFMPEG_TIMEOUT_SECONDS = 120
+# Overshoot up to this peak is resampling ringing and is clipped; beyond it the clip is rescaled.
+CLIP_TOLERANCE = 1.05
+
+SUPPORTED_FORMATS_TEXT = "WAV, MP3, OGG/Opus, WebM, M4A/AAC or FLAC"
+
+
+def max_audio_seconds() -> float:
+    """The longest clip accepted, from `SHOWCASE_MAX_AUDIO_SECONDS` (read per call, so tests can set it)."""
+    return _positive_env_number("SHOWCASE_MAX_AUDIO_SECONDS", DEFAULT_MAX_AUDIO_SECONDS)
+
+
+def max_audio_bytes() -> int:
+    """The largest audio file accepted, from `SHOWCASE_MAX_AUDIO_MB`."""
+    return int(_positive_env_number("SHOWCASE_MAX_AUDIO_MB", DEFAULT_MAX_AUDIO_MEGABYTES) * 1_000_000)
+
+
+def _positive_env_number(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        return default
+    return value if value > 0 else default
+
+
+def load_audio(source) -> np.ndarray:
+    """Return `source` as a 1-D float32 array at 16 kHz with samples in [-1, 1].
+
+    `source` is a file path, a `(sample_rate, array)` tuple as `gr.Audio(type="numpy")`
+    gives (int or float samples, shape `(samples,)` or `(samples, channels)`), or a 1-D
+    array already at 16 kHz. Raises `InputError` with a user-facing message for missing,
+    empty, corrupt, non-audio, silent, too large or too long input.
+    """
+    if source is None:
+        raise InputError("Please record or upload an audio clip.")
+    if isinstance(source, tuple):
+        if len(source) != 2:
+            raise InputError("Audio must be given as (sample_rate, samples).")
+        sample_rate, samples = source
+        signal = _from_array(samples, sample_rate)
+    elif isinstance(source, np.ndarray):
+        signal = _from_array(source, AUDIO_SAMPLE_RATE)
+    elif isinstance(source, (str, os.PathLike)):
+        signal = _from_file(Path(source))
+    else:
+        raise InputError("Unsupported audio input: expected a file or a recording.")
+    return _finish(signal)
+
+
+def split_audio(signal: np.ndarray, max_seconds: float = SEGMENT_SECONDS) -> list[np.ndarray]:
+    """Split a 16 kHz clip into consecutive segments of at most `max_seconds` each.
+
+    Clips longer than `max_audio_seconds()` are refused with `InputError`. A final
+    tail shorter than `MIN_AUDIO_SECONDS` is dropped: the encoder would give it no tokens.
+    """
+    signal = np.asarray(signal)
+    if signal.ndim != 1:
+        raise InputError("Audio must be a single (mono) channel.")
+    if signal.size == 0:
+        raise InputError("The audio clip is empty.")
+    _refuse_if_too_long(signal.size / AUDIO_SAMPLE_RATE)
+    segment_length = max(1, round(max_seconds * AUDIO_SAMPLE_RATE))
+    segments = [signal[start : start + segment_length] for start in range(0, signal.size, segment_length)]
+    if len(segments) > 1 and segments[-1].size < MIN_AUDIO_SECONDS * AUDIO_SAMPLE_RATE:
+        segments.pop()
+    return segments
+
+
+def _refuse_if_too_long(seconds: float, *, decoding_stopped_early: bool = False) -> None:
+    cap = max_audio_seconds()
+    if seconds > cap:
+        # When decoding stopped at cap + 1 seconds, the true length is unknown.
+        length = "over the limit" if decoding_stopped_early else _describe_seconds(seconds)
+        raise InputError(
+            f"The audio is too long ({length}); the limit is {_describe_seconds(cap)}. "
+            "Please trim it and try again."
+        )
+
+
+def _describe_seconds(seconds: float) -> str:
+    if seconds >= 120:
+        minutes = seconds / 60
+        return f"{minutes:.0f} minutes" if minutes == round(minutes) else f"{minutes:.1f} minutes"
+    return f"{seconds:.0f} seconds" if seconds == round(seconds) else f"{seconds:.1f} seconds"
+
+
+def _from_array(samples, sample_rate) -> np.ndarray:
+    try:
+        sample_rate = int(sample_rate)
+    except (TypeError, ValueError) as error:
+        raise InputError("The recording has no valid sample rate.") from error
+    if sample_rate <= 0:
+        raise InputError("The recording has no valid sample rate.")
+    samples = np.asarray(samples)
+    if samples.size == 0:
+        raise InputError("The recording is empty.")
+    if samples.ndim == 2:
+        # gr.Audio gives (samples, channels); a channels-first array is recognised by its short axis.
+        channel_axis = 1 if samples.shape[1] <= samples.shape[0] else 0
+        channel_count = samples.shape[channel_axis]
+        _refuse_if_too_long(samples.size / channel_count / sample_rate)
+        mono = _to_float(samples).mean(axis=channel_axis)
+    elif samples.ndim == 1:
+        _refuse_if_too_long(samples.size / sample_rate)
+        mono = _to_float(samples)
+    else:
+        raise InputError("The recording has an unexpected shape; expected mono or stereo samples.")
+    return _resample(mono.astype(np.float32, copy=False), sample_rate)
+
+
+def _to_float(samples: np.ndarray) -> np.ndarray:
+    """Scale integer PCM to [-1, 1]; float samples are kept as they are."""
+    if samples.dtype.kind == "f":
+        return samples.astype(np.float32, copy=False)
+    if samples.dtype.kind == "i":
+        return samples.astype(np.float32) / float(-np.iinfo(samples.dtype).min)
+    if samples.dtype.kind == "u":
+        middle = (np.iinfo(samples.dtype).max + 1) / 2
+        return (samples.astype(np.float32) - middle) / middle
+    raise InputError("The recording's samples are not numbers.")
+
+
+def _resample(signal: np.ndarray, sample_rate: int) -> np.ndarray:
+    if not np.all(np.isfinite(signal)):
+        raise InputError("The recording contains invalid (non-finite) samples.")
+    if sample_rate == AUDIO_SAMPLE_RATE:
+        return signal
+    import librosa
+
+    return librosa.resample(signal, orig_sr=sample_rate, target_sr=AUDIO_SAMPLE_RATE)
+
+
+def _from_file(path: Path) -> np.ndarray:
+    if not path.is_file():
+        raise InputError("The audio file could not be found. Please upload it again.")
+    size = path.stat().st_size
+    if size == 0:
+        raise InputError("The audio file is empty.")
+    if size > max_audio_bytes():
+        raise InputError(
+            f"The audio file is too large ({size / 1_000_000:.0f} MB); "
+            f"the limit is {max_audio_bytes() / 1_000_000:.0f} MB."
+        )
+    signal = _read_with_libsndfile(path)
+    if signal is None:
+        signal = _decode_with_ffmpeg(path)
+    return signal
+
+
+def _read_with_libsndfile(path: Path) -> np.ndarray | None:
+    """Read a file libsndfile understands; `None` when it doesn't (ffmpeg gets a try then)."""
+    import soundfile
+
+    try:
+        info = soundfile.info(str(path))
+        if info.samplerate <= 0 or info.channels <= 0:
+            return None
+        # Refusing on the header's length means an over-long file is never decoded.
+        _refuse_if_too_long(info.frames / info.samplerate)
+        max_frames = math.ceil((max_audio_seconds() + 1) * info.samplerate)
+        samples, sample_rate = soundfile.read(str(path), frames=max_frames, dtype="float32", always_2d=True)
+    except InputError:
+        raise
+    except Exception:
+        # libsndfile reports unknown, partial and corrupt input alike; ffmpeg decides.
+        return None
+    if samples.size == 0:
+        return None
+    _refuse_if_too_long(samples.shape[0] / sample_rate)
+    return _resample(samples.mean(axis=1), sample_rate)
+
+
+def _decode_with_ffmpeg(path: Path) -> np.ndarray:
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        raise InputError(
+            "This audio format can't be read on this server (ffmpeg is missing). "
+            "Please use WAV, FLAC, MP3 or OGG instead."
+        )
+    cap = max_audio_seconds()
+    command = [
+        ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error",
+        # Only local files: a crafted playlist must not make ffmpeg open anything else.
+        "-protocol_whitelist", "file",
+        "-i", f"file:{path.resolve()}",
+        "-map", "0:a:0", "-vn", "-sn", "-dn",
+        # Average the channels (ffmpeg's default mono downmix adds them, which can clip).
+        "-rematrix_maxval", "1.0", "-ac", "1",
+        "-ar", str(AUDIO_SAMPLE_RATE),
+        # One second past the cap is enough to know a clip is too long without decoding all of it.
+        "-t", str(cap + 1),
+        "-f", "f32le", "pipe:1",
+    ]  # fmt: skip
+    try:
+        completed = subprocess.run(command, capture_output=True, timeout=FFMPEG_TIMEOUT_SECONDS, check=False)
+    except subprocess.TimeoutExpired as error:
+        raise InputError(
+            "Decoding the audio took too long; please upload a shorter or simpler file."
+        ) from error
+    if completed.returncode != 0 or len(completed.stdout) < 4:
+        raise InputError(
+            f"That file is not a readable audio clip (expected {SUPPORTED_FORMATS_TEXT}). "
+            "It may be corrupt or contain no audio track."
+        )
+    usable = len(completed.stdout) - len(completed.stdout) % 4
+    signal = np.frombuffer(completed.stdout[:usable], dtype="<f4").astype(np.float32)
+    _refuse_if_too_long(signal.size / AUDIO_SAMPLE_RATE, decoding_stopped_early=True)
+    if not np.all(np.isfinite(signal)):
+        raise InputError("The audio file contains invalid (non-finite) samples.")
+    return signal
+
+
+def _finish(signal: np.ndarray) -> np.ndarray:
+    """Checks shared by every source once the clip is mono at 16 kHz."""
+    if signal.size < MIN_AUDIO_SECONDS * AUDIO_SAMPLE_RATE:
+        raise InputError(
+            f"The audio clip is too short (under {MIN_AUDIO_SECONDS:g} seconds). Please record a longer one."
+        )
+    peak = float(np.max(np.abs(signal)))
+    if peak > CLIP_TOLERANCE:
+        # Float audio far past full scale (e.g. int16 values stored as floats) keeps its shape when scaled;
+        # clipping it would turn speech into a square wave.
+        signal = signal / peak
+    # Resampling overshoots full scale slightly; the encoder expects [-1, 1].
+    signal = np.clip(signal, -1.0, 1.0).astype(np.float32, copy=False)
+    if peak < SILENCE_PEAK:
+        raise InputError("The recording is silent. Please check your microphone and try again.")
+    return np.ascontiguousarray(signal)

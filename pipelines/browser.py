@@ -1,0 +1,157 @@
+"""Rendering untrusted HTML to an image in Debian's headless Chromium, with the network cut off.
+
+Playwright drives the system Chromium (`/usr/bin/chromium`); Playwright's own browser download
+is not available here, and a default Space has no Chromium at all, so callers check
+`chromium_available()` or handle `BrowserUnavailable`.
+
+A fresh Chromium is launched per render. Playwright's sync API is bound to the thread that
+started it, and Gradio runs handlers on a pool of threads, so a shared long-lived browser would
+need its own worker thread and queue; one launch costs about a second here, which is cheap
+next to a model generation, and a crashed or wedged page can't poison later renders.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import importlib.util
+import io
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from PIL import Image
+
+from pipelines.errors import InputError, ShowcaseError
+
+CHROMIUM_EXECUTABLE = os.environ.get("SHOWCASE_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking")
+# Request interception misses some traffic (beacons, prefetches), so the whole browser also goes
+# through a proxy whose name can never resolve, loopback included: anything that escapes the routes fails.
+NO_NETWORK_ARGS = (
+    "--proxy-server=http://proxy.invalid:9",
+    "--proxy-bypass-list=<-loopback>",
+    "--host-resolver-rules=MAP * ~NOTFOUND",
+)
+RENDER_TIMEOUT_S = 15.0
+MAX_RENDER_WIDTH = 3840
+MAX_RENDER_HEIGHT = 8192
+MAX_HTML_CHARS = 2_000_000
+
+
+class BrowserUnavailable(ShowcaseError):
+    """Chromium (or the Playwright package that drives it) is not installed on this machine."""
+
+
+class RenderError(ShowcaseError):
+    """The page could not be rendered in time (an endless script, a crashed renderer)."""
+
+
+def chromium_missing_reason() -> str | None:
+    """Why rendering is impossible here, or None when Chromium and Playwright are both present."""
+    if importlib.util.find_spec("playwright") is None:
+        return "Page rendering is unavailable: the Python package 'playwright' is not installed."
+    if not (os.path.isfile(CHROMIUM_EXECUTABLE) and os.access(CHROMIUM_EXECUTABLE, os.X_OK)):
+        return f"Page rendering is unavailable: Chromium was not found at {CHROMIUM_EXECUTABLE}."
+    return None
+
+
+def chromium_available() -> bool:
+    return chromium_missing_reason() is None
+
+
+@contextmanager
+def headless_chromium(*, block_network: bool = False, timeout_s: float = RENDER_TIMEOUT_S) -> Iterator:
+    """A freshly launched headless Chromium `Browser` (Playwright sync API), closed on exit.
+
+    The browser itself does not block the network; `render_html` does that per context.
+    Must be used from a thread without a running asyncio event loop.
+    """
+    reason = chromium_missing_reason()
+    if reason is not None:
+        raise BrowserUnavailable(reason)
+    from playwright.sync_api import Error as PlaywrightError
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        try:
+            browser = playwright.chromium.launch(
+                executable_path=CHROMIUM_EXECUTABLE,
+                args=[*CHROMIUM_ARGS, *(NO_NETWORK_ARGS if block_network else ())],
+                timeout=timeout_s * 1000,
+            )
+        except PlaywrightError as error:
+            raise BrowserUnavailable(
+                f"Chromium could not be started: {error.message.splitlines()[0]}"
+            ) from error
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def render_html(html: str, width: int, height: int, *, timeout_s: float = RENDER_TIMEOUT_S) -> Image.Image:
+    """Render `html` in a `width` x `height` viewport and return the capture as an RGB image.
+
+    Every request other than `data:`/`blob:` URLs is aborted, so untrusted HTML can't fetch
+    anything or report back; dialogs are dismissed and service workers blocked. Raises
+    `BrowserUnavailable` without Chromium, `RenderError` when the page does not finish in time.
+    """
+    if not isinstance(html, str):
+        raise InputError("The page to render must be HTML text.")
+    if len(html) > MAX_HTML_CHARS:
+        raise InputError(f"The HTML is too long to render (over {MAX_HTML_CHARS:,} characters).")
+    if not (1 <= width <= MAX_RENDER_WIDTH and 1 <= height <= MAX_RENDER_HEIGHT):
+        raise InputError(
+            f"The page can't be rendered at {width}x{height} pixels "
+            f"(at most {MAX_RENDER_WIDTH}x{MAX_RENDER_HEIGHT})."
+        )
+    return _outside_event_loop(lambda: _render(html, width, height, timeout_s))
+
+
+def _outside_event_loop(work):
+    # Playwright's sync API refuses to run on a thread that has a running asyncio loop
+    # (for example when called from an async Gradio handler), so such calls get their own thread.
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return work()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as executor:
+        return executor.submit(work).result()
+
+
+def _render(html: str, width: int, height: int, timeout_s: float) -> Image.Image:
+    from playwright.sync_api import Error as PlaywrightError
+
+    timeout_ms = timeout_s * 1000
+    with headless_chromium(block_network=True, timeout_s=timeout_s) as browser:
+        context = browser.new_context(
+            viewport={"width": width, "height": height},
+            device_scale_factor=1,
+            service_workers="block",
+            accept_downloads=False,
+        )
+        try:
+            context.set_default_timeout(timeout_ms)
+            context.route("**/*", _abort_unless_inline)
+            context.route_web_socket("**/*", lambda web_socket: web_socket.close())
+            page = context.new_page()
+            try:
+                page.set_content(html, wait_until="load", timeout=timeout_ms)
+                png = page.screenshot(type="png", animations="disabled", caret="hide", timeout=timeout_ms)
+            except PlaywrightError as error:
+                raise RenderError(
+                    f"The page did not finish rendering within {timeout_s:g} s "
+                    "(it may run an endless script)."
+                ) from error
+        finally:
+            context.close()
+    with Image.open(io.BytesIO(png)) as capture:
+        return capture.convert("RGB")
+
+
+def _abort_unless_inline(route) -> None:
+    if route.request.url.startswith(("data:", "blob:")):
+        route.continue_()
+    else:
+        route.abort("blockedbyclient")

@@ -1,0 +1,342 @@
+"""The one place that knows about devices, dtypes and quantization.
+
+`load_model` keeps a single resident model per process behind a lock: the same
+arguments return the same object, anything else unloads the old model first and
+frees its memory. Hub checkpoints and the offline `tiny` checkpoint go through
+the same code path (`_load_from_folder`).
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipelines.errors import ModelLoadError
+from pipelines.interface import Delta
+from pipelines.variants import VariantSpec, get_variant
+
+log = logging.getLogger(__name__)
+
+QUANTIZATIONS = ("auto", "4bit", "8bit", "bf16", "fp32")
+# progress(fraction in [0, 1] or None when unknown, human-readable stage)
+ProgressCallback = Callable[[float | None, str], None]
+
+
+@dataclass
+class LoadedModel:
+    """A loaded model and its processor; implements the `ChatModel` interface."""
+
+    model: Any
+    processor: Any
+    variant: str
+    quantization: str
+    device: str
+    spec: VariantSpec
+    source: str
+    extras: dict = field(default_factory=dict)
+
+    @property
+    def modalities(self) -> frozenset[str]:
+        return self.spec.modalities
+
+    def generate(self, messages: list[dict], **options) -> Iterator[Delta]:
+        from pipelines.generation import generate
+
+        return generate(self, messages, **options)
+
+    def memory_bytes(self) -> dict[str, int]:
+        """Bytes of parameters and buffers actually held, per device (shared storage counted once)."""
+        return tensor_bytes_by_device(self.model)
+
+    def describe(self) -> str:
+        memory = ", ".join(
+            f"{device}: {size / 2**30:.2f} GiB" for device, size in self.memory_bytes().items()
+        )
+        return f"{self.variant} · {self.quantization} on {self.device} · weights {memory}"
+
+
+def tensor_bytes_by_device(module) -> dict[str, int]:
+    """Sum the storage of every parameter and buffer (and bitsandbytes quantization state) by device."""
+    seen: set[tuple[str, int]] = set()
+    totals: dict[str, int] = {}
+
+    def add(tensor) -> None:
+        if tensor is None or tensor.device.type == "meta":
+            return
+        storage = tensor.untyped_storage()
+        key = (str(tensor.device), storage.data_ptr())
+        if key in seen:
+            return
+        seen.add(key)
+        totals[str(tensor.device)] = totals.get(str(tensor.device), 0) + storage.nbytes()
+
+    for tensor in [*module.parameters(), *module.buffers()]:
+        add(tensor)
+        quant_state = getattr(tensor, "quant_state", None)
+        if quant_state is not None:
+            for value in _quant_state_tensors(quant_state):
+                add(value)
+        # bnb int8 keeps its row scales beside the weight.
+        add(getattr(tensor, "SCB", None))
+    for extra in getattr(module, "_showcase_offloaded_tensors", ()):
+        add(extra)
+    return totals
+
+
+def _quant_state_tensors(state) -> Iterator:
+    import torch
+
+    for value in vars(state).values():
+        if isinstance(value, torch.Tensor):
+            yield value
+        elif hasattr(value, "absmax"):  # nested (double-quant) state
+            yield from _quant_state_tensors(value)
+
+
+# --- the resident model --------------------------------------------------------------------------------
+
+_lock = threading.RLock()
+_resident: LoadedModel | None = None
+_load_count = 0
+
+
+def load_count() -> int:
+    """How many times a model was actually loaded (cache hits don't count)."""
+    return _load_count
+
+
+def current_model() -> LoadedModel | None:
+    return _resident
+
+
+def unload_model() -> None:
+    """Drop the resident model and free its memory."""
+    global _resident
+    with _lock:
+        if _resident is None:
+            return
+        _resident = None
+        _free_memory()
+
+
+def _free_memory() -> None:
+    gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:
+        pass
+
+
+def pick_device(requested: str | None = None) -> str:
+    requested = requested or os.environ.get("SHOWCASE_DEVICE") or "auto"
+    import torch
+
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelLoadError(
+            "CUDA was requested but no CUDA GPU is available to PyTorch. "
+            "Run on a GPU machine, install a CUDA build of torch, or choose the CPU."
+        )
+    return requested
+
+
+def resolve_quantization(quantization: str, device: str, variant: str) -> str:
+    if quantization not in QUANTIZATIONS:
+        raise ModelLoadError(
+            f"Unknown quantization {quantization!r}. Choose one of: {', '.join(QUANTIZATIONS)}."
+        )
+    if quantization != "auto":
+        return quantization
+    if device.startswith("cuda"):
+        return "4bit"
+    # On a CPU, bf16 halves memory and runs at a similar speed; the random tiny model stays exact in fp32.
+    return "fp32" if variant == "tiny" else "bf16"
+
+
+def load_model(
+    variant: str,
+    quantization: str = "auto",
+    *,
+    device: str | None = None,
+    progress: ProgressCallback | None = None,
+) -> LoadedModel:
+    """Load (or return the already loaded) `variant` with `quantization`.
+
+    Raises `ModelLoadError` with a message that tells the user what to do.
+    """
+    global _resident, _load_count
+    spec = get_variant(variant)
+    report = progress or (lambda fraction, message: None)
+    with _lock:
+        resolved_device = pick_device(device)
+        resolved_quantization = resolve_quantization(quantization, resolved_device, variant)
+        if (
+            _resident is not None
+            and _resident.variant == variant
+            and _resident.quantization == resolved_quantization
+            and _resident.device == resolved_device
+        ):
+            return _resident
+        if _resident is not None:
+            report(0.0, f"Unloading {_resident.variant}")
+            _resident = None
+            _free_memory()
+        try:
+            loaded = _load(spec, resolved_quantization, resolved_device, report)
+        except ModelLoadError:
+            _free_memory()
+            raise
+        except Exception as error:
+            _free_memory()
+            raise explain_load_failure(error, spec, resolved_quantization) from error
+        _resident = loaded
+        _load_count += 1
+        report(1.0, f"Loaded {variant}")
+        log.info("loaded %s", loaded.describe())
+        return loaded
+
+
+def _load(spec: VariantSpec, quantization: str, device: str, report: ProgressCallback) -> LoadedModel:
+    if spec.key == "tiny":
+        from pipelines.tiny import build_tiny_checkpoint
+
+        report(0.05, "Building the offline tiny checkpoint")
+        folder = str(build_tiny_checkpoint())
+    else:
+        folder = _download(spec.hub_id, report)
+    report(0.6, f"Loading {spec.key} weights ({quantization}) onto {device}")
+    model, processor = _load_from_folder(folder, quantization, device)
+    return LoadedModel(
+        model=model,
+        processor=processor,
+        variant=spec.key,
+        quantization=quantization,
+        device=device,
+        spec=spec,
+        source=spec.hub_id or folder,
+    )
+
+
+def _download(repo_id: str, report: ProgressCallback) -> str:
+    from huggingface_hub import snapshot_download
+    from tqdm.auto import tqdm
+
+    class ReportingTqdm(tqdm):
+        """Forwards the byte-level download bar to the UI's progress callback."""
+
+        def update(self, n=1):
+            result = super().update(n)
+            if self.total and self.unit == "B":
+                report(0.05 + 0.5 * min(1.0, self.n / self.total), f"Downloading {repo_id}")
+            return result
+
+    report(0.02, f"Fetching {repo_id}")
+    return snapshot_download(
+        repo_id,
+        allow_patterns=["*.json", "*.safetensors", "*.jinja", "*.model", "*.txt"],
+        tqdm_class=ReportingTqdm,
+    )
+
+
+def _load_from_folder(folder: str, quantization: str, device: str):
+    import torch
+    from transformers import AutoModelForImageTextToText
+
+    from pipelines.processor import load_processor
+
+    processor = load_processor(folder)
+    kwargs: dict[str, Any] = {}
+    if quantization in ("4bit", "8bit"):
+        kwargs["quantization_config"] = _bitsandbytes_config(quantization)
+        kwargs["dtype"] = torch.bfloat16
+    else:
+        kwargs["dtype"] = torch.bfloat16 if quantization == "bf16" else torch.float32
+    kwargs["device_map"] = device
+    model = AutoModelForImageTextToText.from_pretrained(folder, **kwargs)
+    if quantization == "4bit":
+        from pipelines.quantization import finish_4bit
+
+        finish_4bit(model, device)
+    model.eval()
+    return model, processor
+
+
+def _bitsandbytes_config(quantization: str):
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError as error:
+        raise ModelLoadError(
+            f"{quantization} quantization needs bitsandbytes, which is not installed. "
+            "Run `pip install bitsandbytes`, or choose bf16 or fp32."
+        ) from error
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    if quantization == "4bit":
+        return BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_compute_dtype=torch.bfloat16,
+            bnb_4bit_use_double_quant=True,
+            # The vision and audio towers are small and sensitive; the savings are in the text decoder.
+            llm_int8_skip_modules=["vision_tower", "audio_tower", "embed_vision", "embed_audio", "lm_head"],
+        )
+    return BitsAndBytesConfig(
+        load_in_8bit=True,
+        llm_int8_skip_modules=["vision_tower", "audio_tower", "embed_vision", "embed_audio", "lm_head"],
+    )
+
+
+def explain_load_failure(error: BaseException, spec: VariantSpec, quantization: str) -> ModelLoadError:
+    """Turn any exception raised while loading into a `ModelLoadError` that says what to do."""
+    from huggingface_hub import errors as hub_errors
+
+    name = spec.hub_id or spec.key
+    text = f"{type(error).__name__}: {error}"
+    if isinstance(error, hub_errors.GatedRepoError):
+        return ModelLoadError(
+            f"{name} is a gated model. Accept its licence on its Hugging Face page, then set HF_TOKEN "
+            "to a token of the account that accepted it, and try again."
+        )
+    if isinstance(error, hub_errors.RepositoryNotFoundError):
+        return ModelLoadError(
+            f"{name} was not found on the Hugging Face Hub, or your token can't see it. Check HF_TOKEN."
+        )
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+    if (
+        offline
+        or isinstance(error, hub_errors.LocalEntryNotFoundError | ConnectionError | TimeoutError)
+        or any(
+            hint in text
+            for hint in ("ConnectError", "Connection", "Name or service not known", "offline mode")
+        )
+    ):
+        return ModelLoadError(
+            f"Couldn't download {name}: no network, or offline mode is on (HF_HUB_OFFLINE). "
+            "Connect to the internet or pre-download the model, or choose the offline `tiny` variant."
+        )
+    lowered = text.lower()
+    if isinstance(error, MemoryError) or "out of memory" in lowered or "outofmemory" in lowered:
+        return ModelLoadError(
+            f"Not enough memory to load {spec.key} ({quantization}). Choose a smaller variant "
+            "or 4-bit quantization, or free memory on the device."
+        )
+    if "bitsandbytes" in lowered:
+        return ModelLoadError(
+            f"{quantization} quantization failed in bitsandbytes ({error}). "
+            "Install a bitsandbytes build for your platform, or choose bf16 or fp32."
+        )
+    if "cuda" in lowered and ("not available" in lowered or "no cuda" in lowered or "driver" in lowered):
+        return ModelLoadError(
+            f"CUDA is not usable here ({error}). Choose the CPU device or fix the CUDA install."
+        )
+    return ModelLoadError(f"Loading {spec.key} failed: {error}")
