@@ -21,6 +21,7 @@ from pipelines.browser import (
 from pipelines.errors import InputError
 from pipelines.interface import ChatModel, require_modality
 from pipelines.media import fit_for_model, open_image
+from pipelines.thinking import split_thinking
 
 PREVIEW_WIDTHS = {"Desktop": 1280, "Tablet": 768, "Mobile": 390}
 PREVIEW_HEIGHT_PX = 640
@@ -62,8 +63,6 @@ _DOCUMENT_START = re.compile(r"<!doctype\s+html|<html[\s>]", re.IGNORECASE)
 _DOCUMENT_END = "</html>"
 _PARTIAL_CLOSING_FENCE = re.compile(r"\n[ ]{0,3}(`{1,2}|~{1,2})[ \t]*$")
 _ANY_TAG = re.compile(r"<[a-zA-Z!][^>]*>")
-_THOUGHT_START = "<|channel>"
-_THOUGHT_END = "<channel|>"
 
 
 @dataclass(frozen=True)
@@ -97,7 +96,7 @@ def extract_html(text: str) -> str:
     then an unlabeled block that holds markup, then a bare document. A document cut off mid-stream
     (unclosed fence, no </html>) is returned as it is so the preview can still show it.
     """
-    answer = _without_thoughts(text or "")
+    answer = split_thinking(text or "")[1]
     if "```" in answer or "~~~" in answer:
         from_block = _html_from_code_blocks(answer)
         if from_block:
@@ -108,17 +107,6 @@ def extract_html(text: str) -> str:
     end = answer.lower().rfind(_DOCUMENT_END, start.start())
     document = answer[start.start() :] if end < 0 else answer[start.start() : end + len(_DOCUMENT_END)]
     return document.strip()
-
-
-def _without_thoughts(text: str) -> str:
-    while _THOUGHT_START in text:
-        start = text.index(_THOUGHT_START)
-        end = text.find(_THOUGHT_END, start)
-        if end < 0:
-            # The thought is still streaming: there is no answer after it yet.
-            return text[:start]
-        text = text[:start] + text[end + len(_THOUGHT_END) :]
-    return text.replace(_THOUGHT_END, "")
 
 
 def _html_from_code_blocks(answer: str) -> str:
