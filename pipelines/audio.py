@@ -117,6 +117,11 @@ def _describe_seconds(seconds: float) -> str:
     return f"{seconds:.0f} seconds" if seconds == round(seconds) else f"{seconds:.1f} seconds"
 
 
+def _describe_megabytes(size: int) -> str:
+    megabytes = size / 1_000_000
+    return f"{megabytes:.1f} MB" if megabytes < 10 else f"{megabytes:.0f} MB"
+
+
 def _from_array(samples, sample_rate) -> np.ndarray:
     try:
         sample_rate = int(sample_rate)
@@ -171,8 +176,8 @@ def _from_file(path: Path) -> np.ndarray:
         raise InputError("The audio file is empty.")
     if size > max_audio_bytes():
         raise InputError(
-            f"The audio file is too large ({size / 1_000_000:.0f} MB); "
-            f"the limit is {max_audio_bytes() / 1_000_000:.0f} MB."
+            f"The audio file is too large ({_describe_megabytes(size)}); "
+            f"the limit is {_describe_megabytes(max_audio_bytes())}."
         )
     signal = _read_with_libsndfile(path)
     if signal is None:

@@ -276,54 +276,55 @@ def draw_detections(image, detections: Iterable[Detection]) -> Image.Image:
     font = ImageFont.load_default(size=max(12, round(shorter / 28)))
     draw = ImageDraw.Draw(canvas)
 
-    for detection in detections:
+    boxes = [detection for detection in detections if not detection.is_point]
+    points = [detection for detection in detections if detection.is_point]
+    for detection in boxes:
         color = colors[detection.label]
-        halo = _contrasting_text_color(color)
-        if detection.is_point:
-            x, y = detection.point
-            outline_width = max(2, line_width // 2)
-            draw.ellipse(
-                (x - marker_radius, y - marker_radius, x + marker_radius, y + marker_radius),
-                fill=color,
-                outline=halo,
-                width=outline_width,
-            )
-        else:
-            x0, y0, x1, y1 = detection.box
-            # A 1-pixel halo in the contrasting colour keeps the box visible on any background.
-            draw.rectangle((x0 - 1, y0 - 1, x1, y1), outline=halo, width=line_width + 2)
-            draw.rectangle((x0, y0, x1 - 1, y1 - 1), outline=color, width=line_width)
+        x0, y0, x1, y1 = detection.box
+        # A 1-pixel halo in the contrasting colour keeps the box visible on any background.
+        draw.rectangle((x0 - 1, y0 - 1, x1, y1), outline=_contrasting_color(color), width=line_width + 2)
+        draw.rectangle((x0, y0, x1 - 1, y1 - 1), outline=color, width=line_width)
 
-    # Labels last, so no box is drawn over a label's text.
+    # Labels after boxes, so no box line crosses a label's text; a point's label sits above and to
+    # the right of it, so it doesn't hide a neighbouring point at the same height.
     for detection in detections:
-        color = colors[detection.label]
         text = detection.label if detection.score is None else f"{detection.label} {detection.score:.2f}"
         if detection.is_point:
             x, y = detection.point
-            anchor = (x + marker_radius + line_width, y - marker_radius)
+            anchor = (x + marker_radius // 2, y - marker_radius)
         else:
-            anchor = (detection.box[0], detection.box[1])
-        _draw_label(draw, canvas.size, anchor, text, color, font, above=not detection.is_point)
+            anchor = detection.box[:2]
+        _draw_label(draw, canvas.size, anchor, text, colors[detection.label], font)
+
+    # Markers last: they are small and must stay visible even under another label.
+    for detection in points:
+        color = colors[detection.label]
+        x, y = detection.point
+        draw.ellipse(
+            (x - marker_radius, y - marker_radius, x + marker_radius, y + marker_radius),
+            fill=color,
+            outline=_contrasting_color(color),
+            width=max(2, line_width // 2),
+        )
     return canvas
 
 
-def _draw_label(draw, canvas_size, anchor, text, color, font, *, above: bool) -> None:
+def _draw_label(draw, canvas_size, anchor, text, color, font) -> None:
     width, height = canvas_size
     left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
     padding = max(2, (bottom - top) // 5)
     box_width = right - left + 2 * padding
     box_height = bottom - top + 2 * padding
     x, y = anchor
-    if above:
-        # Sit on top of the box, or just inside it when the box touches the top edge.
-        y = y - box_height if y - box_height >= 0 else y
+    # Sit just above the anchor, or just below it when there is no room above.
+    y = y - box_height if y - box_height >= 0 else y
     x = _clamp(x, 0, max(0, width - box_width))
     y = _clamp(y, 0, max(0, height - box_height))
     draw.rectangle((x, y, x + box_width - 1, y + box_height - 1), fill=color)
-    draw.text((x + padding - left, y + padding - top), text, fill=_contrasting_text_color(color), font=font)
+    draw.text((x + padding - left, y + padding - top), text, fill=_contrasting_color(color), font=font)
 
 
-def _contrasting_text_color(hex_color: str) -> str:
+def _contrasting_color(hex_color: str) -> str:
     red, green, blue = (int(hex_color[index : index + 2], 16) for index in (1, 3, 5))
     luminance = 0.299 * red + 0.587 * green + 0.114 * blue
     return "#000000" if luminance > 150 else "#ffffff"

@@ -160,6 +160,9 @@ def _stream(
         eos_token_id=[tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<turn|>")],
         pad_token_id=tokenizer.pad_token_id,
     )
+    if options.get("min_new_tokens"):
+        # Benchmarks and cancellation tests need a fixed-length run, whatever the model samples.
+        generation_kwargs["min_new_tokens"] = int(options["min_new_tokens"])
     if not greedy:
         generation_kwargs.update(
             temperature=float(options["temperature"]),

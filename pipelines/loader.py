@@ -23,6 +23,15 @@ from pipelines.variants import VariantSpec, get_variant
 log = logging.getLogger(__name__)
 
 QUANTIZATIONS = ("auto", "4bit", "8bit", "bf16", "fp32")
+# The vision and audio towers are small and sensitive; the savings are in the text decoder.
+# transformers matches these from the start of the module name.
+UNQUANTIZED_MODULES = [
+    "model.vision_tower",
+    "model.audio_tower",
+    "model.embed_vision",
+    "model.embed_audio",
+    "lm_head",
+]
 # progress(fraction in [0, 1] or None when unknown, human-readable stage)
 ProgressCallback = Callable[[float | None, str], None]
 
@@ -287,13 +296,9 @@ def _bitsandbytes_config(quantization: str):
             bnb_4bit_quant_type="nf4",
             bnb_4bit_compute_dtype=torch.bfloat16,
             bnb_4bit_use_double_quant=True,
-            # The vision and audio towers are small and sensitive; the savings are in the text decoder.
-            llm_int8_skip_modules=["vision_tower", "audio_tower", "embed_vision", "embed_audio", "lm_head"],
+            llm_int8_skip_modules=UNQUANTIZED_MODULES,
         )
-    return BitsAndBytesConfig(
-        load_in_8bit=True,
-        llm_int8_skip_modules=["vision_tower", "audio_tower", "embed_vision", "embed_audio", "lm_head"],
-    )
+    return BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=UNQUANTIZED_MODULES)
 
 
 def explain_load_failure(error: BaseException, spec: VariantSpec, quantization: str) -> ModelLoadError:

@@ -66,3 +66,22 @@ class ScriptedModel:
 def scripted_model():
     """Factory: `scripted_model("raw reply", variant="31B", modalities={"text","image"})`."""
     return ScriptedModel
+
+
+@pytest.fixture
+def tiny_model():
+    """The real tiny Gemma 4 (random weights), loaded through the production loader."""
+    from pipelines.loader import load_model
+
+    return load_model("tiny", "fp32")
+
+
+@pytest.fixture
+def tiny_image():
+    from PIL import Image
+
+    image = Image.new("RGB", (200, 150), (30, 120, 200))
+    for x in range(50, 120):
+        for y in range(40, 100):
+            image.putpixel((x, y), (240, 200, 20))
+    return image

@@ -1,0 +1,128 @@
+"""Synthetic Gemma 4 models with the real per-variant widths, for memory, speed and accuracy checks.
+
+The hyper-parameters come from `../shared/reference/gemma4_variant_configs.json` (read, never copied).
+`build_config(variant, layers=...)` keeps every width of the variant and changes only the depth (and,
+when asked, the vocabulary or expert count) so that a few layers fit a CPU; `layer_key` names what
+makes two decoder layers of one variant differ in size, so per-layer measurements can be extrapolated
+to the full depth.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+
+REFERENCE_CONFIGS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "gemma4_variant_configs.json"
+VARIANT_NAMES = ("E2B", "E4B", "26B-A4B", "31B")
+# Special-token ids of the released checkpoints (Gemma4Config defaults); a small vocabulary gets its own.
+REAL_VOCAB_SIZE = 262_144
+
+
+@cache
+def reference() -> dict:
+    if not REFERENCE_CONFIGS.exists():
+        raise FileNotFoundError(
+            f"{REFERENCE_CONFIGS} is missing: the reduced models are built from the shared reference configs."
+        )
+    return json.loads(REFERENCE_CONFIGS.read_text())
+
+
+def full_depth(variant: str) -> int:
+    return reference()["variants"][variant]["text_config"]["num_hidden_layers"]
+
+
+def full_layer_types(variant: str) -> list[str]:
+    text = reference()["variants"][variant]["text_config"]
+    return list(text["layer_types_pattern"]) * text["layer_types_repeat"]
+
+
+def reduced_depth(variant: str) -> int:
+    """One full sliding/full pattern, twice where the variant has KV-sharing layers (one of each kind)."""
+    text = reference()["variants"][variant]["text_config"]
+    pattern = len(text["layer_types_pattern"])
+    return 2 * pattern if text.get("num_kv_shared_layers") else pattern
+
+
+def layer_key(variant: str, layer_index: int, depth: int) -> tuple[str, bool]:
+    """(attention type, reads another layer's KV cache): the two things that change a layer's size."""
+    text = reference()["variants"][variant]["text_config"]
+    pattern = text["layer_types_pattern"]
+    shared = text.get("num_kv_shared_layers") or 0
+    if depth != text["num_hidden_layers"] and shared:
+        shared = depth // 2
+    return pattern[layer_index % len(pattern)], layer_index >= depth - shared
+
+
+def build_config(
+    variant: str,
+    *,
+    layers: int | None = None,
+    vocab_size: int | None = None,
+    num_experts: int | None = None,
+    vision_layers: int | None = None,
+    audio_layers: int | None = None,
+    special_token_ids: dict | None = None,
+):
+    """A `Gemma4Config` for `variant` at real widths.
+
+    `layers` defaults to `reduced_depth(variant)`; pass `full_depth(variant)` for the real model.
+    `vocab_size` defaults to the real 262,144 (the embeddings matter for the footprint); tests pass a
+    small one together with `special_token_ids` from their tokenizer.
+    """
+    from transformers import Gemma4AudioConfig, Gemma4Config, Gemma4TextConfig, Gemma4VisionConfig
+
+    spec = reference()["variants"][variant]
+    text = dict(spec["text_config"])
+    depth = layers or reduced_depth(variant)
+    pattern = text.pop("layer_types_pattern")
+    text.pop("layer_types_repeat")
+    text["num_hidden_layers"] = depth
+    text["layer_types"] = [pattern[i % len(pattern)] for i in range(depth)]
+    if text.get("num_kv_shared_layers") and depth != spec["text_config"]["num_hidden_layers"]:
+        text["num_kv_shared_layers"] = depth // 2
+    text = {key: value for key, value in text.items() if value is not None}
+    text["rope_parameters"] = reference()["rope_parameters"]
+    if num_experts is not None and text.get("enable_moe_block"):
+        text["num_experts"] = num_experts
+        text["top_k_experts"] = min(text["top_k_experts"], num_experts)
+    vocab = vocab_size or REAL_VOCAB_SIZE
+    text["vocab_size"] = vocab
+    text["vocab_size_per_layer_input"] = vocab
+    ids = dict(special_token_ids or {})
+    text_config = Gemma4TextConfig(
+        **text,
+        **{key: ids[key] for key in ("pad_token_id", "eos_token_id", "bos_token_id") if key in ids},
+    )
+
+    vision = dict(reference()[spec["vision"]])
+    vision.pop("default_output_length", None)
+    if vision_layers is not None:
+        vision["num_hidden_layers"] = vision_layers
+    vision_config = Gemma4VisionConfig(**vision)
+    audio_config = None
+    if spec["audio"]:
+        audio_config = Gemma4AudioConfig(
+            **({"num_hidden_layers": audio_layers} if audio_layers is not None else {})
+        )
+    multimodal_ids = {
+        key: value
+        for key, value in ids.items()
+        if key not in ("pad_token_id", "eos_token_id", "bos_token_id")
+    }
+    return Gemma4Config(
+        text_config=text_config, vision_config=vision_config, audio_config=audio_config, **multimodal_ids
+    )
+
+
+def build_model(config, *, dtype=None, seed: int = 0, device: str = "cpu"):
+    """A random-weight `Gemma4ForConditionalGeneration` for `config`, in eval mode."""
+    import torch
+    from transformers import Gemma4ForConditionalGeneration
+
+    torch.manual_seed(seed)
+    with torch.device(device):
+        model = Gemma4ForConditionalGeneration(config)
+    if dtype is not None:
+        model = model.to(dtype)
+    return model.eval()

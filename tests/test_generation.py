@@ -1,0 +1,135 @@
+"""Streaming generation on the real tiny Gemma 4: images, audio, thinking, cancel, limits."""
+
+import dataclasses
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from pipelines import generation
+from pipelines.errors import CapabilityError, InputError
+from pipelines.interface import Delta
+from pipelines.loader import load_count
+from pipelines.variants import VARIANTS
+
+
+def user(*parts):
+    return [{"role": "user", "content": list(parts)}]
+
+
+def text(value):
+    return {"type": "text", "text": value}
+
+
+def generation_threads():
+    return [t for t in threading.enumerate() if t.name == "gemma-generate"]
+
+
+def test_streams_deltas_for_an_image_prompt(tiny_model, tiny_image):
+    stream = tiny_model.generate(
+        user({"type": "image", "image": tiny_image}, text("What is this?")),
+        thinking=False,
+        max_new_tokens=12,
+        min_new_tokens=12,
+    )
+    deltas = list(stream)
+    assert deltas and all(isinstance(d, Delta) for d in deltas)
+    assert generation.last_stats.value.output_tokens == 12
+    assert not generation_threads()
+
+
+def test_streams_deltas_for_an_audio_prompt(tiny_model):
+    tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(16000 * 2) / 16000)).astype(np.float32)
+    inputs = generation.prepare_inputs(
+        tiny_model, user({"type": "audio", "audio": tone}, text("Transcribe")), thinking=False, image_budget=280
+    )
+    assert "input_features" in inputs
+    deltas = list(
+        tiny_model.generate(
+            user({"type": "audio", "audio": tone}, text("Transcribe")), thinking=False, max_new_tokens=6
+        )
+    )
+    assert all(isinstance(d, Delta) for d in deltas)
+
+
+def _prompt_text(model, messages, **options):
+    inputs = generation.prepare_inputs(model, messages, **options)
+    return model.processor.tokenizer.decode(inputs["input_ids"][0])
+
+
+def test_thinking_switch_changes_the_prompt_and_never_reloads(tiny_model):
+    count = load_count()
+    on = _prompt_text(tiny_model, user(text("Hi")), thinking=True, image_budget=280)
+    off = _prompt_text(tiny_model, user(text("Hi")), thinking=False, image_budget=280)
+    assert "<|think|>" in on and on.endswith("<|turn>model\n")
+    assert "<|think|>" not in off and off.endswith("<|channel>thought\n<channel|>")
+    list(tiny_model.generate(user(text("Hi")), thinking=True, max_new_tokens=3))
+    list(tiny_model.generate(user(text("Hi")), thinking=False, max_new_tokens=3))
+    assert load_count() == count
+
+
+def test_image_budget_sets_the_number_of_soft_tokens(tiny_model, tiny_image):
+    image_token = tiny_model.processor.tokenizer.image_token_id
+    counts = {}
+    for budget in (70, 280, 1120):
+        inputs = generation.prepare_inputs(
+            tiny_model, user({"type": "image", "image": tiny_image}), thinking=False, image_budget=budget
+        )
+        counts[budget] = int((inputs["input_ids"] == image_token).sum())
+    assert counts[70] <= 70 < counts[280] <= 280 < counts[1120] <= 1120
+    with pytest.raises(InputError, match="image token budget"):
+        generation.prepare_inputs(tiny_model, user(text("x")), thinking=False, image_budget=100)
+
+
+def test_closing_the_stream_stops_the_worker_quickly(tiny_model):
+    stream = tiny_model.generate(user(text("Count")), thinking=False, max_new_tokens=5000, min_new_tokens=5000)
+    next(stream)
+    started = time.monotonic()
+    stream.close()
+    assert time.monotonic() - started < 2.0
+    assert not generation_threads()
+    assert generation.last_stats.value.output_tokens < 5000
+
+
+def test_stop_event_stops_generation(tiny_model):
+    stop = threading.Event()
+    received = []
+    started = None
+    for delta in tiny_model.generate(
+        user(text("Go")), thinking=False, max_new_tokens=5000, min_new_tokens=5000, stop_event=stop
+    ):
+        received.append(delta)
+        if len(received) == 3:
+            stop.set()
+            started = time.monotonic()
+    assert time.monotonic() - started < 2.0
+    assert generation.last_stats.value.output_tokens < 5000
+    assert not generation_threads()
+
+
+def test_input_longer_than_the_limit_is_refused_before_generating(tiny_model, monkeypatch):
+    monkeypatch.setenv("MAX_INPUT_TOKENS", "20")
+    with pytest.raises(InputError, match="limit is 20"):
+        tiny_model.generate(user(text("word " * 50)), thinking=False, max_new_tokens=5)
+
+
+def test_audio_on_a_variant_without_an_audio_tower_is_a_capability_error(tiny_model):
+    without_audio = dataclasses.replace(tiny_model, spec=VARIANTS["31B"], variant="31B")
+    tone = np.zeros(16000, dtype=np.float32) + 0.1
+    with pytest.raises(CapabilityError, match="31B can't take audio"):
+        without_audio.generate(user({"type": "audio", "audio": tone}), thinking=False, max_new_tokens=3)
+
+
+def test_out_of_memory_while_generating_frees_and_explains(tiny_model, monkeypatch):
+    import torch
+
+    def explode(**kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 8.00 GiB")
+
+    monkeypatch.setattr(tiny_model.model, "generate", explode)
+    from pipelines.errors import GenerationError
+
+    with pytest.raises(GenerationError, match="ran out of memory.*Lower the image budget"):
+        list(tiny_model.generate(user(text("Hi")), thinking=False, max_new_tokens=5))
+    assert not generation_threads()

@@ -1,0 +1,167 @@
+"""The HTML preview can't reach the app that shows it.
+
+A minimal Gradio app on loopback shows `preview_iframe(hostile_page)` in a `gr.HTML`. The hostile
+page tries to read the parent's DOM, cookies and storage, navigate the top window, open a popup,
+submit a form to the app and fetch from it, and reports each outcome to the parent with
+postMessage. The test checks every attempt failed, from the page's side and from the browser's:
+no request reached the app, no popup opened, the top URL is unchanged, and the app still works.
+"""
+
+from __future__ import annotations
+
+import socket
+from urllib.parse import urlsplit
+
+import pytest
+
+from pipelines.browser import headless_chromium
+from pipelines.screenshot import preview_iframe
+
+pytestmark = pytest.mark.browser
+
+SECRET = "s3cret-session-value"
+MARKER = "preview-escape-marker"
+
+HOSTILE_PAGE = """<!DOCTYPE html><html><body><h1>Totally harmless page</h1>
+<script>
+const APP = "__APP_URL__";
+function report(name, outcome, detail) {
+  parent.postMessage({probe: "preview", name: name, outcome: outcome, detail: String(detail)}, "*");
+}
+function attempt(name, action) {
+  try {
+    report(name, "succeeded", action());
+  } catch (error) {
+    report(name, "blocked", error.name + ": " + error.message);
+  }
+}
+function needValue(value, what) {
+  if (value === null || value === undefined || value === "") throw new Error("no " + what);
+  return value;
+}
+async function probe() {
+  attempt("read_parent_document", () => parent.document.body.innerHTML);
+  attempt("read_top_document", () => top.document.title);
+  attempt("read_cookie", () => needValue(document.cookie, "cookie"));
+  attempt("read_local_storage", () => needValue(localStorage.getItem("preview-secret"), "stored item"));
+  attempt("read_session_storage", () => sessionStorage.length);
+  attempt("open_popup", () => needValue(window.open(APP + "?popup=__MARKER__", "_blank"), "window"));
+  try {
+    const response = await fetch(APP + "?fetch=__MARKER__");
+    report("fetch_app", "succeeded", response.status);
+  } catch (error) {
+    report("fetch_app", "blocked", error.name + ": " + error.message);
+  }
+  attempt("navigate_top", () => { top.location.href = APP + "?navigated=__MARKER__"; return "assigned"; });
+  attempt("navigate_parent", () => { parent.location.href = APP + "?parent=__MARKER__"; return "assigned"; });
+  const form = document.createElement("form");
+  form.action = APP + "?form=__MARKER__";
+  form.method = "post";
+  form.target = "_top";
+  document.body.appendChild(form);
+  attempt("submit_form", () => { form.submit(); return "submit() returned"; });
+  // Had any navigation of the app gone through, this page would be gone before reporting.
+  setTimeout(() => report("finished", "done", location.href), 500);
+}
+probe();
+</script></body></html>"""
+
+READ_ATTEMPTS = ("read_parent_document", "read_top_document", "read_cookie", "read_local_storage",
+                 "read_session_storage")  # fmt: skip
+ACTION_ATTEMPTS = ("open_popup", "fetch_app", "navigate_top", "navigate_parent")
+
+
+def free_port() -> int:
+    with socket.socket() as probe_socket:
+        probe_socket.bind(("127.0.0.1", 0))
+        return probe_socket.getsockname()[1]
+
+
+@pytest.fixture
+def preview_app():
+    """URL of a running Gradio app whose "Show preview" button renders the hostile page."""
+    import gradio as gr
+
+    port = free_port()
+    app_url = f"http://127.0.0.1:{port}/"
+    hostile = HOSTILE_PAGE.replace("__APP_URL__", app_url).replace("__MARKER__", MARKER)
+    with gr.Blocks(analytics_enabled=False, title="Preview sandbox test") as app:
+        preview = gr.HTML(preview_iframe(""))
+        show = gr.Button("Show preview")
+        message = gr.Textbox(label="Message")
+        echo = gr.Button("Echo")
+        echoed = gr.Textbox(label="Echoed")
+        show.click(lambda: preview_iframe(hostile), outputs=preview)
+        echo.click(lambda text: f"echo: {text}", inputs=message, outputs=echoed)
+    app.launch(
+        prevent_thread_lock=True,
+        server_name="127.0.0.1",
+        server_port=port,
+        quiet=True,
+        ssr_mode=False,
+        theme=gr.themes.Default(font=["sans-serif"], font_mono=["monospace"]),
+    )
+    try:
+        yield app_url
+    finally:
+        app.close()
+
+
+def test_preview_cannot_reach_the_app(preview_app):
+    app_host = urlsplit(preview_app).netloc
+    with headless_chromium() as browser:
+        context = browser.new_context()
+        try:
+            requests: list[str] = []
+            pages = []
+            context.on("request", lambda request: requests.append(request.url))
+            context.on("page", pages.append)
+            # Only the app itself is reachable; nothing may leave the machine during the test.
+            context.route(
+                "**/*",
+                lambda route: (
+                    route.continue_()
+                    if urlsplit(route.request.url).netloc == app_host
+                    else route.abort("blockedbyclient")
+                ),
+            )
+            context.add_cookies([{"name": "session", "value": SECRET, "url": preview_app}])
+            page = context.new_page()
+            page.set_default_timeout(20_000)
+            page.goto(preview_app)
+            page.evaluate(
+                """secret => {
+                    localStorage.setItem("preview-secret", secret);
+                    sessionStorage.setItem("preview-secret", secret);
+                    window.previewReports = [];
+                    window.addEventListener("message", event => {
+                        if (event.data && event.data.probe === "preview") window.previewReports.push(event.data);
+                    });
+                }""",
+                SECRET,
+            )
+            assert SECRET in page.evaluate("document.cookie")
+
+            page.get_by_role("button", name="Show preview").click()
+            page.wait_for_function("window.previewReports.some(report => report.name === 'finished')")
+            reports = {report["name"]: report for report in page.evaluate("window.previewReports")}
+
+            for name in READ_ATTEMPTS + ACTION_ATTEMPTS:
+                assert reports[name]["outcome"] == "blocked", reports[name]
+            assert all(SECRET not in report["detail"] for report in reports.values())
+            assert reports["submit_form"]["detail"] == "submit() returned"  # blocked silently, checked below
+            assert reports["finished"]["detail"] == "about:srcdoc"
+
+            assert page.url == preview_app
+            assert pages == [page]
+            assert [url for url in requests if MARKER in url] == []
+
+            page.get_by_label("Message").fill("still alive")
+            page.get_by_role("button", name="Echo").click()
+            page.wait_for_function(
+                """() => [...document.querySelectorAll("textarea")]
+                         .some(box => box.value === "echo: still alive")"""
+            )
+            assert page.url == preview_app
+        finally:
+            context.close()
