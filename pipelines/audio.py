@@ -31,6 +31,7 @@ SILENCE_PEAK = 10 ** (-60 / 20)
 FFMPEG_TIMEOUT_SECONDS = 120
 # Overshoot up to this peak is resampling ringing and is clipped; beyond it the clip is rescaled.
 CLIP_TOLERANCE = 1.05
+UNKNOWN_FRAME_COUNT = 2**62
 
 SUPPORTED_FORMATS_TEXT = "WAV, MP3, OGG/Opus, WebM, M4A/AAC or FLAC"
 
@@ -193,14 +194,17 @@ def _read_with_libsndfile(path: Path) -> np.ndarray | None:
         info = soundfile.info(str(path))
         if info.samplerate <= 0 or info.channels <= 0:
             return None
-        # Refusing on the header's length means an over-long file is never decoded.
-        _refuse_if_too_long(info.frames / info.samplerate)
+        # Refusing on the header's length means an over-long file is never decoded. libsndfile gives
+        # SF_COUNT_MAX for an unknown length; the bounded read below still applies then.
+        if info.frames < UNKNOWN_FRAME_COUNT:
+            _refuse_if_too_long(info.frames / info.samplerate)
         max_frames = math.ceil((max_audio_seconds() + 1) * info.samplerate)
         samples, sample_rate = soundfile.read(str(path), frames=max_frames, dtype="float32", always_2d=True)
     except InputError:
         raise
-    except Exception:
-        # libsndfile reports unknown, partial and corrupt input alike; ffmpeg decides.
+    except (RuntimeError, OSError, ValueError, EOFError):
+        # libsndfile reports unknown, partial and corrupt input alike (LibsndfileError is a RuntimeError);
+        # ffmpeg decides.
         return None
     if samples.size == 0:
         return None

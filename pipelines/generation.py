@@ -55,7 +55,13 @@ class _ConcurrencyProbe:
 
 
 concurrency = _ConcurrencyProbe()
-last_stats = threading.local()
+# The most recent stream's counters. One resident model runs one generation at a time, so a
+# module-level value is enough; it is read by the request log after a stream ends.
+_latest_stats = GenerationStats()
+
+
+def latest_stats() -> GenerationStats:
+    return _latest_stats
 
 
 def split_media(messages: list[dict]) -> tuple[list, list]:
@@ -170,8 +176,9 @@ def _stream(
             top_k=int(options["top_k"]),
         )
     failure: list[BaseException] = []
+    global _latest_stats
     stats = GenerationStats(input_tokens=int(inputs["input_ids"].shape[1]))
-    last_stats.value = stats
+    _latest_stats = stats
 
     def work() -> None:
         concurrency.enter()

@@ -35,7 +35,7 @@ def test_streams_deltas_for_an_image_prompt(tiny_model, tiny_image):
     )
     deltas = list(stream)
     assert deltas and all(isinstance(d, Delta) for d in deltas)
-    assert generation.last_stats.value.output_tokens == 12
+    assert generation.latest_stats().output_tokens == 12
     assert not generation_threads()
 
 
@@ -89,7 +89,7 @@ def test_closing_the_stream_stops_the_worker_quickly(tiny_model):
     stream.close()
     assert time.monotonic() - started < 2.0
     assert not generation_threads()
-    assert generation.last_stats.value.output_tokens < 5000
+    assert generation.latest_stats().output_tokens < 5000
 
 
 def test_stop_event_stops_generation(tiny_model):
@@ -104,7 +104,7 @@ def test_stop_event_stops_generation(tiny_model):
             stop.set()
             started = time.monotonic()
     assert time.monotonic() - started < 2.0
-    assert generation.last_stats.value.output_tokens < 5000
+    assert generation.latest_stats().output_tokens < 5000
     assert not generation_threads()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -334,3 +335,46 @@ def test_model_without_audio_is_refused_before_any_decoding(scripted_model, tmp_
     with pytest.raises(CapabilityError, match="31B can't take audio"):
         list(run_voice_chat(model, [], not_audio))
     assert model.calls == []
+
+
+# ---------------------------------------------------------------------------
+# Example clips
+
+
+def test_example_clips_are_short_16khz_mono_speech_with_a_licence_note():
+    import soundfile
+
+    from pipelines.audio import load_audio
+    from pipelines.voice import VOICE_EXAMPLES
+
+    folder = Path(__file__).resolve().parents[1] / "examples" / "voice"
+    licence = (folder / "LICENSE.md").read_text()
+    assert "CC0" in licence
+    for example in VOICE_EXAMPLES:
+        path = folder / example.filename
+        info = soundfile.info(str(path))
+        assert (info.samplerate, info.channels) == (RATE, 1)
+        signal = load_audio(path)
+        assert 1.0 < signal.size / RATE < 10.0
+        assert f"`{example.filename}` | {example.text} |" in licence
+        assert example.task in ("answer", "transcribe", "translate")
+
+
+@pytest.mark.parametrize("seconds", [0.1, 0.5, 1.0, 2.16, 7.77, 15.0, 29.99, 30.0, 75.0])
+def test_audio_token_estimate_is_close_to_the_real_processor_and_never_under(seconds):
+    from types import SimpleNamespace
+
+    from transformers import Gemma4AudioFeatureExtractor, Gemma4Processor
+
+    from pipelines.audio import split_audio
+
+    # The processor's own arithmetic (mel framing + two stride-2 convolutions), without loading a checkpoint.
+    processor = SimpleNamespace(feature_extractor=Gemma4AudioFeatureExtractor(), audio_seq_length=750)
+    signal = spoken(seconds)
+    segments = split_audio(signal)
+    processor_tokens = sum(
+        Gemma4Processor._compute_audio_num_tokens(processor, part, RATE) for part in segments
+    )
+
+    # ceil(ms / 40) rounds up where the convolutions round down: never under, at most 1 over per segment.
+    assert processor_tokens <= estimate_audio_tokens(signal) <= processor_tokens + len(segments)

@@ -1,0 +1,64 @@
+"""The Gradio UI: one module per tab, shared controls, and the error boundary.
+
+`build_app(config)` assembles the Blocks; nothing here imports torch or
+transformers at import time, so the first page is served before any model work.
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from app.config import AppConfig
+
+TITLE = "Gemma 4 Showcase"
+INTRO = (
+    "# ✨ Gemma 4 Showcase\n"
+    "Google DeepMind's open-weight **Gemma 4** models, live: chat with images, find objects, turn "
+    "screenshots into HTML, ask about videos, and talk to it. Pick a variant below; every tab uses it."
+)
+CSS = """
+#tiny-banner { background: #fff4e5; border: 1px solid #f0a020; border-radius: 8px; padding: 4px 12px; }
+#model-status { padding: 4px 12px; }
+footer { display: none !important; }
+"""
+
+
+def build_app(config: AppConfig | None = None) -> gr.Blocks:
+    from app.chat import build_chat_tab
+    from app.coming import build_coming_tab
+    from app.controls import build_shared_controls
+
+    config = config or AppConfig()
+    with gr.Blocks(title=TITLE, fill_width=False) as demo:
+        gr.Markdown(INTRO)
+        controls = build_shared_controls(
+            variant=config.variant,
+            quantization=config.quantization,
+            concurrency_limit=config.concurrency_limit,
+        )
+        with gr.Tabs():
+            with gr.Tab("💬 Chat", id="chat"):
+                build_chat_tab(controls)
+            with gr.Tab("🔎 Detect", id="detect"):
+                build_coming_tab("object detection with Gemma's own boxes.")
+            with gr.Tab("🖼️ Screenshot → HTML", id="screenshot"):
+                build_coming_tab("screenshot to HTML with a live, sandboxed preview.")
+            with gr.Tab("🎬 Video Q&A", id="video"):
+                build_coming_tab("questions about a video, over sampled frames.")
+            with gr.Tab("🎙️ Voice", id="voice"):
+                build_coming_tab("spoken conversation with a spoken reply.")
+    demo.queue(default_concurrency_limit=config.concurrency_limit, max_size=config.max_queue)
+    return demo
+
+
+def launch_kwargs(config: AppConfig) -> dict:
+    return {
+        "server_name": config.host,
+        "server_port": config.port,
+        "share": config.share,
+        "max_file_size": config.max_file_size,
+        "mcp_server": config.mcp_server,
+        "css": CSS,
+        "theme": gr.themes.Soft(primary_hue="blue"),
+        "footer_links": ["api"],
+    }

@@ -1,0 +1,78 @@
+"""Launch settings from the command line, with environment variables as defaults (for Spaces)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass
+
+from pipelines.variants import DEFAULT_VARIANT, VARIANTS
+
+ON_SPACES = bool(os.environ.get("SPACE_ID"))
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    variant: str = DEFAULT_VARIANT
+    quantization: str = "auto"
+    host: str = "127.0.0.1"
+    port: int = 7860
+    share: bool = False
+    preload: bool = False
+    # One model, many users: how many generations may run at once, and how many may wait.
+    concurrency_limit: int = 1
+    max_queue: int = 16
+    max_file_size: str = "50mb"
+    mcp_server: bool = True
+
+
+def parse_config(argv: list[str] | None = None) -> AppConfig:
+    env = os.environ
+    parser = argparse.ArgumentParser(description="Gemma 4 Showcase")
+    parser.add_argument(
+        "--variant", choices=list(VARIANTS), default=env.get("SHOWCASE_VARIANT", DEFAULT_VARIANT)
+    )
+    parser.add_argument(
+        "--quantization",
+        choices=["auto", "4bit", "8bit", "bf16", "fp32"],
+        default=env.get("SHOWCASE_QUANTIZATION", "auto"),
+    )
+    parser.add_argument(
+        "--host", default=env.get("GRADIO_SERVER_NAME", "0.0.0.0" if ON_SPACES else "127.0.0.1")
+    )
+    parser.add_argument("--port", type=int, default=int(env.get("GRADIO_SERVER_PORT", "7860")))
+    parser.add_argument("--share", action="store_true", default=_env_bool("SHOWCASE_SHARE", False))
+    parser.add_argument(
+        "--preload",
+        action=argparse.BooleanOptionalAction,
+        default=_env_bool("SHOWCASE_PRELOAD", ON_SPACES),
+        help="load the model in the background at start-up (default on Spaces)",
+    )
+    parser.add_argument(
+        "--concurrency-limit", type=int, default=int(env.get("SHOWCASE_CONCURRENCY_LIMIT", "1"))
+    )
+    parser.add_argument("--max-queue", type=int, default=int(env.get("SHOWCASE_MAX_QUEUE", "16")))
+    parser.add_argument("--max-file-size", default=env.get("SHOWCASE_MAX_FILE_SIZE", "50mb"))
+    parser.add_argument(
+        "--mcp-server", action=argparse.BooleanOptionalAction, default=_env_bool("SHOWCASE_MCP_SERVER", True)
+    )
+    args = parser.parse_args(argv)
+    return AppConfig(
+        variant=args.variant,
+        quantization=args.quantization,
+        host=args.host,
+        port=args.port,
+        share=args.share,
+        preload=args.preload,
+        concurrency_limit=max(1, args.concurrency_limit),
+        max_queue=max(1, args.max_queue),
+        max_file_size=args.max_file_size,
+        mcp_server=args.mcp_server,
+    )

@@ -1,0 +1,133 @@
+"""The controls every tab shares: variant, quantization, thinking, token budgets, and model status."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gradio as gr
+
+from app import model_access
+from app.errors import user_facing
+from pipelines.interface import IMAGE_BUDGETS
+from pipelines.variants import VARIANTS
+
+# Every event that runs the model shares this queue, so one model serves one request at a time.
+MODEL_QUEUE = "gemma-model"
+TINY_BANNER = (
+    "⚠️ **The `tiny` variant is an offline test model with random weights: its outputs are random.** "
+    "Pick E2B or larger for real answers."
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    variant: str
+    quantization: str
+    thinking: bool
+    max_new_tokens: int
+    image_budget: int
+
+
+@dataclass
+class SharedControls:
+    variant: gr.Dropdown
+    quantization: gr.Dropdown
+    thinking: gr.Checkbox
+    max_new_tokens: gr.Slider
+    image_budget: gr.Dropdown
+    status: gr.Markdown
+    tiny_banner: gr.Markdown
+    concurrency_limit: int
+
+    @property
+    def inputs(self) -> list:
+        """Append to a model event's inputs; the handler ends with the matching `Settings` fields."""
+        return [self.variant, self.quantization, self.thinking, self.max_new_tokens, self.image_budget]
+
+    def model_event(self) -> dict:
+        """Keyword arguments for every event that runs the model."""
+        return {"concurrency_id": MODEL_QUEUE, "concurrency_limit": self.concurrency_limit}
+
+
+def settings(variant, quantization, thinking, max_new_tokens, image_budget) -> Settings:
+    return Settings(str(variant), str(quantization), bool(thinking), int(max_new_tokens), int(image_budget))
+
+
+def build_shared_controls(*, variant: str, quantization: str, concurrency_limit: int) -> SharedControls:
+    with gr.Group():
+        with gr.Row(equal_height=True):
+            variant_box = gr.Dropdown(
+                choices=[(spec.label, key) for key, spec in VARIANTS.items()],
+                value=variant,
+                label="Gemma 4 variant",
+                info="Changing it loads the new model and unloads the old one.",
+                scale=3,
+            )
+            quantization_box = gr.Dropdown(
+                choices=["auto", "4bit", "8bit", "bf16", "fp32"],
+                value=quantization,
+                label="Quantization",
+                info="auto: 4-bit on a GPU, bf16 on a CPU",
+                scale=2,
+            )
+            thinking_box = gr.Checkbox(
+                value=False, label="Thinking mode", info="Show Gemma's reasoning (never reloads)", scale=2
+            )
+            max_tokens_box = gr.Slider(64, 8192, value=1024, step=64, label="Max new tokens", scale=2)
+            budget_box = gr.Dropdown(
+                choices=list(IMAGE_BUDGETS),
+                value=280,
+                label="Image token budget",
+                info="More tokens, more detail, slower",
+                scale=2,
+            )
+        status = gr.Markdown(model_access.status_markdown(variant), elem_id="model-status")
+    tiny_banner = gr.Markdown(TINY_BANNER, visible=variant == "tiny", elem_id="tiny-banner")
+    controls = SharedControls(
+        variant_box,
+        quantization_box,
+        thinking_box,
+        max_tokens_box,
+        budget_box,
+        status,
+        tiny_banner,
+        concurrency_limit,
+    )
+    _wire(controls)
+    return controls
+
+
+def _wire(controls: SharedControls) -> None:
+    @user_facing("load_model")
+    def load_selected(variant: str, quantization: str, progress=gr.Progress()):
+        def report(fraction, message):
+            progress(fraction if fraction is not None else 0.0, desc=message)
+
+        # On failure the error pops up and the status timer shows what happened.
+        model_access.get_model(variant, quantization, report)
+        return model_access.status_markdown(variant)
+
+    def show_banner(variant: str):
+        return gr.update(visible=variant == "tiny")
+
+    for trigger in (controls.variant.change, controls.quantization.change):
+        trigger(
+            show_banner, controls.variant, controls.tiny_banner, queue=False, api_visibility="undocumented"
+        )
+        trigger(
+            load_selected,
+            [controls.variant, controls.quantization],
+            controls.status,
+            api_visibility="undocumented",
+            show_progress="full",
+            **controls.model_event(),
+        )
+    timer = gr.Timer(1.5)
+    timer.tick(
+        model_access.status_markdown,
+        controls.variant,
+        controls.status,
+        queue=False,
+        show_progress="hidden",
+        api_visibility="undocumented",
+    )

@@ -1,0 +1,105 @@
+"""One normalizer for every chat-history shape Gradio 6 hands a handler.
+
+From the browser, `gr.Chatbot` gives messages whose content is a list of
+`{"type": "text"}` / `{"type": "file", "file": {...}}` parts. Over the API a
+client may send plain strings, `{"path": ...}` dicts, `gr.ChatMessage` objects
+or, from older clients, `[user, assistant]` pairs. All become `ChatTurn`s.
+Thought messages (those with a metadata title) are display-only and dropped, so
+thoughts never go back to the model.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipelines.chat import ChatTurn
+from pipelines.errors import InputError
+
+
+def _file_path(part: Any) -> str | None:
+    if isinstance(part, dict):
+        if part.get("type") == "file" or "file" in part:
+            inner = part.get("file")
+            if isinstance(inner, dict):
+                return inner.get("path")
+            if isinstance(inner, str):
+                return inner
+        if "path" in part:
+            return part["path"]
+    if hasattr(part, "path") and isinstance(part.path, str):  # gradio FileData
+        return part.path
+    return None
+
+
+def _split_content(content: Any) -> tuple[str, list[str]]:
+    if content is None:
+        return "", []
+    if isinstance(content, str):
+        return content, []
+    parts = content if isinstance(content, list | tuple) else [content]
+    texts: list[str] = []
+    files: list[str] = []
+    for part in parts:
+        if isinstance(part, str):
+            texts.append(part)
+        elif isinstance(part, dict) and part.get("type") == "text":
+            texts.append(str(part.get("text", "")))
+        elif (path := _file_path(part)) is not None:
+            files.append(path)
+        elif isinstance(part, dict) and part.get("type") == "component":
+            continue  # rendered widgets (e.g. an audio player) carry no text for the model
+        else:
+            raise InputError("The chat history has a message part this app can't read.")
+    return "\n".join(t for t in texts if t), files
+
+
+def _message_fields(message: Any) -> tuple[str, Any, dict]:
+    if isinstance(message, dict):
+        return message.get("role", ""), message.get("content"), message.get("metadata") or {}
+    if hasattr(message, "role") and hasattr(message, "content"):  # gr.ChatMessage
+        return message.role, message.content, getattr(message, "metadata", None) or {}
+    raise InputError("The chat history is not in a format this app understands.")
+
+
+def normalize_history(history: Any) -> list[ChatTurn]:
+    """`ChatTurn`s for any Gradio 6 history shape; consecutive same-role messages stay separate turns."""
+    if not history:
+        return []
+    if not isinstance(history, list | tuple):
+        raise InputError("The chat history must be a list of messages.")
+    turns: list[ChatTurn] = []
+    for message in history:
+        if isinstance(message, list | tuple) and len(message) == 2 and not isinstance(message[0], dict):
+            user, assistant = message
+            for role, content in (("user", user), ("assistant", assistant)):
+                if content is not None:
+                    text, files = _split_content(content)
+                    turns.append(ChatTurn(role, text, files))
+            continue
+        role, content, metadata = _message_fields(message)
+        if role not in ("user", "assistant"):
+            continue
+        if isinstance(metadata, dict) and metadata.get("title"):
+            continue  # a thought or a notice: shown to the user, never sent to the model
+        text, files = _split_content(content)
+        turns.append(ChatTurn(role, text, files))
+    return turns
+
+
+def history_as_dicts(history: Any) -> list[dict]:
+    """Plain message dicts for re-display (keeps thoughts and files as they were)."""
+    shown: list[dict] = []
+    for message in history or []:
+        if isinstance(message, dict):
+            shown.append(dict(message))
+        elif hasattr(message, "role"):
+            shown.append(
+                {"role": message.role, "content": message.content, "metadata": message.metadata or {}}
+            )
+        elif isinstance(message, list | tuple) and len(message) == 2:
+            user, assistant = message
+            if user is not None:
+                shown.append({"role": "user", "content": user})
+            if assistant is not None:
+                shown.append({"role": "assistant", "content": assistant})
+    return shown

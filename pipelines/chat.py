@@ -1,0 +1,123 @@
+"""Multi-turn chat: turns with attachments become Gemma 4 messages.
+
+The UI normalizes whatever history Gradio hands it into `ChatTurn`s; this module
+turns them into transformers chat messages. Attachments are sorted by kind:
+images go in as images, audio clips as 16 kHz audio (on variants with an audio
+tower), and videos as timestamped frames. Earlier thoughts are never part of a
+turn, so they are never sent back to the model.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipelines.errors import InputError
+from pipelines.interface import ChatModel, Delta, require_modality
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
+AUDIO_SUFFIXES = {".wav", ".mp3", ".ogg", ".opus", ".flac", ".m4a", ".aac", ".weba"}
+VIDEO_SUFFIXES = {".mp4", ".webm", ".mov", ".mkv", ".avi", ".m4v"}
+# Frames per attached video in chat; the Video Q&A tab gives full control.
+CHAT_VIDEO_FRAMES = 8
+MAX_ATTACHMENTS_PER_TURN = 8
+
+
+@dataclass
+class ChatTurn:
+    role: str  # "user" or "assistant"
+    text: str = ""
+    files: list[str] = field(default_factory=list)
+
+
+def attachment_kind(path: str) -> str:
+    """"image", "audio" or "video" for a file path; `InputError` for anything else."""
+    suffix = Path(path).suffix.lower()
+    if suffix in IMAGE_SUFFIXES:
+        return "image"
+    if suffix in AUDIO_SUFFIXES:
+        return "audio"
+    if suffix in VIDEO_SUFFIXES:
+        return "video"
+    mime = mimetypes.guess_type(path)[0] or ""
+    for kind in ("image", "audio", "video"):
+        if mime.startswith(kind + "/"):
+            return kind
+    raise InputError(
+        f"Can't use {Path(path).name!r}: attach images, audio clips or videos "
+        "(PNG, JPEG, WebP, WAV, MP3, OGG, FLAC, MP4, WebM, MOV)."
+    )
+
+
+def _attachment_parts(path: str, model: ChatModel) -> list[dict]:
+    kind = attachment_kind(path)
+    require_modality(model, kind)
+    if kind == "image":
+        from pipelines.media import fit_for_model, open_image
+
+        return [{"type": "image", "image": fit_for_model(open_image(path))}]
+    if kind == "audio":
+        from pipelines.audio import load_audio, split_audio
+
+        return [{"type": "audio", "audio": segment} for segment in split_audio(load_audio(path))]
+    from pipelines.video import format_timestamp, sample_frames
+
+    parts: list[dict] = []
+    for frame in sample_frames(path, CHAT_VIDEO_FRAMES):
+        parts.append({"type": "text", "text": format_timestamp(frame.timestamp)})
+        parts.append({"type": "image", "image": frame.image})
+    return parts
+
+
+def build_chat_messages(turns: list[ChatTurn], model: ChatModel, *, system_prompt: str = "") -> list[dict]:
+    """Transformers chat messages for `turns`, attachments decoded and checked against the model."""
+    if not turns or turns[-1].role != "user":
+        raise InputError("Type a message or attach a file to start.")
+    last = turns[-1]
+    if not last.text.strip() and not last.files:
+        raise InputError("Type a message or attach a file to start.")
+    messages: list[dict] = []
+    if system_prompt.strip():
+        messages.append({"role": "system", "content": system_prompt.strip()})
+    for turn in turns:
+        if turn.role == "assistant":
+            if turn.text.strip():
+                messages.append({"role": "assistant", "content": [{"type": "text", "text": turn.text}]})
+            continue
+        if len(turn.files) > MAX_ATTACHMENTS_PER_TURN:
+            raise InputError(f"Attach at most {MAX_ATTACHMENTS_PER_TURN} files per message.")
+        content: list[dict] = []
+        for path in turn.files:
+            content.extend(_attachment_parts(path, model))
+        if turn.text.strip():
+            content.append({"type": "text", "text": turn.text.strip()})
+        # Consecutive user turns (e.g. a file, then a question) are one turn to Gemma.
+        if messages and messages[-1]["role"] == "user":
+            messages[-1]["content"].extend(content)
+        else:
+            messages.append({"role": "user", "content": content})
+    return messages
+
+
+def run_chat(
+    model: ChatModel,
+    turns: list[ChatTurn],
+    *,
+    thinking: bool = False,
+    max_new_tokens: int = 1024,
+    image_budget: int = 280,
+    system_prompt: str = "",
+    stop_event: threading.Event | None = None,
+) -> Iterator[Delta]:
+    """Stream the reply to the last user turn."""
+    messages = build_chat_messages(turns, model, system_prompt=system_prompt)
+    yield from model.generate(
+        messages,
+        thinking=thinking,
+        max_new_tokens=max_new_tokens,
+        image_budget=image_budget,
+        stop_event=stop_event,
+    )

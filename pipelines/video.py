@@ -1,0 +1,579 @@
+"""Video Q&A: sample frames at their true timestamps and ask Gemma 4 about them.
+
+Gemma 4 reads a video as a run of frames, each preceded by its `mm:ss`
+timestamp, at a small budget per frame (70 soft tokens). transformers' video
+processor needs torchvision, so frames are sampled here with PyAV instead:
+
+* The requested span is cut into `num_frames` equal slots and each slot
+  contributes the first frame that starts inside it. A slot that no frame
+  starts in (a 5-frame clip asked for 16 frames, a frame held for seconds in a
+  variable-frame-rate file) is skipped, so frames are never duplicated.
+* The decoder seeks only when the container's index shows a keyframe between
+  where it is and where the next slot is, and a keyframe that lands inside the
+  slot is taken as it is. Sampling a 10-minute video therefore decodes about one
+  frame per slot instead of everything (see `bench/video_sampling.py`).
+* A frame's timestamp is its presentation time (pts x time base), measured from
+  the start of the file, so variable frame rates need no special case.
+* The display matrix (rotation metadata) and non-square pixels are applied, and
+  frames are downscaled while converting, so memory stays bounded.
+
+Follow-up questions reuse the sampled frames: `VideoSession` keeps them (and the
+optional audio track) with the finished turns, and `build_video_messages` sends
+the frames once, in the first user turn, with later turns as plain text.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import math
+import operator
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+import av
+import numpy as np
+from PIL import Image
+
+from pipelines.audio import SEGMENT_SECONDS, max_audio_seconds, split_audio
+from pipelines.errors import InputError
+from pipelines.interface import AUDIO_SAMPLE_RATE, IMAGE_BUDGETS, ChatModel, require_modality
+
+DEFAULT_NUM_FRAMES = 16
+MIN_NUM_FRAMES = 1
+MAX_NUM_FRAMES = 64
+# Gemma 4's video processor gives each frame 70 soft tokens.
+VIDEO_FRAME_TOKENS = 70
+# One soft token covers a 3x3 pool of 16 px patches.
+PIXELS_PER_SOFT_TOKEN = (16 * 3) ** 2
+# Frames keep twice the pixels of a 70-token frame (about 757x426 for 16:9), so the processor only ever
+# downscales at the 70 and 140 budgets while 64 frames still fit in about 60 MB.
+FRAME_MAX_PIXELS = 2 * VIDEO_FRAME_TOKENS * PIXELS_PER_SOFT_TOKEN
+# Without a seek index, a seek is only worth it past a typical keyframe interval (streaming encoders use 2-10 s).
+NO_INDEX_SEEK_GAP_SECONDS = 10.0
+SUPPORTED_FORMATS_TEXT = "MP4, WebM, MOV or MKV"
+_ROTATIONS = {90: Image.Transpose.ROTATE_90, 180: Image.Transpose.ROTATE_180, 270: Image.Transpose.ROTATE_270}
+
+
+@dataclass(frozen=True, eq=False)
+class Frame:
+    """One sampled frame: its presentation time in seconds from the start of the file, and the RGB image."""
+
+    timestamp: float
+    image: Image.Image
+
+    @property
+    def label(self) -> str:
+        return format_timestamp(self.timestamp)
+
+
+class VideoTurn(NamedTuple):
+    """One finished exchange about a video: the question and the answer (without thoughts)."""
+
+    question: str
+    answer: str
+
+
+@dataclass(frozen=True)
+class VideoQAUpdate:
+    """One streamed step of `run_video_qa`.
+
+    `thought` and `answer` are accumulated so far; the last update has
+    `done=True` and `turn`, the finished exchange to append to the history.
+    """
+
+    thought: str
+    answer: str
+    done: bool = False
+    turn: VideoTurn | None = None
+
+
+def format_timestamp(seconds: float) -> str:
+    """`mm:ss` as Gemma 4's processor writes it (minutes keep counting past an hour)."""
+    seconds = max(0.0, float(seconds))
+    return f"{int(seconds // 60):02d}:{int(seconds % 60):02d}"
+
+
+def sample_frames(
+    path,
+    num_frames: int = DEFAULT_NUM_FRAMES,
+    *,
+    start: float | None = None,
+    end: float | None = None,
+    max_pixels: int = FRAME_MAX_PIXELS,
+) -> list[Frame]:
+    """Up to `num_frames` distinct frames spread evenly over `[start, end)` seconds of the video at `path`.
+
+    `end` past the end of the video is clamped to it. Raises `InputError` for a
+    missing, empty, corrupt or non-video file, a bad range or frame count.
+    """
+    num_frames = _check_num_frames(num_frames)
+    with _open_video(path) as container:
+        stream = _video_stream(container)
+        origin = _origin_seconds(container)
+        video_end = _video_end_seconds(container, stream, origin)
+        range_start, range_end = _resolve_range(start, end, video_end)
+        frames = _decode_samples(container, stream, origin, range_start, range_end, num_frames, max_pixels)
+    if not frames:
+        raise InputError("No frames could be decoded from the video; it may be corrupt.")
+    return frames
+
+
+def _check_num_frames(num_frames) -> int:
+    try:
+        if isinstance(num_frames, bool):
+            raise TypeError
+        count = operator.index(num_frames)
+    except TypeError:
+        raise InputError(
+            f"The number of frames must be a whole number from {MIN_NUM_FRAMES} to {MAX_NUM_FRAMES}."
+        ) from None
+    if not MIN_NUM_FRAMES <= count <= MAX_NUM_FRAMES:
+        raise InputError(f"Choose between {MIN_NUM_FRAMES} and {MAX_NUM_FRAMES} frames (got {count}).")
+    return count
+
+
+def _check_path(path) -> Path:
+    if path is None or (isinstance(path, str) and not path.strip()):
+        raise InputError("Please upload a video.")
+    try:
+        file_path = Path(path)
+    except TypeError:
+        raise InputError("Unsupported video input: expected an uploaded file.") from None
+    if not file_path.is_file():
+        raise InputError("The video file could not be found. Please upload it again.")
+    if file_path.stat().st_size == 0:
+        raise InputError("The video file is empty.")
+    return file_path
+
+
+@contextlib.contextmanager
+def _open_video(path) -> Iterator:
+    """Open `path` with PyAV, local files only; anything unreadable becomes `InputError`."""
+    file_path = _check_path(path)
+    try:
+        # Only local files: a crafted playlist must not make the demuxer open anything else.
+        container = av.open(
+            f"file:{file_path.resolve()}", options={"protocol_whitelist": "file"}, metadata_errors="ignore"
+        )
+    except (av.error.FFmpegError, OSError, ValueError) as error:
+        raise InputError(
+            f"That file is not a readable video (expected {SUPPORTED_FORMATS_TEXT}). It may be corrupt."
+        ) from error
+    try:
+        if _is_still_image_format(container.format.name):
+            raise InputError("That file is an image, not a video. Please upload a video clip.")
+        yield container
+    finally:
+        container.close()
+
+
+def _is_still_image_format(format_name: str) -> bool:
+    # FFmpeg opens PNG, JPEG, WebP... as one-frame "videos" through these demuxers.
+    return format_name == "image2" or format_name.endswith("_pipe")
+
+
+def _video_stream(container):
+    for stream in container.streams.video:
+        # Cover art in audio files is a "video" stream holding one picture.
+        if not stream.disposition & av.stream.Disposition.attached_pic:
+            return stream
+    raise InputError("That file has no video track. Please upload a video clip.")
+
+
+def _origin_seconds(container) -> float:
+    """The file's start time: players show every timestamp relative to it."""
+    return container.start_time / av.time_base if container.start_time is not None else 0.0
+
+
+def _video_end_seconds(container, stream, origin: float) -> float:
+    video_end = _stream_end_seconds(container, stream, origin)
+    if not video_end > 0:
+        raise InputError("The video has no frames (its length is zero).")
+    return video_end
+
+
+def _stream_end_seconds(container, stream, origin: float) -> float:
+    if stream.duration and stream.start_time is not None:
+        return float((stream.start_time + stream.duration) * stream.time_base) - origin
+    if container.duration:
+        return container.duration / av.time_base
+    return _scan_end_seconds(container, stream, origin)
+
+
+def _scan_end_seconds(container, stream, origin: float) -> float:
+    """The stream's end from its packets alone (no decoding), for files whose header gives no length."""
+    end = 0.0
+    try:
+        for packet in container.demux(stream):
+            if packet.pts is not None:
+                end = max(end, float((packet.pts + (packet.duration or 0)) * stream.time_base) - origin)
+        container.seek(0, stream=stream, backward=True)
+    except av.error.FFmpegError as error:
+        raise InputError("The video could not be read; it may be corrupt.") from error
+    return end
+
+
+def _resolve_range(start, end, video_end: float) -> tuple[float, float]:
+    range_start = 0.0 if start is None else _seconds(start, "start")
+    range_end = video_end if end is None else _seconds(end, "end")
+    if range_start < 0:
+        raise InputError("The start time can't be negative.")
+    if range_start >= video_end:
+        raise InputError(
+            f"The start time ({format_timestamp(range_start)}) is at or past the end of the video "
+            f"({_describe_length(video_end)} long)."
+        )
+    range_end = min(range_end, video_end)
+    if range_end <= range_start:
+        raise InputError("The end time must be after the start time.")
+    return range_start, range_end
+
+
+def _seconds(value, name: str) -> float:
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"The {name} time must be a number of seconds.") from None
+    if not math.isfinite(seconds):
+        raise InputError(f"The {name} time must be a finite number of seconds.")
+    return seconds
+
+
+def _describe_length(seconds: float) -> str:
+    return f"{seconds:.1f} seconds" if seconds < 60 else format_timestamp(seconds)
+
+
+class _KeyframeIndex:
+    """Keyframe times from the container's seek index (empty for files that have none)."""
+
+    def __init__(self, stream, origin: float):
+        self._time_base = stream.time_base
+        self._origin = origin
+        entries = sorted(entry.timestamp for entry in stream.index_entries if entry.is_keyframe)
+        self._timestamps = entries
+        self._times = [self.seconds(timestamp) for timestamp in entries]
+
+    def seconds(self, raw_timestamp: int) -> float:
+        return float(raw_timestamp * self._time_base) - self._origin
+
+    def raw_timestamp(self, seconds: float) -> int:
+        return int((seconds + self._origin) / self._time_base)
+
+    def seek_target(self, position: float | None, slot_start: float, slot_end: float) -> int | None:
+        """Where to seek before looking for a slot's frame, or None when decoding on is at least as cheap."""
+        if position is not None and position >= slot_start:
+            return None
+        middle = (slot_start + slot_end) / 2
+        if self._times:
+            latest = bisect.bisect_right(self._times, middle) - 1
+            # A seek lands on this keyframe; it only saves work if the decoder hasn't reached it yet.
+            if latest >= 0 and (position is None or self._times[latest] > position):
+                return self._timestamps[latest]
+            return None
+        if middle - (position or 0.0) > NO_INDEX_SEEK_GAP_SECONDS:
+            return self.raw_timestamp(middle)
+        return None
+
+
+class _FrameReader:
+    """Decodes one stream forward, seeking on request; remembers one decoded frame not yet used."""
+
+    def __init__(self, container, stream, origin: float):
+        self._container = container
+        self._stream = stream
+        self._origin = origin
+        self._decoded: Iterator | None = None
+        self._pending: tuple[float, av.VideoFrame] | None = None
+        # Time of the latest decoded frame; None before the first decode and right after a seek.
+        self.position: float | None = None
+
+    def seek(self, raw_timestamp: int) -> None:
+        """Jump to the keyframe at or before `raw_timestamp` (in the stream's time base)."""
+        try:
+            self._container.seek(raw_timestamp, stream=self._stream, backward=True, any_frame=False)
+        except av.error.FFmpegError as error:
+            raise InputError("The video could not be read; it may be corrupt.") from error
+        self._decoded = None
+        self._pending = None
+        self.position = None
+
+    def first_at_or_after(self, seconds: float) -> tuple[float, av.VideoFrame] | None:
+        """The first frame presented at or after `seconds`, left pending; None at the end of the stream."""
+        while True:
+            if self._pending is None:
+                self._pending = self._decode_next()
+                if self._pending is None:
+                    return None
+            if self._pending[0] >= seconds:
+                return self._pending
+            self._pending = None
+
+    def take(self) -> None:
+        self._pending = None
+
+    def _decode_next(self) -> tuple[float, av.VideoFrame] | None:
+        if self._decoded is None:
+            self._decoded = self._container.decode(self._stream)
+        try:
+            frame = next(self._decoded)
+        except StopIteration:
+            return None
+        except av.error.FFmpegError as error:
+            raise InputError("The video could not be decoded; it may be corrupt.") from error
+        if frame.time is None:
+            raise InputError(
+                "The video's frames carry no timestamps (a raw stream?). "
+                f"Please save it as {SUPPORTED_FORMATS_TEXT} and try again."
+            )
+        self.position = frame.time - self._origin
+        return self.position, frame
+
+
+def _decode_samples(
+    container, stream, origin: float, range_start: float, range_end: float, num_frames: int, max_pixels: int
+) -> list[Frame]:
+    stream.thread_type = "AUTO"
+    keyframes = _KeyframeIndex(stream, origin)
+    reader = _FrameReader(container, stream, origin)
+    slot_width = (range_end - range_start) / num_frames
+    frames: list[Frame] = []
+    for index in range(num_frames):
+        slot_start = range_start + index * slot_width
+        slot_end = range_end if index == num_frames - 1 else slot_start + slot_width
+        seek_to = keyframes.seek_target(reader.position, slot_start, slot_end)
+        if seek_to is not None:
+            reader.seek(seek_to)
+        found = reader.first_at_or_after(slot_start)
+        if found is None:
+            break
+        timestamp, frame = found
+        if timestamp >= slot_end:
+            # No frame starts in this slot; the one found stays pending for the next.
+            continue
+        reader.take()
+        frames.append(Frame(timestamp, _display_image(frame, stream, max_pixels)))
+    return frames
+
+
+def _display_image(frame: av.VideoFrame, stream, max_pixels: int) -> Image.Image:
+    """The frame as shown by a player (pixel aspect and rotation applied), within `max_pixels`."""
+    pixel_aspect = stream.sample_aspect_ratio
+    display_width = frame.width * float(pixel_aspect) if pixel_aspect else float(frame.width)
+    scale = min(1.0, math.sqrt(max_pixels / (display_width * frame.height)))
+    width = max(1, round(display_width * scale))
+    height = max(1, round(frame.height * scale))
+    if (width, height) == (frame.width, frame.height):
+        image = frame.to_image()
+    else:
+        image = frame.to_image(width=width, height=height, interpolation="AREA")
+    rotation = round(frame.rotation) % 360
+    if rotation in _ROTATIONS:
+        image = image.transpose(_ROTATIONS[rotation])
+    elif rotation:
+        image = image.rotate(rotation, expand=True, resample=Image.Resampling.BILINEAR)
+    return image
+
+
+def extract_audio_track(path, start: float | None = None, end: float | None = None) -> np.ndarray:
+    """The video's audio over `[start, end)` seconds as mono float32 at 16 kHz in [-1, 1].
+
+    Raises `InputError` when the file has no audio track, or when the span is
+    longer than the audio limit (`SHOWCASE_MAX_AUDIO_SECONDS`).
+    """
+    with _open_video(path) as container:
+        if not container.streams.audio:
+            raise InputError(
+                "This video has no audio track. Untick “include the audio track” to ask about the frames only."
+            )
+        stream = container.streams.audio[0]
+        origin = _origin_seconds(container)
+        range_start, range_end = _resolve_range(start, end, _stream_end_seconds(container, stream, origin))
+        limit = max_audio_seconds()
+        if range_end - range_start > limit:
+            raise InputError(
+                f"The audio of the chosen span is {_describe_length(range_end - range_start)} long; "
+                f"at most {_describe_length(limit)} can be included. Choose a shorter time range."
+            )
+        signal = _decode_audio(container, stream, origin, range_start, range_end)
+    if signal.size == 0:
+        raise InputError("The video's audio track has no sound in the chosen time range.")
+    return signal
+
+
+def _decode_audio(container, stream, origin: float, range_start: float, range_end: float) -> np.ndarray:
+    if range_start > 0:
+        try:
+            container.seek(int((range_start + origin) / stream.time_base), stream=stream, backward=True)
+        except av.error.FFmpegError as error:
+            raise InputError("The video's audio track could not be read; it may be corrupt.") from error
+    # Channels are averaged afterwards: FFmpeg's own downmix adds them, which can clip.
+    resampler = av.AudioResampler(format="fltp", rate=AUDIO_SAMPLE_RATE)
+    chunks: list[np.ndarray] = []
+    first_time: float | None = None
+    try:
+        for frame in container.decode(stream):
+            if frame.time is None:
+                continue
+            frame_time = frame.time - origin
+            if frame_time >= range_end:
+                break
+            if first_time is None:
+                first_time = frame_time
+            chunks.extend(resampled.to_ndarray().mean(axis=0) for resampled in resampler.resample(frame))
+        chunks.extend(resampled.to_ndarray().mean(axis=0) for resampled in resampler.resample(None))
+    except av.error.FFmpegError as error:
+        raise InputError("The video's audio track could not be decoded; it may be corrupt.") from error
+    if first_time is None or not chunks:
+        return np.zeros(0, dtype=np.float32)
+    signal = np.concatenate(chunks)
+    skip = max(0, round((range_start - first_time) * AUDIO_SAMPLE_RATE))
+    keep = round((range_end - range_start) * AUDIO_SAMPLE_RATE)
+    signal = signal[skip : skip + keep]
+    return np.ascontiguousarray(np.clip(signal, -1.0, 1.0), dtype=np.float32)
+
+
+def build_video_messages(
+    frames: Sequence[Frame],
+    question: str,
+    *,
+    audio: np.ndarray | None = None,
+    history: Sequence[VideoTurn] | None = None,
+) -> list[dict]:
+    """Chat messages in Gemma 4's video layout: each frame's `mm:ss` then its image, then the question.
+
+    The frames (and the audio track, if given) go once, in the first user turn;
+    earlier turns of `history` follow as plain text and `question` comes last.
+    """
+    frames = _check_frames(frames)
+    question = _check_question(question)
+    turns = [VideoTurn(*turn) for turn in (history or [])]
+    first_question = turns[0].question if turns else question
+    content: list[dict] = []
+    for frame in frames:
+        content.append({"type": "text", "text": frame.label})
+        content.append({"type": "image", "image": frame.image})
+    if audio is not None:
+        content.extend({"type": "audio", "audio": segment} for segment in split_audio(audio, SEGMENT_SECONDS))
+    content.append({"type": "text", "text": first_question})
+    messages = [{"role": "user", "content": content}]
+    for index, turn in enumerate(turns):
+        following_question = turns[index + 1].question if index + 1 < len(turns) else question
+        messages.append({"role": "assistant", "content": [{"type": "text", "text": turn.answer}]})
+        messages.append({"role": "user", "content": [{"type": "text", "text": following_question}]})
+    return messages
+
+
+def _check_frames(frames) -> list[Frame]:
+    frames = list(frames or [])
+    if not frames:
+        raise InputError("There are no video frames to ask about. Please upload a video first.")
+    if not all(isinstance(frame, Frame) for frame in frames):
+        raise InputError("Video frames must come from sample_frames.")
+    return frames
+
+
+def _check_question(question) -> str:
+    text = str(question or "").strip()
+    if not text:
+        raise InputError("Please type a question about the video.")
+    return text
+
+
+def run_video_qa(
+    model: ChatModel,
+    frames: Sequence[Frame],
+    question: str,
+    *,
+    history: Sequence[VideoTurn] | None = None,
+    audio: np.ndarray | None = None,
+    thinking: bool = False,
+    max_new_tokens: int = 1024,
+    frame_budget: int = VIDEO_FRAME_TOKENS,
+    stop_event: threading.Event | None = None,
+) -> Iterator[VideoQAUpdate]:
+    """Stream the model's answer about `frames`; the last update (`done=True`) carries the finished turn.
+
+    Everything is checked before the first token: `CapabilityError` for audio
+    on a model without an audio tower, `InputError` for an empty question or
+    no frames, a bad budget or reply length.
+    """
+    require_modality(model, "video")
+    if audio is not None:
+        require_modality(model, "audio")
+    if frame_budget not in IMAGE_BUDGETS:
+        raise InputError(f"The frame token budget must be one of {', '.join(map(str, IMAGE_BUDGETS))}.")
+    if max_new_tokens < 1:
+        raise InputError("max_new_tokens must be at least 1.")
+    messages = build_video_messages(frames, question, audio=audio, history=history)
+    return _stream_answer(
+        model, messages, _check_question(question), thinking, max_new_tokens, frame_budget, stop_event
+    )
+
+
+def _stream_answer(
+    model: ChatModel,
+    messages: list[dict],
+    question: str,
+    thinking: bool,
+    max_new_tokens: int,
+    frame_budget: int,
+    stop_event: threading.Event | None,
+) -> Iterator[VideoQAUpdate]:
+    thought = ""
+    answer = ""
+    for delta in model.generate(
+        messages,
+        thinking=thinking,
+        max_new_tokens=max_new_tokens,
+        image_budget=frame_budget,
+        stop_event=stop_event,
+    ):
+        thought += delta.thought
+        answer += delta.answer
+        yield VideoQAUpdate(thought, answer)
+    yield VideoQAUpdate(thought, answer, done=True, turn=VideoTurn(question, answer))
+
+
+@dataclass(eq=False)
+class VideoSession:
+    """One uploaded video's sampled frames, optional audio track and finished turns, kept in UI state.
+
+    Follow-up questions reuse the frames: nothing is decoded again after `from_video`.
+    """
+
+    frames: tuple[Frame, ...]
+    audio: np.ndarray | None = None
+    history: list[VideoTurn] = field(default_factory=list)
+
+    @classmethod
+    def from_video(
+        cls,
+        path,
+        num_frames: int = DEFAULT_NUM_FRAMES,
+        *,
+        start: float | None = None,
+        end: float | None = None,
+        include_audio: bool = False,
+    ) -> VideoSession:
+        frames = sample_frames(path, num_frames, start=start, end=end)
+        audio = extract_audio_track(path, start, end) if include_audio else None
+        return cls(tuple(frames), audio)
+
+    def ask(self, model: ChatModel, question: str, **options) -> Iterator[VideoQAUpdate]:
+        """Stream an answer (options as `run_video_qa`); the finished turn joins `history`."""
+        updates = run_video_qa(
+            model, self.frames, question, history=self.history, audio=self.audio, **options
+        )
+        return self._recording(updates)
+
+    def _recording(self, updates: Iterator[VideoQAUpdate]) -> Iterator[VideoQAUpdate]:
+        for update in updates:
+            if update.done and update.turn is not None:
+                self.history.append(update.turn)
+            yield update
