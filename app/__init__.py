@@ -25,8 +25,11 @@ footer { display: none !important; }
 
 def build_app(config: AppConfig | None = None) -> gr.Blocks:
     from app.chat import build_chat_tab
-    from app.coming import build_coming_tab
     from app.controls import build_shared_controls
+    from app.detect import build_detect_tab
+    from app.screenshot import build_screenshot_tab
+    from app.video import build_video_tab
+    from app.voice import build_voice_tab
 
     config = config or AppConfig()
     with gr.Blocks(title=TITLE, fill_width=False) as demo:
@@ -40,13 +43,13 @@ def build_app(config: AppConfig | None = None) -> gr.Blocks:
             with gr.Tab("💬 Chat", id="chat"):
                 build_chat_tab(controls)
             with gr.Tab("🔎 Detect", id="detect"):
-                build_coming_tab("object detection with Gemma's own boxes.")
+                build_detect_tab(controls)
             with gr.Tab("🖼️ Screenshot → HTML", id="screenshot"):
-                build_coming_tab("screenshot to HTML with a live, sandboxed preview.")
+                build_screenshot_tab(controls)
             with gr.Tab("🎬 Video Q&A", id="video"):
-                build_coming_tab("questions about a video, over sampled frames.")
+                build_video_tab(controls)
             with gr.Tab("🎙️ Voice", id="voice"):
-                build_coming_tab("spoken conversation with a spoken reply.")
+                build_voice_tab(controls)
     demo.queue(default_concurrency_limit=config.concurrency_limit, max_size=config.max_queue)
     return demo
 

@@ -167,9 +167,11 @@ def build_chat_tab(controls: SharedControls) -> None:
     chatbot.clear(lambda: None, None, textbox, queue=False, api_visibility="undocumented")
 
     # The public endpoint: one call takes the new message and the history, streams the conversation.
+    # History comes in as free JSON so API clients may send plain-string messages too.
     api_button = gr.Button(visible=False)
+    api_history = gr.JSON(visible=False, label="history")
     api_button.click(
-        chat, [textbox, chatbot, *settings_inputs], chatbot, api_name="chat", **controls.model_event()
+        chat, [textbox, api_history, *settings_inputs], chatbot, api_name="chat", **controls.model_event()
     )
 
     controls.variant.change(

@@ -73,7 +73,7 @@ def build_shared_controls(*, variant: str, quantization: str, concurrency_limit:
             thinking_box = gr.Checkbox(
                 value=False, label="Thinking mode", info="Show Gemma's reasoning (never reloads)", scale=2
             )
-            max_tokens_box = gr.Slider(64, 8192, value=1024, step=64, label="Max new tokens", scale=2)
+            max_tokens_box = gr.Slider(16, 8192, value=1024, step=16, label="Max new tokens", scale=2)
             budget_box = gr.Dropdown(
                 choices=list(IMAGE_BUDGETS),
                 value=280,

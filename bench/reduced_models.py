@@ -13,7 +13,9 @@ import json
 from functools import cache
 from pathlib import Path
 
-REFERENCE_CONFIGS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "gemma4_variant_configs.json"
+REFERENCE_CONFIGS = (
+    Path(__file__).resolve().parents[2] / "shared" / "reference" / "gemma4_variant_configs.json"
+)
 VARIANT_NAMES = ("E2B", "E4B", "26B-A4B", "31B")
 # Special-token ids of the released checkpoints (Gemma4Config defaults); a small vocabulary gets its own.
 REAL_VOCAB_SIZE = 262_144
@@ -51,7 +53,7 @@ def layer_key(variant: str, layer_index: int, depth: int) -> tuple[str, bool]:
     shared = text.get("num_kv_shared_layers") or 0
     if depth != text["num_hidden_layers"] and shared:
         shared = depth // 2
-    return pattern[layer_index % len(pattern)], layer_index >= depth - shared
+    return pattern[(layer_index - depth) % len(pattern)], layer_index >= depth - shared
 
 
 def build_config(
@@ -78,7 +80,8 @@ def build_config(
     pattern = text.pop("layer_types_pattern")
     text.pop("layer_types_repeat")
     text["num_hidden_layers"] = depth
-    text["layer_types"] = [pattern[i % len(pattern)] for i in range(depth)]
+    # Counted from the end, so the last layer is a full-attention one as Gemma 4 requires.
+    text["layer_types"] = [pattern[(i - depth) % len(pattern)] for i in range(depth)]
     if text.get("num_kv_shared_layers") and depth != spec["text_config"]["num_hidden_layers"]:
         text["num_kv_shared_layers"] = depth // 2
     text = {key: value for key, value in text.items() if value is not None}
@@ -126,3 +129,47 @@ def build_model(config, *, dtype=None, seed: int = 0, device: str = "cpu"):
     if dtype is not None:
         model = model.to(dtype)
     return model.eval()
+
+
+def tiny_special_token_ids() -> dict:
+    """The special-token ids of the offline tiny tokenizer, for reduced models that reuse its processor."""
+    from transformers import AutoConfig
+
+    from pipelines.tiny import build_tiny_checkpoint
+
+    config = AutoConfig.from_pretrained(build_tiny_checkpoint())
+    text = config.text_config
+    ids = {
+        "pad_token_id": text.pad_token_id,
+        "eos_token_id": text.eos_token_id,
+        "bos_token_id": text.bos_token_id,
+    }
+    for key in ("boi_token_id", "eoi_token_id", "image_token_id", "video_token_id", "boa_token_id"):
+        ids[key] = getattr(config, key)
+    ids["eoa_token_index"] = config.eoa_token_index
+    ids["audio_token_id"] = config.audio_token_id
+    return ids
+
+
+def write_checkpoint(config, folder, *, seed: int = 0) -> Path:
+    """Save a random bf16 model for `config` plus the tiny processor, so the real loader can read it."""
+    import shutil
+
+    import torch
+
+    from pipelines.tiny import build_tiny_checkpoint
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    model = build_model(config, dtype=torch.bfloat16, seed=seed)
+    model.save_pretrained(folder)
+    del model
+    tiny = build_tiny_checkpoint()
+    for source in tiny.iterdir():
+        if (
+            source.is_file()
+            and source.name not in ("config.json", "generation_config.json")
+            and not (source.name.endswith(".safetensors") or source.name.endswith(".index.json"))
+        ):
+            shutil.copy(source, folder / source.name)
+    return folder

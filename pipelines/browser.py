@@ -61,7 +61,7 @@ def chromium_available() -> bool:
 
 
 @contextmanager
-def headless_chromium(*, block_network: bool = False, timeout_s: float = RENDER_TIMEOUT_S) -> Iterator:
+def headless_chromium(*, block_network: bool = False, timeout_s: float | None = None) -> Iterator:
     """A freshly launched headless Chromium `Browser` (Playwright sync API), closed on exit.
 
     The browser itself does not block the network; `render_html` does that per context.
@@ -70,6 +70,7 @@ def headless_chromium(*, block_network: bool = False, timeout_s: float = RENDER_
     reason = chromium_missing_reason()
     if reason is not None:
         raise BrowserUnavailable(reason)
+    timeout_s = RENDER_TIMEOUT_S if timeout_s is None else timeout_s
     from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import sync_playwright
 
@@ -90,11 +91,12 @@ def headless_chromium(*, block_network: bool = False, timeout_s: float = RENDER_
             browser.close()
 
 
-def render_html(html: str, width: int, height: int, *, timeout_s: float = RENDER_TIMEOUT_S) -> Image.Image:
+def render_html(html: str, width: int, height: int, *, timeout_s: float | None = None) -> Image.Image:
     """Render `html` in a `width` x `height` viewport and return the capture as an RGB image.
 
     Every request other than `data:`/`blob:` URLs is aborted, so untrusted HTML can't fetch
-    anything or report back; dialogs are dismissed and service workers blocked. Raises
+    anything or report back; dialogs are dismissed and service workers blocked. Each step is
+    bounded by `timeout_s` (default `RENDER_TIMEOUT_S`). Raises
     `BrowserUnavailable` without Chromium, `RenderError` when the page does not finish in time.
     """
     if not isinstance(html, str):
@@ -106,6 +108,7 @@ def render_html(html: str, width: int, height: int, *, timeout_s: float = RENDER
             f"The page can't be rendered at {width}x{height} pixels "
             f"(at most {MAX_RENDER_WIDTH}x{MAX_RENDER_HEIGHT})."
         )
+    timeout_s = RENDER_TIMEOUT_S if timeout_s is None else timeout_s
     return _outside_event_loop(lambda: _render(html, width, height, timeout_s))
 
 

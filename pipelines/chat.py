@@ -34,7 +34,7 @@ class ChatTurn:
 
 
 def attachment_kind(path: str) -> str:
-    """"image", "audio" or "video" for a file path; `InputError` for anything else."""
+    """ "image", "audio" or "video" for a file path; `InputError` for anything else."""
     suffix = Path(path).suffix.lower()
     if suffix in IMAGE_SUFFIXES:
         return "image"

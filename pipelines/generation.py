@@ -8,6 +8,7 @@ iterator or setting `stop_event` stops the worker within a token or two.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import threading
@@ -55,6 +56,18 @@ class _ConcurrencyProbe:
 
 
 concurrency = _ConcurrencyProbe()
+# Running workers and their stop events, so process exit can stop them: a daemon thread killed
+# inside a torch kernel at interpreter shutdown aborts the process.
+_running: dict[threading.Thread, threading.Event] = {}
+
+
+@atexit.register
+def _stop_running_workers() -> None:
+    for worker, stop_event in list(_running.items()):
+        stop_event.set()
+        worker.join(timeout=10)
+
+
 # The most recent stream's counters. One resident model runs one generation at a time, so a
 # module-level value is enough; it is read by the request log after a stream ends.
 _latest_stats = GenerationStats()
@@ -194,6 +207,7 @@ def _stream(
 
     worker = threading.Thread(target=work, name="gemma-generate", daemon=True)
     splitter = ThinkingSplitter()
+    _running[worker] = stop_event
     worker.start()
     try:
         while True:
@@ -218,6 +232,7 @@ def _stream(
         stop_event.set()
         started = time.monotonic()
         worker.join(timeout=30)
+        _running.pop(worker, None)
         if worker.is_alive():
             log.warning("generation worker still running %.1fs after stop", time.monotonic() - started)
 

@@ -218,7 +218,7 @@ def _load(spec: VariantSpec, quantization: str, device: str, report: ProgressCal
     if spec.key == "tiny":
         from pipelines.tiny import build_tiny_checkpoint
 
-        report(0.05, "Building the offline tiny checkpoint")
+        report(0.05, "Preparing the offline tiny checkpoint")
         folder = str(build_tiny_checkpoint())
     else:
         folder = _download(spec.hub_id, report)

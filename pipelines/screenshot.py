@@ -238,9 +238,13 @@ def run_screenshot_to_html(
         thought += delta.thought
         if delta.answer:
             answer += delta.answer
-            html = extract_html(answer)
+            # Re-parsing the whole reply per token adds up on long pages; once there is a preview,
+            # refreshing it whenever a tag or line ends keeps it current at a fraction of the cost.
+            if not html or any(boundary in delta.answer for boundary in (">", "\n")):
+                html = extract_html(answer)
         yield ScreenshotUpdate(thought=thought, answer=answer, html=html)
 
+    html = extract_html(answer)
     yield ScreenshotUpdate(
         thought=thought,
         answer=answer,

@@ -25,7 +25,9 @@ the frames once, in the first user turn, with later turns as plain text.
 from __future__ import annotations
 
 import bisect
+import collections
 import contextlib
+import itertools
 import math
 import operator
 import threading
@@ -55,6 +57,10 @@ FRAME_MAX_PIXELS = 2 * VIDEO_FRAME_TOKENS * PIXELS_PER_SOFT_TOKEN
 # Without a seek index, a seek is only worth it past a typical keyframe interval (streaming encoders use 2-10 s).
 NO_INDEX_SEEK_GAP_SECONDS = 10.0
 SUPPORTED_FORMATS_TEXT = "MP4, WebM, MOV or MKV"
+# FFmpeg demuxer names of the containers accepted (mov covers MP4/M4V/3GP, matroska covers WebM).
+VIDEO_CONTAINER_FORMATS = frozenset(
+    {"mov", "mp4", "matroska", "webm", "avi", "mpegts", "mpeg", "flv", "ogg", "asf", "gif"}
+)
 _ROTATIONS = {90: Image.Transpose.ROTATE_90, 180: Image.Transpose.ROTATE_180, 270: Image.Transpose.ROTATE_270}
 
 
@@ -114,9 +120,12 @@ def sample_frames(
     with _open_video(path) as container:
         stream = _video_stream(container)
         origin = _origin_seconds(container)
-        video_end = _video_end_seconds(container, stream, origin)
+        keyframes = _KeyframeIndex(stream, origin)
+        video_end = _video_end_seconds(container, stream, origin, keyframes)
         range_start, range_end = _resolve_range(start, end, video_end)
-        frames = _decode_samples(container, stream, origin, range_start, range_end, num_frames, max_pixels)
+        frames = _decode_samples(
+            container, stream, origin, keyframes, range_start, range_end, num_frames, max_pixels
+        )
     if not frames:
         raise InputError("No frames could be decoded from the video; it may be corrupt.")
     return frames
@@ -164,16 +173,19 @@ def _open_video(path) -> Iterator:
             f"That file is not a readable video (expected {SUPPORTED_FORMATS_TEXT}). It may be corrupt."
         ) from error
     try:
-        if _is_still_image_format(container.format.name):
-            raise InputError("That file is an image, not a video. Please upload a video clip.")
+        _check_format(container.format.name)
         yield container
     finally:
         container.close()
 
 
-def _is_still_image_format(format_name: str) -> bool:
-    # FFmpeg opens PNG, JPEG, WebP... as one-frame "videos" through these demuxers.
-    return format_name == "image2" or format_name.endswith("_pipe")
+def _check_format(format_name: str) -> None:
+    if format_name == "image2" or format_name.endswith("_pipe"):
+        # FFmpeg opens PNG, JPEG, WebP... as one-frame "videos" through these demuxers.
+        raise InputError("That file is an image, not a video. Please upload a video clip.")
+    # FFmpeg also reads text (as ANSI art), playlists and raw streams as video; only real containers count.
+    if not VIDEO_CONTAINER_FORMATS.intersection(format_name.split(",")):
+        raise InputError(f"That file is not a readable video (expected {SUPPORTED_FORMATS_TEXT}).")
 
 
 def _video_stream(container):
@@ -189,14 +201,19 @@ def _origin_seconds(container) -> float:
     return container.start_time / av.time_base if container.start_time is not None else 0.0
 
 
-def _video_end_seconds(container, stream, origin: float) -> float:
-    video_end = _stream_end_seconds(container, stream, origin)
+def _video_end_seconds(container, stream, origin: float, keyframes: _KeyframeIndex) -> float:
+    if keyframes.last_timestamp is not None:
+        # Header lengths can stop short of the last frame (reordered or variable-rate frames), so the end
+        # comes from the packets after the last keyframe: a few hundred at most, demuxed, not decoded.
+        video_end = _scan_end_seconds(container, stream, origin, from_timestamp=keyframes.last_timestamp)
+    else:
+        video_end = _header_end_seconds(container, stream, origin)
     if not video_end > 0:
         raise InputError("The video has no frames (its length is zero).")
     return video_end
 
 
-def _stream_end_seconds(container, stream, origin: float) -> float:
+def _header_end_seconds(container, stream, origin: float) -> float:
     if stream.duration and stream.start_time is not None:
         return float((stream.start_time + stream.duration) * stream.time_base) - origin
     if container.duration:
@@ -204,17 +221,29 @@ def _stream_end_seconds(container, stream, origin: float) -> float:
     return _scan_end_seconds(container, stream, origin)
 
 
-def _scan_end_seconds(container, stream, origin: float) -> float:
-    """The stream's end from its packets alone (no decoding), for files whose header gives no length."""
-    end = 0.0
+def _scan_end_seconds(container, stream, origin: float, *, from_timestamp: int | None = None) -> float:
+    """Where the stream's last frame ends, from packet timestamps (demuxing only), then rewind."""
+    # Decode order differs from presentation order by a few frames only, so the latest packets suffice.
+    latest: collections.deque[tuple[int, int]] = collections.deque(maxlen=64)
     try:
+        if from_timestamp is not None:
+            container.seek(from_timestamp, stream=stream, backward=True)
         for packet in container.demux(stream):
             if packet.pts is not None:
-                end = max(end, float((packet.pts + (packet.duration or 0)) * stream.time_base) - origin)
-        container.seek(0, stream=stream, backward=True)
+                latest.append((packet.pts, packet.duration or 0))
+        container.seek(stream.start_time or 0, stream=stream, backward=True)
     except av.error.FFmpegError as error:
         raise InputError("The video could not be read; it may be corrupt.") from error
-    return end
+    if not latest:
+        return 0.0
+    ordered = sorted(latest)
+    last_pts, last_duration = ordered[-1]
+    if not last_duration:
+        gaps = [
+            later - earlier for (earlier, _), (later, _) in itertools.pairwise(ordered) if later > earlier
+        ]
+        last_duration = min(gaps, default=0)
+    return float((last_pts + last_duration) * stream.time_base) - origin
 
 
 def _resolve_range(start, end, video_end: float) -> tuple[float, float]:
@@ -258,6 +287,7 @@ class _KeyframeIndex:
         entries = sorted(entry.timestamp for entry in stream.index_entries if entry.is_keyframe)
         self._timestamps = entries
         self._times = [self.seconds(timestamp) for timestamp in entries]
+        self.last_timestamp: int | None = entries[-1] if entries else None
 
     def seconds(self, raw_timestamp: int) -> float:
         return float(raw_timestamp * self._time_base) - self._origin
@@ -282,13 +312,18 @@ class _KeyframeIndex:
 
 
 class _FrameReader:
-    """Decodes one stream forward, seeking on request; remembers one decoded frame not yet used."""
+    """Decodes one stream forward, seeking on request; remembers one decoded frame not yet used.
+
+    A packet the decoder rejects is skipped, so a few damaged packets cost a few frames, not the video;
+    a read error ends the stream there.
+    """
 
     def __init__(self, container, stream, origin: float):
         self._container = container
         self._stream = stream
         self._origin = origin
-        self._decoded: Iterator | None = None
+        self._packets: Iterator | None = None
+        self._decoded: collections.deque = collections.deque()
         self._pending: tuple[float, av.VideoFrame] | None = None
         # Time of the latest decoded frame; None before the first decode and right after a seek.
         self.position: float | None = None
@@ -299,7 +334,8 @@ class _FrameReader:
             self._container.seek(raw_timestamp, stream=self._stream, backward=True, any_frame=False)
         except av.error.FFmpegError as error:
             raise InputError("The video could not be read; it may be corrupt.") from error
-        self._decoded = None
+        self._packets = None
+        self._decoded.clear()
         self._pending = None
         self.position = None
 
@@ -318,14 +354,16 @@ class _FrameReader:
         self._pending = None
 
     def _decode_next(self) -> tuple[float, av.VideoFrame] | None:
-        if self._decoded is None:
-            self._decoded = self._container.decode(self._stream)
-        try:
-            frame = next(self._decoded)
-        except StopIteration:
-            return None
-        except av.error.FFmpegError as error:
-            raise InputError("The video could not be decoded; it may be corrupt.") from error
+        while not self._decoded:
+            if self._packets is None:
+                self._packets = self._container.demux(self._stream)
+            try:
+                packet = next(self._packets)
+            except (StopIteration, av.error.FFmpegError):
+                return None
+            with contextlib.suppress(av.error.FFmpegError):
+                self._decoded.extend(packet.decode())
+        frame = self._decoded.popleft()
         if frame.time is None:
             raise InputError(
                 "The video's frames carry no timestamps (a raw stream?). "
@@ -336,10 +374,16 @@ class _FrameReader:
 
 
 def _decode_samples(
-    container, stream, origin: float, range_start: float, range_end: float, num_frames: int, max_pixels: int
+    container,
+    stream,
+    origin: float,
+    keyframes: _KeyframeIndex,
+    range_start: float,
+    range_end: float,
+    num_frames: int,
+    max_pixels: int,
 ) -> list[Frame]:
     stream.thread_type = "AUTO"
-    keyframes = _KeyframeIndex(stream, origin)
     reader = _FrameReader(container, stream, origin)
     slot_width = (range_end - range_start) / num_frames
     frames: list[Frame] = []
@@ -388,12 +432,10 @@ def extract_audio_track(path, start: float | None = None, end: float | None = No
     """
     with _open_video(path) as container:
         if not container.streams.audio:
-            raise InputError(
-                "This video has no audio track. Untick “include the audio track” to ask about the frames only."
-            )
+            raise InputError("This video has no audio track, so only its frames can be asked about.")
         stream = container.streams.audio[0]
         origin = _origin_seconds(container)
-        range_start, range_end = _resolve_range(start, end, _stream_end_seconds(container, stream, origin))
+        range_start, range_end = _resolve_range(start, end, _header_end_seconds(container, stream, origin))
         limit = max_audio_seconds()
         if range_end - range_start > limit:
             raise InputError(

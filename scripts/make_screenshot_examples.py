@@ -33,7 +33,9 @@ def main() -> None:
         target = source.with_suffix(".png")
         capture.save(target, optimize=True)
         elapsed = time.perf_counter() - started
-        print(f"{target.relative_to(ROOT)}: {width}x{height}, {target.stat().st_size:,} bytes, {elapsed:.2f} s")
+        print(
+            f"{target.relative_to(ROOT)}: {width}x{height}, {target.stat().st_size:,} bytes, {elapsed:.2f} s"
+        )
 
 
 if __name__ == "__main__":

@@ -47,8 +47,13 @@ class ScriptedModel:
         from pipelines.thinking import ThinkingSplitter
 
         self.calls.append(
-            {"messages": messages, "thinking": thinking, "max_new_tokens": max_new_tokens,
-             "image_budget": image_budget, **sampling}
+            {
+                "messages": messages,
+                "thinking": thinking,
+                "max_new_tokens": max_new_tokens,
+                "image_budget": image_budget,
+                **sampling,
+            }
         )
         splitter = ThinkingSplitter()
         for start in range(0, len(self.reply), self.chunk):
@@ -85,3 +90,74 @@ def tiny_image():
         for y in range(40, 100):
             image.putpixel((x, y), (240, 200, 20))
     return image
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def app_server():
+    """The real app, launched in this process on the tiny model (as `python app.py --variant tiny`)."""
+    from types import SimpleNamespace
+
+    from app import build_app, launch_kwargs
+    from app.config import AppConfig
+
+    config = AppConfig(
+        variant="tiny", quantization="fp32", port=free_port(), max_queue=64, max_file_size="5mb"
+    )
+    demo = build_app(config)
+    kwargs = launch_kwargs(config)
+    demo.launch(prevent_thread_lock=True, quiet=True, **kwargs)
+    yield SimpleNamespace(url=f"http://127.0.0.1:{config.port}/", demo=demo, config=config)
+    demo.close()
+
+
+@pytest.fixture
+def client(app_server):
+    from gradio_client import Client
+
+    return Client(app_server.url, verbose=False)
+
+
+@pytest.fixture
+def use_scripted(scripted_model):
+    """Serve a scripted reply through the app's model provider; restores the real loader afterwards."""
+    from app import model_access
+
+    def install(reply: str, **kwargs):
+        model = scripted_model(reply, **kwargs)
+        model_access.use_provider(lambda variant, quantization, progress=None: model)
+        return model
+
+    yield install
+    model_access.use_provider(None)
+
+
+SETTINGS = {"variant": "tiny", "quantization": "fp32", "max_new_tokens": 32, "image_budget": 70}
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """Debian's headless Chromium driven by Playwright (module-scoped: one launch per test file)."""
+    from pipelines.browser import headless_chromium
+
+    with headless_chromium(timeout_s=60) as browser:
+        yield browser
+
+
+@pytest.fixture
+def page(chromium, app_server):
+    """A fresh browser page on the launched app, with the app fully rendered."""
+    context = chromium.new_context(viewport={"width": 1400, "height": 1000})
+    context.set_default_timeout(30_000)
+    page = context.new_page()
+    page.goto(app_server.url)
+    page.get_by_role("tab", name="💬 Chat").wait_for()
+    yield page
+    context.close()

@@ -56,18 +56,30 @@ def tokenizer():
 def test_renders_byte_identical_to_the_official_template(tokenizer, name, thinking):
     messages = CONVERSATIONS[name]
     ours = tokenizer.apply_chat_template(
-        messages, chat_template=CHAT_TEMPLATE, tokenize=False, add_generation_prompt=True, enable_thinking=thinking
+        messages,
+        chat_template=CHAT_TEMPLATE,
+        tokenize=False,
+        add_generation_prompt=True,
+        enable_thinking=thinking,
     )
     official = tokenizer.apply_chat_template(
-        messages, chat_template=REFERENCE, tokenize=False, add_generation_prompt=True, enable_thinking=thinking
+        messages,
+        chat_template=REFERENCE,
+        tokenize=False,
+        add_generation_prompt=True,
+        enable_thinking=thinking,
     )
     assert ours == official
 
 
 def test_thinking_switch_changes_only_the_think_token_and_the_prefilled_channel(tokenizer):
     messages = CONVERSATIONS["text"]
-    on = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, enable_thinking=True)
-    off = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, enable_thinking=False)
+    on = tokenizer.apply_chat_template(
+        messages, tokenize=False, add_generation_prompt=True, enable_thinking=True
+    )
+    off = tokenizer.apply_chat_template(
+        messages, tokenize=False, add_generation_prompt=True, enable_thinking=False
+    )
     assert on.startswith("<bos><|turn>system\n<|think|><turn|>\n")
     assert on.endswith("<|turn>model\n")
     assert off == "<bos><|turn>user\nHello there!<turn|>\n<|turn>model\n<|channel>thought\n<channel|>"
@@ -82,7 +94,7 @@ def test_earlier_thoughts_are_not_sent_back(tokenizer):
 
 
 def test_media_placeholders(tokenizer):
-    rendered = tokenizer.apply_chat_template(CONVERSATIONS["image"] , tokenize=False)
+    rendered = tokenizer.apply_chat_template(CONVERSATIONS["image"], tokenize=False)
     assert "\n\n<|image|>\n\n" in rendered
     rendered = tokenizer.apply_chat_template(CONVERSATIONS["audio"], tokenize=False)
     assert "<|audio|>Transcribe" in rendered

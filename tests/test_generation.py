@@ -42,7 +42,10 @@ def test_streams_deltas_for_an_image_prompt(tiny_model, tiny_image):
 def test_streams_deltas_for_an_audio_prompt(tiny_model):
     tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(16000 * 2) / 16000)).astype(np.float32)
     inputs = generation.prepare_inputs(
-        tiny_model, user({"type": "audio", "audio": tone}, text("Transcribe")), thinking=False, image_budget=280
+        tiny_model,
+        user({"type": "audio", "audio": tone}, text("Transcribe")),
+        thinking=False,
+        image_budget=280,
     )
     assert "input_features" in inputs
     deltas = list(
@@ -83,7 +86,9 @@ def test_image_budget_sets_the_number_of_soft_tokens(tiny_model, tiny_image):
 
 
 def test_closing_the_stream_stops_the_worker_quickly(tiny_model):
-    stream = tiny_model.generate(user(text("Count")), thinking=False, max_new_tokens=5000, min_new_tokens=5000)
+    stream = tiny_model.generate(
+        user(text("Count")), thinking=False, max_new_tokens=5000, min_new_tokens=5000
+    )
     next(stream)
     started = time.monotonic()
     stream.close()

@@ -47,7 +47,11 @@ def test_auto_quantization_on_cpu_and_loaded_model_fields():
     memory = loaded.memory_bytes()
     parameter_bytes = sum(p.numel() * p.element_size() for p in loaded.model.parameters())
     # Tied embeddings are held once, so the real footprint is at most the naive sum.
-    assert 0 < memory["cpu"] <= parameter_bytes + sum(b.numel() * b.element_size() for b in loaded.model.buffers())
+    assert (
+        0
+        < memory["cpu"]
+        <= parameter_bytes + sum(b.numel() * b.element_size() for b in loaded.model.buffers())
+    )
 
 
 @pytest.mark.parametrize(("quantization", "layer_class"), [("4bit", "Linear4bit"), ("8bit", "Linear8bitLt")])
@@ -57,7 +61,9 @@ def test_bitsandbytes_quantization_runs_on_cpu(quantization, layer_class, tiny_i
     quantized_layers = [m for m in loaded.model.modules() if type(m).__name__ == layer_class]
     assert quantized_layers, f"expected {layer_class} layers"
     assert loaded.memory_bytes()["cpu"] < full
-    messages = [{"role": "user", "content": [{"type": "image", "image": tiny_image}, {"type": "text", "text": "Hi"}]}]
+    messages = [
+        {"role": "user", "content": [{"type": "image", "image": tiny_image}, {"type": "text", "text": "Hi"}]}
+    ]
     deltas = list(loaded.generate(messages, thinking=False, max_new_tokens=5, min_new_tokens=5))
     assert deltas
     load_model("tiny", "fp32")
@@ -75,8 +81,16 @@ def test_progress_reports_stages_up_to_done():
 def test_loads_tiny_with_no_network_from_a_fresh_process(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "SHOWCASE_CACHE": str(tmp_path)}
     result = subprocess.run(
-        [sys.executable, "-c", "from pipelines.loader import load_model; print(load_model('tiny').describe())"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-c",
+            "from pipelines.loader import load_model; print(load_model('tiny').describe())",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "tiny" in result.stdout
@@ -113,7 +127,9 @@ def test_gated_repo_says_accept_licence_and_set_token(monkeypatch):
     response = httpx.Response(403, request=httpx.Request("GET", url))
 
     def gated(repo_id, report):
-        raise GatedRepoError("403 Client Error: access to model google/gemma-4-E4B-it is restricted", response=response)
+        raise GatedRepoError(
+            "403 Client Error: access to model google/gemma-4-E4B-it is restricted", response=response
+        )
 
     monkeypatch.setattr(loader, "_download", gated)
     with pytest.raises(ModelLoadError, match="licence.*HF_TOKEN"):

@@ -17,8 +17,14 @@ CASES = {
     "trailing_end_of_turn": ("<|channel>thought\nHmm.<channel|>Done.<turn|>", ("Hmm.", "Done.")),
     "trailing_eos": ("Just the answer.<eos>", ("", "Just the answer.")),
     "text_after_end_of_turn_is_ignored": ("Answer.<turn|>\n<|turn>user\nmore", ("", "Answer.")),
-    "whitespace_around_parts": ("<|channel>thought\n  idea \n<channel|>\n\n  Answer  \n<turn|>", ("idea", "Answer")),
-    "markup_like_text_in_answer": ("Use <b>bold</b> & <|not a marker", ("", "Use <b>bold</b> & <|not a marker")),
+    "whitespace_around_parts": (
+        "<|channel>thought\n  idea \n<channel|>\n\n  Answer  \n<turn|>",
+        ("idea", "Answer"),
+    ),
+    "markup_like_text_in_answer": (
+        "Use <b>bold</b> & <|not a marker",
+        ("", "Use <b>bold</b> & <|not a marker"),
+    ),
 }
 
 
