@@ -144,8 +144,16 @@ def _free_memory() -> None:
         pass
 
 
+def on_zero_gpu() -> bool:
+    """Hugging Face ZeroGPU: a GPU is attached only inside `spaces.GPU` calls."""
+    return bool(os.environ.get("SPACES_ZERO_GPU"))
+
+
 def pick_device(requested: str | None = None) -> str:
     requested = requested or os.environ.get("SHOWCASE_DEVICE") or "auto"
+    if requested == "auto" and on_zero_gpu():
+        # ZeroGPU expects weights placed on "cuda" at start-up; it moves them onto the GPU per call.
+        return "cuda"
     import torch
 
     if requested == "auto":
@@ -165,6 +173,9 @@ def resolve_quantization(quantization: str, device: str, variant: str) -> str:
         )
     if quantization != "auto":
         return quantization
+    if on_zero_gpu():
+        # bitsandbytes layers can't be packed and moved by ZeroGPU between calls; bf16 can.
+        return "bf16"
     if device.startswith("cuda"):
         return "4bit"
     # On a CPU, bf16 halves memory and runs at a similar speed; the random tiny model stays exact in fp32.

@@ -64,6 +64,25 @@ VIDEO_CONTAINER_FORMATS = frozenset(
 _ROTATIONS = {90: Image.Transpose.ROTATE_90, 180: Image.Transpose.ROTATE_180, 270: Image.Transpose.ROTATE_270}
 
 
+class VideoExample(NamedTuple):
+    """A bundled clip in examples/video/ (made by scripts/make_video_examples.py) and a question it answers."""
+
+    filename: str
+    question: str
+    include_audio: bool = False
+
+
+VIDEO_EXAMPLES: tuple[VideoExample, ...] = (
+    VideoExample("red_square.mp4", "When does the red square appear, and what does the yellow ball do?"),
+    VideoExample(
+        "traffic_light.webm", "Describe how the traffic light changes over time. When does the car move?"
+    ),
+    VideoExample(
+        "countdown.mp4", "What does the voice say, and what happens on screen when it finishes?", True
+    ),
+)
+
+
 @dataclass(frozen=True, eq=False)
 class Frame:
     """One sampled frame: its presentation time in seconds from the start of the file, and the RGB image."""

@@ -125,9 +125,12 @@ def test_4bit_replaces_what_bitsandbytes_leaves_in_bf16(moe_models):
     assert type(model.get_input_embeddings()).__name__ == "Int8VocabularyEmbedding"
     vision_linears = [m for m in model.model.vision_tower.modules() if type(m) is torch.nn.Linear]
     assert vision_linears == []
-    # Nothing big is left in bf16: every remaining 16-bit tensor is a norm or scale vector.
-    assert all(p.ndim <= 1 for p in model.parameters() if p.dtype == torch.bfloat16)
-    assert quantization.accelerator_bytes(model, "cpu") < 0.5 * quantization.accelerator_bytes(
+    # Nothing big is left in bf16 besides the vision position table (a lookup, 0.05 GB at full size).
+    left_in_bf16 = [
+        name for name, p in model.named_parameters() if p.dtype == torch.bfloat16 and p.ndim > 1
+    ]
+    assert left_in_bf16 == ["model.vision_tower.patch_embedder.position_embedding_table"]
+    assert quantization.accelerator_bytes(model, "cpu") < 0.6 * quantization.accelerator_bytes(
         moe_models["plain"], "cpu"
     )
 

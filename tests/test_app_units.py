@@ -1,0 +1,157 @@
+"""App pieces without a server: history shapes, undo/retry, config, start-up imports, the Spaces card."""
+
+import os
+import subprocess
+import sys
+
+import gradio as gr
+import pytest
+from conftest import ROOT
+
+from app.chat import _without_last_reply, undo_last_exchange
+from app.config import parse_config
+from app.history import normalize_history
+from app.reply import StreamedReply
+from pipelines.interface import Delta
+
+BROWSER_SHAPE = [
+    {
+        "role": "user",
+        "content": [{"type": "file", "file": {"path": "/tmp/cat.png"}, "alt_text": None}],
+        "metadata": None,
+    },
+    {"role": "user", "content": [{"type": "text", "text": "What is this?"}], "metadata": None},
+    {
+        "role": "assistant",
+        "content": [{"type": "text", "text": "A cat thinks."}],
+        "metadata": {"title": "🧠 Thinking"},
+    },
+    {"role": "assistant", "content": [{"type": "text", "text": "A cat."}], "metadata": None},
+]
+API_SHAPE = [
+    {"role": "user", "content": {"path": "/tmp/cat.png"}},
+    {"role": "user", "content": "What is this?"},
+    {"role": "assistant", "content": "A cat thinks.", "metadata": {"title": "🧠 Thinking", "status": "done"}},
+    {"role": "assistant", "content": "A cat."},
+]
+
+
+@pytest.mark.parametrize("history", [BROWSER_SHAPE, API_SHAPE], ids=["browser", "api"])
+def test_history_normalizer_accepts_both_shapes_and_drops_thoughts(history):
+    turns = normalize_history(history)
+    assert [(t.role, t.text, t.files) for t in turns] == [
+        ("user", "", ["/tmp/cat.png"]),
+        ("user", "What is this?", []),
+        ("assistant", "A cat.", []),
+    ]
+
+
+def test_history_normalizer_accepts_chat_messages_and_pairs():
+    turns = normalize_history([gr.ChatMessage(role="user", content="Hi"), gr.ChatMessage(content="Hello")])
+    assert [(t.role, t.text) for t in turns] == [("user", "Hi"), ("assistant", "Hello")]
+    turns = normalize_history([["Hi", "Hello"], ["Bye", None]])
+    assert [(t.role, t.text) for t in turns] == [("user", "Hi"), ("assistant", "Hello"), ("user", "Bye")]
+
+
+def test_history_normalizer_rejects_garbage_with_a_message():
+    from pipelines.errors import InputError
+
+    with pytest.raises(InputError, match="history"):
+        normalize_history("not a list")
+    with pytest.raises(InputError):
+        normalize_history([{"role": "user", "content": [12345]}])
+
+
+def test_retry_drops_the_reply_and_undo_restores_the_message():
+    assert _without_last_reply(API_SHAPE) == API_SHAPE[:2]
+    history, textbox = undo_last_exchange(API_SHAPE)
+    assert history == []
+    assert textbox.value["text"] == "What is this?"
+    assert [file["path"] for file in textbox.value["files"]] == ["/tmp/cat.png"]
+
+
+def test_streamed_reply_puts_thoughts_in_a_titled_message_with_status_and_duration():
+    reply = StreamedReply()
+    reply.add(Delta(thought="Let me look."))
+    pending = reply.messages(done=False)
+    assert pending == [
+        {
+            "role": "assistant",
+            "content": "Let me look.",
+            "metadata": {"title": "🧠 Thinking", "status": "pending"},
+        }
+    ]
+    reply.add(Delta(answer="A cat."))
+    thought, answer = reply.messages(done=True)
+    assert thought["metadata"]["status"] == "done" and isinstance(thought["metadata"]["duration"], float)
+    assert answer == {"role": "assistant", "content": "A cat."}
+
+
+def test_config_from_cli_and_environment(monkeypatch):
+    monkeypatch.setenv("SHOWCASE_VARIANT", "E4B")
+    monkeypatch.setenv("SHOWCASE_CONCURRENCY_LIMIT", "2")
+    config = parse_config([])
+    assert (config.variant, config.concurrency_limit, config.preload) == ("E4B", 2, False)
+    config = parse_config(
+        ["--variant", "tiny", "--quantization", "4bit", "--port", "9000", "--preload", "--share"]
+    )
+    assert (config.variant, config.quantization, config.port, config.preload, config.share) == (
+        "tiny",
+        "4bit",
+        9000,
+        True,
+        True,
+    )
+
+
+def test_building_the_app_imports_no_heavy_library():
+    code = (
+        "import sys; from app import build_app; build_app()\n"
+        "heavy = [m for m in ('torch', 'transformers', 'cv2', 'librosa', 'bitsandbytes') if m in sys.modules]\n"
+        "print(heavy)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_readme_card_is_a_valid_space_card_pinned_to_the_installed_gradio():
+    from huggingface_hub import SpaceCard
+
+    card = SpaceCard.load(ROOT / "README.md")
+    assert card.data.sdk == "gradio"
+    assert card.data.sdk_version == gr.__version__
+    assert card.data.app_file == "app.py"
+    assert "google/gemma-4-E2B-it" in card.data.models
+
+
+def test_readme_has_exactly_two_setup_commands():
+    readme = (ROOT / "README.md").read_text()
+    setup = readme.split("## Set-up", 1)[1].split("\n## ", 1)[0]
+    commands = [block.strip() for block in setup.split("```bash")[1:]]
+    assert [c.split("```")[0].strip() for c in commands] == [
+        "pip install -r requirements.txt && python app.py",
+        "bash scripts/test.sh",
+    ]
+
+
+def test_spaces_gpu_wrapper_is_a_no_op_off_zero_gpu(monkeypatch):
+    from app.gpu import gpu_task
+
+    monkeypatch.delenv("SPACES_ZERO_GPU", raising=False)
+
+    def work():
+        return 7
+
+    assert gpu_task(60)(work) is work
+    assert os.environ.get("SPACES_ZERO_GPU") is None
+
+
+def test_zero_gpu_places_weights_on_cuda_in_bf16(monkeypatch):
+    from pipelines.loader import pick_device, resolve_quantization
+
+    monkeypatch.setenv("SPACES_ZERO_GPU", "true")
+    assert pick_device() == "cuda"
+    assert resolve_quantization("auto", "cuda", "E2B") == "bf16"
