@@ -51,7 +51,29 @@ def build_app(config: AppConfig | None = None) -> gr.Blocks:
             with gr.Tab("🎙️ Voice", id="voice"):
                 build_voice_tab(controls)
     demo.queue(default_concurrency_limit=config.concurrency_limit, max_size=config.max_queue)
+    _explain_full_queue(demo)
     return demo
+
+
+BUSY_MESSAGE = "Gemma is busy with other people's requests right now. Please try again in a minute."
+
+
+def _explain_full_queue(demo: gr.Blocks) -> None:
+    """Replace Gradio's "Queue is full. Max size is N" with a message meant for people.
+
+    Gradio offers no setting for this text, so the queue's `push` is wrapped; the HTTP 503 it
+    produces is unchanged, only its detail reads better.
+    """
+    queue = demo._queue
+    original_push = queue.push
+
+    async def push(*args, **kwargs):
+        accepted, detail, state = await original_push(*args, **kwargs)
+        if state == "queue_full":
+            detail = BUSY_MESSAGE
+        return accepted, detail, state
+
+    queue.push = push
 
 
 def launch_kwargs(config: AppConfig) -> dict:

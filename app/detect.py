@@ -1,8 +1,361 @@
-"""Detect tab (not built yet)."""
+"""Detect tab: open-vocabulary boxes or points from Gemma's own answer, streamed as it writes."""
 
-from app.coming import build_coming_tab
-from app.controls import SharedControls
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+from PIL import Image
+
+from app import model_access
+from app.controls import SharedControls, settings
+from app.errors import user_facing
+from app.gpu import gpu_task
+from pipelines.detection import (
+    TABLE_HEADERS,
+    Detection,
+    DetectionUpdate,
+    detections_table,
+    detections_to_json,
+    draw_detections,
+    label_colors,
+)
+from pipelines.errors import InputError
+from pipelines.media import open_image
+
+EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples" / "detect"
+# The shown image is at most this big: AnnotatedImage builds one full-size RGBA mask per object,
+# so a 10000 x 10000 upload shown as is would take gigabytes. Downloads keep the original size.
+DISPLAY_MAX_SIDE = 1280
+# While the answer streams, the annotated image is redrawn at most this often (masks are costly).
+REDRAW_INTERVAL_S = 0.75
+DOWNLOADS_DIR = Path(tempfile.gettempdir()) / "gemma-showcase-detect"
+DOWNLOADS_KEPT_S = 3600
+
+NO_IMAGE_MESSAGE = "Please provide an image: upload one, paste it, or take a webcam photo."
+WORKING_STATUS = "⏳ Gemma is looking at the image…"
+NO_OBJECTS_STATUS = (
+    "🔍 **No objects found.** Gemma's answer had no boxes or points we could read; "
+    "its raw output is shown below."
+)
+NO_OBJECTS_WARNING = "No objects found: Gemma's answer had no boxes or points we could read."
+EMPTY_ANSWER = "(the model returned no text)"
+
+
+@dataclass
+class DetectView:
+    """The tab's output components; handlers return dicts keyed by them."""
+
+    annotated: gr.AnnotatedImage
+    status: gr.Markdown
+    table: gr.Dataframe
+    png_file: gr.File
+    json_file: gr.File
+    raw_panel: gr.Accordion
+    raw_text: gr.Textbox
+    thoughts_panel: gr.Accordion
+    thoughts: gr.Markdown
+
+    @property
+    def outputs(self) -> list:
+        return [
+            self.annotated,
+            self.status,
+            self.table,
+            self.png_file,
+            self.json_file,
+            self.raw_panel,
+            self.raw_text,
+            self.thoughts_panel,
+            self.thoughts,
+        ]
+
+
+def detect_examples() -> list[list]:
+    examples = [
+        ("astronaut.jpg", "flag, helmet, space shuttle model", "boxes"),
+        ("coffee.jpg", "", "boxes"),
+        ("rocket.jpg", "the rocket on the launch pad", "boxes"),
+        ("cat.jpg", "eyes, nose, ears", "points"),
+    ]
+    return [[str(EXAMPLES_DIR / name), query, mode] for name, query, mode in examples]
+
+
+def image_path(value) -> str:
+    """The uploaded file's path from the raw component payload (the event skips Gradio's preprocessing).
+
+    Gradio's own preprocessing would fail on a corrupt file with a developer-facing error before our
+    handler runs; the pipeline's `open_image` gives the user a clear message instead.
+    """
+    if isinstance(value, dict):
+        value = value.get("path")
+    if not value:
+        raise InputError(NO_IMAGE_MESSAGE)
+    return str(value)
+
+
+def display_copy(image: Image.Image) -> Image.Image:
+    """`image` downscaled to at most `DISPLAY_MAX_SIDE` a side, keeping the aspect ratio."""
+    longest = max(image.size)
+    if longest <= DISPLAY_MAX_SIDE:
+        return image
+    scale = DISPLAY_MAX_SIDE / longest
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    # reducing_gap shrinks by whole factors with a box filter first: several times faster on a
+    # huge upload, and the result looks the same at this size.
+    return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+
+
+def scaled(detection: Detection, factor_x: float, factor_y: float) -> Detection:
+    """`detection` in the pixels of a resized copy of its image."""
+    x0, y0, x1, y1 = detection.box
+    box = (round(x0 * factor_x), round(y0 * factor_y), round(x1 * factor_x), round(y1 * factor_y))
+    point = None
+    if detection.point is not None:
+        point = (round(detection.point[0] * factor_x), round(detection.point[1] * factor_y))
+    return Detection(detection.label, box, point, detection.score)
+
+
+def annotated_image(display, original_size: tuple[int, int], detections: list[Detection]):
+    """The AnnotatedImage update: boxes as box annotations; points drawn in, with a dot mask for the legend.
+
+    AnnotatedImage shows a zero-size box as nothing, so points are drawn onto the base image
+    and get a small disk mask each, which keeps the legend and hover highlight working.
+    Colours come from `label_colors`, as in the downloaded PNG.
+    """
+    colors = label_colors(detection.label for detection in detections)
+    factor_x = display.width / original_size[0]
+    factor_y = display.height / original_size[1]
+    shown = [scaled(detection, factor_x, factor_y) for detection in detections]
+    points = [detection for detection in shown if detection.is_point]
+    base = draw_detections(display, points, colors) if points else display
+    annotations = []
+    radius = max(6, round(min(display.size) / 60))
+    rows, columns = np.ogrid[: display.height, : display.width]
+    for detection in shown:
+        if detection.is_point:
+            x, y = detection.point
+            mask = (((columns - x) ** 2 + (rows - y) ** 2) <= radius**2).astype(np.float32)
+            annotations.append((mask, detection.label))
+        else:
+            annotations.append((detection.box, detection.label))
+    return gr.AnnotatedImage(value=(base, annotations), color_map=colors)
+
+
+def summary(detections: list[Detection]) -> str:
+    counts = Counter(detection.label for detection in detections)
+    found = ", ".join(f"{count} × {label}" for label, count in counts.items())
+    noun = "object" if len(detections) == 1 else "objects"
+    return f"✅ **Found {len(detections)} {noun}:** {found}."
+
+
+def write_downloads(original, detections: list[Detection]) -> tuple[str, str]:
+    """The annotated PNG (original size) and the detections JSON, in a fresh folder for this request."""
+    _prune_old_downloads()
+    DOWNLOADS_DIR.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="request-", dir=DOWNLOADS_DIR))
+    png_path = folder / "detections.png"
+    json_path = folder / "detections.json"
+    # Fast compression: a huge upload makes a huge PNG, and the default level is several times slower.
+    draw_detections(original, detections).save(png_path, format="PNG", compress_level=1)
+    json_path.write_text(detections_to_json(detections), encoding="utf-8")
+    return str(png_path), str(json_path)
+
+
+def _prune_old_downloads() -> None:
+    if not DOWNLOADS_DIR.is_dir():
+        return
+    cutoff = time.time() - DOWNLOADS_KEPT_S
+    for folder in DOWNLOADS_DIR.glob("request-*"):
+        try:
+            if folder.stat().st_mtime < cutoff:
+                shutil.rmtree(folder, ignore_errors=True)
+        except OSError:
+            continue
+
+
+@gpu_task(duration=120)
+def _stream_detection(
+    image: Image.Image, query, mode, variant, quantization, thinking, max_new_tokens, image_budget
+):
+    from pipelines.detection import run_detection
+
+    chosen = settings(variant, quantization, thinking, max_new_tokens, image_budget)
+    model = model_access.get_model(chosen.variant, chosen.quantization)
+    yield from run_detection(
+        model,
+        image,
+        query,
+        thinking=chosen.thinking,
+        max_new_tokens=chosen.max_new_tokens,
+        image_budget=chosen.image_budget,
+        mode=mode,
+    )
 
 
 def build_detect_tab(controls: SharedControls) -> None:
-    build_coming_tab("object detection with Gemma's own boxes.")
+    gr.Markdown(
+        "Gemma 4 answers with boxes (or points) as JSON, which we draw. Name classes (`cup, spoon`), "
+        "describe one thing (`the red mug on the left`), or leave it empty to find all salient objects."
+    )
+    with gr.Row():
+        with gr.Column(scale=1):
+            image = gr.Image(
+                type="filepath",
+                sources=["upload", "clipboard", "webcam"],
+                label="Image",
+                height=360,
+                elem_id="detect-image",
+            )
+            query = gr.Textbox(
+                label="What to find",
+                placeholder="cup, spoon · the red mug on the left · empty = all salient objects",
+                max_lines=2,
+                elem_id="detect-query",
+            )
+            mode = gr.Radio(
+                choices=[("Boxes", "boxes"), ("Points", "points")],
+                value="boxes",
+                label="Answer with",
+                elem_id="detect-mode",
+            )
+            with gr.Row():
+                detect_button = gr.Button("🔎 Detect", variant="primary", elem_id="detect-run")
+                stop = gr.Button("⏹ Stop", variant="stop", elem_id="detect-stop")
+        with gr.Column(scale=1):
+            annotated = gr.AnnotatedImage(
+                label="Detections", show_legend=True, height=420, elem_id="detect-annotated"
+            )
+            status = gr.Markdown(elem_id="detect-status")
+            table = gr.Dataframe(
+                headers=TABLE_HEADERS,
+                label="Objects (pixels of the original image)",
+                interactive=False,
+                elem_id="detect-table",
+            )
+            with gr.Row():
+                png_file = gr.File(label="Annotated image (PNG)", interactive=False, elem_id="detect-png")
+                json_file = gr.File(label="Detections (JSON)", interactive=False, elem_id="detect-json")
+            with gr.Accordion("🧠 Thinking", open=False, visible=False) as thoughts_panel:
+                thoughts = gr.Markdown(elem_id="detect-thoughts")
+            with gr.Accordion("Raw model output", open=False) as raw_panel:
+                raw_text = gr.Textbox(
+                    show_label=False,
+                    lines=6,
+                    max_lines=20,
+                    interactive=False,
+                    buttons=["copy"],
+                    elem_id="detect-raw",
+                )
+    view = DetectView(
+        annotated, status, table, png_file, json_file, raw_panel, raw_text, thoughts_panel, thoughts
+    )
+    gr.Examples(
+        examples=detect_examples(),
+        inputs=[image, query, mode],
+        label="Examples (pick one, then press Detect)",
+        examples_per_page=8,
+    )
+
+    @user_facing("detect")
+    def detect(
+        image: str,
+        query: str,
+        mode: str,
+        variant: str,
+        quantization: str,
+        thinking: bool,
+        max_new_tokens: int,
+        image_budget: int,
+    ):
+        """Find objects in an image with Gemma 4: labelled boxes (or points) in pixels, streamed as it answers.
+
+        Args:
+            image: the image to search (PNG, JPEG, WebP, GIF or BMP).
+            query: what to find: comma-separated classes ("cup, spoon"), a description ("the red mug on
+                the left"), or empty for all salient objects.
+            mode: "boxes" for bounding boxes, "points" for one point per object.
+            variant: Gemma 4 variant (E2B, E4B, 26B-A4B, 31B, tiny).
+            quantization: auto, 4bit, 8bit, bf16 or fp32.
+            thinking: whether Gemma thinks before answering (thoughts come back apart).
+            max_new_tokens: the longest answer, in tokens.
+            image_budget: soft tokens for the image: 70, 140, 280, 560 or 1120.
+
+        Returns (streamed): the annotated image (an update: `value` is the shown image, at most 1280
+        px a side, with one mask per object, and `color_map` maps labels to colours), a status line,
+        a table (label, score, x0, y0, x1, y1 in original pixels), the annotated PNG at original size,
+        the detections as JSON (label, box, point, score in original pixels), Gemma's raw answer and
+        its thoughts.
+        """
+        # Opened once here: a bad file fails before the model loads, and a huge one is decoded once.
+        original = open_image(image_path(image))
+        display = display_copy(original)
+        yield {
+            view.annotated: annotated_image(display, original.size, []),
+            view.status: WORKING_STATUS,
+            view.table: [],
+            view.png_file: None,
+            view.json_file: None,
+            view.raw_panel: gr.Accordion(open=False),
+            view.raw_text: "",
+            view.thoughts_panel: gr.Accordion(visible=False),
+            view.thoughts: "",
+        }
+        final = DetectionUpdate("", "", original.size)
+        shown: list[Detection] = []
+        last_redraw = 0.0
+        for update in _stream_detection(
+            original, query, mode, variant, quantization, thinking, max_new_tokens, image_budget
+        ):
+            if update.thought and not final.thought:
+                yield {view.thoughts_panel: gr.Accordion(visible=True)}
+            final = update
+            if update.done:
+                continue
+            changes = {view.raw_text: update.answer}
+            if update.thought:
+                changes[view.thoughts] = update.thought
+            if update.detections != shown and time.monotonic() - last_redraw >= REDRAW_INTERVAL_S:
+                shown = update.detections
+                last_redraw = time.monotonic()
+                changes[view.annotated] = annotated_image(display, original.size, shown)
+                changes[view.table] = detections_table(shown)
+            yield changes
+
+        detections = final.detections
+        png_path, json_path = write_downloads(original, detections)
+        if not detections:
+            gr.Warning(NO_OBJECTS_WARNING)
+        yield {
+            view.annotated: annotated_image(display, original.size, detections),
+            view.status: summary(detections) if detections else NO_OBJECTS_STATUS,
+            view.table: detections_table(detections),
+            view.png_file: png_path,
+            view.json_file: json_path,
+            view.raw_panel: gr.Accordion(open=not detections),
+            view.raw_text: final.answer or EMPTY_ANSWER,
+            view.thoughts_panel: gr.Accordion(visible=bool(final.thought)),
+            view.thoughts: final.thought,
+        }
+
+    inputs = [image, query, mode, *controls.inputs]
+    # Without preprocessing the handler gets the upload's payload, so a corrupt file reaches our
+    # clear message instead of failing inside Gradio; uploads are still checked to be uploads.
+    run = detect_button.click(
+        detect, inputs, view.outputs, api_name="detect", preprocess=False, **controls.model_event()
+    )
+    submit = query.submit(
+        detect,
+        inputs,
+        view.outputs,
+        api_visibility="undocumented",
+        preprocess=False,
+        **controls.model_event(),
+    )
+    stop.click(None, cancels=[run, submit], api_visibility="undocumented")

@@ -17,6 +17,8 @@ import time
 
 import gradio as gr
 
+# Light modules (no torch at import); imported here so logging works even during interpreter shutdown.
+from pipelines import generation, loader
 from pipelines.errors import ShowcaseError
 
 request_log = logging.getLogger("showcase.requests")
@@ -32,7 +34,7 @@ def to_user_error(error: BaseException) -> gr.Error:
         return error
     if isinstance(error, ShowcaseError):
         # gr.Error renders HTML; our messages may quote file names, so they are escaped.
-        return gr.Error(html.escape(error.message), print_exception=False)
+        return gr.Error(html.escape(error.message, quote=False), print_exception=False)
     log.error("unexpected error", exc_info=error)
     return gr.Error(GENERIC_MESSAGE, print_exception=False)
 
@@ -57,8 +59,6 @@ def describe_inputs(values) -> str:
 
 
 def _log_request(endpoint: str, args, started: float, outcome: str) -> None:
-    from pipelines import generation, loader
-
     resident = loader.current_model()
     stats = generation.latest_stats() if generation.latest_stats().input_tokens else None
     request_log.info(

@@ -327,19 +327,6 @@ def explain_load_failure(error: BaseException, spec: VariantSpec, quantization: 
         return ModelLoadError(
             f"{name} was not found on the Hugging Face Hub, or your token can't see it. Check HF_TOKEN."
         )
-    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
-    if (
-        offline
-        or isinstance(error, hub_errors.LocalEntryNotFoundError | ConnectionError | TimeoutError)
-        or any(
-            hint in text
-            for hint in ("ConnectError", "Connection", "Name or service not known", "offline mode")
-        )
-    ):
-        return ModelLoadError(
-            f"Couldn't download {name}: no network, or offline mode is on (HF_HUB_OFFLINE). "
-            "Connect to the internet or pre-download the model, or choose the offline `tiny` variant."
-        )
     lowered = text.lower()
     if isinstance(error, MemoryError) or "out of memory" in lowered or "outofmemory" in lowered:
         return ModelLoadError(
@@ -354,5 +341,22 @@ def explain_load_failure(error: BaseException, spec: VariantSpec, quantization: 
     if "cuda" in lowered and ("not available" in lowered or "no cuda" in lowered or "driver" in lowered):
         return ModelLoadError(
             f"CUDA is not usable here ({error}). Choose the CPU device or fix the CUDA install."
+        )
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+    if (
+        isinstance(error, hub_errors.LocalEntryNotFoundError | ConnectionError | TimeoutError)
+        or any(
+            hint in text
+            for hint in ("ConnectError", "Connection", "Name or service not known", "offline mode")
+        )
+        or (
+            offline
+            and isinstance(error, hub_errors.HfHubHTTPError | OSError)
+            and not isinstance(error, MemoryError)
+        )
+    ):
+        return ModelLoadError(
+            f"Couldn't download {name}: no network, or offline mode is on (HF_HUB_OFFLINE). "
+            "Connect to the internet or pre-download the model, or choose the offline `tiny` variant."
         )
     return ModelLoadError(f"Loading {spec.key} failed: {error}")

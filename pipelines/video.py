@@ -142,12 +142,9 @@ def sample_frames(
         keyframes = _KeyframeIndex(stream, origin)
         video_end = _video_end_seconds(container, stream, origin, keyframes)
         range_start, range_end = _resolve_range(start, end, video_end)
-        frames = _decode_samples(
+        return _decode_samples(
             container, stream, origin, keyframes, range_start, range_end, num_frames, max_pixels
         )
-    if not frames:
-        raise InputError("No frames could be decoded from the video; it may be corrupt.")
-    return frames
 
 
 def _check_num_frames(num_frames) -> int:
@@ -346,6 +343,7 @@ class _FrameReader:
         self._pending: tuple[float, av.VideoFrame] | None = None
         # Time of the latest decoded frame; None before the first decode and right after a seek.
         self.position: float | None = None
+        self.decoded_any = False
 
     def seek(self, raw_timestamp: int) -> None:
         """Jump to the keyframe at or before `raw_timestamp` (in the stream's time base)."""
@@ -389,6 +387,7 @@ class _FrameReader:
                 f"Please save it as {SUPPORTED_FORMATS_TEXT} and try again."
             )
         self.position = frame.time - self._origin
+        self.decoded_any = True
         return self.position, frame
 
 
@@ -421,6 +420,13 @@ def _decode_samples(
             continue
         reader.take()
         frames.append(Frame(timestamp, _display_image(frame, stream, max_pixels)))
+    if not frames and reader.decoded_any:
+        raise InputError(
+            f"No frame of the video starts between {range_start:.2f} s and {range_end:.2f} s. "
+            "Choose a longer time range."
+        )
+    if not frames:
+        raise InputError("No frames could be decoded from the video; it may be corrupt.")
     return frames
 
 

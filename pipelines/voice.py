@@ -37,6 +37,9 @@ AUDIO_TOKENS_PER_SEGMENT = 750
 CHARACTERS_PER_TEXT_TOKEN = 4
 # Used when the caller gives no limit: room for a few minutes of conversation without straining memory.
 DEFAULT_MAX_CONTEXT_TOKENS = 16_384
+# The estimate leaves out chat-template markers (a few tokens per message) and text tokenizes unevenly,
+# so by default the prompt is planned to fill at most this share of generation's input limit.
+INPUT_LIMIT_SHARE = 0.9
 
 
 @dataclass(frozen=True)
@@ -195,6 +198,14 @@ def build_voice_messages(
     return VoiceContext(messages, len(history) - len(kept), used_tokens)
 
 
+def default_context_limit(max_new_tokens: int) -> int:
+    """The context bound used when none is given: `DEFAULT_MAX_CONTEXT_TOKENS`, with the prompt
+    (history + new clip) kept under generation's input limit (`MAX_INPUT_TOKENS`), which would refuse it."""
+    from pipelines.generation import max_input_tokens
+
+    return min(DEFAULT_MAX_CONTEXT_TOKENS, int(max_input_tokens() * INPUT_LIMIT_SHARE) + max_new_tokens)
+
+
 def run_voice_chat(
     model: ChatModel,
     history: Sequence[VoiceTurn] | None,
@@ -211,7 +222,8 @@ def run_voice_chat(
 
     `audio` is anything `load_audio` takes (a file path or a `gr.Audio` numpy
     tuple). `max_context_tokens` bounds the whole context, the reply's
-    `max_new_tokens` included, so history is trimmed to leave room for the answer.
+    `max_new_tokens` included, so history is trimmed to leave room for the answer
+    (default: `default_context_limit(max_new_tokens)`).
     Raises `CapabilityError` for a model without audio input before any decoding.
     """
     require_modality(model, "audio")
@@ -219,7 +231,9 @@ def run_voice_chat(
     if max_new_tokens < 1:
         raise InputError("max_new_tokens must be at least 1.")
     history = list(history or [])
-    context_limit = DEFAULT_MAX_CONTEXT_TOKENS if max_context_tokens is None else int(max_context_tokens)
+    context_limit = (
+        default_context_limit(max_new_tokens) if max_context_tokens is None else int(max_context_tokens)
+    )
     if context_limit <= max_new_tokens:
         raise InputError("The context limit must be larger than the reply length (max_new_tokens).")
     signal = load_audio(audio)

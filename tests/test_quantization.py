@@ -87,10 +87,10 @@ def test_host_embedding_gives_the_same_rows_as_the_original():
 
 @pytest.fixture(scope="module")
 def moe_checkpoint(tmp_path_factory):
-    """26B-A4B at real widths, 2 layers (sliding + full), 8 experts, the tiny tokenizer's vocabulary."""
+    """26B-A4B at real widths, 2 layers (sliding + full), 32 experts (bitsandbytes CPU needs router widths in multiples of 32), the tiny tokenizer's vocabulary."""
     ids = tiny_special_token_ids()
     config = build_config(
-        "26B-A4B", layers=2, vocab_size=512, num_experts=8, vision_layers=1, special_token_ids=ids
+        "26B-A4B", layers=2, vocab_size=512, num_experts=32, vision_layers=1, special_token_ids=ids
     )
     return str(write_checkpoint(config, tmp_path_factory.mktemp("moe"), seed=3))
 

@@ -12,6 +12,7 @@ import math
 import shutil
 import subprocess
 import wave
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -34,6 +35,7 @@ from pipelines.video import (
 )
 
 FFMPEG = shutil.which("ffmpeg")
+ROOT = Path(__file__).resolve().parents[1]
 WIDTH, HEIGHT = 160, 120
 BLOCK = 40
 BITS = (WIDTH // BLOCK) * (HEIGHT // BLOCK)
@@ -41,6 +43,7 @@ FPS = 10
 # veryfast keeps B-frames, so presentation order differs from decode order as in real uploads.
 H264 = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p"]
 VP9 = ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-crf", "20", "-b:v", "0"]
+TONE = "0.5*sin(2*PI*440*t)*between(t\\,1\\,2)"
 REPLY = "<|channel>thought\nThe square shows up in the third frame.<channel|>A red square appears at 00:03."
 
 
@@ -70,9 +73,21 @@ def decode_index(image: Image.Image) -> int:
 
 
 def write_video(
-    path, count: int, *, codec=H264, output_args=(), times=None, size=(WIDTH, HEIGHT), audio=None
+    path,
+    count: int,
+    *,
+    codec=H264,
+    output_args=(),
+    times=None,
+    size=(WIDTH, HEIGHT),
+    audio=None,
+    streamed=False,
 ):
-    """Encode `count` index-pattern frames; `times` is an ffmpeg setpts expression in seconds of N."""
+    """Encode `count` index-pattern frames; `times` is an ffmpeg setpts expression in seconds of N.
+
+    `audio` is an ffmpeg lavfi source muxed in as AAC. `streamed` writes through a pipe, as a browser's
+    recorder does: the muxer can't go back, so the file has no duration and no seek index.
+    """
     frames = np.stack([frame_pattern(index, *size) for index in range(count)])
     command = [FFMPEG, "-nostdin", "-v", "error", "-y"]
     # A millisecond input clock lets setpts place frames at arbitrary times.
@@ -82,8 +97,10 @@ def write_video(
         command += ["-f", "lavfi", "-i", audio, "-c:a", "aac", "-shortest"]
     if times is not None:
         command += ["-vf", f"setpts=({times})/TB", "-fps_mode", "vfr"]
-    command += [*codec, *output_args, str(path)]
-    subprocess.run(command, input=frames.tobytes(), check=True, capture_output=True)
+    command += [*codec, *output_args, "pipe:1" if streamed else str(path)]
+    completed = subprocess.run(command, input=frames.tobytes(), check=True, capture_output=True)
+    if streamed:
+        path.write_bytes(completed.stdout)
     return path
 
 
@@ -134,8 +151,8 @@ def clips(tmp_path_factory):
         "with_audio": write_video(
             folder / "with_audio.mp4",
             30,
-            # A 440 Hz tone from 1 s to 2 s, silence elsewhere.
-            audio="aevalsrc=0.5*sin(2*PI*440*t)*between(t\\,1\\,2):s=44100:d=3",
+            # A stereo 440 Hz tone from 1 s to 2 s, silence elsewhere; mono must average, not add, channels.
+            audio=f"aevalsrc={TONE}|{TONE}:s=44100:d=3",
         ),
     }
 
@@ -175,6 +192,16 @@ def test_webm_vp9_works(clips):
     frames = sample_frames(clips["webm"], 8)
     assert len(frames) == 8
     assert_timestamps_match_content(frames, constant_rate_times(40))
+
+
+def test_streamed_webm_without_duration_or_index_works(tmp_path):
+    path = write_video(tmp_path / "recording.webm", 60, codec=VP9, output_args=["-f", "webm"], streamed=True)
+    with video.av.open(str(path)) as container:
+        assert container.duration is None and container.streams.video[0].duration is None
+    frames = sample_frames(path, 8)
+    assert len(frames) == 8
+    indices = assert_timestamps_match_content(frames, constant_rate_times(60))
+    assert indices[-1] >= 60 * 7 / 8
 
 
 def test_mov_works(clips):
@@ -219,6 +246,11 @@ def test_time_range_limits_the_frames(clips):
     indices = assert_timestamps_match_content(frames, constant_rate_times(50))
     assert all(1.0 <= frame.timestamp < 3.0 for frame in frames)
     assert indices[0] == 10
+
+
+def test_range_without_a_frame_asks_for_a_longer_one(clips):
+    with pytest.raises(InputError, match="longer time range"):
+        sample_frames(clips["cfr"], 4, start=1.01, end=1.05)
 
 
 def test_end_past_the_video_is_clamped(clips):
@@ -271,6 +303,14 @@ def test_large_frames_are_downscaled_to_the_model_size(tmp_path):
     # Scaling kept the content readable: the index pattern survives.
     small = [frame.image.resize((WIDTH, HEIGHT), Image.Resampling.BOX) for frame in frames]
     assert [decode_index(image) for image in small] == [0, 1, 2]
+
+
+def test_non_square_pixels_are_shown_at_their_display_width(tmp_path):
+    path = write_video(tmp_path / "anamorphic.mp4", 3, output_args=["-vf", "setsar=2/1"])
+    frames = sample_frames(path, 3)
+    assert [frame.image.size for frame in frames] == [(2 * WIDTH, HEIGHT)] * 3
+    squeezed = [frame.image.resize((WIDTH, HEIGHT), Image.Resampling.BOX) for frame in frames]
+    assert [decode_index(image) for image in squeezed] == [0, 1, 2]
 
 
 def make_bad_input(kind: str, folder, clips):
@@ -362,6 +402,20 @@ def test_audio_track_is_mono_16khz_and_follows_the_time_range(clips):
 def test_video_without_audio_track_says_so(clips):
     with pytest.raises(InputError, match="no audio track"):
         extract_audio_track(clips["cfr"])
+
+
+@pytest.mark.parametrize("example", video.VIDEO_EXAMPLES, ids=lambda example: example.filename)
+def test_bundled_examples_are_small_readable_videos(example):
+    path = ROOT / "examples" / "video" / example.filename
+    assert path.stat().st_size < 500_000
+    frames = sample_frames(path)
+    assert len(frames) == 16 and frames[-1].timestamp > 4
+    if example.include_audio:
+        assert np.abs(extract_audio_track(path)).max() > 0.05
+    else:
+        with pytest.raises(InputError, match="no audio track"):
+            extract_audio_track(path)
+    assert example.filename in (ROOT / "examples" / "video" / "LICENSE.md").read_text()
 
 
 def synthetic_frames(count: int = 3) -> list[Frame]:

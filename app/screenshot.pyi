@@ -1,0 +1,444 @@
+"""Screenshot → HTML tab: stream a page from a screenshot into a live, sandboxed preview, then edit it."""
+
+from __future__ import annotations
+
+import hashlib
+import html as html_lib
+import tempfile
+import time
+from pathlib import Path
+
+import gradio as gr
+from PIL import UnidentifiedImageError
+
+from app import model_access
+from app.controls import SharedControls, settings
+from app.errors import user_facing
+from app.gpu import gpu_task
+from pipelines.errors import InputError
+from pipelines.screenshot import PREVIEW_WIDTHS, preview_iframe
+
+EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples" / "screenshots"
+# Re-rendering the iframe restarts the page inside it, so the preview refreshes a few times a
+# second while the code view follows every token.
+PREVIEW_REFRESH_S = 0.3
+DOWNLOADS_DIR = Path(tempfile.gettempdir()) / "gemma-showcase-html"
+DOWNLOAD_NAME = "page.html"
+NOT_AN_IMAGE = "That file is not a readable screenshot (expected PNG, JPEG, WebP, GIF or BMP)."
+NO_SCREENSHOT = "Please upload or paste a screenshot first."
+EDIT_KEPT_PAGE = "The previous page is kept."
+SCORING_NOTE = "⏳ Scoring how close the page looks to the screenshot…"
+SCORING_OFF_NOTE = "Fidelity scoring is off."
+MAX_QUOTED_REPLY_CHARS = 1200
+
+from gradio.events import Dependency
+
+class ScreenshotImage(gr.Image):
+    """`gr.Image` whose unreadable uploads get our message instead of a generic upload error.
+
+    Gradio opens the file before any handler runs, so the handler's error boundary never sees it.
+    """
+
+    is_template = True  # rendered by the frontend as a plain gr.Image
+
+    def preprocess(self, payload):
+        try:
+            return super().preprocess(payload)
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+            raise gr.Error(NOT_AN_IMAGE, print_exception=False) from error
+    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
+    from gradio.blocks import Block
+
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
+
+class ScreenshotTab:
+    """The tab's components; handlers return dicts keyed by them."""
+
+    def __init__(self) -> None:
+        with gr.Row():
+            with gr.Column(scale=2):
+                self.screenshot = ScreenshotImage(
+                    type="filepath",
+                    image_mode=None,
+                    sources=["upload", "clipboard"],
+                    label="Screenshot (upload or paste)",
+                    height=300,
+                    elem_id="screenshot-input",
+                )
+                self.instructions = gr.Textbox(
+                    label="Instructions (optional)",
+                    placeholder="e.g. use Tailwind, dark mode",
+                    lines=2,
+                    elem_id="screenshot-instructions",
+                )
+                self.score = gr.Checkbox(
+                    value=True,
+                    label="Score fidelity",
+                    info="Render the page in headless Chromium and compare it with the screenshot",
+                )
+                with gr.Row():
+                    self.generate = gr.Button(
+                        "✨ Generate HTML", variant="primary", elem_id="screenshot-generate"
+                    )
+                    self.stop = gr.Button("⏹ Stop", variant="stop", elem_id="screenshot-stop")
+                with gr.Group():
+                    self.edit_instruction = gr.Textbox(
+                        label="Edit by instruction",
+                        placeholder="e.g. make the header sticky",
+                        lines=1,
+                        elem_id="screenshot-edit-instruction",
+                    )
+                    self.edit = gr.Button("✏️ Apply edit", elem_id="screenshot-edit")
+            with gr.Column(scale=3):
+                with gr.Row(equal_height=True):
+                    self.width = gr.Radio(
+                        choices=list(PREVIEW_WIDTHS),
+                        value="Desktop",
+                        label="Preview width",
+                        scale=3,
+                        elem_id="screenshot-width",
+                    )
+                    self.download = gr.DownloadButton(
+                        "⬇ Download .html",
+                        value=None,
+                        interactive=False,
+                        scale=1,
+                        elem_id="screenshot-download",
+                    )
+                self.notice = gr.Markdown(elem_id="screenshot-notice")
+                self.preview = gr.HTML(preview_iframe(""), label="Live preview", elem_id="screenshot-preview")
+        with gr.Accordion("🧠 Thinking", open=False):
+            self.thought = gr.Markdown(elem_id="screenshot-thought")
+        self.code = gr.Code(
+            language="html", label="HTML", interactive=True, lines=12, max_lines=30, elem_id="screenshot-code"
+        )
+        with gr.Accordion("📏 Fidelity", open=True):
+            with gr.Row(equal_height=True):
+                self.fidelity_score = gr.Number(
+                    label="Fidelity (SSIM, 0 to 1)", precision=3, interactive=False, scale=1
+                )
+                self.fidelity_note = gr.Markdown(elem_id="screenshot-fidelity-note")
+            with gr.Row():
+                self.fidelity_screenshot = gr.Image(label="Screenshot", interactive=False, type="pil")
+                self.fidelity_rendered = gr.Image(label="Your HTML, rendered", interactive=False, type="pil")
+
+    @property
+    def outputs(self) -> list:
+        return [
+            self.code,
+            self.preview,
+            self.notice,
+            self.thought,
+            self.download,
+            self.fidelity_score,
+            self.fidelity_note,
+            self.fidelity_screenshot,
+            self.fidelity_rendered,
+        ]
+
+def _width_px(preview_width: str | None) -> int:
+    return PREVIEW_WIDTHS.get(preview_width or "Desktop", PREVIEW_WIDTHS["Desktop"])
+
+def _download_file(html: str) -> str | None:
+    """The page as a `.html` file; one folder per distinct page so each download keeps its plain name."""
+    if not html or not html.strip():
+        return None
+    folder = DOWNLOADS_DIR / hashlib.sha256(html.encode()).hexdigest()[:24]
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / DOWNLOAD_NAME
+    path.write_text(html, encoding="utf-8")
+    return str(path)
+
+def _quoted_reply(answer: str) -> str:
+    """The model's words under a notice, escaped, so a reply without HTML still says what it said."""
+    answer = answer.strip()
+    if not answer:
+        return ""
+    if len(answer) > MAX_QUOTED_REPLY_CHARS:
+        answer = answer[:MAX_QUOTED_REPLY_CHARS] + "…"
+    quoted = "\n".join("> " + line for line in html_lib.escape(answer).splitlines())
+    return f"\n\n**The model said:**\n\n{quoted}"
+
+@gpu_task(duration=180)
+def _stream_updates(
+    screenshot,
+    instructions: str,
+    current_html: str | None,
+    edit_instruction: str | None,
+    variant,
+    quantization,
+    thinking,
+    max_new_tokens,
+    image_budget,
+):
+    from pipelines.screenshot import run_screenshot_to_html
+
+    chosen = settings(variant, quantization, thinking, max_new_tokens, image_budget)
+    model = model_access.get_model(chosen.variant, chosen.quantization)
+    yield from run_screenshot_to_html(
+        model,
+        screenshot,
+        instructions or "",
+        current_html=current_html,
+        edit_instruction=edit_instruction,
+        thinking=chosen.thinking,
+        max_new_tokens=chosen.max_new_tokens,
+        image_budget=chosen.image_budget,
+    )
+
+def _stream_page(
+    tab: ScreenshotTab, updates, *, previous_html: str, preview_width: str, score: bool, screenshot
+):
+    """UI updates for a stream of `ScreenshotUpdate`s, ending with the fidelity score.
+
+    A reply without HTML leaves `previous_html` in place (empty for a fresh generation).
+    """
+    width = _width_px(preview_width)
+    shown_code = shown_preview = previous_html
+    last_preview_at = float("-inf")
+    final = None
+    for update in updates:
+        if update.done:
+            final = update
+            break
+        changes = {tab.thought: update.thought} if update.thought else {}
+        if update.html and update.html != shown_code:
+            shown_code = changes[tab.code] = update.html
+        now = time.monotonic()
+        if shown_code != shown_preview and now - last_preview_at >= PREVIEW_REFRESH_S:
+            shown_preview, last_preview_at = shown_code, now
+            changes[tab.preview] = preview_iframe(shown_preview, width)
+        if changes:
+            yield changes
+
+    html = final.html if final is not None and final.html else previous_html
+    notice = final.notice if final is not None else None
+    if notice and not (final and final.html) and previous_html:
+        notice = f"{notice} {EDIT_KEPT_PAGE}"
+    shown_notice = ""
+    if notice:
+        shown_notice = f"⚠️ {notice}"
+        if final is not None and not final.html:
+            shown_notice += _quoted_reply(final.answer)
+    path = _download_file(html)
+    yield {
+        tab.code: html,
+        tab.preview: preview_iframe(html, width),
+        tab.notice: shown_notice,
+        tab.thought: final.thought if final is not None else "",
+        tab.download: gr.DownloadButton(value=path, interactive=path is not None),
+        tab.fidelity_note: SCORING_NOTE if score and html else "",
+    }
+    yield _fidelity(tab, html, screenshot, score)
+
+def _fidelity(tab: ScreenshotTab, html: str, screenshot, score: bool) -> dict:
+    from pipelines.screenshot import fidelity_comparison
+
+    empty = {tab.fidelity_score: None, tab.fidelity_screenshot: None, tab.fidelity_rendered: None}
+    if not score:
+        return {**empty, tab.fidelity_note: SCORING_OFF_NOTE}
+    try:
+        result = fidelity_comparison(html, screenshot)
+    except InputError as error:
+        # The page is already shown; a screenshot too small to compare only costs the score.
+        return {**empty, tab.fidelity_note: f"Fidelity score skipped: {error.message}"}
+    if result.score is None:
+        return {**empty, tab.fidelity_note: result.note}
+    return {
+        tab.fidelity_score: round(result.score, 3),
+        tab.fidelity_note: result.note,
+        tab.fidelity_screenshot: screenshot,
+        tab.fidelity_rendered: result.rendered,
+    }
+
+def _cleared_results(tab: ScreenshotTab) -> dict:
+    return {
+        tab.notice: "",
+        tab.download: gr.DownloadButton(value=None, interactive=False),
+        tab.fidelity_score: None,
+        tab.fidelity_note: "",
+        tab.fidelity_screenshot: None,
+        tab.fidelity_rendered: None,
+    }
+
+def _require_screenshot(screenshot) -> None:
+    if not screenshot:
+        raise InputError(NO_SCREENSHOT)
+
+def _handlers(tab: ScreenshotTab):
+    @user_facing("screenshot_to_html")
+    def screenshot_to_html(
+        screenshot: str,
+        instructions: str,
+        score_fidelity: bool,
+        preview_width: str,
+        variant: str,
+        quantization: str,
+        thinking: bool,
+        max_new_tokens: int,
+        image_budget: int,
+    ):
+        """Turn a screenshot of a user interface into one self-contained HTML page; streams the code.
+
+        Args:
+            screenshot: the screenshot image file (PNG, JPEG, WebP, GIF or BMP).
+            instructions: optional extra wishes, e.g. "use Tailwind" or "dark mode".
+            score_fidelity: whether to render the page in headless Chromium and score its visual similarity (SSIM) to the screenshot.
+            preview_width: preview frame width: Desktop, Tablet or Mobile.
+            variant: Gemma 4 variant (E2B, E4B, 26B-A4B, 31B, tiny).
+            quantization: auto, 4bit, 8bit, bf16 or fp32.
+            thinking: whether Gemma thinks before answering (thoughts come back apart from the code).
+            max_new_tokens: the longest reply, in tokens (a full page needs a few thousand).
+            image_budget: soft tokens for the screenshot: 70, 140, 280, 560 or 1120.
+        """
+        _require_screenshot(screenshot)
+        yield {
+            **_cleared_results(tab),
+            tab.code: "",
+            tab.preview: preview_iframe("", _width_px(preview_width)),
+        }
+        updates = _stream_updates(
+            screenshot,
+            instructions,
+            None,
+            None,
+            variant,
+            quantization,
+            thinking,
+            max_new_tokens,
+            image_budget,
+        )
+        yield from _stream_page(
+            tab,
+            updates,
+            previous_html="",
+            preview_width=preview_width,
+            score=score_fidelity,
+            screenshot=screenshot,
+        )
+
+    @user_facing("edit_html")
+    def edit_html(
+        screenshot: str,
+        instructions: str,
+        current_html: str,
+        edit_instruction: str,
+        score_fidelity: bool,
+        preview_width: str,
+        variant: str,
+        quantization: str,
+        thinking: bool,
+        max_new_tokens: int,
+        image_budget: int,
+    ):
+        """Revise a generated HTML page by instruction; the new page replaces the old one.
+
+        Gemma sees the screenshot, the current code and the instruction. If its reply has no HTML,
+        the current page is kept and a notice says so.
+
+        Args:
+            screenshot: the screenshot the page reproduces (PNG, JPEG, WebP, GIF or BMP).
+            instructions: the optional wishes given at generation, e.g. "dark mode".
+            current_html: the current HTML document.
+            edit_instruction: the change to make, e.g. "make the header sticky".
+            score_fidelity: whether to score the new page's visual similarity (SSIM) to the screenshot.
+            preview_width: preview frame width: Desktop, Tablet or Mobile.
+            variant: Gemma 4 variant (E2B, E4B, 26B-A4B, 31B, tiny).
+            quantization: auto, 4bit, 8bit, bf16 or fp32.
+            thinking: whether Gemma thinks before answering.
+            max_new_tokens: the longest reply, in tokens.
+            image_budget: soft tokens for the screenshot: 70, 140, 280, 560 or 1120.
+        """
+        _require_screenshot(screenshot)
+        yield _cleared_results(tab)
+        current_html = current_html or ""
+        updates = _stream_updates(
+            screenshot,
+            instructions,
+            current_html,
+            edit_instruction or "",
+            variant,
+            quantization,
+            thinking,
+            max_new_tokens,
+            image_budget,
+        )
+        yield from _stream_page(
+            tab,
+            updates,
+            previous_html=current_html,
+            preview_width=preview_width,
+            score=score_fidelity,
+            screenshot=screenshot,
+        )
+
+    return screenshot_to_html, edit_html
+
+def show_page(html: str, preview_width: str):
+    """The preview and the download for the HTML as it is now (a width change or a hand edit)."""
+    path = _download_file(html or "")
+    return preview_iframe(html or "", _width_px(preview_width)), gr.DownloadButton(
+        value=path, interactive=path is not None
+    )
+
+def screenshot_examples() -> list[list]:
+    wishes = {"pricing_card": "", "login_form": "use Tailwind", "dashboard_header": "dark mode"}
+    return [
+        [str(EXAMPLES_DIR / f"{name}.png"), instructions]
+        for name, instructions in wishes.items()
+        if (EXAMPLES_DIR / f"{name}.png").exists()
+    ]
+
+def build_screenshot_tab(controls: SharedControls) -> None:
+    gr.Markdown(
+        "Upload or paste a screenshot of a web page or app screen: Gemma writes it as one HTML file, "
+        "shown live in a sandboxed preview (scripts run, but it can't reach this app or the network)."
+    )
+    tab = ScreenshotTab()
+    gr.Examples(
+        examples=screenshot_examples(),
+        inputs=[tab.screenshot, tab.instructions],
+        label="Example screenshots (made for this app, CC0)",
+        elem_id="screenshot-examples",
+    )
+    screenshot_to_html, edit_html = _handlers(tab)
+    settings_inputs = controls.inputs
+    generating = tab.generate.click(
+        screenshot_to_html,
+        [tab.screenshot, tab.instructions, tab.score, tab.width, *settings_inputs],
+        tab.outputs,
+        api_name="screenshot_to_html",
+        **controls.model_event(),
+    )
+    editing = tab.edit.click(
+        edit_html,
+        [
+            tab.screenshot,
+            tab.instructions,
+            tab.code,
+            tab.edit_instruction,
+            tab.score,
+            tab.width,
+            *settings_inputs,
+        ],
+        tab.outputs,
+        api_name="edit_html",
+        **controls.model_event(),
+    )
+    tab.stop.click(None, cancels=[generating, editing], api_visibility="undocumented")
+    tab.width.change(
+        show_page,
+        [tab.code, tab.width],
+        [tab.preview, tab.download],
+        queue=False,
+        api_visibility="undocumented",
+    )
+    tab.code.input(
+        show_page,
+        [tab.code, tab.width],
+        [tab.preview, tab.download],
+        trigger_mode="always_last",
+        api_visibility="undocumented",
+    )
