@@ -32,12 +32,14 @@ def build_app(config: AppConfig | None = None) -> gr.Blocks:
     from app.voice import build_voice_tab
 
     config = config or AppConfig()
+    variant, served_models = _connect_backend(config)
     with gr.Blocks(title=TITLE, fill_width=False) as demo:
         gr.Markdown(INTRO)
         controls = build_shared_controls(
-            variant=config.variant,
+            variant=variant,
             quantization=config.quantization,
             concurrency_limit=config.concurrency_limit,
+            served_models=served_models,
         )
         with gr.Tabs():
             with gr.Tab("💬 Chat", id="chat"):
@@ -74,6 +76,20 @@ def _explain_full_queue(demo: gr.Blocks) -> None:
         return accepted, detail, state
 
     queue.push = push
+
+
+def _connect_backend(config: AppConfig) -> tuple[str, list[str] | None]:
+    """The variant to preselect, and the served model names (None for the local loader)."""
+    from app import model_access
+
+    if config.backend != "openai":
+        return config.variant, None
+    _, served = model_access.connect_openai_backend(config.base_url or "", config.api_key)
+    if config.variant in served or not served:
+        return config.variant, served
+    # The configured variant picks the served model that names it (e.g. E4B -> google/gemma-4-E4B-it).
+    matching = [name for name in served if config.variant.lower() in name.lower()]
+    return (matching or served)[0], served
 
 
 def launch_kwargs(config: AppConfig) -> dict:

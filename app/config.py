@@ -31,6 +31,10 @@ class AppConfig:
     max_queue: int = 16
     max_file_size: str = "50mb"
     mcp_server: bool = True
+    # Where generation runs: "local" (this process) or "openai" (an OpenAI-compatible server).
+    backend: str = "local"
+    base_url: str | None = None
+    api_key: str | None = None
 
 
 def parse_config(argv: list[str] | None = None) -> AppConfig:
@@ -63,7 +67,10 @@ def parse_config(argv: list[str] | None = None) -> AppConfig:
     parser.add_argument(
         "--mcp-server", action=argparse.BooleanOptionalAction, default=_env_bool("SHOWCASE_MCP_SERVER", True)
     )
+    _add_backend_arguments(parser, env)
     args = parser.parse_args(argv)
+    if args.backend == "openai" and not args.base_url:
+        parser.error("--backend openai needs --base-url (or OPENAI_BASE_URL), e.g. http://127.0.0.1:8000/v1")
     return AppConfig(
         variant=args.variant,
         quantization=args.quantization,
@@ -75,4 +82,27 @@ def parse_config(argv: list[str] | None = None) -> AppConfig:
         max_queue=max(1, args.max_queue),
         max_file_size=args.max_file_size,
         mcp_server=args.mcp_server,
+        backend=args.backend,
+        base_url=args.base_url,
+        api_key=args.api_key,
+    )
+
+
+def _add_backend_arguments(parser: argparse.ArgumentParser, env) -> None:
+    from pipelines.backends import BACKENDS
+
+    group = parser.add_argument_group("serving backend")
+    group.add_argument(
+        "--backend",
+        choices=list(BACKENDS),
+        default=env.get("SHOWCASE_BACKEND", "local"),
+        help="local: load the model in this process; openai: use an OpenAI-compatible server (vLLM, ...)",
+    )
+    group.add_argument(
+        "--base-url",
+        default=env.get("OPENAI_BASE_URL"),
+        help="the server's OpenAI API root, e.g. http://127.0.0.1:8000/v1 (openai backend)",
+    )
+    group.add_argument(
+        "--api-key", default=env.get("OPENAI_API_KEY"), help="the server's API key, if it needs one"
     )

@@ -53,21 +53,30 @@ def settings(variant, quantization, thinking, max_new_tokens, image_budget) -> S
     return Settings(str(variant), str(quantization), bool(thinking), int(max_new_tokens), int(image_budget))
 
 
-def build_shared_controls(*, variant: str, quantization: str, concurrency_limit: int) -> SharedControls:
+def build_shared_controls(
+    *, variant: str, quantization: str, concurrency_limit: int, served_models: list[str] | None = None
+) -> SharedControls:
+    """`served_models`: the names a model server reports (openai backend); None for the local loader."""
+    remote = served_models is not None
     with gr.Group():
         with gr.Row(equal_height=True):
             variant_box = gr.Dropdown(
-                choices=[(spec.label, key) for key, spec in VARIANTS.items()],
+                choices=_variant_choices(served_models or [variant]) if remote else _variant_choices(),
                 value=variant,
                 label="Gemma 4 variant",
-                info="Changing it loads the new model and unloads the old one.",
+                info=(
+                    "The models the server reports."
+                    if remote
+                    else "Changing it loads the new model and unloads the old one."
+                ),
                 scale=3,
             )
             quantization_box = gr.Dropdown(
                 choices=["auto", "4bit", "8bit", "bf16", "fp32"],
                 value=quantization,
                 label="Quantization",
-                info="auto: 4-bit on a GPU, bf16 on a CPU",
+                info="set by the model server" if remote else "auto: 4-bit on a GPU, bf16 on a CPU",
+                interactive=not remote,
                 scale=2,
             )
             thinking_box = gr.Checkbox(
@@ -95,6 +104,12 @@ def build_shared_controls(*, variant: str, quantization: str, concurrency_limit:
     )
     _wire(controls)
     return controls
+
+
+def _variant_choices(served_models: list[str] | None = None) -> list[tuple[str, str]]:
+    if served_models is not None:
+        return [(name, name) for name in served_models]
+    return [(spec.label, key) for key, spec in VARIANTS.items()]
 
 
 def _wire(controls: SharedControls) -> None:

@@ -112,3 +112,33 @@ def status_markdown(variant: str | None = None) -> str:
     if spec is not None:
         text += f"  \n**Selected:** {spec.label} · context {spec.context_length:,} tokens"
     return text
+
+
+# --- remote serving backend ----------------------------------------------------------------------------
+
+
+def use_backend(backend) -> None:
+    """Get every model from `backend` (a `pipelines.backends.Backend`) instead of the local loader."""
+    use_provider(
+        lambda variant, quantization, progress=None: backend.get_model(variant, quantization, progress)
+    )
+
+
+def connect_openai_backend(base_url: str, api_key: str | None = None):
+    """Serve every tab from an OpenAI-compatible server; returns the backend and the models it reports.
+
+    An unreachable server doesn't stop the app from starting: the status area says why, the
+    list is empty, and each request tries the server again.
+    """
+    from pipelines.backends import OpenAIBackend
+
+    backend = OpenAIBackend(base_url, api_key)
+    use_backend(backend)
+    try:
+        served = backend.list_models()
+    except ShowcaseError as error:
+        log.warning("model server not ready at start-up: %s", error)
+        _set_state("failed", str(error))
+        return backend, []
+    _set_state("idle", f"Served by {backend.base_url}: {', '.join(served) or 'no models reported'}.")
+    return backend, served

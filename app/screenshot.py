@@ -67,6 +67,12 @@ class ScreenshotTab:
                     lines=2,
                     elem_id="screenshot-instructions",
                 )
+                gr.Examples(
+                    examples=screenshot_examples(),
+                    inputs=[self.screenshot, self.instructions],
+                    label="Example screenshots (made for this app, CC0)",
+                    elem_id="screenshot-examples",
+                )
                 self.score = gr.Checkbox(
                     value=True,
                     label="Score fidelity",
@@ -403,12 +409,6 @@ def build_screenshot_tab(controls: SharedControls) -> None:
         "shown live in a sandboxed preview (scripts run, but it can't reach this app or the network)."
     )
     tab = ScreenshotTab()
-    gr.Examples(
-        examples=screenshot_examples(),
-        inputs=[tab.screenshot, tab.instructions],
-        label="Example screenshots (made for this app, CC0)",
-        elem_id="screenshot-examples",
-    )
     screenshot_to_html, edit_html = _handlers(tab)
     settings_inputs = controls.inputs
     generating = tab.generate.click(

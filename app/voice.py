@@ -31,6 +31,8 @@ from pipelines.voice import VOICE_EXAMPLES, VOICE_TASKS, task_prompt
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples" / "voice"
 AUDIO_VARIANT = "E4B"
 NOTICE_TITLE = "ℹ️ Context trimmed"
+# What the conversation shows for an empty answer (as app/reply.StreamedReply does); it stands for "".
+NO_ANSWER = "*(no answer)*"
 TARGET_LANGUAGES = [
     "English",
     "French",
@@ -157,7 +159,8 @@ def voice_turns_from_history(history) -> list:
                     )
                 prompt = message.text
         elif clip is not None:
-            turns.append(VoiceTurn(load_audio(clip), None, message.text, prompt or ANSWER_PROMPT))
+            reply = "" if message.text == NO_ANSWER else message.text
+            turns.append(VoiceTurn(load_audio(clip), None, reply, prompt or ANSWER_PROMPT))
             clip, prompt = None, None
     return turns
 
@@ -191,7 +194,12 @@ def _stream_turn(
     reply = StreamedReply()
     for update in chain([first], updates):
         reply.add(Delta(update.thought[len(reply.thought) :], update.answer[len(reply.answer) :]))
-        yield before_reply + reply.messages(done=update.done), update.turn, update.dropped_turns
+        shown_reply = reply.messages(done=update.done)
+        if update.done and not update.answer and reply.thought:
+            # A reply that ran out of tokens while thinking still closes the turn, so the clip stays
+            # in the history rebuilt from these messages, as it does in the session's state.
+            shown_reply.append({"role": "assistant", "content": NO_ANSWER})
+        yield before_reply + shown_reply, update.turn, update.dropped_turns
 
 
 @user_facing("voice_chat")

@@ -124,10 +124,14 @@ def build_model(config, *, dtype=None, seed: int = 0, device: str = "cpu"):
     from transformers import Gemma4ForConditionalGeneration
 
     torch.manual_seed(seed)
-    with torch.device(device):
-        model = Gemma4ForConditionalGeneration(config)
-    if dtype is not None:
-        model = model.to(dtype)
+    # Built directly in `dtype`: an fp32 build of a real-width model would need twice the memory.
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype or previous)
+    try:
+        with torch.device(device):
+            model = Gemma4ForConditionalGeneration(config)
+    finally:
+        torch.set_default_dtype(previous)
     return model.eval()
 
 

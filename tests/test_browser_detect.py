@@ -1,0 +1,69 @@
+"""The Detect tab in headless Chromium: pick an example, run it on tiny, see the result or the notice."""
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+pytestmark = pytest.mark.browser
+
+
+def wait_for_generation(page, finished_before: int) -> None:
+    from pipelines import generation
+
+    for _ in range(480):
+        if generation.concurrency.finished > finished_before:
+            return
+        page.wait_for_timeout(250)
+    raise AssertionError("the generation must finish")
+
+
+def test_detect_example_runs_end_to_end_on_tiny(page):
+    from pipelines import generation
+
+    page.get_by_role("tab", name="🔎 Detect").click()
+    page.get_by_label("Max new tokens").first.fill("32")
+    page.get_by_text("the rocket on the launch pad").first.click()
+    query = page.locator("#detect-query textarea")
+    expect(query).to_have_value("the rocket on the launch pad")
+    expect(page.locator("#detect-image img").first).to_be_visible()
+
+    finished_before = generation.concurrency.finished
+    page.locator("#detect-run").click()
+    wait_for_generation(page, finished_before)
+
+    status = page.locator("#detect-status")
+    expect(status).to_contain_text(re.compile(r"No objects found|Found \d+ object"), timeout=30_000)
+    expect(page.locator("#detect-annotated img").first).to_be_visible()
+    if "No objects found" in status.inner_text():
+        # The notice comes with the raw answer opened below it.
+        expect(page.locator("#detect-raw textarea")).to_be_visible()
+        expect(page.locator("#detect-raw textarea")).not_to_have_value("")
+    else:
+        expect(page.locator("#detect-annotated .legend-item").first).to_be_visible()
+    expect(page.locator("#detect-json a").first).to_have_attribute("href", re.compile(r"detections\.json$"))
+    expect(page.locator("#detect-png a").first).to_have_attribute("href", re.compile(r"detections\.png$"))
+    page.screenshot(path="/tmp/detect_tiny.png", full_page=True)
+
+
+def test_detect_shows_boxes_legend_table_and_thoughts_for_a_realistic_reply(page, use_scripted):
+
+    use_scripted(
+        "<|channel>thought\nThe cup is in the middle, the spoon on the right.<channel|>```json\n["
+        '{"box_2d": [180, 260, 620, 700], "label": "cup"}, {"box_2d": [520, 700, 760, 950], "label": "spoon"}'
+        "]\n```"
+    )
+    page.get_by_role("tab", name="🔎 Detect").click()
+    page.get_by_label("Thinking mode").first.check()
+    page.get_by_text("flag, helmet, space shuttle model").first.click()
+    expect(page.locator("#detect-query textarea")).to_have_value("flag, helmet, space shuttle model")
+    page.locator("#detect-run").click()
+
+    status = page.locator("#detect-status")
+    expect(status).to_contain_text("Found 2 objects", timeout=60_000)
+    legend = page.locator("#detect-annotated .legend-item")
+    expect(legend).to_have_text(["cup", "spoon"])
+    expect(page.locator("#detect-table")).to_contain_text("spoon")
+    page.get_by_text("🧠 Thinking").click()
+    expect(page.locator("#detect-thoughts")).to_contain_text("the spoon on the right")
+    page.screenshot(path="/tmp/detect_scripted.png", full_page=True)

@@ -1,0 +1,323 @@
+"""The Voice tab over its public API (`/voice_chat`) on the tiny model and on scripted replies, and its helpers."""
+
+from __future__ import annotations
+
+import copy
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import SETTINGS
+from gradio_client import handle_file
+from gradio_client.exceptions import AppError
+
+from app.voice import (
+    AUDIO_VARIANT,
+    NOTICE_TITLE,
+    audio_notice_text,
+    speakable_text,
+    switch_to_audio_variant,
+    voice_examples,
+    voice_turns_from_history,
+)
+from pipelines.audio import load_audio
+from pipelines.variants import VARIANTS
+from pipelines.voice import ANSWER_PROMPT, VoiceTurn, build_voice_messages, estimate_audio_tokens
+
+CLIPS = Path(__file__).resolve().parents[1] / "examples" / "voice"
+CAPITAL = CLIPS / "capital_of_france.wav"
+OCTOPUS = CLIPS / "octopus_fact.wav"
+WALK = CLIPS / "walk_in_the_park.wav"
+THINKING_REPLY = "<|channel>thought\nThe user asks about France.<channel|>Paris is the capital of France."
+
+
+def ask(client, clip: Path, history: list, **overrides):
+    arguments = {"task": "answer", "target_language": "French", "thinking": False, **SETTINGS, **overrides}
+    return client.predict(audio=handle_file(str(clip)), history=history, api_name="/voice_chat", **arguments)
+
+
+def sendable(history: list) -> list:
+    """A returned conversation ready to send back: gradio_client gives clips as local paths; files go up again."""
+    history = copy.deepcopy(history)
+    for message in history:
+        for part in message["content"]:
+            if part["type"] == "file":
+                part["file"] = handle_file(part["file"])
+    return history
+
+
+def texts(message: dict) -> list[str]:
+    return [part["text"] for part in message["content"] if part["type"] == "text"]
+
+
+def audio_parts(message: dict) -> list[np.ndarray]:
+    return [part["audio"] for part in message["content"] if part["type"] == "audio"]
+
+
+def shown_clips(conversation: list) -> list[str]:
+    return [
+        Path(part["file"]).name
+        for message in conversation
+        if message["role"] == "user"
+        for part in message["content"]
+        if part["type"] == "file"
+    ]
+
+
+def replies(conversation: list) -> list[str]:
+    return [
+        texts(message)[0]
+        for message in conversation
+        if message["role"] == "assistant" and not (message.get("metadata") or {}).get("title")
+    ]
+
+
+# ---------------------------------------------------------------------------
+# The endpoint
+
+
+def test_only_voice_chat_is_public(client):
+    endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    assert [name for name in endpoints if "voice" in name] == ["/voice_chat"]
+    parameters = [p["parameter_name"] for p in endpoints["/voice_chat"]["parameters"]]
+    assert parameters[:4] == ["audio", "history", "task", "target_language"]
+
+
+def test_two_turn_voice_chat_on_the_real_tiny_model(client):
+    from pipelines import generation
+
+    first = ask(client, CAPITAL, [])
+    first_prompt_tokens = generation.latest_stats().input_tokens
+
+    # Random weights may think or say nothing; a turn is still one clip and one reply.
+    assert shown_clips(first) == ["capital_of_france.wav"]
+    assert first[0]["role"] == "user" and first[-1]["role"] == "assistant"
+    assert len(replies(first)) == 1
+
+    second = ask(client, OCTOPUS, sendable(first))
+    second_prompt_tokens = generation.latest_stats().input_tokens
+
+    assert shown_clips(second) == ["capital_of_france.wav", "octopus_fact.wav"]
+    assert second[: len(first)] == first, "the earlier turn is kept as it was"
+    assert len(replies(second)) == 2
+    # The second prompt holds the first clip and reply as well as the new clip: without the history
+    # it would be about the size of the first prompt, which had one clip of similar length.
+    new_clip_tokens = estimate_audio_tokens(load_audio(OCTOPUS)) - 1
+    assert second_prompt_tokens >= first_prompt_tokens + new_clip_tokens
+
+
+def test_thoughts_are_shown_apart_and_never_replayed(client, use_scripted):
+    model = use_scripted(THINKING_REPLY)
+
+    first = ask(client, CAPITAL, [], thinking=True)
+
+    thought, answer = first[-2], first[-1]
+    assert thought["metadata"]["title"] == "🧠 Thinking"
+    assert texts(thought) == ["The user asks about France."]
+    assert texts(answer) == ["Paris is the capital of France."]
+    assert model.calls[-1]["thinking"] is True
+
+    ask(client, OCTOPUS, sendable(first), thinking=True)
+
+    sent = model.calls[-1]["messages"]
+    assert [message["role"] for message in sent] == ["user", "assistant", "user"]
+    assert texts(sent[1]) == ["Paris is the capital of France."]
+    assert "asks about France" not in str([texts(message) for message in sent])
+    (replayed,) = audio_parts(sent[0])
+    np.testing.assert_array_equal(replayed, load_audio(CAPITAL))
+
+
+def test_a_reply_cut_off_while_thinking_still_keeps_its_clip(client, use_scripted):
+    model = use_scripted("<|channel>thought\nThe user asks about France, so I will")
+
+    first = ask(client, CAPITAL, [], thinking=True)
+
+    assert first[-2]["metadata"]["title"] == "🧠 Thinking"
+    assert texts(first[-1]) == ["*(no answer)*"]
+
+    ask(client, OCTOPUS, sendable(first), thinking=True)
+
+    sent = model.calls[-1]["messages"]
+    assert [message["role"] for message in sent] == ["user", "assistant", "user"]
+    assert texts(sent[1]) == [""]
+
+
+def test_quick_actions_show_their_instruction_and_replay_it(client, use_scripted):
+    model = use_scripted("Il fait beau aujourd'hui.")
+
+    translated = ask(client, WALK, [], task="translate", target_language="German")
+
+    assert texts(model.calls[-1]["messages"][-1]) == ["Translate this audio into German."]
+    assert [texts(message) for message in translated if message["role"] == "user"] == [
+        [],
+        ["Translate this audio into German."],
+    ]
+
+    model.reply = "What is the capital of France?"
+    transcribed = ask(client, CAPITAL, sendable(translated), task="transcribe")
+
+    sent = model.calls[-1]["messages"]
+    assert [texts(message) for message in sent] == [
+        ["Translate this audio into German."],
+        ["Il fait beau aujourd'hui."],
+        ["Transcribe this audio clip verbatim."],
+    ]
+    assert replies(transcribed) == ["Il fait beau aujourd'hui.", "What is the capital of France?"]
+
+
+def test_oldest_turn_is_dropped_with_a_notice(client, use_scripted, monkeypatch):
+    model = use_scripted("Sure.")
+    first = ask(client, CAPITAL, [])
+    second = ask(client, OCTOPUS, sendable(first))
+    older, newer = (VoiceTurn(load_audio(clip), None, "Sure.") for clip in (CAPITAL, OCTOPUS))
+    newest_only = build_voice_messages([newer], load_audio(WALK), max_context_tokens=10**6).estimated_tokens
+    everything = build_voice_messages([older, newer], load_audio(WALK), max_context_tokens=10**6)
+    # The voice pipeline plans the prompt to fill at most 90 % of generation's input limit.
+    input_limit = math.ceil(newest_only / 0.9) + 1
+    assert int(input_limit * 0.9) < everything.estimated_tokens
+    monkeypatch.setenv("MAX_INPUT_TOKENS", str(input_limit))
+
+    third = ask(client, WALK, sendable(second))
+
+    notices = [message for message in third if (message.get("metadata") or {}).get("title") == NOTICE_TITLE]
+    assert [texts(message) for message in notices] == [["1 earlier turn was dropped to fit the context."]]
+    assert third.index(notices[0]) == len(third) - 2, "the notice comes with the reply it concerns"
+    assert shown_clips(third) == ["capital_of_france.wav", "octopus_fact.wav", "walk_in_the_park.wav"]
+    sent = model.calls[-1]["messages"]
+    assert [message["role"] for message in sent] == ["user", "assistant", "user"]
+    np.testing.assert_array_equal(audio_parts(sent[0])[0], newer.audio)
+
+
+def test_variant_without_audio_is_an_app_error_with_our_message(client, use_scripted):
+    model = use_scripted("unused", variant="31B", modalities={"text", "image", "video"})
+
+    with pytest.raises(AppError, match="31B can't take audio input"):
+        ask(client, CAPITAL, [], variant="31B")
+    assert model.calls == []
+
+
+def test_missing_clip_is_an_app_error_with_our_message(client, use_scripted):
+    use_scripted("unused")
+
+    with pytest.raises(AppError, match="Please record or upload an audio clip"):
+        client.predict(
+            audio=None,
+            history=[],
+            task="answer",
+            target_language="French",
+            thinking=False,
+            api_name="/voice_chat",
+            **SETTINGS,
+        )
+
+
+def test_unreadable_clip_is_an_app_error_with_our_message(client, use_scripted, tmp_path):
+    use_scripted("unused")
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF\x00\x00\x00\x00WAVE not really audio")
+
+    with pytest.raises(AppError, match="not a readable audio clip"):
+        ask(client, broken, [])
+
+
+def test_text_before_any_clip_in_the_history_is_refused(client, use_scripted):
+    use_scripted("unused")
+    history = [{"role": "user", "content": [{"type": "text", "text": "Hello there"}]}]
+
+    with pytest.raises(AppError, match="must start with an audio clip"):
+        ask(client, CAPITAL, history)
+
+
+# ---------------------------------------------------------------------------
+# The tab's helpers
+
+
+@pytest.mark.parametrize("variant", ["26B-A4B", "31B"])
+def test_variants_without_audio_get_a_plain_notice(variant):
+    notice = audio_notice_text(variant)
+
+    assert f"{variant} has no audio encoder" in notice
+    assert f"switch to {AUDIO_VARIANT}" in notice
+
+
+@pytest.mark.parametrize("variant", ["E2B", "E4B", "tiny"])
+def test_variants_with_audio_get_no_notice(variant):
+    assert audio_notice_text(variant) is None
+
+
+def test_the_switch_selects_a_variant_that_hears_audio():
+    assert switch_to_audio_variant() == AUDIO_VARIANT == "E4B"
+    assert VARIANTS[switch_to_audio_variant()].has_audio
+
+
+def test_switch_button_sets_the_shared_variant_and_the_notice_follows_it(app_server):
+    """The wiring: the switch writes the shared variant dropdown, whose change updates the notice."""
+    config = app_server.demo.config
+    components = {component["id"]: component for component in config["components"]}
+
+    def find(kind: str, **props):
+        (match,) = [
+            c["id"]
+            for c in components.values()
+            if c["type"] == kind and all(c["props"].get(k) == v for k, v in props.items())
+        ]
+        return match
+
+    switch = find("button", value="🎙️ Switch to E4B")
+    notice_row = find("row", elem_id="voice-no-audio")
+    variant = find("dropdown", label="Gemma 4 variant")
+
+    def dependencies(trigger_id, event):
+        return [d for d in config["dependencies"] if (trigger_id, event) in [tuple(t) for t in d["targets"]]]
+
+    assert [d["outputs"] for d in dependencies(switch, "click")] == [[variant]]
+    assert any(notice_row in d["outputs"] for d in dependencies(variant, "change"))
+    assert components[notice_row]["props"]["visible"] is False, "tiny hears audio: no notice at start"
+
+
+def test_speakable_text_leaves_out_markdown_marks_and_code():
+    answer = (
+        "**Paris** is the capital of *France*.\n\n"
+        "- It is on the `Seine`.\n- It has [museums](https://example.org).\n\n"
+        "```python\nprint('not read aloud')\n```\n"
+    )
+
+    assert speakable_text(answer) == ("Paris is the capital of France.\nIt is on the Seine.\nIt has museums.")
+    assert speakable_text("Paris is the capital of France.") == "Paris is the capital of France."
+    assert speakable_text("") == ""
+
+
+def test_history_rebuilds_turns_and_skips_thoughts_notices_and_unanswered_clips():
+    history = [
+        {"role": "user", "content": {"path": str(CAPITAL)}},
+        {"role": "assistant", "content": "Thinking it over.", "metadata": {"title": "🧠 Thinking"}},
+        {"role": "assistant", "content": "Paris."},
+        {"role": "user", "content": {"path": str(OCTOPUS)}},
+        {"role": "user", "content": {"path": str(WALK)}},
+        {"role": "user", "content": "Translate this audio into Spanish."},
+        {"role": "assistant", "content": "1 earlier turn was dropped.", "metadata": {"title": NOTICE_TITLE}},
+        {"role": "assistant", "content": "Hace buen tiempo."},
+        {"role": "user", "content": {"path": str(OCTOPUS)}},
+    ]
+
+    turns = voice_turns_from_history(history)
+
+    assert [(turn.reply, turn.prompt) for turn in turns] == [
+        ("Paris.", ANSWER_PROMPT),
+        ("Hace buen tiempo.", "Translate this audio into Spanish."),
+    ]
+    np.testing.assert_array_equal(turns[0].audio, load_audio(CAPITAL))
+    np.testing.assert_array_equal(turns[1].audio, load_audio(WALK))
+
+
+def test_examples_cover_every_clip_with_its_language():
+    rows, labels = voice_examples()
+
+    assert [Path(path).name for path, _ in rows] == [
+        "capital_of_france.wav",
+        "octopus_fact.wav",
+        "walk_in_the_park.wav",
+    ]
+    assert rows[2][1] == "French" and "translate to French" in labels[2]
+    assert "What is the capital of France?" in labels[0]
