@@ -25,6 +25,7 @@ from pipelines.detection import (
     detections_to_json,
     draw_detections,
     label_colors,
+    run_detection,
 )
 from pipelines.errors import InputError
 from pipelines.media import open_image
@@ -40,6 +41,8 @@ DOWNLOADS_KEPT_S = 3600
 
 NO_IMAGE_MESSAGE = "Please provide an image: upload one, paste it, or take a webcam photo."
 WORKING_STATUS = "⏳ Gemma is looking at the image…"
+FAILED_STATUS = "⚠️ Detection failed: see the message."
+STOPPED_STATUS = "⏹ Stopped."
 NO_OBJECTS_STATUS = (
     "🔍 **No objects found.** Gemma's answer had no boxes or points we could read; "
     "its raw output is shown below."
@@ -184,8 +187,6 @@ def _prune_old_downloads() -> None:
 def _stream_detection(
     image: Image.Image, query, mode, variant, quantization, thinking, max_new_tokens, image_budget
 ):
-    from pipelines.detection import run_detection
-
     chosen = settings(variant, quantization, thinking, max_new_tokens, image_budget)
     model = model_access.get_model(chosen.variant, chosen.quantization)
     yield from run_detection(
@@ -310,23 +311,28 @@ def build_detect_tab(controls: SharedControls) -> None:
         final = DetectionUpdate("", "", original.size)
         shown: list[Detection] = []
         last_redraw = 0.0
-        for update in _stream_detection(
-            original, query, mode, variant, quantization, thinking, max_new_tokens, image_budget
-        ):
-            if update.thought and not final.thought:
-                yield {view.thoughts_panel: gr.Accordion(visible=True)}
-            final = update
-            if update.done:
-                continue
-            changes = {view.raw_text: update.answer}
-            if update.thought:
-                changes[view.thoughts] = update.thought
-            if update.detections != shown and time.monotonic() - last_redraw >= REDRAW_INTERVAL_S:
-                shown = update.detections
-                last_redraw = time.monotonic()
-                changes[view.annotated] = annotated_image(display, original.size, shown)
-                changes[view.table] = detections_table(shown)
-            yield changes
+        try:
+            for update in _stream_detection(
+                original, query, mode, variant, quantization, thinking, max_new_tokens, image_budget
+            ):
+                if update.thought and not final.thought:
+                    yield {view.thoughts_panel: gr.Accordion(visible=True)}
+                final = update
+                if update.done:
+                    continue
+                changes = {view.raw_text: update.answer}
+                if update.thought:
+                    changes[view.thoughts] = update.thought
+                if update.detections != shown and time.monotonic() - last_redraw >= REDRAW_INTERVAL_S:
+                    shown = update.detections
+                    last_redraw = time.monotonic()
+                    changes[view.annotated] = annotated_image(display, original.size, shown)
+                    changes[view.table] = detections_table(shown)
+                yield changes
+        except Exception:
+            # The error itself pops up; the status must not keep saying Gemma is still looking.
+            yield {view.status: FAILED_STATUS}
+            raise
 
         detections = final.detections
         png_path, json_path = write_downloads(original, detections)
@@ -358,4 +364,11 @@ def build_detect_tab(controls: SharedControls) -> None:
         preprocess=False,
         **controls.model_event(),
     )
-    stop.click(None, cancels=[run, submit], api_visibility="undocumented")
+    stop.click(
+        lambda shown: STOPPED_STATUS if shown == WORKING_STATUS else shown,
+        status,
+        status,
+        cancels=[run, submit],
+        queue=False,
+        api_visibility="undocumented",
+    )

@@ -1,8 +1,469 @@
-"""Video Q&A tab (not built yet)."""
+"""Video Q&A tab: ask Gemma 4 about a video it sees as frames at their timestamps, then ask follow-ups.
 
-from app.coming import build_coming_tab
-from app.controls import SharedControls
+The video is decoded once per file and sampling settings (frame count and time
+range): the sampled frames, and the audio track once it is asked for, are kept
+in the session's `gr.State` as a `SampledVideo`. A follow-up question on the
+same video and settings reuses them; a new file or new settings sample again.
+
+The conversation itself is what the chatbot shows (the API's `history`): the
+earlier questions and answers are rebuilt from it for each question, so
+clearing the chat, stopping a reply or sending an edited history over the API
+all mean what they show.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+from PIL import Image
+
+from app import model_access
+from app.controls import SharedControls, settings
+from app.errors import user_facing
+from app.gpu import gpu_task
+from app.history import history_as_dicts, normalize_history
+from app.reply import StreamedReply
+from pipelines.errors import InputError
+from pipelines.interface import Delta
+from pipelines.variants import VARIANTS
+from pipelines.video import (
+    DEFAULT_NUM_FRAMES,
+    MAX_NUM_FRAMES,
+    MIN_NUM_FRAMES,
+    VIDEO_EXAMPLES,
+    VIDEO_FRAME_TOKENS,
+    VideoSession,
+    VideoTurn,
+    check_question,
+    extract_audio_track,
+)
+
+EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples" / "video"
+FRAME_BUDGETS = (70, 140, 280)
+# The gallery shows small copies: every frame is encoded for the page, and the model keeps the full frames.
+GALLERY_MAX_SIDE = 480
+# What the conversation shows for an empty answer (as app/reply.StreamedReply does); it stands for "".
+NO_ANSWER = "*(no answer)*"
+# Sampled frames take up to about 60 MB per session; a session idle this long lets them go.
+SAMPLED_VIDEO_TTL_S = 3600
+
+
+@dataclass(frozen=True)
+class SamplingKey:
+    """What the sampled frames depend on: the file's content and the sampling settings."""
+
+    content_digest: str
+    num_frames: int
+    start: float | None
+    end: float | None
+
+
+@dataclass(eq=False)
+class SampledVideo:
+    """One video's sampled frames and gallery items, plus its audio track once it has been asked for."""
+
+    key: SamplingKey
+    session: VideoSession
+    gallery: list[tuple[Image.Image, str]]
+
+    def session_for(self, turns: list[VideoTurn], include_audio: bool) -> VideoSession:
+        """A session over the kept frames with these earlier turns; the kept one is never changed."""
+        return dataclasses.replace(
+            self.session, audio=self.session.audio if include_audio else None, history=list(turns)
+        )
+
+
+def video_path(video) -> str | None:
+    """The uploaded file's path from what `gr.Video` or an API client hands over."""
+    if isinstance(video, dict):
+        video = video.get("path") or video.get("video")
+        if isinstance(video, dict):
+            video = video.get("path")
+    return str(video) if video else None
+
+
+def _whole_frame_count(num_frames):
+    # Sliders and JSON clients may send 16.0; the pipeline refuses anything that is not a whole number.
+    if isinstance(num_frames, float) and num_frames.is_integer():
+        return int(num_frames)
+    return num_frames
+
+
+def _optional_seconds(value):
+    # An empty number box means "from the start" or "to the end"; the pipeline checks the rest.
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    return value
+
+
+def sampling_key(path: str | None, num_frames, start, end) -> SamplingKey | None:
+    """The key for reusing frames, or None when the file can't be read (the pipeline then says why).
+
+    The key holds the content's digest, not the path: Gradio writes a file that is uploaded again
+    (each API call uploads its video) anew, and reading it costs far less than decoding it.
+    """
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as file:
+            digest = hashlib.file_digest(file, "sha256").hexdigest()
+    except OSError:
+        return None
+    return SamplingKey(digest, num_frames, start, end)
+
+
+def gallery_items(session: VideoSession) -> list[tuple[Image.Image, str]]:
+    items = []
+    for frame in session.frames:
+        thumbnail = frame.image.copy()
+        thumbnail.thumbnail((GALLERY_MAX_SIDE, GALLERY_MAX_SIDE))
+        items.append((thumbnail, frame.label))
+    return items
+
+
+def sample_video(
+    video, num_frames, start, end, include_audio: bool, kept: SampledVideo | None
+) -> SampledVideo:
+    """The frames (and audio, if asked for) of `video`, reusing `kept` when file and settings are the same."""
+    path = video_path(video)
+    num_frames = _whole_frame_count(num_frames)
+    start, end = _optional_seconds(start), _optional_seconds(end)
+    key = sampling_key(path, num_frames, start, end)
+    if kept is not None and key is not None and kept.key == key:
+        sampled = kept
+    else:
+        session = VideoSession.from_video(path, num_frames, start=start, end=end, include_audio=include_audio)
+        return SampledVideo(key, session, gallery_items(session))
+    if include_audio and sampled.session.audio is None:
+        audio = extract_audio_track(path, start, end)
+        sampled = SampledVideo(key, dataclasses.replace(sampled.session, audio=audio), sampled.gallery)
+    return sampled
+
+
+def video_turns(history) -> list[VideoTurn]:
+    """The finished question-and-answer turns of a conversation as the chatbot (or an API client) holds it.
+
+    Thoughts are left out; a question that never got an answer (a stopped reply) is skipped.
+    """
+    turns: list[VideoTurn] = []
+    question: str | None = None
+    for message in normalize_history(history):
+        if message.files:
+            raise InputError(
+                "The video conversation holds text only: send the video itself as `video`, not in the history."
+            )
+        if message.role == "user":
+            question = f"{question}\n{message.text}" if question else message.text
+            continue
+        if not question:
+            raise InputError("Each answer in the video conversation must follow a question.")
+        turns.append(VideoTurn(question, "" if message.text == NO_ANSWER else message.text))
+        question = None
+    return turns
+
+
+def audio_available(variant: str) -> bool:
+    """Whether the variant hears audio; a name the app doesn't know (a served model) is given the chance."""
+    spec = VARIANTS.get(variant)
+    return spec is None or spec.has_audio
+
+
+@gpu_task(duration=120)
+def _stream_reply(
+    session: VideoSession,
+    question: str,
+    frame_budget,
+    shown: list[dict],
+    variant,
+    quantization,
+    thinking,
+    max_new_tokens,
+    image_budget,
+):
+    """Yield the conversation as the answer streams."""
+    chosen = settings(variant, quantization, thinking, max_new_tokens, image_budget)
+    model = model_access.get_model(chosen.variant, chosen.quantization)
+    updates = session.ask(
+        model,
+        question,
+        thinking=chosen.thinking,
+        max_new_tokens=chosen.max_new_tokens,
+        frame_budget=frame_budget,
+    )
+    reply = StreamedReply()
+    for update in updates:
+        reply.add(Delta(update.thought[len(reply.thought) :], update.answer[len(reply.answer) :]))
+        yield shown + reply.messages(done=update.done)
+
+
+def _answer(
+    video,
+    question,
+    num_frames,
+    start,
+    end,
+    frame_budget,
+    include_audio,
+    history,
+    kept,
+    variant,
+    quantization,
+    thinking,
+    max_new_tokens,
+    image_budget,
+):
+    """Yield (gallery or None when unchanged, conversation, sampled video) as the answer streams."""
+    question = check_question(question)
+    turns = video_turns(history)
+    sampled = sample_video(video, num_frames, start, end, bool(include_audio), kept)
+    shown = [*history_as_dicts(history), {"role": "user", "content": question}]
+    yield sampled.gallery, shown, sampled
+    conversation = shown
+    for conversation in _stream_reply(
+        sampled.session_for(turns, bool(include_audio)),
+        question,
+        frame_budget,
+        shown,
+        variant,
+        quantization,
+        thinking,
+        max_new_tokens,
+        image_budget,
+    ):
+        yield None, conversation, sampled
+    yield sampled.gallery, conversation, sampled
+
+
+def video_examples() -> tuple[list[list], list[str]]:
+    """Example rows (video, question, include audio) and their labels, for the bundled clips that exist."""
+    rows, labels = [], []
+    for example in VIDEO_EXAMPLES:
+        path = EXAMPLES_DIR / example.filename
+        if not path.exists():
+            continue
+        rows.append([str(path), example.question, example.include_audio])
+        sound = " 🔊 with its audio" if example.include_audio else ""
+        labels.append(f"🎬 {example.filename}{sound}: {example.question}")
+    return rows, labels
 
 
 def build_video_tab(controls: SharedControls) -> None:
-    build_coming_tab("questions about a video, over sampled frames.")
+    gr.Markdown(
+        "Gemma 4 watches a video as frames sampled evenly over the chosen span, each labelled with its "
+        "`mm:ss` time. Ask a question, then follow-ups: the frames are decoded once per video and settings."
+    )
+    sampled_state = gr.State(None, time_to_live=SAMPLED_VIDEO_TTL_S)
+    with gr.Row():
+        with gr.Column(scale=2):
+            video_input = gr.Video(
+                sources=["upload", "webcam"], label="Video", height=300, elem_id="video-input"
+            )
+            num_frames = gr.Slider(
+                MIN_NUM_FRAMES,
+                MAX_NUM_FRAMES,
+                value=DEFAULT_NUM_FRAMES,
+                step=1,
+                label="Frames to sample",
+                info="Spread evenly over the time range",
+                elem_id="video-num-frames",
+            )
+            with gr.Row():
+                start = gr.Number(value=0, label="Start (seconds)", elem_id="video-start")
+                end = gr.Number(
+                    value=None, label="End (seconds)", info="Empty: to the end", elem_id="video-end"
+                )
+            frame_budget = gr.Dropdown(
+                choices=list(FRAME_BUDGETS),
+                value=VIDEO_FRAME_TOKENS,
+                label="Tokens per frame",
+                info="70 is Gemma's video default; more for fine detail (slower)",
+                elem_id="video-frame-budget",
+            )
+            include_audio = gr.Checkbox(
+                value=False,
+                label="Include the audio track",
+                info="E2B and E4B hear the video's sound too",
+                visible=audio_available(controls.variant.value),
+                elem_id="video-include-audio",
+            )
+        with gr.Column(scale=3):
+            gallery = gr.Gallery(
+                label="Sampled frames (mm:ss)",
+                columns=8,
+                height=240,
+                object_fit="contain",
+                format="jpeg",
+                interactive=False,
+                elem_id="video-frames",
+            )
+            chatbot = gr.Chatbot(
+                label="Conversation",
+                height=380,
+                buttons=["copy", "copy_all"],
+                placeholder="Upload or record a video, ask a question, then ask follow-ups.",
+                elem_id="video-conversation",
+            )
+            question_input = gr.Textbox(
+                label="Question",
+                placeholder="What happens in this video? When does it change?",
+                max_lines=3,
+                elem_id="video-question",
+            )
+            with gr.Row():
+                ask_button = gr.Button("🎬 Ask", variant="primary", elem_id="video-ask")
+                stop = gr.Button("⏹ Stop", variant="stop", elem_id="video-stop")
+                clear = gr.Button("🗑 New conversation", elem_id="video-clear")
+    example_rows, example_labels = video_examples()
+    gr.Examples(
+        examples=example_rows,
+        inputs=[video_input, question_input, include_audio],
+        example_labels=example_labels,
+        label="Examples (pick one, then press Ask)",
+        elem_id="video-examples",
+    )
+
+    sampling_inputs = [num_frames, start, end, frame_budget, include_audio]
+
+    @user_facing("video_ask")
+    def ask(
+        video,
+        question,
+        num_frames,
+        start,
+        end,
+        frame_budget,
+        include_audio,
+        history,
+        kept,
+        variant,
+        quantization,
+        thinking,
+        max_new_tokens,
+        image_budget,
+    ):
+        # The checkbox is hidden on variants without audio, so a value left checked there is not a request.
+        include_audio = bool(include_audio) and audio_available(variant)
+        for shown_frames, conversation, sampled in _answer(
+            video,
+            question,
+            num_frames,
+            start,
+            end,
+            frame_budget,
+            include_audio,
+            history,
+            kept,
+            variant,
+            quantization,
+            thinking,
+            max_new_tokens,
+            image_budget,
+        ):
+            changes = {chatbot: conversation, sampled_state: sampled}
+            if shown_frames is not None:
+                changes[gallery] = shown_frames
+                changes[question_input] = ""
+            yield changes
+
+    browser_inputs = [video_input, question_input, *sampling_inputs, chatbot, sampled_state, *controls.inputs]
+    browser_outputs = [gallery, chatbot, sampled_state, question_input]
+    events = [
+        trigger(
+            ask,
+            browser_inputs,
+            browser_outputs,
+            api_name="video_ask" if index == 0 else None,
+            api_visibility="undocumented",
+            **controls.model_event(),
+        )
+        for index, trigger in enumerate((ask_button.click, question_input.submit))
+    ]
+    stop.click(None, cancels=events, api_visibility="undocumented")
+    clear.click(lambda: [], None, chatbot, queue=False, api_visibility="undocumented")
+    # A new video starts a new conversation: the old answers were about other frames.
+    video_input.change(lambda: ([], []), None, [gallery, chatbot], queue=False, api_visibility="undocumented")
+
+    def show_audio_choice(variant: str):
+        if audio_available(variant):
+            return gr.Checkbox(visible=True, interactive=True)
+        return gr.Checkbox(visible=False, interactive=False, value=False)
+
+    controls.variant.change(
+        show_audio_choice, controls.variant, include_audio, queue=False, api_visibility="undocumented"
+    )
+
+    @user_facing("video_qa")
+    def video_qa(
+        video,
+        question,
+        num_frames,
+        start,
+        end,
+        frame_budget,
+        include_audio,
+        history,
+        variant,
+        quantization,
+        thinking,
+        max_new_tokens,
+        image_budget,
+    ):
+        """Ask Gemma 4 about a video; streams the sampled frames (with mm:ss captions) and the conversation.
+
+        Args:
+            video: the video file (MP4, WebM, MOV or MKV).
+            question: the question about the video.
+            num_frames: how many frames to sample evenly over the time range (1 to 64; 16 by default).
+            start: where the time range starts, in seconds (0 or empty: the beginning).
+            end: where the time range ends, in seconds (empty: the end of the video).
+            frame_budget: soft tokens per frame: 70 (Gemma's video default), 140 or 280 for fine detail.
+            include_audio: also send the video's audio track (E2B, E4B and tiny hear audio; others refuse).
+            history: the conversation so far, exactly as this endpoint returned it last time ([] to start);
+                follow-ups about the same video pass it back with the same video and settings.
+            variant: Gemma 4 variant (E2B, E4B, 26B-A4B, 31B, tiny).
+            quantization: auto, 4bit, 8bit, bf16 or fp32.
+            thinking: whether Gemma thinks before answering (thoughts come back as a titled message).
+            max_new_tokens: the longest answer, in tokens.
+            image_budget: unused here (frame_budget sets the tokens per frame); kept so every endpoint
+                takes the same settings.
+
+        Returns (streamed): the sampled frames as gallery items (image, "mm:ss" caption) and the
+        conversation: the history, the question, the thoughts (a message titled "🧠 Thinking") and
+        the answer.
+        """
+        for shown_frames, conversation, _sampled in _answer(
+            video,
+            question,
+            num_frames,
+            start,
+            end,
+            frame_budget,
+            include_audio,
+            history,
+            None,
+            variant,
+            quantization,
+            thinking,
+            max_new_tokens,
+            image_budget,
+        ):
+            changes = {chatbot: conversation}
+            if shown_frames is not None:
+                changes[gallery] = shown_frames
+            yield changes
+
+    # The public endpoint: the history travels as JSON, so API clients can ask follow-ups. It keeps no
+    # session state (MCP tool calls have none), so each call samples its video again.
+    api_button = gr.Button(visible=False)
+    api_history = gr.JSON(value=[], visible=False, label="history")
+    api_button.click(
+        video_qa,
+        [video_input, question_input, *sampling_inputs, api_history, *controls.inputs],
+        [gallery, chatbot],
+        api_name="video_qa",
+        **controls.model_event(),
+    )

@@ -240,7 +240,9 @@ def _stream(
 def _explain_generation_failure(error: BaseException, loaded) -> Exception:
     text = f"{type(error).__name__}: {error}".lower()
     if "out of memory" in text or "outofmemory" in text or isinstance(error, MemoryError):
-        _release_accelerator_memory()
+        from pipelines.loader import free_memory
+
+        free_memory()
         return GenerationError(
             f"{loaded.variant} ran out of memory while generating. Lower the image budget, "
             "max new tokens or the number of frames, or choose a smaller variant or 4-bit quantization."
@@ -251,16 +253,3 @@ def _explain_generation_failure(error: BaseException, loaded) -> Exception:
     return GenerationError(
         "Generation failed unexpectedly. Please try again; if it persists, reload the model."
     )
-
-
-def _release_accelerator_memory() -> None:
-    import gc
-
-    gc.collect()
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-    except ImportError:
-        pass

@@ -130,10 +130,11 @@ def unload_model() -> None:
         if _resident is None:
             return
         _resident = None
-        _free_memory()
+        free_memory()
 
 
-def _free_memory() -> None:
+def free_memory() -> None:
+    """Collect garbage and return cached accelerator memory to the driver."""
     gc.collect()
     try:
         import torch
@@ -209,14 +210,14 @@ def load_model(
         if _resident is not None:
             report(0.0, f"Unloading {_resident.variant}")
             _resident = None
-            _free_memory()
+            free_memory()
         try:
             loaded = _load(spec, resolved_quantization, resolved_device, report)
         except ModelLoadError:
-            _free_memory()
+            free_memory()
             raise
         except Exception as error:
-            _free_memory()
+            free_memory()
             raise explain_load_failure(error, spec, resolved_quantization) from error
         _resident = loaded
         _load_count += 1

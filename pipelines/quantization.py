@@ -34,8 +34,12 @@ HOST = "cpu"
 
 def finish_4bit(model, device: str) -> None:
     """Quantize what bitsandbytes left in bf16 and move PLE to host memory (called by the loader)."""
+    import warnings
+
     import torch
 
+    # bitsandbytes warns on every int8 matmul that bf16 inputs are cast to fp16; that is expected here.
+    warnings.filterwarnings("ignore", message="MatMul8bitLt: inputs will be cast")
     quantize_experts(model)
     quantize_vocabulary(model)
     quantize_towers(model)

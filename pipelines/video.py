@@ -518,7 +518,7 @@ def build_video_messages(
     earlier turns of `history` follow as plain text and `question` comes last.
     """
     frames = _check_frames(frames)
-    question = _check_question(question)
+    question = check_question(question)
     turns = [VideoTurn(*turn) for turn in (history or [])]
     first_question = turns[0].question if turns else question
     content: list[dict] = []
@@ -545,7 +545,8 @@ def _check_frames(frames) -> list[Frame]:
     return frames
 
 
-def _check_question(question) -> str:
+def check_question(question) -> str:
+    """The question without surrounding blanks; `InputError` when there is none."""
     text = str(question or "").strip()
     if not text:
         raise InputError("Please type a question about the video.")
@@ -579,7 +580,7 @@ def run_video_qa(
         raise InputError("max_new_tokens must be at least 1.")
     messages = build_video_messages(frames, question, audio=audio, history=history)
     return _stream_answer(
-        model, messages, _check_question(question), thinking, max_new_tokens, frame_budget, stop_event
+        model, messages, check_question(question), thinking, max_new_tokens, frame_budget, stop_event
     )
 
 

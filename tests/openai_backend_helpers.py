@@ -97,10 +97,9 @@ def _wait_until_healthy(process: subprocess.Popen, url: str, log_path: Path, tim
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"transformers serve exited ({process.returncode}):\n{_tail(log_path)}")
-        with contextlib.suppress(OSError):
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as response:
+            if response.status == 200:
+                return
         time.sleep(0.5)
     raise RuntimeError(f"transformers serve wasn't healthy within {timeout_s:.0f} s:\n{_tail(log_path)}")
 

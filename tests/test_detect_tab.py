@@ -15,7 +15,7 @@ from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from app.detect import DISPLAY_MAX_SIDE, NO_OBJECTS_STATUS, WORKING_STATUS
+from app.detect import DISPLAY_MAX_SIDE, FAILED_STATUS, NO_OBJECTS_STATUS, WORKING_STATUS
 from pipelines.detection import DETECTION_TEMPERATURE, TABLE_HEADERS, label_colors
 from pipelines.media import MAX_MODEL_SIDE
 
@@ -255,8 +255,14 @@ def test_corrupt_image_file_is_an_app_error_with_our_message(client, tmp_path):
 
 def test_unknown_mode_and_overlong_query_are_app_errors_with_our_message(client, use_scripted, plain_photo):
     use_scripted("[]")
+    job = client.submit(
+        image=handle_file(str(plain_photo)), query="cup", mode="circles", api_name="/detect", **SETTINGS
+    )
     with pytest.raises(AppError, match="Unknown detection mode"):
-        detect(client, plain_photo, "cup", mode="circles")
+        job.result(timeout=120)
+    statuses = [outputs[1] for outputs in job.outputs() if isinstance(outputs[1], str)]
+    assert statuses[0] == WORKING_STATUS
+    assert statuses[-1] == FAILED_STATUS, "the status must not keep saying Gemma is still looking"
     with pytest.raises(AppError, match="query is too long"):
         detect(client, plain_photo, "cup " * 200)
 

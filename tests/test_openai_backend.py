@@ -106,7 +106,7 @@ def chunk(content: str | None = None, reasoning: str | None = None, usage: dict 
 @pytest.fixture
 def scripted_server():
     server = ScriptedServer()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     yield server
     server.shutdown()
@@ -306,13 +306,13 @@ def test_chat_with_an_image_streams_through_the_server(served_tiny, tiny_image, 
 
     question = [ChatTurn("user", "What is this?")]
     deltas = list(run_chat(model, question, max_new_tokens=12))
-    assert deltas and all(isinstance(d, Delta) for d in deltas)
+    # Random weights may end the turn at once; the server still reports what it generated.
+    assert all(isinstance(d, Delta) for d in deltas) and model.latest_usage.output_tokens >= 1
     text_only_tokens = model.latest_usage.input_tokens
 
     tiny_image.save(tmp_path / "photo.png")
     with_image = [ChatTurn("user", "What is this?", [str(tmp_path / "photo.png")])]
-    reply = collect(run_chat(model, with_image, max_new_tokens=12, image_budget=70))
-    assert reply.answer or reply.thought
+    collect(run_chat(model, with_image, max_new_tokens=12, image_budget=70))
     # The server expanded the image into soft tokens: it really took the picture.
     assert model.latest_usage.input_tokens > text_only_tokens + 20
 
@@ -363,7 +363,7 @@ def test_the_app_chats_and_detects_through_the_server(served_tiny, tmp_path, tin
         model_access.use_backend(backend)
         demo.launch(prevent_thread_lock=True, quiet=True, **launch_kwargs(config))
         client = Client(f"http://127.0.0.1:{config.port}/", verbose=False)
-        settings = {"variant": name, "quantization": "auto", "max_new_tokens": 8, "image_budget": 70}
+        settings = {"variant": name, "quantization": "auto", "max_new_tokens": 16, "image_budget": 70}
         final = client.predict(
             message={"text": "Hello", "files": []}, history=[], thinking=False, api_name="/chat", **settings
         )

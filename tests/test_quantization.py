@@ -115,6 +115,7 @@ def fixed_prompts(vocab_size: int) -> torch.Tensor:
     return torch.randint(10, vocab_size, (PROMPT_COUNT, PROMPT_LENGTH), generator=generator)
 
 
+@pytest.mark.slow
 def test_4bit_replaces_what_bitsandbytes_leaves_in_bf16(moe_models):
     import bitsandbytes as bnb
 
@@ -133,6 +134,7 @@ def test_4bit_replaces_what_bitsandbytes_leaves_in_bf16(moe_models):
     )
 
 
+@pytest.mark.slow
 def test_4bit_logits_stay_close_to_bf16_and_no_worse_than_plain_bitsandbytes(moe_models):
     prompts = fixed_prompts(moe_models["bf16"].config.text_config.vocab_size)
     reference = next_token_logits(moe_models["bf16"], prompts)
@@ -149,6 +151,7 @@ def test_4bit_logits_stay_close_to_bf16_and_no_worse_than_plain_bitsandbytes(moe
     assert ours_top1 >= plain_top1 - 1 / PROMPT_COUNT
 
 
+@pytest.mark.slow
 def test_4bit_moe_model_generates_with_an_image(moe_models, moe_checkpoint):
     from PIL import Image
 
@@ -169,6 +172,7 @@ def test_4bit_moe_model_generates_with_an_image(moe_models, moe_checkpoint):
     assert deltas and all(delta.thought == "" for delta in deltas)
 
 
+@pytest.mark.slow
 def test_tiny_4bit_keeps_ple_in_host_memory_and_generates_with_an_image():
     from PIL import Image
 

@@ -50,15 +50,29 @@ def _start_raw_stream(url: str, session_hash: str, data: list):
 
     config = httpx.get(url + "config").json()
     fn_index = next(dep["id"] for dep in config["dependencies"] if dep.get("api_name") == "chat")
-    body = {"data": data, "fn_index": fn_index, "session_hash": session_hash, "event_data": None, "trigger_id": None}
+    body = {
+        "data": data,
+        "fn_index": fn_index,
+        "session_hash": session_hash,
+        "event_data": None,
+        "trigger_id": None,
+    }
     assert httpx.post(url + "gradio_api/queue/join", json=body).status_code == 200
-    stream = httpx.stream("GET", url + "gradio_api/queue/data", params={"session_hash": session_hash}, timeout=60)
+    stream = httpx.stream(
+        "GET", url + "gradio_api/queue/data", params={"session_hash": session_hash}, timeout=60
+    )
     return stream
 
 
 def test_stop_frees_the_model_within_two_seconds(client, long_running_tiny):
     settings = {**SETTINGS, "max_new_tokens": 8192}
-    job = client.submit(message={"text": "Count forever", "files": []}, history=[], thinking=False, api_name="/chat", **settings)
+    job = client.submit(
+        message={"text": "Count forever", "files": []},
+        history=[],
+        thinking=False,
+        api_name="/chat",
+        **settings,
+    )
     assert wait_until(lambda: generation.concurrency.active == 1 and len(job.outputs()) >= 2, 60)
     started = time.monotonic()
     job.cancel()
@@ -86,8 +100,16 @@ def test_client_disconnect_frees_the_model_within_two_seconds(app_server, client
 
 def _next_request_starts_at_once(client):
     started = time.monotonic()
-    job = client.submit(message={"text": "Hi", "files": []}, history=[], thinking=False, api_name="/chat", **{**SETTINGS, "max_new_tokens": 16})
-    assert wait_until(lambda: generation.concurrency.active == 1 or job.done(), 5.0), "the next request must start at once"
+    job = client.submit(
+        message={"text": "Hi", "files": []},
+        history=[],
+        thinking=False,
+        api_name="/chat",
+        **{**SETTINGS, "max_new_tokens": 16},
+    )
+    assert wait_until(lambda: generation.concurrency.active == 1 or job.done(), 5.0), (
+        "the next request must start at once"
+    )
     job.result(timeout=60)
     assert time.monotonic() - started < 60
 
@@ -117,7 +139,13 @@ def test_full_queue_answers_busy_try_again(scripted_model):
     try:
         url = f"http://127.0.0.1:{config.port}/"
         client = Client(url, verbose=False)
-        request = {"message": {"text": "Hi", "files": []}, "history": [], "thinking": False, "api_name": "/chat", **SETTINGS}
+        request = {
+            "message": {"text": "Hi", "files": []},
+            "history": [],
+            "thinking": False,
+            "api_name": "/chat",
+            **SETTINGS,
+        }
         running = client.submit(**request)
         assert wait_until(lambda: generation.concurrency.active == 1 or slow.calls, 30)
         waiting = client.submit(**request)
@@ -127,7 +155,9 @@ def test_full_queue_answers_busy_try_again(scripted_model):
         config_json = httpx.get(url + "config").json()
         fn_index = next(dep["id"] for dep in config_json["dependencies"] if dep.get("api_name") == "chat")
         data = [{"text": "Hi", "files": []}, [], "tiny", "fp32", False, 32, 70]
-        response = httpx.post(url + "gradio_api/queue/join", json={"data": data, "fn_index": fn_index, "session_hash": "late"})
+        response = httpx.post(
+            url + "gradio_api/queue/join", json={"data": data, "fn_index": fn_index, "session_hash": "late"}
+        )
         assert response.status_code == 503
         assert response.json()["detail"] == BUSY_MESSAGE
         running.cancel()
@@ -183,9 +213,13 @@ def test_out_of_memory_while_generating_tells_what_to_lower(client, tiny_model, 
 
     monkeypatch.setattr(tiny_model.model, "generate", explode)
     with pytest.raises(AppError, match="ran out of memory.*Lower the image budget.*smaller variant"):
-        client.predict(message={"text": "Hi", "files": []}, history=[], thinking=False, api_name="/chat", **SETTINGS)
+        client.predict(
+            message={"text": "Hi", "files": []}, history=[], thinking=False, api_name="/chat", **SETTINGS
+        )
     monkeypatch.undo()
-    assert client.predict(message={"text": "Hi", "files": []}, history=[], thinking=False, api_name="/chat", **SETTINGS)
+    assert client.predict(
+        message={"text": "Hi", "files": []}, history=[], thinking=False, api_name="/chat", **SETTINGS
+    )
     assert not generation_threads()
 
 
@@ -194,11 +228,21 @@ def test_one_log_line_per_request_without_user_content(client, caplog):
 
     caplog.set_level(logging.INFO, logger="showcase.requests")
     secret = "MY-PRIVATE-QUESTION-8271"
-    client.predict(message={"text": secret, "files": []}, history=[], thinking=False, api_name="/chat", **SETTINGS)
+    client.predict(
+        message={"text": secret, "files": []}, history=[], thinking=False, api_name="/chat", **SETTINGS
+    )
     lines = [r.getMessage() for r in caplog.records if r.name == "showcase.requests"]
     assert len(lines) == 1
     line = lines[0]
-    for field in ("endpoint=chat", "variant=tiny", "inputs=", "tokens_in=", "tokens_out=", "duration=", "outcome=ok"):
+    for field in (
+        "endpoint=chat",
+        "variant=tiny",
+        "inputs=",
+        "tokens_in=",
+        "tokens_out=",
+        "duration=",
+        "outcome=ok",
+    ):
         assert field in line
     assert "tokens_in=0" not in line
     assert secret not in line and secret not in caplog.text
