@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import html as html_lib
 import tempfile
@@ -9,7 +10,7 @@ import time
 from pathlib import Path
 
 import gradio as gr
-from PIL import UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from app import model_access
 from app.controls import SharedControls, settings
@@ -25,6 +26,7 @@ PREVIEW_REFRESH_S = 0.3
 DOWNLOADS_DIR = Path(tempfile.gettempdir()) / "gemma-showcase-html"
 DOWNLOAD_NAME = "page.html"
 NOT_AN_IMAGE = "That file is not a readable screenshot (expected PNG, JPEG, WebP, GIF or BMP)."
+TOO_LARGE = "The screenshot is too large to process safely; please upload a smaller image."
 NO_SCREENSHOT = "Please upload or paste a screenshot first."
 EDIT_KEPT_PAGE = "The previous page is kept."
 SCORING_NOTE = "⏳ Scoring how close the page looks to the screenshot…"
@@ -43,6 +45,8 @@ class ScreenshotImage(gr.Image):
     def preprocess(self, payload):
         try:
             return super().preprocess(payload)
+        except Image.DecompressionBombError as error:
+            raise gr.Error(TOO_LARGE, print_exception=False) from error
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
             raise gr.Error(NOT_AN_IMAGE, print_exception=False) from error
 
@@ -204,19 +208,21 @@ def _stream_page(
     shown_code = shown_preview = previous_html
     last_preview_at = float("-inf")
     final = None
-    for update in updates:
-        if update.done:
-            final = update
-            break
-        changes = {tab.thought: update.thought} if update.thought else {}
-        if update.html and update.html != shown_code:
-            shown_code = changes[tab.code] = update.html
-        now = time.monotonic()
-        if shown_code != shown_preview and now - last_preview_at >= PREVIEW_REFRESH_S:
-            shown_preview, last_preview_at = shown_code, now
-            changes[tab.preview] = preview_iframe(shown_preview, width)
-        if changes:
-            yield changes
+    # Closed explicitly so a cancelled request stops the model at once.
+    with contextlib.closing(updates):
+        for update in updates:
+            if update.done:
+                final = update
+                break
+            changes = {tab.thought: update.thought} if update.thought else {}
+            if update.html and update.html != shown_code:
+                shown_code = changes[tab.code] = update.html
+            now = time.monotonic()
+            if shown_code != shown_preview and now - last_preview_at >= PREVIEW_REFRESH_S:
+                shown_preview, last_preview_at = shown_code, now
+                changes[tab.preview] = preview_iframe(shown_preview, width)
+            if changes:
+                yield changes
 
     html = final.html if final is not None and final.html else previous_html
     notice = final.notice if final is not None else None
@@ -263,6 +269,7 @@ def _fidelity(tab: ScreenshotTab, html: str, screenshot, score: bool) -> dict:
 def _cleared_results(tab: ScreenshotTab) -> dict:
     return {
         tab.notice: "",
+        tab.thought: "",
         tab.download: gr.DownloadButton(value=None, interactive=False),
         tab.fidelity_score: None,
         tab.fidelity_note: "",

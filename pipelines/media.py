@@ -22,7 +22,7 @@ def open_image(source, *, what: str = "image") -> Image.Image:
     Raises `InputError` with a user-facing message for anything that is not a usable image.
     """
     if source is None:
-        raise InputError(f"Please provide an {what}.")
+        raise InputError(f"Please provide {_with_article(what)}.")
     if isinstance(source, Image.Image):
         image = source
     else:
@@ -77,3 +77,7 @@ def fit_for_model(image: Image.Image, max_side: int = MAX_MODEL_SIDE) -> Image.I
     size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
     # reducing_gap pre-shrinks by whole factors first: ~3x faster on 100-megapixel inputs, same look.
     return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+
+
+def _with_article(noun: str) -> str:
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"

@@ -327,6 +327,16 @@ def test_corrupt_png_gets_a_clear_message(client, use_scripted, tmp_path):
         generate(client, broken)
 
 
+def test_huge_screenshot_gets_a_clear_message(client, use_scripted, tmp_path):
+    model = use_scripted(fenced(SMALL_PAGE))
+    huge = tmp_path / "huge.png"
+    # 200 megapixels that compress to a few kilobytes: refused from the header, before decoding.
+    Image.new("1", (20_000, 10_000)).save(huge)
+    with pytest.raises(AppError, match="too large"):
+        generate(client, huge)
+    assert model.calls == []
+
+
 def test_missing_screenshot_gets_a_clear_message(client):
     with pytest.raises(AppError, match=NO_SCREENSHOT):
         client.predict(

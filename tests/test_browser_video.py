@@ -1,0 +1,100 @@
+"""The Video Q&A tab in headless Chromium: an example end to end on tiny, and follow-ups in the page."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+from test_video_tab import count_decoder_calls
+
+from pipelines.video import VIDEO_EXAMPLES, sample_frames
+
+pytestmark = pytest.mark.browser
+
+TAB = "🎬 Video Q&A"
+CLIPS = Path(__file__).resolve().parents[1] / "examples" / "video"
+RED_SQUARE = next(example for example in VIDEO_EXAMPLES if example.filename == "red_square.mp4")
+THINKING_REPLY = (
+    "<|channel>thought\nThe square is missing at 00:02 and present at 00:04.<channel|>"
+    "The red square appears at about 00:03."
+)
+FOLLOW_UP_REPLY = "It stays in the top-right corner until the end."
+
+
+def wait_for_generation(page, finished_before: int) -> None:
+    from pipelines import generation
+
+    for _ in range(480):
+        if generation.concurrency.finished > finished_before:
+            return
+        page.wait_for_timeout(250)
+    raise AssertionError("the generation must finish")
+
+
+def open_tab_with_red_square_example(page, *, frames: int) -> None:
+    page.get_by_role("tab", name=TAB).click()
+    page.get_by_label("Frames to sample").first.fill(str(frames))
+    page.get_by_label("Frames to sample").first.press("Tab")
+    page.locator("#video-examples").get_by_text(RED_SQUARE.question).first.click()
+    expect(page.locator("#video-question textarea")).to_have_value(RED_SQUARE.question)
+    expect(page.locator("#video-input video").first).to_be_attached()
+
+
+def expected_captions(frames: int) -> list[str]:
+    return [frame.label for frame in sample_frames(CLIPS / RED_SQUARE.filename, frames)]
+
+
+def test_example_runs_end_to_end_on_tiny_with_timestamped_frames(page):
+    from pipelines import generation
+
+    page.get_by_label("Max new tokens").first.fill("24")
+    open_tab_with_red_square_example(page, frames=4)
+
+    finished_before = generation.concurrency.finished
+    page.locator("#video-ask").click()
+    wait_for_generation(page, finished_before)
+
+    captions = page.locator("#video-frames .caption-label")
+    expect(captions).to_have_text(expected_captions(4), timeout=30_000)
+    expect(page.locator("#video-frames img")).to_have_count(4)
+    conversation = page.locator("#video-conversation")
+    expect(conversation.get_by_text(RED_SQUARE.question)).to_be_visible()
+    expect(conversation.locator(".bot, [data-testid='bot']").last).to_be_visible()
+    # The question box is emptied for a follow-up.
+    expect(page.locator("#video-question textarea")).to_have_value("")
+    page.screenshot(path="/tmp/video_tiny.png", full_page=True)
+
+
+def test_follow_up_in_the_page_shows_thoughts_and_does_not_decode_again(page, use_scripted, monkeypatch):
+    decoder_calls = count_decoder_calls(monkeypatch)
+    model = use_scripted(THINKING_REPLY)
+    page.get_by_label("Thinking mode").first.check()
+    open_tab_with_red_square_example(page, frames=5)
+
+    page.locator("#video-ask").click()
+    conversation = page.locator("#video-conversation")
+    expect(conversation.get_by_text("The red square appears at about 00:03.")).to_be_visible(timeout=60_000)
+    expect(page.locator("#video-frames .caption-label")).to_have_text(expected_captions(5))
+    expect(conversation.get_by_text("🧠 Thinking")).to_be_visible()
+    assert decoder_calls["sample_frames"] == 1
+    decoded_before = dict(decoder_calls)
+
+    model.reply = FOLLOW_UP_REPLY
+    question = page.locator("#video-question textarea")
+    question.fill("Where is the square?")
+    question.press("Enter")
+    expect(conversation.get_by_text(FOLLOW_UP_REPLY)).to_be_visible(timeout=60_000)
+
+    assert decoder_calls == decoded_before, "the follow-up must reuse the frames"
+    sent = model.calls[-1]["messages"]
+    assert [message["role"] for message in sent] == ["user", "assistant", "user"]
+    assert sum(part["type"] == "image" for part in sent[0]["content"]) == 5
+    assert sent[-1]["content"] == [{"type": "text", "text": "Where is the square?"}]
+    expect(page.locator("#video-frames .caption-label")).to_have_count(5)
+
+    # Loading another video starts over: no frames, no conversation.
+    page.locator("#video-examples").get_by_text(re.compile("traffic_light.webm")).first.click()
+    expect(page.locator("#video-frames .caption-label")).to_have_count(0)
+    expect(conversation.get_by_text(FOLLOW_UP_REPLY)).to_have_count(0)
