@@ -12,6 +12,7 @@ as `history` and the earlier clips and replies are rebuilt from them.
 
 from __future__ import annotations
 
+import json
 from itertools import chain
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from app.reply import StreamedReply
 from pipelines.errors import InputError
 from pipelines.interface import Delta
 from pipelines.variants import VARIANTS
-from pipelines.voice import VOICE_EXAMPLES, VOICE_TASKS, task_prompt
+from pipelines.voice import DEFAULT_TARGET_LANGUAGE, VOICE_EXAMPLES, VOICE_TASKS, task_prompt
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples" / "voice"
 AUDIO_VARIANT = "E4B"
@@ -49,7 +50,6 @@ TARGET_LANGUAGES = [
 ]
 DEFAULT_LANGUAGE = "French"
 BROWSER_DEFAULT_VOICE = ("Browser default", "")
-TASK_LABELS = {"answer": "💬 Answer", "transcribe": "📝 Transcribe"}
 
 # Runs in the page when the hidden answer box changes: speak it, unless speaking is off or the box was cleared.
 SPEAK_JS = """
@@ -73,7 +73,7 @@ LIST_VOICES_JS = f"""
 () => {{
     const synth = window.speechSynthesis;
     const voices = synth ? synth.getVoices() : [];
-    const choices = [{list(BROWSER_DEFAULT_VOICE)!r}].concat(
+    const choices = [{json.dumps(BROWSER_DEFAULT_VOICE)}].concat(
         voices.map((voice) => [voice.name + " (" + voice.lang + ")", voice.name])
     );
     return {{ __type__: "update", choices: choices }};
@@ -218,9 +218,11 @@ def voice_chat(
 
     Args:
         audio: the spoken clip (WAV, MP3, OGG/Opus, WebM, M4A/AAC or FLAC).
-        history: the conversation so far, exactly as this endpoint returned it last time ([] to start):
-            user clips (file messages), optional instruction texts, replies; earlier clips stay in the
-            context while they fit, and a notice message says when the oldest were dropped.
+        history: the conversation so far as this endpoint returned it last time ([] to start): user
+            clips (file messages), optional instruction texts, replies, thoughts and notices. Earlier
+            clips stay in the context while they fit; a notice message says when the oldest were
+            dropped. Clips go back as files: with gradio_client, wrap each returned clip path in
+            `handle_file(...)` before sending the history again.
         task: "answer" (reply to what was said), "transcribe" or "translate".
         target_language: the language to translate into (used by "translate").
         variant: Gemma 4 variant (E2B, E4B or tiny take audio; 26B-A4B and 31B don't).
@@ -229,8 +231,6 @@ def voice_chat(
         max_new_tokens: the longest reply, in tokens.
         image_budget: unused here; kept so every endpoint takes the same settings.
     """
-    if task not in VOICE_TASKS:
-        raise InputError(f"Unknown task {task!r}; choose one of: {', '.join(VOICE_TASKS)}.")
     turns = voice_turns_from_history(history)
     for conversation, _, _ in _stream_turn(
         audio,
@@ -285,8 +285,8 @@ def build_voice_tab(controls: SharedControls) -> None:
             scale=3,
         )
         with gr.Column(scale=2):
-            answer_button = gr.Button(TASK_LABELS["answer"], variant="primary", elem_id="voice-answer")
-            transcribe_button = gr.Button(TASK_LABELS["transcribe"], elem_id="voice-transcribe")
+            answer_button = gr.Button("💬 Answer", variant="primary", elem_id="voice-answer")
+            transcribe_button = gr.Button("📝 Transcribe", elem_id="voice-transcribe")
             language = gr.Dropdown(
                 TARGET_LANGUAGES, value=DEFAULT_LANGUAGE, label="Translate to", allow_custom_value=True
             )
@@ -383,7 +383,7 @@ def build_voice_tab(controls: SharedControls) -> None:
     )
     voices_probe.change(None, None, voice_choice, js=LIST_VOICES_JS)
     language.change(
-        lambda chosen: gr.Button(f"🌐 Translate to {chosen or 'English'}"),
+        lambda chosen: gr.Button(f"🌐 Translate to {chosen or DEFAULT_TARGET_LANGUAGE}"),
         language,
         translate_button,
         queue=False,

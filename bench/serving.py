@@ -26,6 +26,9 @@ from openai_backend_helpers import byte_token_bias, transformers_serve  # noqa: 
 
 from pipelines.interface import collect  # noqa: E402
 
+# A small paged KV cache: sized by default from the machine's memory, it can take gigabytes on a CPU.
+CB_CACHE_ARGS = ("--cb-block-size", "32", "--cb-num-blocks", "512", "--cb-max-batch-tokens", "1024")
+
 
 def prompts(count: int) -> list[list[dict]]:
     return [
@@ -110,6 +113,7 @@ def main() -> None:
                 checkpoint=checkpoint,
                 text_only=True,
                 continuous_batching=batching,
+                extra_args=CB_CACHE_ARGS if batching else (),
             ) as (base_url, name):
                 label = (
                     "transformers serve, continuous batching"

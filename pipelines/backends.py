@@ -341,7 +341,7 @@ class OpenAIChatModel:
         except Exception as error:
             if stop_event.is_set():
                 return  # the read was cut short because the user stopped: not a failure
-            raise explain_backend_error(error, self.backend, self.variant) from None
+            raise explain_backend_error(error, self.backend, self.variant, mid_reply=True) from None
         finally:
             finished.set()
             stream.close()
@@ -401,9 +401,12 @@ def _server_detail(error) -> str:
 
 
 def explain_backend_error(
-    error: BaseException, backend: OpenAIBackend, model: str | None = None
+    error: BaseException, backend: OpenAIBackend, model: str | None = None, *, mid_reply: bool = False
 ) -> Exception:
-    """Turn a client, transport or HTTP failure into a `BackendError` that says what to do."""
+    """Turn a client, transport or HTTP failure into a `BackendError` that says what to do.
+
+    `mid_reply`: the failure came while a reply was streaming, after the server had accepted it.
+    """
     import openai
 
     if isinstance(error, BackendError | InputError):
@@ -413,6 +416,11 @@ def explain_backend_error(
         return BackendError(
             f"{where} didn't answer within {backend.timeout_s:.0f} s. It may be overloaded or still "
             "loading the model; try again in a moment, or ask for fewer new tokens."
+        )
+    if isinstance(error, openai.APIConnectionError) and mid_reply:
+        return BackendError(
+            f"{where} dropped the connection in the middle of the reply; it may have crashed or run out "
+            "of memory. Try again; if it persists, check the server's logs."
         )
     if isinstance(error, openai.APIConnectionError):
         cause = error.__cause__ or error.__context__

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
@@ -37,7 +36,7 @@ def open_tab_with_red_square_example(page, *, frames: int) -> None:
     page.get_by_role("tab", name=TAB).click()
     page.get_by_label("Frames to sample").first.fill(str(frames))
     page.get_by_label("Frames to sample").first.press("Tab")
-    page.locator("#video-examples").get_by_text(RED_SQUARE.question).first.click()
+    page.locator("#video-examples").get_by_text(RED_SQUARE.filename).first.click()
     expect(page.locator("#video-question textarea")).to_have_value(RED_SQUARE.question)
     expect(page.locator("#video-input video").first).to_be_attached()
 
@@ -95,6 +94,6 @@ def test_follow_up_in_the_page_shows_thoughts_and_does_not_decode_again(page, us
     expect(page.locator("#video-frames .caption-label")).to_have_count(5)
 
     # Loading another video starts over: no frames, no conversation.
-    page.locator("#video-examples").get_by_text(re.compile("traffic_light.webm")).first.click()
+    page.locator("#video-examples").get_by_text("traffic_light.webm").first.click()
     expect(page.locator("#video-frames .caption-label")).to_have_count(0)
     expect(conversation.get_by_text(FOLLOW_UP_REPLY)).to_have_count(0)
