@@ -19,11 +19,12 @@ SYSTEM_PROMPT = "You are Gemma, a helpful assistant. Answer clearly and concisel
 
 
 def file_types_for(variant: str) -> list[str]:
+    """What the upload box offers: a served model's name (openai backend) is read like a variant key."""
+    from pipelines.backends import modalities_for
+
     spec = VARIANTS.get(variant)
-    kinds = ["image", "video"]
-    if spec is not None and spec.has_audio:
-        kinds.append("audio")
-    return kinds
+    modalities = spec.modalities if spec is not None else modalities_for(variant or "")
+    return [kind for kind in ("image", "video", "audio") if kind in modalities]
 
 
 def _user_messages(message: dict | str | None) -> list[dict]:

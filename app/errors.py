@@ -17,8 +17,8 @@ import time
 
 import gradio as gr
 
-# Light modules (no torch at import); imported here so logging works even during interpreter shutdown.
-from pipelines import generation, loader
+# A light module (no torch at import); imported here so logging works even during interpreter shutdown.
+from pipelines import generation
 from pipelines.errors import ShowcaseError
 
 request_log = logging.getLogger("showcase.requests")
@@ -58,16 +58,28 @@ def describe_inputs(values) -> str:
     return ",".join(described) or "-"
 
 
+def _token_counts() -> tuple[int, int]:
+    from app.model_access import last_model
+
+    usage = getattr(last_model(), "latest_usage", None)  # a remote backend reports the server's counts
+    if usage is not None:
+        return usage.input_tokens, usage.output_tokens
+    stats = generation.latest_stats()
+    return stats.input_tokens, stats.output_tokens
+
+
 def _log_request(endpoint: str, args, started: float, outcome: str) -> None:
-    resident = loader.current_model()
-    stats = generation.latest_stats() if generation.latest_stats().input_tokens else None
+    from app.model_access import last_model
+
+    model = last_model()
+    tokens_in, tokens_out = _token_counts() if model is not None else (0, 0)
     request_log.info(
         "endpoint=%s variant=%s inputs=%s tokens_in=%s tokens_out=%s duration=%.2fs outcome=%s",
         endpoint,
-        resident.variant if resident else "-",
+        model.variant if model is not None else "-",
         describe_inputs(args),
-        stats.input_tokens if stats else 0,
-        stats.output_tokens if stats else 0,
+        tokens_in,
+        tokens_out,
         time.monotonic() - started,
         outcome,
     )

@@ -83,7 +83,17 @@ def get_model(variant: str, quantization: str, progress: ProgressCallback | None
         _set_state("failed", f"Loading {variant} failed unexpectedly ({type(error).__name__}).")
         raise
     _set_state("ready", _describe_with_loader(model), 1.0)
+    global _last_model
+    _last_model = model
     return model
+
+
+_last_model: ChatModel | None = None
+
+
+def last_model() -> ChatModel | None:
+    """The model most recently handed to a request (for the request log)."""
+    return _last_model
 
 
 def preload_in_background(variant: str, quantization: str) -> threading.Thread:

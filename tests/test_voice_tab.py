@@ -84,6 +84,7 @@ def test_only_voice_chat_is_public(client):
     assert parameters[:4] == ["audio", "history", "task", "target_language"]
 
 
+@pytest.mark.slow
 def test_two_turn_voice_chat_on_the_real_tiny_model(client):
     from pipelines import generation
 
