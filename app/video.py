@@ -80,9 +80,7 @@ class SampledVideo:
 def video_path(video) -> str | None:
     """The uploaded file's path from what `gr.Video` or an API client hands over."""
     if isinstance(video, dict):
-        video = video.get("path") or video.get("video")
-        if isinstance(video, dict):
-            video = video.get("path")
+        video = video.get("path")
     return str(video) if video else None
 
 
@@ -96,6 +94,14 @@ def _whole_frame_count(num_frames):
 def _optional_seconds(value):
     # An empty number box means "from the start" or "to the end"; the pipeline checks the rest.
     if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    return value
+
+
+def _range_end(value):
+    # The page shows an empty number box as 0, and an end at 0 s could never be valid: both mean the end.
+    value = _optional_seconds(value)
+    if isinstance(value, int | float) and not isinstance(value, bool) and value == 0:
         return None
     return value
 
@@ -131,17 +137,15 @@ def sample_video(
     """The frames (and audio, if asked for) of `video`, reusing `kept` when file and settings are the same."""
     path = video_path(video)
     num_frames = _whole_frame_count(num_frames)
-    start, end = _optional_seconds(start), _optional_seconds(end)
+    start, end = _optional_seconds(start), _range_end(end)
     key = sampling_key(path, num_frames, start, end)
-    if kept is not None and key is not None and kept.key == key:
-        sampled = kept
-    else:
+    if kept is None or key is None or kept.key != key:
         session = VideoSession.from_video(path, num_frames, start=start, end=end, include_audio=include_audio)
         return SampledVideo(key, session, gallery_items(session))
-    if include_audio and sampled.session.audio is None:
+    if include_audio and kept.session.audio is None:
         audio = extract_audio_track(path, start, end)
-        sampled = SampledVideo(key, dataclasses.replace(sampled.session, audio=audio), sampled.gallery)
-    return sampled
+        return SampledVideo(key, dataclasses.replace(kept.session, audio=audio), kept.gallery)
+    return kept
 
 
 def video_turns(history) -> list[VideoTurn]:
@@ -167,9 +171,11 @@ def video_turns(history) -> list[VideoTurn]:
 
 
 def audio_available(variant: str) -> bool:
-    """Whether the variant hears audio; a name the app doesn't know (a served model) is given the chance."""
+    """Whether the variant hears audio; a served model's name (openai backend) is read like a variant key."""
+    from pipelines.backends import modalities_for
+
     spec = VARIANTS.get(variant)
-    return spec is None or spec.has_audio
+    return "audio" in (spec.modalities if spec is not None else modalities_for(variant or ""))
 
 
 @gpu_task(duration=120)
@@ -274,7 +280,7 @@ def build_video_tab(controls: SharedControls) -> None:
             with gr.Row():
                 start = gr.Number(value=0, label="Start (seconds)", elem_id="video-start")
                 end = gr.Number(
-                    value=None, label="End (seconds)", info="Empty: to the end", elem_id="video-end"
+                    value=0, label="End (seconds)", info="0 or empty: to the end", elem_id="video-end"
                 )
             frame_budget = gr.Dropdown(
                 choices=list(FRAME_BUDGETS),
@@ -419,7 +425,7 @@ def build_video_tab(controls: SharedControls) -> None:
             question: the question about the video.
             num_frames: how many frames to sample evenly over the time range (1 to 64; 16 by default).
             start: where the time range starts, in seconds (0 or empty: the beginning).
-            end: where the time range ends, in seconds (empty: the end of the video).
+            end: where the time range ends, in seconds (0 or empty: the end of the video).
             frame_budget: soft tokens per frame: 70 (Gemma's video default), 140 or 280 for fine detail.
             include_audio: also send the video's audio track (E2B, E4B and tiny hear audio; others refuse).
             history: the conversation so far, exactly as this endpoint returned it last time ([] to start);

@@ -10,6 +10,7 @@ caller gets a notice saying so.
 from __future__ import annotations
 
 import math
+import re
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -20,6 +21,11 @@ import numpy as np
 from pipelines.audio import SEGMENT_SECONDS, load_audio, split_audio
 from pipelines.errors import InputError
 from pipelines.interface import AUDIO_SAMPLE_RATE, ChatModel, require_modality
+
+# Gemma 4's control tokens (<|image|>, <|audio>, <turn|>, <|channel>, <|"|>, <eos>, ...). Text sent back to
+# the model must not contain them: a stray media placeholder makes the processor refuse the whole prompt,
+# and a turn marker would split a replayed reply. Random-weight models and users can produce them.
+CONTROL_TOKEN = re.compile(r"<\|[^<>|\s]{1,24}\|?>|<[^<>|\s]{1,24}\|>|<(?:eos|bos|pad|unk|mask)>")
 
 VoiceTask = Literal["answer", "transcribe", "translate"]
 VOICE_TASKS: tuple[str, ...] = ("answer", "transcribe", "translate")
@@ -117,8 +123,13 @@ def task_prompt(task: str, target_language: str | None = None) -> str:
     raise InputError(f"Unknown voice task {task!r}; choose one of: {', '.join(VOICE_TASKS)}.")
 
 
+def without_control_tokens(text: str) -> str:
+    """`text` with Gemma 4's control tokens removed, so that it can go back to the model as plain text."""
+    return CONTROL_TOKEN.sub("", text)
+
+
 def _clean_language(target_language: str | None) -> str:
-    language = " ".join(str(target_language or "").split())
+    language = " ".join(without_control_tokens(str(target_language or "")).split())
     if not language:
         return DEFAULT_TARGET_LANGUAGE
     if len(language) > MAX_LANGUAGE_NAME_LENGTH:
@@ -153,6 +164,7 @@ def _user_audio_message(signal: np.ndarray, prompt: str) -> tuple[dict, int]:
     segments = split_audio(signal, SEGMENT_SECONDS)
     # Audio before the instruction, as Gemma's prompting guide recommends for media.
     content = [{"type": "audio", "audio": segment} for segment in segments]
+    prompt = without_control_tokens(prompt)
     content.append({"type": "text", "text": prompt})
     tokens = sum(_segment_tokens(segment) for segment in segments) + estimate_text_tokens(prompt)
     return {"role": "user", "content": content}, tokens
@@ -160,8 +172,9 @@ def _user_audio_message(signal: np.ndarray, prompt: str) -> tuple[dict, int]:
 
 def _history_messages(turn: VoiceTurn) -> tuple[list[dict], int]:
     user_message, user_tokens = _user_audio_message(turn.audio, turn.prompt)
-    reply_message = {"role": "assistant", "content": [{"type": "text", "text": turn.reply}]}
-    return [user_message, reply_message], user_tokens + estimate_text_tokens(turn.reply)
+    reply = without_control_tokens(turn.reply)
+    reply_message = {"role": "assistant", "content": [{"type": "text", "text": reply}]}
+    return [user_message, reply_message], user_tokens + estimate_text_tokens(reply)
 
 
 def build_voice_messages(

@@ -190,3 +190,38 @@ def test_tiny_4bit_keeps_ple_in_host_memory_and_generates_with_an_image():
     ]
     deltas = list(loaded.generate(messages, thinking=False, max_new_tokens=4))
     assert deltas
+
+
+def test_int8_vocabulary_serves_embedding_and_lm_head_from_one_copy():
+    import bitsandbytes as bnb
+    from transformers import Gemma4ForCausalLM, Gemma4TextConfig
+
+    config = Gemma4TextConfig(
+        vocab_size=96,
+        hidden_size=64,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        layer_types=["full_attention"],
+        num_attention_heads=1,
+        num_key_value_heads=1,
+        head_dim=32,
+        global_head_dim=32,
+        hidden_size_per_layer_input=0,
+    )
+    torch.manual_seed(0)
+    model = Gemma4ForCausalLM(config).to(torch.bfloat16).eval()
+    original = model.get_input_embeddings()
+    ids = torch.tensor([[0, 5, 95, 17]])
+    expected = original(ids)
+    assert quantization.quantize_vocabulary(model)
+    embedding = model.get_input_embeddings()
+    assert isinstance(model.lm_head, bnb.nn.Linear8bitLt)
+    got = embedding(ids)
+    assert got.dtype == expected.dtype
+    assert cosine(got.flatten(), expected.flatten()) > 0.999
+    # Gemma 4 reads `embed_tokens.weight[pad_token_id, :]` for multimodal positions.
+    assert torch.allclose(
+        embedding.weight[5, :].float(), got[0, 1].float() / original.scalar_embed_scale, atol=0.05
+    )
+    int8_storage = {model.lm_head.weight.data_ptr()}
+    assert [p.data_ptr() for p in model.parameters() if p.dtype == torch.int8] == list(int8_storage)

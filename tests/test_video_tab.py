@@ -44,7 +44,7 @@ def ask_api(client, clip, question, *, history=None, **overrides):
     arguments = {
         "num_frames": 4,
         "start": 0,
-        "end": None,
+        "end": 0,
         "frame_budget": 70,
         "include_audio": False,
         "thinking": False,
@@ -62,7 +62,7 @@ def ask_in_session(client, clip, question, history=None, **overrides):
     options = {
         "num_frames": 4,
         "start": 0,
-        "end": None,
+        "end": 0,
         "frame_budget": 70,
         "include_audio": False,
         "thinking": False,
@@ -156,6 +156,7 @@ def test_only_video_qa_is_public_and_history_is_optional(client):
     assert parameters["history"]["parameter_has_default"] and parameters["history"]["parameter_default"] == []
     assert parameters["num_frames"]["parameter_default"] == 16
     assert parameters["frame_budget"]["parameter_default"] == 70
+    assert parameters["end"]["parameter_default"] == 0, "0: to the end of the video"
 
 
 def test_video_qa_on_the_real_tiny_model_with_and_without_the_audio_track(client):
@@ -182,7 +183,9 @@ def test_video_qa_on_the_real_tiny_model_with_and_without_the_audio_track(client
 def test_gallery_captions_thoughts_and_answer_for_a_realistic_reply(client, use_scripted):
     model = use_scripted(THINKING_REPLY)
 
-    gallery, conversation = ask_api(client, RED_SQUARE, "When does the red square appear?", thinking=True)
+    gallery, conversation = ask_api(
+        client, RED_SQUARE, "When does the red square appear?", thinking=True, end=None
+    )
 
     expected = sample_frames(RED_SQUARE, 4)
     assert captions(gallery) == [format_timestamp(frame.timestamp) for frame in expected]
@@ -486,7 +489,17 @@ def test_an_answer_without_a_question_is_refused():
         video_turns([{"role": "assistant", "content": "Hello."}])
 
 
-@pytest.mark.parametrize(("variant", "hears"), [("E2B", True), ("E4B", True), ("tiny", True), ("31B", False)])
+@pytest.mark.parametrize(
+    ("variant", "hears"),
+    [
+        ("E2B", True),
+        ("E4B", True),
+        ("tiny", True),
+        ("31B", False),
+        ("google/gemma-4-E4B-it", True),
+        ("google/gemma-4-26B-A4B-it", False),
+    ],
+)
 def test_audio_choice_follows_the_variant(variant, hears):
     assert audio_available(variant) is hears
 

@@ -108,6 +108,32 @@ def test_two_turn_voice_chat_on_the_real_tiny_model(client):
     assert second_prompt_tokens >= first_prompt_tokens + new_clip_tokens
 
 
+@pytest.mark.slow
+def test_control_tokens_in_a_replayed_reply_do_not_break_the_real_processor(client):
+    # Random weights once answered with "<|image|>", and replaying it made the processor refuse the prompt.
+    history = [
+        {"role": "user", "content": [{"type": "file", "file": handle_file(str(CAPITAL))}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "<|image|>Paris<turn|><|turn>user"}]},
+    ]
+
+    conversation = ask(client, OCTOPUS, history, task="translate", target_language="<|audio|>German")
+
+    assert shown_clips(conversation) == ["capital_of_france.wav", "octopus_fact.wav"]
+    assert "Translate this audio into German." in [text for m in conversation for text in texts(m)]
+
+
+def test_replayed_text_is_sent_without_control_tokens():
+    turn = VoiceTurn(load_audio(CAPITAL), None, "<|image|>Paris<turn|>", prompt="Say it<|audio|>.")
+
+    messages = build_voice_messages([turn], load_audio(OCTOPUS), "translate", "<|video|>German").messages
+
+    assert [texts(message) for message in messages] == [
+        ["Say it."],
+        ["Paris"],
+        ["Translate this audio into German."],
+    ]
+
+
 def test_thoughts_are_shown_apart_and_never_replayed(client, use_scripted):
     model = use_scripted(THINKING_REPLY)
 
