@@ -110,3 +110,10 @@ def test_corrupt_image_is_an_app_error_with_our_message(client, tmp_path):
             api_name="/chat",
             **SETTINGS,
         )
+
+
+def test_every_tab_is_also_an_mcp_tool(app_server):
+    import httpx
+
+    tools = {tool["name"] for tool in httpx.get(app_server.url + "gradio_api/mcp/schema").json()}
+    assert {"chat", "detect", "screenshot_to_html", "video_qa", "voice_chat"} <= tools
