@@ -52,8 +52,13 @@ def layer_key(variant: str, layer_index: int, depth: int) -> tuple[str, bool]:
     pattern = text["layer_types_pattern"]
     shared = text.get("num_kv_shared_layers") or 0
     if depth != text["num_hidden_layers"] and shared:
-        shared = depth // 2
+        shared = reduced_shared_layers(len(pattern), depth)
     return pattern[(layer_index - depth) % len(pattern)], layer_index >= depth - shared
+
+
+def reduced_shared_layers(pattern_length: int, depth: int) -> int:
+    """KV-sharing layers of a reduced model: the second half, if the first still holds a whole pattern."""
+    return depth // 2 if depth // 2 >= pattern_length else 0
 
 
 def build_config(
@@ -83,7 +88,7 @@ def build_config(
     # Counted from the end, so the last layer is a full-attention one as Gemma 4 requires.
     text["layer_types"] = [pattern[(i - depth) % len(pattern)] for i in range(depth)]
     if text.get("num_kv_shared_layers") and depth != spec["text_config"]["num_hidden_layers"]:
-        text["num_kv_shared_layers"] = depth // 2
+        text["num_kv_shared_layers"] = reduced_shared_layers(len(pattern), depth)
     text = {key: value for key, value in text.items() if value is not None}
     text["rope_parameters"] = reference()["rope_parameters"]
     if num_experts is not None and text.get("enable_moe_block"):

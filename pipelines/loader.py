@@ -92,6 +92,9 @@ def tensor_bytes_by_device(module) -> dict[str, int]:
                 add(value)
         # bnb int8 keeps its row scales beside the weight.
         add(getattr(tensor, "SCB", None))
+    for submodule in module.modules():
+        # After its first forward pass, bnb int8 keeps the row scales on the module's state instead.
+        add(getattr(getattr(submodule, "state", None), "SCB", None))
     for extra in getattr(module, "_showcase_offloaded_tensors", ()):
         add(extra)
     return totals

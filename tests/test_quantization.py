@@ -7,9 +7,6 @@ fewer experts and a small vocabulary so it builds in seconds), loaded through th
 from __future__ import annotations
 
 import pytest
-
-pytest.importorskip("bitsandbytes")
-
 import torch
 
 from bench.reduced_models import build_config, tiny_special_token_ids, write_checkpoint
