@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 
 from pipelines.errors import GenerationError, InputError
 from pipelines.interface import AUDIO_SAMPLE_RATE, IMAGE_BUDGETS, Delta, require_modality
-from pipelines.thinking import ThinkingSplitter
+from pipelines.thinking import ThinkingSplitter, split_thinking
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,40 @@ def latest_stats() -> GenerationStats:
     return _latest_stats
 
 
+# Gemma 4's control tokens (<|image|>, <|audio>, <turn|>, <|channel>, <|"|>, <eos>, ...). Text from users or
+# from earlier replies must not carry them into a prompt: a stray media placeholder makes the processor refuse
+# the whole prompt, and a turn marker would let text impersonate another turn.
+CONTROL_TOKEN = re.compile(r"<\|[^<>|\s]{1,24}\|?>|<[^<>|\s]{1,24}\|>|<(?:eos|bos|pad|unk|mask)>")
+
+
+def without_control_tokens(text: str) -> str:
+    """`text` with Gemma 4's control tokens removed, so that it can go to the model as plain text."""
+    return CONTROL_TOKEN.sub("", text)
+
+
+def _plain(text: str, *, is_reply: bool) -> str:
+    return without_control_tokens(split_thinking(text)[1] if is_reply else text)
+
+
+def as_plain_text(messages: list[dict]) -> list[dict]:
+    """A copy of `messages` whose text parts hold no control tokens; earlier replies keep only their answer."""
+    cleaned = []
+    for message in messages:
+        content = message.get("content")
+        is_reply = message.get("role") == "assistant"
+        if isinstance(content, str):
+            content = _plain(content, is_reply=is_reply)
+        else:
+            content = [
+                {**part, "text": _plain(part["text"], is_reply=is_reply)}
+                if part.get("type") == "text"
+                else part
+                for part in content
+            ]
+        cleaned.append({**message, "content": content})
+    return cleaned
+
+
 def split_media(messages: list[dict]) -> tuple[list, list]:
     """The images and audio clips of `messages`, in prompt order."""
     images, audio = [], []
@@ -96,6 +131,7 @@ def prepare_inputs(loaded, messages: list[dict], *, thinking: bool, image_budget
     """Render and tokenize `messages` for `loaded`; returns the processor's BatchFeature on the model's device."""
     if image_budget not in IMAGE_BUDGETS:
         raise InputError(f"The image token budget must be one of {', '.join(map(str, IMAGE_BUDGETS))}.")
+    messages = as_plain_text(messages)
     images, audio = split_media(messages)
     if audio:
         require_modality(loaded, "audio")

@@ -10,7 +10,6 @@ caller gets a notice saying so.
 from __future__ import annotations
 
 import math
-import re
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -20,12 +19,8 @@ import numpy as np
 
 from pipelines.audio import SEGMENT_SECONDS, load_audio, split_audio
 from pipelines.errors import InputError
+from pipelines.generation import without_control_tokens
 from pipelines.interface import AUDIO_SAMPLE_RATE, ChatModel, require_modality
-
-# Gemma 4's control tokens (<|image|>, <|audio>, <turn|>, <|channel>, <|"|>, <eos>, ...). Text sent back to
-# the model must not contain them: a stray media placeholder makes the processor refuse the whole prompt,
-# and a turn marker would split a replayed reply. Random-weight models and users can produce them.
-CONTROL_TOKEN = re.compile(r"<\|[^<>|\s]{1,24}\|?>|<[^<>|\s]{1,24}\|>|<(?:eos|bos|pad|unk|mask)>")
 
 VoiceTask = Literal["answer", "transcribe", "translate"]
 VOICE_TASKS: tuple[str, ...] = ("answer", "transcribe", "translate")
@@ -121,11 +116,6 @@ def task_prompt(task: str, target_language: str | None = None) -> str:
     if task == "translate":
         return TRANSLATE_PROMPT.format(language=_clean_language(target_language))
     raise InputError(f"Unknown voice task {task!r}; choose one of: {', '.join(VOICE_TASKS)}.")
-
-
-def without_control_tokens(text: str) -> str:
-    """`text` with Gemma 4's control tokens removed, so that it can go back to the model as plain text."""
-    return CONTROL_TOKEN.sub("", text)
 
 
 def _clean_language(target_language: str | None) -> str:
