@@ -10,7 +10,7 @@ from app import model_access
 from app.controls import SharedControls, settings
 from app.errors import user_facing
 from app.gpu import gpu_task
-from app.history import history_as_dicts, normalize_history
+from app.history import history_as_dicts, normalize_history, require_served_file
 from app.reply import StreamedReply
 from pipelines.variants import VARIANTS
 
@@ -87,6 +87,10 @@ def chat(
         image_budget: soft tokens per image: 70, 140, 280, 560 or 1120.
     """
     conversation = history_as_dicts(history) + _user_messages(message)
+    # API history is free JSON: it may only point at files this app received or ships, never elsewhere on disk.
+    for turn in normalize_history(conversation):
+        for path in turn.files:
+            require_served_file(path)
     yield from _stream_reply(conversation, variant, quantization, thinking, max_new_tokens, image_budget)
 
 

@@ -117,3 +117,20 @@ def test_every_tab_is_also_an_mcp_tool(app_server):
 
     tools = {tool["name"] for tool in httpx.get(app_server.url + "gradio_api/mcp/schema").json()}
     assert {"chat", "detect", "screenshot_to_html", "video_qa", "voice_chat"} <= tools
+
+
+def test_api_history_can_not_point_at_files_elsewhere_on_the_server(client, use_scripted):
+    model = use_scripted("Nope.")
+    history = [
+        {"role": "user", "content": {"path": "/etc/hostname.png"}},
+        {"role": "assistant", "content": "Seen."},
+    ]
+    with pytest.raises(AppError, match="was not uploaded to this app"):
+        client.predict(
+            message={"text": "Again?", "files": []},
+            history=history,
+            thinking=False,
+            api_name="/chat",
+            **SETTINGS,
+        )
+    assert not model.calls
