@@ -27,7 +27,13 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from pipelines.errors import BackendError, InputError
-from pipelines.interface import AUDIO_SAMPLE_RATE, IMAGE_BUDGETS, ChatModel, Delta, require_modality
+from pipelines.interface import (
+    AUDIO_SAMPLE_RATE,
+    ChatModel,
+    Delta,
+    check_generation_options,
+    require_modality,
+)
 from pipelines.thinking import ThinkingSplitter
 from pipelines.variants import VARIANTS
 
@@ -214,10 +220,7 @@ class OpenAIChatModel:
         **sampling,
     ) -> Iterator[Delta]:
         """Stream `Delta(thought, answer)` increments from the server (transformers chat format in)."""
-        if max_new_tokens < 1:
-            raise InputError("max_new_tokens must be at least 1.")
-        if image_budget not in IMAGE_BUDGETS:
-            raise InputError(f"The image token budget must be one of {', '.join(map(str, IMAGE_BUDGETS))}.")
+        check_generation_options(max_new_tokens=max_new_tokens, image_budget=image_budget)
         request = self.build_request(
             messages, thinking=thinking, max_new_tokens=max_new_tokens, image_budget=image_budget, **sampling
         )

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from pipelines.errors import GenerationError, InputError
-from pipelines.interface import AUDIO_SAMPLE_RATE, IMAGE_BUDGETS, Delta, require_modality
+from pipelines.interface import AUDIO_SAMPLE_RATE, Delta, check_generation_options, require_modality
 from pipelines.thinking import ThinkingSplitter, split_thinking
 
 log = logging.getLogger(__name__)
@@ -129,8 +129,7 @@ def split_media(messages: list[dict]) -> tuple[list, list]:
 
 def prepare_inputs(loaded, messages: list[dict], *, thinking: bool, image_budget: int):
     """Render and tokenize `messages` for `loaded`; returns the processor's BatchFeature on the model's device."""
-    if image_budget not in IMAGE_BUDGETS:
-        raise InputError(f"The image token budget must be one of {', '.join(map(str, IMAGE_BUDGETS))}.")
+    check_generation_options(max_new_tokens=1, image_budget=image_budget)
     messages = as_plain_text(messages)
     images, audio = split_media(messages)
     if audio:
@@ -185,8 +184,7 @@ def generate(
     **sampling,
 ) -> Iterator[Delta]:
     """Stream `Delta(thought, answer)` increments for `messages` (transformers chat format)."""
-    if max_new_tokens < 1:
-        raise InputError("max_new_tokens must be at least 1.")
+    check_generation_options(max_new_tokens=max_new_tokens, image_budget=image_budget)
     inputs = prepare_inputs(loaded, messages, thinking=thinking, image_budget=image_budget)
     return _stream(loaded, inputs, max_new_tokens, stop_event or threading.Event(), sampling)
 

@@ -55,6 +55,16 @@ class ChatModel(Protocol):
     ) -> Iterator[Delta]: ...
 
 
+def check_generation_options(*, max_new_tokens: int, image_budget: int) -> None:
+    """The option checks every `ChatModel.generate` makes before any work."""
+    from pipelines.errors import InputError
+
+    if max_new_tokens < 1:
+        raise InputError("max_new_tokens must be at least 1.")
+    if image_budget not in IMAGE_BUDGETS:
+        raise InputError(f"The image token budget must be one of {', '.join(map(str, IMAGE_BUDGETS))}.")
+
+
 def require_modality(model: ChatModel, modality: str) -> None:
     """Raise `CapabilityError` if `model` can't take `modality` ("image", "audio", "video")."""
     if modality not in model.modalities:
