@@ -19,7 +19,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 EXAMPLES = ROOT / "examples"
-SETTINGS = {"variant": "tiny", "quantization": "fp32", "thinking": False, "max_new_tokens": 32, "image_budget": 70}
+SETTINGS = {
+    "variant": "tiny",
+    "quantization": "fp32",
+    "thinking": False,
+    "max_new_tokens": 32,
+    "image_budget": 70,
+}
 
 
 def free_port() -> int:
@@ -34,9 +40,16 @@ def request(client, index: int):
     tab = ("chat", "detect", "screenshot", "video", "voice")[index % 5]
     if tab == "chat":
         files = [handle_file(str(EXAMPLES / "detect" / "cat.jpg"))] if index % 2 else []
-        return client.predict(message={"text": "Describe it", "files": files}, history=[], api_name="/chat", **SETTINGS)
+        return client.predict(
+            message={"text": "Describe it", "files": files}, history=[], api_name="/chat", **SETTINGS
+        )
     if tab == "detect":
-        return client.predict(image=handle_file(str(EXAMPLES / "detect" / "coffee.jpg")), query="cup", api_name="/detect", **SETTINGS)
+        return client.predict(
+            image=handle_file(str(EXAMPLES / "detect" / "coffee.jpg")),
+            query="cup",
+            api_name="/detect",
+            **SETTINGS,
+        )
     if tab == "screenshot":
         return client.predict(
             screenshot=handle_file(str(EXAMPLES / "screenshots" / "login_form.png")),
@@ -47,10 +60,18 @@ def request(client, index: int):
         )
     if tab == "video":
         return client.predict(
-            video=handle_file(str(EXAMPLES / "video" / "red_square.mp4")), question="What happens?", num_frames=4, api_name="/video_qa", **SETTINGS
+            video=handle_file(str(EXAMPLES / "video" / "red_square.mp4")),
+            question="What happens?",
+            num_frames=4,
+            api_name="/video_qa",
+            **SETTINGS,
         )
     return client.predict(
-        audio=handle_file(str(EXAMPLES / "voice" / "capital_of_france.wav")), history=[], task="answer", api_name="/voice_chat", **SETTINGS
+        audio=handle_file(str(EXAMPLES / "voice" / "capital_of_france.wav")),
+        history=[],
+        task="answer",
+        api_name="/voice_chat",
+        **SETTINGS,
     )
 
 
@@ -77,7 +98,9 @@ def main() -> None:
         if index in (10, args.requests):
             gc.collect()
             rss_after[index] = process.memory_info().rss
-            print(f"after {index:3d} requests: RSS {rss_after[index] / 2**20:.0f} MiB ({time.perf_counter() - started:.0f}s)")
+            print(
+                f"after {index:3d} requests: RSS {rss_after[index] / 2**20:.0f} MiB ({time.perf_counter() - started:.0f}s)"
+            )
     demo.close()
     ratio = rss_after[args.requests] / rss_after[10]
     print(f"RSS after {args.requests} / RSS after 10: {ratio:.3f}  (goal <= 1.05)")
