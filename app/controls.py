@@ -90,7 +90,8 @@ def build_shared_controls(
                 info="More tokens, more detail, slower",
                 scale=2,
             )
-        status = gr.Markdown(model_access.status_markdown(variant), elem_id="model-status")
+        # A callable value is re-read on every page load, so a new visitor sees the current state at once.
+        status = gr.Markdown(lambda: model_access.status_markdown(variant), elem_id="model-status")
     tiny_banner = gr.Markdown(TINY_BANNER, visible=variant == "tiny", elem_id="tiny-banner")
     controls = SharedControls(
         variant_box,

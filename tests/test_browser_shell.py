@@ -45,4 +45,4 @@ def test_chat_example_runs_end_to_end_on_tiny_and_streams_the_answer(page):
         page.wait_for_timeout(250)
     assert generation.concurrency.finished > finished_before, "the generation must finish"
     expect(bot).not_to_have_text("", timeout=10_000)
-    assert re.search(r"tiny · fp32 on cpu", page.locator("#model-status").inner_text())
+    expect(page.locator("#model-status")).to_contain_text("tiny · fp32 on cpu", timeout=10_000)
