@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pipelines.interface import Delta
 
 THOUGHT_TITLE = "🧠 Thinking"
+# Shown when a reply ends empty; handlers that rebuild history from the chat read it as "no reply".
+NO_ANSWER = "*(no answer)*"
 
 
 @dataclass
@@ -36,5 +38,5 @@ class StreamedReply:
                 metadata["duration"] = round(seconds, 1)
             shown.append({"role": "assistant", "content": self.thought, "metadata": metadata})
         if self.answer or (done and not self.thought):
-            shown.append({"role": "assistant", "content": self.answer or "*(no answer)*"})
+            shown.append({"role": "assistant", "content": self.answer or NO_ANSWER})
         return shown

@@ -26,7 +26,7 @@ from app.controls import SharedControls, settings
 from app.errors import user_facing
 from app.gpu import gpu_task
 from app.history import history_as_dicts, normalize_history
-from app.reply import StreamedReply
+from app.reply import NO_ANSWER, StreamedReply
 from pipelines.errors import InputError
 from pipelines.interface import Delta
 from pipelines.variants import VARIANTS
@@ -47,7 +47,6 @@ FRAME_BUDGETS = (70, 140, 280)
 # The gallery shows small copies: every frame is encoded for the page, and the model keeps the full frames.
 GALLERY_MAX_SIDE = 480
 # What the conversation shows for an empty answer (as app/reply.StreamedReply does); it stands for "".
-NO_ANSWER = "*(no answer)*"
 # Sampled frames take up to about 60 MB per session; a session idle this long lets them go.
 SAMPLED_VIDEO_TTL_S = 3600
 

@@ -23,7 +23,7 @@ from app.controls import SharedControls, settings
 from app.errors import user_facing
 from app.gpu import gpu_task
 from app.history import history_as_dicts, normalize_history
-from app.reply import StreamedReply
+from app.reply import NO_ANSWER, StreamedReply
 from pipelines.errors import InputError
 from pipelines.interface import Delta
 from pipelines.variants import VARIANTS
@@ -33,7 +33,6 @@ EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples" / "voice"
 AUDIO_VARIANT = "E4B"
 NOTICE_TITLE = "ℹ️ Context trimmed"
 # What the conversation shows for an empty answer (as app/reply.StreamedReply does); it stands for "".
-NO_ANSWER = "*(no answer)*"
 TARGET_LANGUAGES = [
     "English",
     "French",

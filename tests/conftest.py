@@ -161,3 +161,24 @@ def page(chromium, app_server):
     page.get_by_role("tab", name="💬 Chat").wait_for()
     yield page
     context.close()
+
+
+class BlocksWiring:
+    """Reads a launched app's Blocks config: find a component by its props, list an event's dependencies."""
+
+    def __init__(self, demo):
+        self.config = demo.config
+        self.components = {component["id"]: component for component in self.config["components"]}
+
+    def find(self, kind: str, **props) -> int:
+        (match,) = [
+            c["id"]
+            for c in self.components.values()
+            if c["type"] == kind and all(c["props"].get(k) == v for k, v in props.items())
+        ]
+        return match
+
+    def dependencies(self, trigger_id: int, event: str) -> list[dict]:
+        return [
+            d for d in self.config["dependencies"] if (trigger_id, event) in [tuple(t) for t in d["targets"]]
+        ]

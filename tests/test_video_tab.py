@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SETTINGS
+from conftest import SETTINGS, BlocksWiring
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
@@ -428,19 +428,8 @@ def test_a_hidden_audio_box_left_checked_is_ignored_on_a_variant_without_audio(a
 
 def test_the_tab_wiring(app_server):
     """Ask, the audio box following the variant, and a new video clearing the frames and conversation."""
-    config = app_server.demo.config
-    components = {component["id"]: component for component in config["components"]}
-
-    def find(kind: str, **props):
-        (match,) = [
-            c["id"]
-            for c in components.values()
-            if c["type"] == kind and all(c["props"].get(k) == v for k, v in props.items())
-        ]
-        return match
-
-    def dependencies(trigger_id, event):
-        return [d for d in config["dependencies"] if (trigger_id, event) in [tuple(t) for t in d["targets"]]]
+    wiring = BlocksWiring(app_server.demo)
+    components, find, dependencies = wiring.components, wiring.find, wiring.dependencies
 
     audio_box = find("checkbox", elem_id="video-include-audio")
     variant = find("dropdown", label="Gemma 4 variant")

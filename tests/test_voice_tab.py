@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SETTINGS
+from conftest import SETTINGS, BlocksWiring
 from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 
@@ -280,23 +280,12 @@ def test_the_switch_selects_a_variant_that_hears_audio():
 
 def test_switch_button_sets_the_shared_variant_and_the_notice_follows_it(app_server):
     """The wiring: the switch writes the shared variant dropdown, whose change updates the notice."""
-    config = app_server.demo.config
-    components = {component["id"]: component for component in config["components"]}
-
-    def find(kind: str, **props):
-        (match,) = [
-            c["id"]
-            for c in components.values()
-            if c["type"] == kind and all(c["props"].get(k) == v for k, v in props.items())
-        ]
-        return match
+    wiring = BlocksWiring(app_server.demo)
+    components, find, dependencies = wiring.components, wiring.find, wiring.dependencies
 
     switch = find("button", value="🎙️ Switch to E4B")
     notice_row = find("row", elem_id="voice-no-audio")
     variant = find("dropdown", label="Gemma 4 variant")
-
-    def dependencies(trigger_id, event):
-        return [d for d in config["dependencies"] if (trigger_id, event) in [tuple(t) for t in d["targets"]]]
 
     assert [d["outputs"] for d in dependencies(switch, "click")] == [[variant]]
     assert any(notice_row in d["outputs"] for d in dependencies(variant, "change"))
