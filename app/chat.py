@@ -12,7 +12,7 @@ from app.errors import user_facing
 from app.gpu import gpu_task
 from app.history import history_as_dicts, normalize_history, require_served_file
 from app.reply import StreamedReply
-from pipelines.variants import VARIANTS
+from pipelines.model.variants import VARIANTS
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"
 SYSTEM_PROMPT = "You are Gemma, a helpful assistant. Answer clearly and concisely."
@@ -20,7 +20,7 @@ SYSTEM_PROMPT = "You are Gemma, a helpful assistant. Answer clearly and concisel
 
 def file_types_for(variant: str) -> list[str]:
     """What the upload box offers: a served model's name (openai backend) is read like a variant key."""
-    from pipelines.backends import modalities_for
+    from pipelines.model.backends import modalities_for
 
     spec = VARIANTS.get(variant)
     modalities = spec.modalities if spec is not None else modalities_for(variant or "")

@@ -6,7 +6,7 @@ import argparse
 import os
 from dataclasses import dataclass
 
-from pipelines.variants import DEFAULT_VARIANT, VARIANTS
+from pipelines.model.variants import DEFAULT_VARIANT, VARIANTS
 
 ON_SPACES = bool(os.environ.get("SPACE_ID"))
 
@@ -89,7 +89,7 @@ def parse_config(argv: list[str] | None = None) -> AppConfig:
 
 
 def _add_backend_arguments(parser: argparse.ArgumentParser, env) -> None:
-    from pipelines.backends import BACKENDS
+    from pipelines.model.backends import BACKENDS
 
     group = parser.add_argument_group("serving backend")
     group.add_argument(

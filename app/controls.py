@@ -8,8 +8,8 @@ import gradio as gr
 
 from app import model_access
 from app.errors import user_facing
-from pipelines.interface import IMAGE_BUDGETS
-from pipelines.variants import VARIANTS
+from pipelines.model.contract import IMAGE_BUDGETS
+from pipelines.model.variants import VARIANTS
 
 # Every event that runs the model shares this queue, so one model serves one request at a time.
 MODEL_QUEUE = "gemma-model"

@@ -28,7 +28,7 @@ from pipelines.detection import (
     run_detection,
 )
 from pipelines.errors import InputError
-from pipelines.media import open_image
+from pipelines.media.images import open_image
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples" / "detect"
 # The shown image is at most this big: AnnotatedImage builds one full-size RGBA mask per object,

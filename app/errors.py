@@ -17,9 +17,10 @@ import time
 
 import gradio as gr
 
-# A light module (no torch at import); imported here so logging works even during interpreter shutdown.
-from pipelines import generation
 from pipelines.errors import ShowcaseError
+
+# A light module (no torch at import); imported here so logging works even during interpreter shutdown.
+from pipelines.model import generation
 
 request_log = logging.getLogger("showcase.requests")
 log = logging.getLogger(__name__)

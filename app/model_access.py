@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pipelines.errors import ShowcaseError
-from pipelines.interface import ChatModel
-from pipelines.variants import VARIANTS
+from pipelines.model.contract import ChatModel
+from pipelines.model.variants import VARIANTS
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def load_state() -> LoadState:
 
 
 def _load_with_loader(variant: str, quantization: str, progress: ProgressCallback | None) -> ChatModel:
-    from pipelines.loader import load_model
+    from pipelines.model.loader import load_model
 
     return load_model(variant, quantization, progress=progress)
 
@@ -128,7 +128,7 @@ def status_markdown(variant: str | None = None) -> str:
 
 
 def use_backend(backend) -> None:
-    """Get every model from `backend` (a `pipelines.backends.Backend`) instead of the local loader."""
+    """Get every model from `backend` (a `pipelines.model.backends.Backend`) instead of the local loader."""
     use_provider(
         lambda variant, quantization, progress=None: backend.get_model(variant, quantization, progress)
     )
@@ -140,7 +140,7 @@ def connect_openai_backend(base_url: str, api_key: str | None = None):
     An unreachable server doesn't stop the app from starting: the status area says why, the
     list is empty, and each request tries the server again.
     """
-    from pipelines.backends import OpenAIBackend
+    from pipelines.model.backends import OpenAIBackend
 
     backend = OpenAIBackend(base_url, api_key)
     use_backend(backend)

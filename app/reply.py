@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from pipelines.interface import Delta
+from pipelines.model.contract import Delta
 
 THOUGHT_TITLE = "🧠 Thinking"
 # Shown when a reply ends empty; handlers that rebuild history from the chat read it as "no reply".

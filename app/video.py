@@ -28,9 +28,7 @@ from app.gpu import gpu_task
 from app.history import history_as_dicts, normalize_history
 from app.reply import NO_ANSWER, StreamedReply
 from pipelines.errors import InputError
-from pipelines.interface import Delta
-from pipelines.variants import VARIANTS
-from pipelines.video import (
+from pipelines.media.video import (
     DEFAULT_NUM_FRAMES,
     MAX_NUM_FRAMES,
     MIN_NUM_FRAMES,
@@ -41,6 +39,8 @@ from pipelines.video import (
     check_question,
     extract_audio_track,
 )
+from pipelines.model.contract import Delta
+from pipelines.model.variants import VARIANTS
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples" / "video"
 FRAME_BUDGETS = (70, 140, 280)
@@ -171,7 +171,7 @@ def video_turns(history) -> list[VideoTurn]:
 
 def audio_available(variant: str) -> bool:
     """Whether the variant hears audio; a served model's name (openai backend) is read like a variant key."""
-    from pipelines.backends import modalities_for
+    from pipelines.model.backends import modalities_for
 
     spec = VARIANTS.get(variant)
     return "audio" in (spec.modalities if spec is not None else modalities_for(variant or ""))

@@ -25,8 +25,8 @@ from app.gpu import gpu_task
 from app.history import history_as_dicts, normalize_history
 from app.reply import NO_ANSWER, StreamedReply
 from pipelines.errors import InputError
-from pipelines.interface import Delta
-from pipelines.variants import VARIANTS
+from pipelines.model.contract import Delta
+from pipelines.model.variants import VARIANTS
 from pipelines.voice import DEFAULT_TARGET_LANGUAGE, VOICE_EXAMPLES, VOICE_TASKS, task_prompt
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples" / "voice"
@@ -141,7 +141,7 @@ def voice_turns_from_history(history) -> list:
     message), then the reply. Thoughts and notices are skipped; a clip that never got a
     reply is left out.
     """
-    from pipelines.audio import load_audio
+    from pipelines.media.audio import load_audio
     from pipelines.voice import ANSWER_PROMPT, VoiceTurn
 
     turns = []

@@ -2,8 +2,8 @@
 
 Every number comes from the loader: a synthetic checkpoint with the variant's real widths (random
 weights, real 262,144-row vocabulary, full vision/audio towers) is written to disk and loaded through
-`pipelines.loader._load_from_folder`, and bytes are read with `pipelines.loader.tensor_bytes_by_device`
-(via `pipelines.quantization.accelerator_bytes`, which leaves out what the loader keeps in host memory).
+`pipelines.model.loader._load_from_folder`, and bytes are read with `pipelines.model.loader.tensor_bytes_by_device`
+(via `pipelines.model.quantization.accelerator_bytes`, which leaves out what the loader keeps in host memory).
 
 * With a CUDA GPU: the full-depth model is loaded and measured directly.
 * CPU only: the decoder is built with a reduced number of layers (at least one full sliding/full
@@ -23,11 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from bench.reduced_models import (  # noqa: E402
+from pipelines.model.reference_configs import (
     VARIANT_NAMES,
     build_config,
     full_depth,
@@ -36,6 +32,8 @@ from bench.reduced_models import (  # noqa: E402
     reduced_depth,
     write_checkpoint,
 )
+
+ROOT = Path(__file__).resolve().parents[1]
 
 GIB = 2**30
 GB = 10**9
@@ -46,7 +44,7 @@ def load_plain_bnb(folder: str, device: str):
     import torch
     from transformers import AutoModelForImageTextToText
 
-    from pipelines.loader import _bitsandbytes_config
+    from pipelines.model.loader import _bitsandbytes_config
 
     return AutoModelForImageTextToText.from_pretrained(
         folder, quantization_config=_bitsandbytes_config("4bit"), dtype=torch.bfloat16, device_map=device
@@ -54,7 +52,7 @@ def load_plain_bnb(folder: str, device: str):
 
 
 def load(folder: str, quantization: str, device: str):
-    from pipelines.loader import _load_from_folder
+    from pipelines.model.loader import _load_from_folder
 
     if quantization == "bnb-linear":
         return load_plain_bnb(folder, device)
@@ -63,9 +61,9 @@ def load(folder: str, quantization: str, device: str):
 
 
 def measure(variant: str, quantization: str, device: str, *, full: bool, workdir: str) -> dict:
-    from pipelines.loader import tensor_bytes_by_device
-    from pipelines.quantization import accelerator_bytes, offloaded_tensors
-    from pipelines.variants import get_variant
+    from pipelines.model.loader import tensor_bytes_by_device
+    from pipelines.model.quantization import accelerator_bytes, offloaded_tensors
+    from pipelines.model.variants import get_variant
 
     depth = full_depth(variant) if full else reduced_depth(variant)
     folder = Path(workdir) / f"{variant}-{depth}"
@@ -185,7 +183,9 @@ def main(argv: list[str] | None = None) -> int:
                 else "CPU only: real widths, reduced depth, measured per layer and extrapolated to full depth."
             )
         )
-        print("Bytes from pipelines.loader.tensor_bytes_by_device; Q4_0 from Google's Gemma 4 model card.")
+        print(
+            "Bytes from pipelines.model.loader.tensor_bytes_by_device; Q4_0 from Google's Gemma 4 model card."
+        )
     return 0
 
 

@@ -12,19 +12,16 @@ models it treats as text LLMs); the local side is the in-process loader. Not run
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from pipelines.model.contract import collect
+from pipelines.model.local_server import byte_token_bias, transformers_serve
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-
-from openai_backend_helpers import byte_token_bias, transformers_serve  # noqa: E402
-
-from pipelines.interface import collect  # noqa: E402
 
 # A small paged KV cache: sized by default from the machine's memory, it can take gigabytes on a CPU.
 CB_CACHE_ARGS = ("--cb-block-size", "32", "--cb-num-blocks", "512", "--cb-max-batch-tokens", "1024")
@@ -54,7 +51,7 @@ def run_concurrently(generate_one, count: int) -> tuple[int, float]:
 def through_server(
     base_url: str, name: str, bias: dict, count: int, max_new_tokens: int
 ) -> tuple[int, float]:
-    from pipelines.backends import OpenAIBackend
+    from pipelines.model.backends import OpenAIBackend
 
     backend = OpenAIBackend(base_url, extra_body={"logit_bias": bias}, timeout_s=600)
     messages = prompts(count)
@@ -69,7 +66,7 @@ def through_server(
 
 
 def through_local(count: int, max_new_tokens: int) -> tuple[int, float]:
-    from pipelines.loader import load_model
+    from pipelines.model.loader import load_model
 
     model = load_model("tiny", "fp32")
     messages = prompts(count)
@@ -101,7 +98,7 @@ def main() -> None:
         "--sequential-server", action="store_true", help="also measure the server without continuous batching"
     )
     args = parser.parse_args()
-    from pipelines.tiny import build_tiny_checkpoint
+    from pipelines.model.tiny import build_tiny_checkpoint
 
     checkpoint = build_tiny_checkpoint()
     bias = byte_token_bias(checkpoint)

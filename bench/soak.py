@@ -12,12 +12,10 @@ import argparse
 import gc
 import os
 import socket
-import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 EXAMPLES = ROOT / "examples"
 SETTINGS = {
     "variant": "tiny",

@@ -16,18 +16,15 @@ import argparse
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+import av
+
+from pipelines.media.video import sample_frames
+
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-import av  # noqa: E402
-
-from pipelines.video import sample_frames  # noqa: E402
 
 GOAL_RATIO = 0.05
 FRAMES_SAMPLED = 16

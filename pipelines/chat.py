@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipelines.errors import InputError
-from pipelines.interface import ChatModel, Delta, require_modality
+from pipelines.model.contract import ChatModel, Delta, require_modality
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 AUDIO_SUFFIXES = {".wav", ".mp3", ".ogg", ".opus", ".flac", ".m4a", ".aac", ".weba"}
@@ -56,14 +56,14 @@ def _attachment_parts(path: str, model: ChatModel) -> list[dict]:
     kind = attachment_kind(path)
     require_modality(model, kind)
     if kind == "image":
-        from pipelines.media import fit_for_model, open_image
+        from pipelines.media.images import fit_for_model, open_image
 
         return [{"type": "image", "image": fit_for_model(open_image(path))}]
     if kind == "audio":
-        from pipelines.audio import load_audio, split_audio
+        from pipelines.media.audio import load_audio, split_audio
 
         return [{"type": "audio", "audio": segment} for segment in split_audio(load_audio(path))]
-    from pipelines.video import format_timestamp, sample_frames
+    from pipelines.media.video import format_timestamp, sample_frames
 
     parts: list[dict] = []
     for frame in sample_frames(path, CHAT_VIDEO_FRAMES):

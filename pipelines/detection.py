@@ -25,9 +25,9 @@ import json_repair
 from PIL import Image, ImageDraw, ImageFont
 
 from pipelines.errors import InputError
-from pipelines.interface import IMAGE_BUDGETS, ChatModel
-from pipelines.media import fit_for_model, open_image
-from pipelines.thinking import split_thinking
+from pipelines.media.images import fit_for_model, open_image
+from pipelines.model.contract import IMAGE_BUDGETS, ChatModel
+from pipelines.model.thinking import split_thinking
 
 DetectionMode = Literal["boxes", "points"]
 DETECTION_MODES: tuple[str, ...] = ("boxes", "points")

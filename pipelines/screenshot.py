@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from pipelines.browser import (
+from pipelines.errors import InputError
+from pipelines.media.browser import (
     MAX_RENDER_HEIGHT,
     MAX_RENDER_WIDTH,
     BrowserUnavailable,
@@ -18,10 +19,9 @@ from pipelines.browser import (
     chromium_missing_reason,
     render_html,
 )
-from pipelines.errors import InputError
-from pipelines.interface import ChatModel, require_modality
-from pipelines.media import fit_for_model, open_image
-from pipelines.thinking import split_thinking
+from pipelines.media.images import fit_for_model, open_image
+from pipelines.model.contract import ChatModel, require_modality
+from pipelines.model.thinking import split_thinking
 
 PREVIEW_WIDTHS = {"Desktop": 1280, "Tablet": 768, "Mobile": 390}
 PREVIEW_HEIGHT_PX = 640

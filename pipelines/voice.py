@@ -17,10 +17,10 @@ from typing import Literal, NamedTuple
 
 import numpy as np
 
-from pipelines.audio import SEGMENT_SECONDS, load_audio, split_audio
 from pipelines.errors import InputError
-from pipelines.generation import without_control_tokens
-from pipelines.interface import AUDIO_SAMPLE_RATE, ChatModel, require_modality
+from pipelines.media.audio import SEGMENT_SECONDS, load_audio, split_audio
+from pipelines.model.contract import AUDIO_SAMPLE_RATE, ChatModel, require_modality
+from pipelines.model.generation import without_control_tokens
 
 VoiceTask = Literal["answer", "transcribe", "translate"]
 VOICE_TASKS: tuple[str, ...] = ("answer", "transcribe", "translate")
@@ -204,7 +204,7 @@ def build_voice_messages(
 def default_context_limit(max_new_tokens: int) -> int:
     """The context bound used when none is given: `DEFAULT_MAX_CONTEXT_TOKENS`, with the prompt
     (history + new clip) kept under generation's input limit (`MAX_INPUT_TOKENS`), which would refuse it."""
-    from pipelines.generation import max_input_tokens
+    from pipelines.model.generation import max_input_tokens
 
     return min(DEFAULT_MAX_CONTEXT_TOKENS, int(max_input_tokens() * INPUT_LIMIT_SHARE) + max_new_tokens)
 

@@ -6,15 +6,12 @@ Chromium (/usr/bin/chromium) and the Python `playwright` package; no network is 
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from pipelines.media.browser import render_html
 
-from pipelines.browser import render_html  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 EXAMPLES_DIR = ROOT / "examples" / "screenshots"
 # Viewport (width, height) per page, chosen so each page fits without scrolling.

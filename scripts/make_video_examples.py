@@ -15,11 +15,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from pipelines.media.video import VIDEO_EXAMPLES, extract_audio_track, sample_frames
 
-from pipelines.video import VIDEO_EXAMPLES, extract_audio_track, sample_frames  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 OUTPUT_DIR = ROOT / "examples" / "video"
 MAX_BYTES = 500_000

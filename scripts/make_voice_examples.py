@@ -13,13 +13,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from pipelines.media.audio import load_audio
+from pipelines.model.contract import AUDIO_SAMPLE_RATE
+from pipelines.voice import VOICE_EXAMPLES
 
-from pipelines.audio import load_audio  # noqa: E402
-from pipelines.interface import AUDIO_SAMPLE_RATE  # noqa: E402
-from pipelines.voice import VOICE_EXAMPLES  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 OUTPUT_DIR = ROOT / "examples" / "voice"
 MAX_BYTES = 200_000

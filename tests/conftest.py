@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from pipelines.model.contract import Delta
+
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from pipelines.interface import Delta  # noqa: E402
-
-SHARED_REFERENCE = ROOT.parent / "shared" / "reference"
 
 
 class ScriptedModel:
@@ -44,7 +39,7 @@ class ScriptedModel:
         stop_event: threading.Event | None = None,
         **sampling,
     ) -> Iterator[Delta]:
-        from pipelines.thinking import ThinkingSplitter
+        from pipelines.model.thinking import ThinkingSplitter
 
         self.calls.append(
             {
@@ -76,7 +71,7 @@ def scripted_model():
 @pytest.fixture
 def tiny_model():
     """The real tiny Gemma 4 (random weights), loaded through the production loader."""
-    from pipelines.loader import load_model
+    from pipelines.model.loader import load_model
 
     return load_model("tiny", "fp32")
 
@@ -145,7 +140,7 @@ SETTINGS = {"variant": "tiny", "quantization": "fp32", "max_new_tokens": 32, "im
 @pytest.fixture(scope="module")
 def chromium():
     """Debian's headless Chromium driven by Playwright (module-scoped: one launch per test file)."""
-    from pipelines.browser import headless_chromium
+    from pipelines.media.browser import headless_chromium
 
     with headless_chromium(timeout_s=60) as browser:
         yield browser

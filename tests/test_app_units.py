@@ -12,7 +12,7 @@ from app.chat import _without_last_reply, undo_last_exchange
 from app.config import parse_config
 from app.history import normalize_history
 from app.reply import StreamedReply
-from pipelines.interface import Delta
+from pipelines.model.contract import Delta
 
 BROWSER_SHAPE = [
     {
@@ -150,7 +150,7 @@ def test_spaces_gpu_wrapper_is_a_no_op_off_zero_gpu(monkeypatch):
 
 
 def test_zero_gpu_places_weights_on_cuda_in_bf16(monkeypatch):
-    from pipelines.loader import pick_device, resolve_quantization
+    from pipelines.model.loader import pick_device, resolve_quantization
 
     monkeypatch.setenv("SPACES_ZERO_GPU", "true")
     assert pick_device() == "cuda"

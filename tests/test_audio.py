@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipelines import audio as audio_module
-from pipelines.audio import load_audio, split_audio
 from pipelines.errors import InputError
+from pipelines.media import audio as audio_module
+from pipelines.media.audio import load_audio, split_audio
 
 RATE = 16_000
 TONE_SECONDS = 2.5

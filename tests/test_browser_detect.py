@@ -9,7 +9,7 @@ pytestmark = pytest.mark.browser
 
 
 def wait_for_generation(page, finished_before: int) -> None:
-    from pipelines import generation
+    from pipelines.model import generation
 
     for _ in range(480):
         if generation.concurrency.finished > finished_before:
@@ -19,7 +19,7 @@ def wait_for_generation(page, finished_before: int) -> None:
 
 
 def test_detect_example_runs_end_to_end_on_tiny(page):
-    from pipelines import generation
+    from pipelines.model import generation
 
     page.get_by_role("tab", name="🔎 Detect").click()
     page.get_by_label("Max new tokens").first.fill("32")

@@ -8,7 +8,7 @@ import pytest
 from playwright.sync_api import expect
 from test_video_tab import count_decoder_calls
 
-from pipelines.video import VIDEO_EXAMPLES, sample_frames
+from pipelines.media.video import VIDEO_EXAMPLES, sample_frames
 
 pytestmark = pytest.mark.browser
 
@@ -23,7 +23,7 @@ FOLLOW_UP_REPLY = "It stays in the top-right corner until the end."
 
 
 def wait_for_generation(page, finished_before: int) -> None:
-    from pipelines import generation
+    from pipelines.model import generation
 
     for _ in range(480):
         if generation.concurrency.finished > finished_before:
@@ -46,7 +46,7 @@ def expected_captions(frames: int) -> list[str]:
 
 
 def test_example_runs_end_to_end_on_tiny_with_timestamped_frames(page):
-    from pipelines import generation
+    from pipelines.model import generation
 
     page.get_by_label("Max new tokens").first.fill("24")
     open_tab_with_red_square_example(page, frames=4)

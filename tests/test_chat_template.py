@@ -1,49 +1,16 @@
-"""Our chat template renders byte-identical to the official Gemma 4 template."""
+"""Our chat template renders byte-identical to the official Gemma 4 template (stored golden renders)."""
+
+import json
+from pathlib import Path
 
 import pytest
-from conftest import SHARED_REFERENCE
 
-from pipelines.chat_template import CHAT_TEMPLATE
-from pipelines.tiny import build_tokenizer
+from pipelines.model.chat_template import CHAT_TEMPLATE
+from pipelines.model.tiny import build_tokenizer
 
-REFERENCE = (SHARED_REFERENCE / "gemma4_chat_template.jinja").read_text()
-
-
-def text(value):
-    return {"type": "text", "text": value}
-
-
-IMAGE = {"type": "image"}
-AUDIO = {"type": "audio"}
-
-CONVERSATIONS = {
-    "text": [{"role": "user", "content": [text("Hello there!")]}],
-    "text_as_string": [{"role": "user", "content": "  Why is the sky blue?  "}],
-    "image": [{"role": "user", "content": [IMAGE, text("What is in this picture?")]}],
-    "two_images": [{"role": "user", "content": [text("Compare"), IMAGE, IMAGE, text("Which is brighter?")]}],
-    "audio": [{"role": "user", "content": [AUDIO, text("Transcribe this clip.")]}],
-    "system": [
-        {"role": "system", "content": "You are a concise assistant."},
-        {"role": "user", "content": [text("Name three primes.")]},
-    ],
-    "multi_turn_with_thoughts": [
-        {"role": "user", "content": [text("What is 2+2?")]},
-        {
-            "role": "assistant",
-            "content": [text("<|channel>thought\nAdd two and two.<channel|>It is 4.")],
-        },
-        {"role": "user", "content": [text("And times 3?")]},
-    ],
-    "multi_turn_string_reply_with_thoughts": [
-        {"role": "system", "content": "Be brief."},
-        {"role": "user", "content": "Hi"},
-        {"role": "assistant", "content": "<|channel>thought\nGreet back.<channel|>  Hello!  "},
-        {"role": "user", "content": [IMAGE, text("Describe it")]},
-    ],
-    "video_frames_with_timestamps": [
-        {"role": "user", "content": [text("00:00"), IMAGE, text("00:02"), IMAGE, text("What happens?")]}
-    ],
-}
+# Made from the official template by scripts/make_template_goldens.py; the conversations live there.
+GOLDENS = json.loads((Path(__file__).parent / "fixtures" / "chat_template_goldens.json").read_text())
+CONVERSATIONS = {golden["name"]: golden["messages"] for golden in GOLDENS}
 
 
 @pytest.fixture(scope="module")
@@ -51,25 +18,19 @@ def tokenizer():
     return build_tokenizer()
 
 
-@pytest.mark.parametrize("thinking", [False, True], ids=["thinking_off", "thinking_on"])
-@pytest.mark.parametrize("name", sorted(CONVERSATIONS))
-def test_renders_byte_identical_to_the_official_template(tokenizer, name, thinking):
-    messages = CONVERSATIONS[name]
+@pytest.mark.parametrize(
+    "golden", GOLDENS, ids=lambda g: f"{g['name']}-thinking_{'on' if g['thinking'] else 'off'}"
+)
+def test_renders_byte_identical_to_the_official_template(tokenizer, golden):
     ours = tokenizer.apply_chat_template(
-        messages,
+        golden["messages"],
+        tools=golden.get("tools"),
         chat_template=CHAT_TEMPLATE,
         tokenize=False,
-        add_generation_prompt=True,
-        enable_thinking=thinking,
+        add_generation_prompt=golden.get("add_generation_prompt", True),
+        enable_thinking=golden["thinking"],
     )
-    official = tokenizer.apply_chat_template(
-        messages,
-        chat_template=REFERENCE,
-        tokenize=False,
-        add_generation_prompt=True,
-        enable_thinking=thinking,
-    )
-    assert ours == official
+    assert ours == golden["prompt"]
 
 
 def test_thinking_switch_changes_only_the_think_token_and_the_prefilled_channel(tokenizer):

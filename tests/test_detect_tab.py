@@ -17,7 +17,7 @@ from PIL import Image
 
 from app.detect import DISPLAY_MAX_SIDE, FAILED_STATUS, NO_OBJECTS_STATUS, WORKING_STATUS
 from pipelines.detection import DETECTION_TEMPERATURE, TABLE_HEADERS, label_colors
-from pipelines.media import MAX_MODEL_SIDE
+from pipelines.media.images import MAX_MODEL_SIDE
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "detect"
 BACKGROUND = (20, 30, 40)

@@ -24,7 +24,7 @@ from pipelines.detection import (
     run_detection,
 )
 from pipelines.errors import InputError
-from pipelines.media import MAX_MODEL_SIDE
+from pipelines.media.images import MAX_MODEL_SIDE
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "detect"
 

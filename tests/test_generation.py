@@ -7,11 +7,11 @@ import time
 import numpy as np
 import pytest
 
-from pipelines import generation
 from pipelines.errors import CapabilityError, InputError
-from pipelines.interface import Delta
-from pipelines.loader import load_count
-from pipelines.variants import VARIANTS
+from pipelines.model import generation
+from pipelines.model.contract import Delta
+from pipelines.model.loader import load_count
+from pipelines.model.variants import VARIANTS
 
 
 def user(*parts):

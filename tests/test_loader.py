@@ -9,9 +9,9 @@ import weakref
 import pytest
 from conftest import ROOT
 
-from pipelines import loader
 from pipelines.errors import ModelLoadError
-from pipelines.loader import load_count, load_model
+from pipelines.model import loader
+from pipelines.model.loader import load_count, load_model
 
 
 def test_same_arguments_return_the_same_object_without_reloading():
@@ -84,7 +84,7 @@ def test_loads_tiny_with_no_network_from_a_fresh_process(tmp_path):
         [
             sys.executable,
             "-c",
-            "from pipelines.loader import load_model; print(load_model('tiny').describe())",
+            "from pipelines.model.loader import load_model; print(load_model('tiny').describe())",
         ],
         cwd=ROOT,
         env=env,
@@ -99,7 +99,7 @@ def test_loads_tiny_with_no_network_from_a_fresh_process(tmp_path):
 def test_tiny_checkpoint_is_deterministic(tmp_path):
     from safetensors.torch import load_file
 
-    from pipelines.tiny import build_tiny_checkpoint
+    from pipelines.model.tiny import build_tiny_checkpoint
 
     first = load_file(build_tiny_checkpoint(tmp_path / "a") / "model.safetensors")
     second = load_file(build_tiny_checkpoint(tmp_path / "b") / "model.safetensors")

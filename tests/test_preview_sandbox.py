@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from pipelines.browser import headless_chromium
+from pipelines.media.browser import headless_chromium
 from pipelines.screenshot import preview_iframe
 
 pytestmark = pytest.mark.browser

@@ -9,10 +9,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench.reduced_models import build_config, tiny_special_token_ids, write_checkpoint
-from pipelines import quantization
-from pipelines.loader import LoadedModel, _load_from_folder, load_model, tensor_bytes_by_device
-from pipelines.variants import get_variant
+from pipelines.model import quantization
+from pipelines.model.loader import LoadedModel, _load_from_folder, load_model, tensor_bytes_by_device
+from pipelines.model.reference_configs import build_config, tiny_special_token_ids, write_checkpoint
+from pipelines.model.variants import get_variant
 
 PROMPT_COUNT = 6
 PROMPT_LENGTH = 12

@@ -6,7 +6,7 @@ import time
 import pytest
 from conftest import SETTINGS
 
-from pipelines import generation
+from pipelines.model import generation
 
 
 class LongRunningTiny:
@@ -174,7 +174,7 @@ def test_failed_loads_leave_the_app_usable_with_the_reason_in_the_status(client,
     from huggingface_hub.errors import GatedRepoError
 
     from app import model_access
-    from pipelines import loader
+    from pipelines.model import loader
 
     request = {"message": {"text": "Hi", "files": []}, "history": [], "thinking": False, "api_name": "/chat"}
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

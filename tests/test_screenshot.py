@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipelines import browser
-from pipelines.browser import render_html
 from pipelines.errors import CapabilityError, InputError
-from pipelines.media import open_image
+from pipelines.media import browser
+from pipelines.media.browser import render_html
+from pipelines.media.images import open_image
 from pipelines.screenshot import (
     EMPTY_REPLY_NOTICE,
     NO_HTML_NOTICE,

@@ -21,7 +21,7 @@ from app.screenshot import (
     screenshot_examples,
     show_page,
 )
-from pipelines import browser
+from pipelines.media import browser
 from pipelines.screenshot import (
     EMPTY_REPLY_NOTICE,
     NO_HTML_NOTICE,

@@ -4,7 +4,7 @@ import pytest
 from transformers.cli.serving.utils import _RESPONSE_TEMPLATE_FALLBACKS
 from transformers.utils.chat_parsing.response_parser import parse_response
 
-from pipelines.thinking import ThinkingSplitter, split_thinking
+from pipelines.model.thinking import ThinkingSplitter, split_thinking
 
 CASES = {
     "no_markers": ("The capital of France is Paris.", ("", "The capital of France is Paris.")),

@@ -1,15 +1,13 @@
 """Variant facts match Google's reference, and each error type carries its user-facing message."""
 
-import json
-
 import pytest
-from conftest import SHARED_REFERENCE
 
 from pipelines.errors import CapabilityError, GenerationError, InputError, ModelLoadError, ShowcaseError
-from pipelines.interface import require_modality
-from pipelines.variants import RECOMMENDED_SAMPLING, VARIANTS
+from pipelines.model.contract import require_modality
+from pipelines.model.reference_configs import reference
+from pipelines.model.variants import RECOMMENDED_SAMPLING, VARIANTS
 
-REFERENCE = json.loads((SHARED_REFERENCE / "gemma4_variant_configs.json").read_text())["variants"]
+REFERENCE = reference()["variants"]
 
 
 @pytest.mark.parametrize("key", ["E2B", "E4B", "26B-A4B", "31B"])

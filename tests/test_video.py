@@ -18,10 +18,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import pipelines.video as video
+import pipelines.media.video as video
 from pipelines.errors import CapabilityError, InputError
-from pipelines.interface import AUDIO_SAMPLE_RATE
-from pipelines.video import (
+from pipelines.media.video import (
     FRAME_MAX_PIXELS,
     Frame,
     VideoQAUpdate,
@@ -33,6 +32,7 @@ from pipelines.video import (
     run_video_qa,
     sample_frames,
 )
+from pipelines.model.contract import AUDIO_SAMPLE_RATE
 
 FFMPEG = shutil.which("ffmpeg")
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,7 +1,7 @@
 """The Video Q&A tab: its public API (/video_qa), the browser's event (/video_ask) and its helpers.
 
 The app runs in this process (see conftest `app_server`), so the decoder can be watched from a test:
-`pipelines.video.sample_frames` and `av.open` are wrapped to count how often the video is decoded.
+`pipelines.media.video.sample_frames` and `av.open` are wrapped to count how often the video is decoded.
 A gradio_client `Client` keeps one session, so the browser event's `gr.State` lasts across its calls,
 as it does in a browser tab; a new `Client` is a new session.
 """
@@ -17,12 +17,18 @@ from conftest import SETTINGS, BlocksWiring
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
-import pipelines.video as video_pipeline
+import pipelines.media.video as video_pipeline
 from app.controls import MODEL_QUEUE
 from app.reply import THOUGHT_TITLE
 from app.video import NO_ANSWER, audio_available, video_examples, video_turns
-from pipelines.interface import AUDIO_SAMPLE_RATE
-from pipelines.video import VIDEO_EXAMPLES, VideoTurn, extract_audio_track, format_timestamp, sample_frames
+from pipelines.media.video import (
+    VIDEO_EXAMPLES,
+    VideoTurn,
+    extract_audio_track,
+    format_timestamp,
+    sample_frames,
+)
+from pipelines.model.contract import AUDIO_SAMPLE_RATE
 from pipelines.voice import estimate_audio_tokens
 
 CLIPS = Path(__file__).resolve().parents[1] / "examples" / "video"
@@ -160,7 +166,7 @@ def test_only_video_qa_is_public_and_history_is_optional(client):
 
 
 def test_video_qa_on_the_real_tiny_model_with_and_without_the_audio_track(client):
-    from pipelines import generation
+    from pipelines.model import generation
 
     gallery, conversation = ask_api(client, COUNTDOWN, "What does the voice say?")
     frames_only_tokens = generation.latest_stats().input_tokens

@@ -344,7 +344,7 @@ def test_model_without_audio_is_refused_before_any_decoding(scripted_model, tmp_
 def test_example_clips_are_short_16khz_mono_speech_with_a_licence_note():
     import soundfile
 
-    from pipelines.audio import load_audio
+    from pipelines.media.audio import load_audio
     from pipelines.voice import VOICE_EXAMPLES
 
     folder = Path(__file__).resolve().parents[1] / "examples" / "voice"
@@ -366,7 +366,7 @@ def test_audio_token_estimate_is_close_to_the_real_processor_and_never_under(sec
 
     from transformers import Gemma4AudioFeatureExtractor, Gemma4Processor
 
-    from pipelines.audio import split_audio
+    from pipelines.media.audio import split_audio
 
     # The processor's own arithmetic (mel framing + two stride-2 convolutions), without loading a checkpoint.
     processor = SimpleNamespace(feature_extractor=Gemma4AudioFeatureExtractor(), audio_seq_length=750)

@@ -21,8 +21,8 @@ from app.voice import (
     voice_examples,
     voice_turns_from_history,
 )
-from pipelines.audio import load_audio
-from pipelines.variants import VARIANTS
+from pipelines.media.audio import load_audio
+from pipelines.model.variants import VARIANTS
 from pipelines.voice import ANSWER_PROMPT, VoiceTurn, build_voice_messages, estimate_audio_tokens
 
 CLIPS = Path(__file__).resolve().parents[1] / "examples" / "voice"
@@ -86,7 +86,7 @@ def test_only_voice_chat_is_public(client):
 
 @pytest.mark.slow
 def test_two_turn_voice_chat_on_the_real_tiny_model(client):
-    from pipelines import generation
+    from pipelines.model import generation
 
     first = ask(client, CAPITAL, [])
     first_prompt_tokens = generation.latest_stats().input_tokens

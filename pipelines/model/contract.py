@@ -2,7 +2,7 @@
 
 A pipeline never touches torch or a processor directly: it builds
 transformers-format chat messages and calls `model.generate(...)`. The local
-loader (`pipelines.loader.LoadedModel`), a remote OpenAI-compatible backend and
+loader (`pipelines.model.loader.LoadedModel`), a remote OpenAI-compatible backend and
 the test doubles in `tests/conftest.py` all implement this protocol, so tabs
 can't tell them apart.
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipelines.errors import ModelLoadError
-from pipelines.interface import Delta
-from pipelines.variants import VariantSpec, get_variant
+from pipelines.model.contract import Delta
+from pipelines.model.variants import VariantSpec, get_variant
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class LoadedModel:
         return self.spec.modalities
 
     def generate(self, messages: list[dict], **options) -> Iterator[Delta]:
-        from pipelines.generation import generate
+        from pipelines.model.generation import generate
 
         return generate(self, messages, **options)
 
@@ -231,7 +231,7 @@ def load_model(
 
 def _load(spec: VariantSpec, quantization: str, device: str, report: ProgressCallback) -> LoadedModel:
     if spec.key == "tiny":
-        from pipelines.tiny import build_tiny_checkpoint
+        from pipelines.model.tiny import build_tiny_checkpoint
 
         report(0.05, "Preparing the offline tiny checkpoint")
         folder = str(build_tiny_checkpoint())
@@ -275,7 +275,7 @@ def _load_from_folder(folder: str, quantization: str, device: str):
     import torch
     from transformers import AutoModelForImageTextToText
 
-    from pipelines.processor import load_processor
+    from pipelines.model.processor import load_processor
 
     processor = load_processor(folder)
     kwargs: dict[str, Any] = {}
@@ -287,7 +287,7 @@ def _load_from_folder(folder: str, quantization: str, device: str):
     kwargs["device_map"] = device
     model = AutoModelForImageTextToText.from_pretrained(folder, **kwargs)
     if quantization == "4bit":
-        from pipelines.quantization import finish_4bit
+        from pipelines.model.quantization import finish_4bit
 
         finish_4bit(model, device)
     model.eval()

@@ -1,6 +1,8 @@
 """Synthetic Gemma 4 models with the real per-variant widths, for memory, speed and accuracy checks.
 
-The hyper-parameters come from `../shared/reference/gemma4_variant_configs.json` (read, never copied).
+The hyper-parameters are facts kept beside this module in `gemma4_variant_configs.json`: copied from the
+transformers conversion script for Gemma 4 (`models/gemma4/convert_gemma4_weights.py`), with Google's
+weights-only footprints from the Gemma 4 model card (its `_about` field says so).
 `build_config(variant, layers=...)` keeps every width of the variant and changes only the depth (and,
 when asked, the vocabulary or expert count) so that a few layers fit a CPU; `layer_key` names what
 makes two decoder layers of one variant differ in size, so per-layer measurements can be extrapolated
@@ -13,9 +15,7 @@ import json
 from functools import cache
 from pathlib import Path
 
-REFERENCE_CONFIGS = (
-    Path(__file__).resolve().parents[2] / "shared" / "reference" / "gemma4_variant_configs.json"
-)
+REFERENCE_CONFIGS = Path(__file__).resolve().with_name("gemma4_variant_configs.json")
 VARIANT_NAMES = ("E2B", "E4B", "26B-A4B", "31B")
 # Special-token ids of the released checkpoints (Gemma4Config defaults); a small vocabulary gets its own.
 REAL_VOCAB_SIZE = 262_144
@@ -23,10 +23,6 @@ REAL_VOCAB_SIZE = 262_144
 
 @cache
 def reference() -> dict:
-    if not REFERENCE_CONFIGS.exists():
-        raise FileNotFoundError(
-            f"{REFERENCE_CONFIGS} is missing: the reduced models are built from the shared reference configs."
-        )
     return json.loads(REFERENCE_CONFIGS.read_text())
 
 
@@ -144,7 +140,7 @@ def tiny_special_token_ids() -> dict:
     """The special-token ids of the offline tiny tokenizer, for reduced models that reuse its processor."""
     from transformers import AutoConfig
 
-    from pipelines.tiny import build_tiny_checkpoint
+    from pipelines.model.tiny import build_tiny_checkpoint
 
     config = AutoConfig.from_pretrained(build_tiny_checkpoint())
     text = config.text_config
@@ -166,7 +162,7 @@ def write_checkpoint(config, folder, *, seed: int = 0) -> Path:
 
     import torch
 
-    from pipelines.tiny import build_tiny_checkpoint
+    from pipelines.model.tiny import build_tiny_checkpoint
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,7 @@
 """A Gemma 4 processor without the video sub-processor.
 
 transformers' `Gemma4VideoProcessor` needs torchvision, which we can't rely on,
-and we sample video frames ourselves (`pipelines.video`) and send them as images
+and we sample video frames ourselves (`pipelines.media.video`) and send them as images
 with their timestamps. `Gemma4Processor` insists on a video processor, and a
 processor holding `None` won't serialize, so this subclass simply doesn't declare
 one: `ProcessorMixin` derives its sub-processors from the `__init__` signature.
@@ -62,7 +62,7 @@ def load_processor(source: str, **hub_kwargs) -> FramesGemma4Processor:
     tokenizer = AutoTokenizer.from_pretrained(source, **hub_kwargs)
     image_processor = Gemma4ImageProcessorPil.from_pretrained(source, **hub_kwargs)
     feature_extractor = Gemma4AudioFeatureExtractor.from_pretrained(source, **hub_kwargs)
-    from pipelines.chat_template import CHAT_TEMPLATE
+    from pipelines.model.chat_template import CHAT_TEMPLATE
 
     return FramesGemma4Processor(
         feature_extractor=feature_extractor,

@@ -40,9 +40,9 @@ import av
 import numpy as np
 from PIL import Image
 
-from pipelines.audio import SEGMENT_SECONDS, max_audio_seconds, split_audio
 from pipelines.errors import InputError
-from pipelines.interface import AUDIO_SAMPLE_RATE, IMAGE_BUDGETS, ChatModel, require_modality
+from pipelines.media.audio import SEGMENT_SECONDS, max_audio_seconds, split_audio
+from pipelines.model.contract import AUDIO_SAMPLE_RATE, IMAGE_BUDGETS, ChatModel, require_modality
 
 DEFAULT_NUM_FRAMES = 16
 MIN_NUM_FRAMES = 1

@@ -18,8 +18,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from pipelines.errors import GenerationError, InputError
-from pipelines.interface import AUDIO_SAMPLE_RATE, Delta, check_generation_options, require_modality
-from pipelines.thinking import ThinkingSplitter, split_thinking
+from pipelines.model.contract import AUDIO_SAMPLE_RATE, Delta, check_generation_options, require_modality
+from pipelines.model.thinking import ThinkingSplitter, split_thinking
 
 log = logging.getLogger(__name__)
 
@@ -274,7 +274,7 @@ def _stream(
 def _explain_generation_failure(error: BaseException, loaded) -> Exception:
     text = f"{type(error).__name__}: {error}".lower()
     if "out of memory" in text or "outofmemory" in text or isinstance(error, MemoryError):
-        from pipelines.loader import free_memory
+        from pipelines.model.loader import free_memory
 
         free_memory()
         return GenerationError(

@@ -15,7 +15,7 @@ import string
 import tempfile
 from pathlib import Path
 
-from pipelines.chat_template import CHAT_TEMPLATE
+from pipelines.model.chat_template import CHAT_TEMPLATE
 
 TINY_SEED = 1234
 # Bump when the recipe changes so stale caches are rebuilt.
@@ -146,7 +146,7 @@ def build_tiny_checkpoint(target: str | Path | None = None, *, force: bool = Fal
         Gemma4ImageProcessorPil,
     )
 
-    from pipelines.processor import FramesGemma4Processor
+    from pipelines.model.processor import FramesGemma4Processor
 
     target = Path(target) if target else default_cache_dir()
     if (target / "model.safetensors").exists() and (target / "tokenizer.json").exists() and not force:

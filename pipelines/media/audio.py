@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from pipelines.errors import InputError
-from pipelines.interface import AUDIO_SAMPLE_RATE
+from pipelines.model.contract import AUDIO_SAMPLE_RATE
 
 DEFAULT_MAX_AUDIO_SECONDS = 300
 DEFAULT_MAX_AUDIO_MEGABYTES = 150

@@ -1,6 +1,6 @@
 """Where generation runs: in this process (`local`) or on an OpenAI-compatible server (`openai`).
 
-Both give `ChatModel`s (`pipelines.interface`), so tabs and pipelines can't tell
+Both give `ChatModel`s (`pipelines.model.contract`), so tabs and pipelines can't tell
 them apart. The `openai` backend talks to any `/v1/chat/completions` endpoint
 (vLLM in production, `transformers serve` locally) through the official
 `openai` client:
@@ -27,15 +27,15 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from pipelines.errors import BackendError, InputError
-from pipelines.interface import (
+from pipelines.model.contract import (
     AUDIO_SAMPLE_RATE,
     ChatModel,
     Delta,
     check_generation_options,
     require_modality,
 )
-from pipelines.thinking import ThinkingSplitter
-from pipelines.variants import VARIANTS
+from pipelines.model.thinking import ThinkingSplitter
+from pipelines.model.variants import VARIANTS
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ class Backend(Protocol):
 
 
 class LocalBackend:
-    """Today's path: one resident model in this process, through `pipelines.loader`."""
+    """Today's path: one resident model in this process, through `pipelines.model.loader`."""
 
     def list_models(self) -> list[str]:
         return list(VARIANTS)
@@ -77,7 +77,7 @@ class LocalBackend:
     def get_model(
         self, name: str, quantization: str = "auto", progress: ProgressCallback | None = None
     ) -> ChatModel:
-        from pipelines.loader import load_model
+        from pipelines.model.loader import load_model
 
         return load_model(name, quantization, progress=progress)
 
