@@ -2,26 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
 
-from app import model_access
-from app.controls import SharedControls, settings
+from app.controls import Settings, SharedControls, settings
 from app.errors import user_facing
-from app.gpu import gpu_task
-from app.history import history_as_dicts, normalize_history, require_served_file
+from app.gpu import stream_on_gpu
+from app.history import history_as_dicts, normalize_history
 from app.reply import StreamedReply
-from pipelines.model.variants import VARIANTS
+from app.uploads import require_served_file
+from pipelines.chat import build_chat_messages
+from pipelines.model.contract import ChatModel, Delta
+from pipelines.model.variants import DEFAULT_VARIANT, VARIANTS, modalities_for
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"
+INPUT_PLACEHOLDER = "Message Gemma… (attach files with the clip)"
 SYSTEM_PROMPT = "You are Gemma, a helpful assistant. Answer clearly and concisely."
 
 
 def file_types_for(variant: str) -> list[str]:
     """What the upload box offers: a served model's name (openai backend) is read like a variant key."""
-    from pipelines.model.backends import modalities_for
-
     spec = VARIANTS.get(variant)
     modalities = spec.modalities if spec is not None else modalities_for(variant or "")
     return [kind for kind in ("image", "video", "audio") if kind in modalities]
@@ -43,64 +46,97 @@ def _user_messages(message: dict | str | None) -> list[dict]:
     return shown
 
 
-@gpu_task(duration=120)
-def _stream_reply(history: list, variant, quantization, thinking, max_new_tokens, image_budget):
-    from pipelines.chat import run_chat
+@dataclass(frozen=True)
+class ChatJob:
+    """The GPU part of a chat turn: messages already decoded on the CPU."""
 
-    chosen = settings(variant, quantization, thinking, max_new_tokens, image_budget)
-    turns = normalize_history(history)
-    model = model_access.get_model(chosen.variant, chosen.quantization)
-    reply = StreamedReply()
-    shown = history_as_dicts(history)
-    for delta in run_chat(
-        model,
-        turns,
-        thinking=chosen.thinking,
-        max_new_tokens=chosen.max_new_tokens,
-        image_budget=chosen.image_budget,
-        system_prompt=SYSTEM_PROMPT,
-    ):
-        reply.add(delta)
-        yield shown + reply.messages(done=False)
-    yield shown + reply.messages(done=True)
+    settings: Settings
+    messages: list
+
+    def run(self, model: ChatModel) -> Iterator[Delta]:
+        return model.generate(
+            self.messages,
+            thinking=self.settings.thinking,
+            max_new_tokens=self.settings.max_new_tokens,
+            image_budget=self.settings.image_budget,
+        )
 
 
 @user_facing("chat")
 def chat(
-    message: dict,
-    history: list,
-    variant: str,
-    quantization: str,
-    thinking: bool,
-    max_new_tokens: int,
-    image_budget: int,
+    message: dict | str | None,
+    history: list | None = None,
+    variant: str = DEFAULT_VARIANT,
+    quantization: str = "auto",
+    thinking: bool = False,
+    max_new_tokens: int = 1024,
+    image_budget: int = 280,
 ):
     """Chat with Gemma 4. Send text and optional image/audio/video files; streams the updated conversation.
 
     Args:
-        message: {"text": str, "files": [file paths]} — the new user message.
-        history: the conversation so far, as a list of {"role", "content"} messages.
+        message: {"text": str, "files": [file paths]} or plain text: the new user message. The browser sends
+            none: its history already ends with the new message.
+        history: the conversation so far, as a list of {"role", "content"} messages (optional).
         variant: Gemma 4 variant (E2B, E4B, 26B-A4B, 31B, tiny).
         quantization: auto, 4bit, 8bit, bf16 or fp32.
         thinking: whether Gemma thinks before answering (thoughts come back as a titled message).
-        max_new_tokens: the longest reply, in tokens.
+        max_new_tokens: the longest reply, in tokens (1 to 8192).
         image_budget: soft tokens per image: 70, 140, 280, 560 or 1120.
     """
+    chosen = settings(variant, quantization, thinking, max_new_tokens, image_budget)
     conversation = history_as_dicts(history) + _user_messages(message)
-    # API history is free JSON: it may only point at files this app received or ships, never elsewhere on disk.
-    for turn in normalize_history(conversation):
-        for path in turn.files:
-            require_served_file(path)
-    yield from _stream_reply(conversation, variant, quantization, thinking, max_new_tokens, image_budget)
+    turns = normalize_history(conversation)
+    # History is free JSON over the API: it may only point at files this app received or ships.
+    for turn in turns:
+        turn.files = [require_served_file(path) for path in turn.files]
+    job = ChatJob(chosen, build_chat_messages(turns, system_prompt=SYSTEM_PROMPT))
+    reply = StreamedReply()
+    for delta in stream_on_gpu(job):
+        reply.add(delta)
+        yield conversation + reply.messages(done=False)
+    yield conversation + reply.messages(done=True)
 
 
-@user_facing("chat_respond")
-def respond(history: list, variant, quantization, thinking, max_new_tokens, image_budget):
-    yield from _stream_reply(history, variant, quantization, thinking, max_new_tokens, image_budget)
+BUSY_PLACEHOLDER = "Gemma is replying… press ⏹ Stop to interrupt."
+NOT_ANSWERED_TITLE = "⚠️ Not answered"
+NOT_ANSWERED_TEXT = (
+    "This message got no reply (see the error). Change what the error says, then press ↻ Retry."
+)
 
 
 def add_user_message(message: dict, history: list):
-    return history_as_dicts(history) + _user_messages(message), gr.MultimodalTextbox(value=None)
+    """Show the new message and lock the input until the reply ends, so nothing typed meanwhile is lost."""
+    added = _user_messages(message)
+    return (
+        history_as_dicts(history) + added,
+        gr.MultimodalTextbox(value=None, interactive=False, placeholder=BUSY_PLACEHOLDER),
+        added,
+    )
+
+
+def _retry_last(history: list):
+    shown = _without_last_reply(history)
+    last_user = [message for message in shown[-1:] if message["role"] == "user"]
+    return shown, gr.MultimodalTextbox(interactive=False, placeholder=BUSY_PLACEHOLDER), last_user
+
+
+def _unlocked_input():
+    return gr.MultimodalTextbox(interactive=True, placeholder=INPUT_PLACEHOLDER)
+
+
+def _cleared():
+    return [], gr.MultimodalTextbox(value=None, interactive=True, placeholder=INPUT_PLACEHOLDER)
+
+
+def _mark_unanswered(history: list, pending: list | None):
+    shown = _without_last_reply(history)
+    if pending and not (shown and shown[-1]["role"] == "user"):
+        shown += pending  # the chat lost the message (it was replaced while failing): show it again
+    shown.append(
+        {"role": "assistant", "content": NOT_ANSWERED_TEXT, "metadata": {"title": NOT_ANSWERED_TITLE}}
+    )
+    return shown, _unlocked_input()
 
 
 def _without_last_reply(history: list) -> list[dict]:
@@ -143,7 +179,7 @@ def build_chat_tab(controls: SharedControls) -> None:
         elem_id="chat-conversation",
     )
     textbox = gr.MultimodalTextbox(
-        placeholder="Message Gemma… (attach files with the clip)",
+        placeholder=INPUT_PLACEHOLDER,
         file_types=file_types_for(controls.variant.value),
         file_count="multiple",
         sources=["upload"],
@@ -156,20 +192,48 @@ def build_chat_tab(controls: SharedControls) -> None:
     gr.Examples(examples=chat_examples(), inputs=textbox, label="Examples (press Enter to send)")
 
     settings_inputs = controls.inputs
-    submit = textbox.submit(
-        add_user_message, [textbox, chatbot], [chatbot, textbox], queue=False, api_visibility="undocumented"
-    ).then(
-        respond, [chatbot, *settings_inputs], chatbot, api_visibility="undocumented", **controls.model_event()
-    )
-    retry = chatbot.retry(
-        _without_last_reply, chatbot, chatbot, queue=False, api_visibility="undocumented"
-    ).then(
-        respond, [chatbot, *settings_inputs], chatbot, api_visibility="undocumented", **controls.model_event()
-    )
+    no_message = gr.State(None)
+    pending = gr.State(None)
+    reply_events = []
+    for trigger, prepare, prepare_inputs in (
+        (textbox.submit, add_user_message, [textbox, chatbot]),
+        (chatbot.retry, _retry_last, [chatbot]),
+    ):
+        prepared = trigger(
+            prepare,
+            prepare_inputs,
+            [chatbot, textbox, pending],
+            queue=False,
+            api_visibility="undocumented",
+        )
+        replying = prepared.then(
+            chat,
+            [no_message, chatbot, *settings_inputs],
+            chatbot,
+            api_visibility="undocumented",
+            **controls.model_event(),
+        )
+        replying.success(_unlocked_input, None, textbox, queue=False, api_visibility="undocumented")
+        # The user's words stay: the chat keeps the message, marked as not answered, ready for Retry.
+        replying.failure(
+            _mark_unanswered,
+            [chatbot, pending],
+            [chatbot, textbox],
+            queue=False,
+            api_visibility="undocumented",
+        )
+        reply_events.append(replying)
     chatbot.undo(undo_last_exchange, chatbot, [chatbot, textbox], queue=False, api_visibility="undocumented")
-    stop.click(None, cancels=[submit, retry], api_visibility="undocumented")
-    clear.click(lambda: ([], None), None, [chatbot, textbox], queue=False, api_visibility="undocumented")
-    chatbot.clear(lambda: None, None, textbox, queue=False, api_visibility="undocumented")
+    stop.click(
+        _unlocked_input, None, textbox, cancels=reply_events, queue=False, api_visibility="undocumented"
+    )
+    # Clearing mid-reply cancels the reply too: otherwise the stream would bring the old chat back.
+    clear.click(
+        _cleared, None, [chatbot, textbox], cancels=reply_events, queue=False, api_visibility="undocumented"
+    )
+    chatbot.clear(
+        _cleared, None, [chatbot, textbox], cancels=reply_events, queue=False, api_visibility="undocumented"
+    )
 
     # The public endpoint: one call takes the new message and the history, streams the conversation.
     # History comes in as free JSON so API clients may send plain-string messages too.

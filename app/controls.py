@@ -8,7 +8,14 @@ import gradio as gr
 
 from app import model_access
 from app.errors import user_facing
-from pipelines.model.contract import IMAGE_BUDGETS
+from pipelines.errors import InputError
+from pipelines.model.contract import (
+    IMAGE_BUDGETS,
+    MAX_NEW_TOKENS_LIMIT,
+    checked_image_budget,
+    checked_integer,
+)
+from pipelines.model.loader import QUANTIZATIONS
 from pipelines.model.variants import VARIANTS
 
 # Every event that runs the model shares this queue, so one model serves one request at a time.
@@ -50,7 +57,18 @@ class SharedControls:
 
 
 def settings(variant, quantization, thinking, max_new_tokens, image_budget) -> Settings:
-    return Settings(str(variant), str(quantization), bool(thinking), int(max_new_tokens), int(image_budget))
+    """The shared controls' values as one `Settings`, checked like every other argument from outside."""
+    if not isinstance(variant, str) or not variant or not isinstance(quantization, str):
+        raise InputError("Choose a Gemma 4 variant and a quantization.")
+    if quantization not in QUANTIZATIONS:
+        raise InputError(f"Unknown quantization {quantization!r}. Choose one of: {', '.join(QUANTIZATIONS)}.")
+    return Settings(
+        variant,
+        quantization,
+        bool(thinking),
+        checked_integer("max_new_tokens", max_new_tokens, 1, MAX_NEW_TOKENS_LIMIT),
+        checked_image_budget(image_budget),
+    )
 
 
 def build_shared_controls(
@@ -72,7 +90,7 @@ def build_shared_controls(
                 scale=3,
             )
             quantization_box = gr.Dropdown(
-                choices=["auto", "4bit", "8bit", "bf16", "fp32"],
+                choices=list(QUANTIZATIONS),
                 value=quantization,
                 label="Quantization",
                 info="set by the model server" if remote else "auto: 4-bit on a GPU, bf16 on a CPU",

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
+import io
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,22 +13,22 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from app import model_access
-from app.controls import SharedControls, settings
+from app.controls import Settings, SharedControls, settings
+from app.downloads import write_download
 from app.errors import user_facing
-from app.gpu import gpu_task
-from pipelines.detection import (
+from app.gpu import stream_on_gpu
+from app.uploads import served_file
+from pipelines.detection import DETECTION_MODES, Detection, DetectionUpdate, run_detection
+from pipelines.errors import InputError
+from pipelines.media.annotate import (
     TABLE_HEADERS,
-    Detection,
-    DetectionUpdate,
     detections_table,
     detections_to_json,
     draw_detections,
     label_colors,
-    run_detection,
 )
-from pipelines.errors import InputError
 from pipelines.media.images import open_image
+from pipelines.model.contract import ChatModel
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples" / "detect"
 # The shown image is at most this big: AnnotatedImage builds one full-size RGBA mask per object,
@@ -36,8 +36,6 @@ EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples" / "detect"
 DISPLAY_MAX_SIDE = 1280
 # While the answer streams, the annotated image is redrawn at most this often (masks are costly).
 REDRAW_INTERVAL_S = 0.75
-DOWNLOADS_DIR = Path(tempfile.gettempdir()) / "gemma-showcase-detect"
-DOWNLOADS_KEPT_S = 3600
 
 NO_IMAGE_MESSAGE = "Please provide an image: upload one, paste it, or take a webcam photo."
 WORKING_STATUS = "⏳ Gemma is looking at the image…"
@@ -91,16 +89,25 @@ def detect_examples() -> list[list]:
 
 
 def image_path(value) -> str:
-    """The uploaded file's path from the raw component payload (the event skips Gradio's preprocessing).
+    """The uploaded (or bundled) file's path from the raw component payload.
 
-    Gradio's own preprocessing would fail on a corrupt file with a developer-facing error before our
-    handler runs; the pipeline's `open_image` gives the user a clear message instead.
+    The event skips Gradio's preprocessing, which would fail on a corrupt file with a developer-facing error
+    before our handler runs; `open_image` gives the user a clear message instead. So the file check that
+    preprocessing does is made here, by the app's one check.
     """
-    if isinstance(value, dict):
-        value = value.get("path")
-    if not value:
+    path = served_file(value)
+    if path is None:
         raise InputError(NO_IMAGE_MESSAGE)
-    return str(value)
+    return path
+
+
+def checked_detect_inputs(image, query, mode) -> tuple[Image.Image, str | None, str]:
+    """The decoded image (opened once here: a bad file fails before the model loads), query and mode."""
+    if mode not in DETECTION_MODES:
+        raise InputError(f"Answer with boxes or points, not {mode!r}.")
+    if query is not None and not isinstance(query, str):
+        raise InputError("What to find must be text.")
+    return open_image(image_path(image)), query, mode
 
 
 def display_copy(image: Image.Image) -> Image.Image:
@@ -159,45 +166,35 @@ def summary(detections: list[Detection]) -> str:
 
 
 def write_downloads(original, detections: list[Detection]) -> tuple[str, str]:
-    """The annotated PNG (original size) and the detections JSON, in a fresh folder for this request."""
-    _prune_old_downloads()
-    DOWNLOADS_DIR.mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(prefix="request-", dir=DOWNLOADS_DIR))
-    png_path = folder / "detections.png"
-    json_path = folder / "detections.json"
+    """The annotated PNG (original size) and the detections JSON."""
+    png = io.BytesIO()
     # Fast compression: a huge upload makes a huge PNG, and the default level is several times slower.
-    draw_detections(original, detections).save(png_path, format="PNG", compress_level=1)
-    json_path.write_text(detections_to_json(detections), encoding="utf-8")
-    return str(png_path), str(json_path)
-
-
-def _prune_old_downloads() -> None:
-    if not DOWNLOADS_DIR.is_dir():
-        return
-    cutoff = time.time() - DOWNLOADS_KEPT_S
-    for folder in DOWNLOADS_DIR.glob("request-*"):
-        try:
-            if folder.stat().st_mtime < cutoff:
-                shutil.rmtree(folder, ignore_errors=True)
-        except OSError:
-            continue
-
-
-@gpu_task(duration=120)
-def _stream_detection(
-    image: Image.Image, query, mode, variant, quantization, thinking, max_new_tokens, image_budget
-):
-    chosen = settings(variant, quantization, thinking, max_new_tokens, image_budget)
-    model = model_access.get_model(chosen.variant, chosen.quantization)
-    yield from run_detection(
-        model,
-        image,
-        query,
-        thinking=chosen.thinking,
-        max_new_tokens=chosen.max_new_tokens,
-        image_budget=chosen.image_budget,
-        mode=mode,
+    draw_detections(original, detections).save(png, format="PNG", compress_level=1)
+    return (
+        write_download("detections.png", png.getvalue(), kind="detect"),
+        write_download("detections.json", detections_to_json(detections), kind="detect"),
     )
+
+
+@dataclass(frozen=True)
+class DetectJob:
+    """The GPU part of a detection: the image already decoded and checked on the CPU."""
+
+    settings: Settings
+    image: Image.Image
+    query: str | None
+    mode: str
+
+    def run(self, model: ChatModel) -> Iterator[DetectionUpdate]:
+        return run_detection(
+            model,
+            self.image,
+            self.query,
+            thinking=self.settings.thinking,
+            max_new_tokens=self.settings.max_new_tokens,
+            image_budget=self.settings.image_budget,
+            mode=self.mode,
+        )
 
 
 def build_detect_tab(controls: SharedControls) -> None:
@@ -294,8 +291,9 @@ def build_detect_tab(controls: SharedControls) -> None:
         the detections as JSON (label, box, point, score in original pixels), Gemma's raw answer and
         its thoughts.
         """
-        # Opened once here: a bad file fails before the model loads, and a huge one is decoded once.
-        original = open_image(image_path(image))
+        chosen = settings(variant, quantization, thinking, max_new_tokens, image_budget)
+        job = DetectJob(chosen, *checked_detect_inputs(image, query, mode))
+        original = job.image
         display = display_copy(original)
         yield {
             view.annotated: annotated_image(display, original.size, []),
@@ -312,9 +310,7 @@ def build_detect_tab(controls: SharedControls) -> None:
         shown: list[Detection] = []
         last_redraw = 0.0
         try:
-            for update in _stream_detection(
-                original, query, mode, variant, quantization, thinking, max_new_tokens, image_budget
-            ):
+            for update in stream_on_gpu(job):
                 if update.thought and not final.thought:
                     yield {view.thoughts_panel: gr.Accordion(visible=True)}
                 final = update
@@ -335,7 +331,8 @@ def build_detect_tab(controls: SharedControls) -> None:
             raise
 
         detections = final.detections
-        png_path, json_path = write_downloads(original, detections)
+        # Nothing found: nothing to download either.
+        png_path, json_path = write_downloads(original, detections) if detections else (None, None)
         if not detections:
             gr.Warning(NO_OBJECTS_WARNING)
         yield {

@@ -18,9 +18,7 @@ import time
 import gradio as gr
 
 from pipelines.errors import ShowcaseError
-
-# A light module (no torch at import); imported here so logging works even during interpreter shutdown.
-from pipelines.model import generation
+from pipelines.model.contract import Usage, reporting_usage_to
 
 request_log = logging.getLogger("showcase.requests")
 log = logging.getLogger(__name__)
@@ -59,28 +57,15 @@ def describe_inputs(values) -> str:
     return ",".join(described) or "-"
 
 
-def _token_counts() -> tuple[int, int]:
-    from app.model_access import last_model
-
-    usage = getattr(last_model(), "latest_usage", None)  # a remote backend reports the server's counts
-    if usage is not None:
-        return usage.input_tokens, usage.output_tokens
-    stats = generation.latest_stats()
-    return stats.input_tokens, stats.output_tokens
-
-
-def _log_request(endpoint: str, args, started: float, outcome: str) -> None:
-    from app.model_access import last_model
-
-    model = last_model()
-    tokens_in, tokens_out = _token_counts() if model is not None else (0, 0)
+def _log_request(endpoint: str, args, started: float, outcome: str, usages: list[Usage]) -> None:
+    """One line per request, with the tokens of this request's own generations (none: zeros)."""
     request_log.info(
         "endpoint=%s variant=%s inputs=%s tokens_in=%s tokens_out=%s duration=%.2fs outcome=%s",
         endpoint,
-        model.variant if model is not None else "-",
+        usages[-1].variant if usages else "-",
         describe_inputs(args),
-        tokens_in,
-        tokens_out,
+        sum(usage.input_tokens for usage in usages),
+        sum(usage.output_tokens for usage in usages),
         time.monotonic() - started,
         outcome,
     )
@@ -102,30 +87,41 @@ def user_facing(endpoint: str):
 
             @functools.wraps(handler)
             def stream(*args, **kwargs):
-                started, outcome = time.monotonic(), "ok"
+                started, outcome, usages = time.monotonic(), "ok", []
+                steps = handler(*args, **kwargs)
                 try:
-                    yield from handler(*args, **kwargs)
+                    while True:
+                        # Gradio may run each step on another thread: the listener is set for every step.
+                        with reporting_usage_to(usages.append):
+                            try:
+                                update = next(steps)
+                            except StopIteration:
+                                return
+                        yield update
                 except GeneratorExit:
                     outcome = "cancelled"
+                    with reporting_usage_to(usages.append):
+                        steps.close()
                     raise
                 except Exception as error:
                     outcome = _outcome(error)
                     raise to_user_error(error) from None
                 finally:
-                    _log_request(endpoint, args, started, outcome)
+                    _log_request(endpoint, args, started, outcome, usages)
 
             return stream
 
         @functools.wraps(handler)
         def call(*args, **kwargs):
-            started, outcome = time.monotonic(), "ok"
+            started, outcome, usages = time.monotonic(), "ok", []
             try:
-                return handler(*args, **kwargs)
+                with reporting_usage_to(usages.append):
+                    return handler(*args, **kwargs)
             except Exception as error:
                 outcome = _outcome(error)
                 raise to_user_error(error) from None
             finally:
-                _log_request(endpoint, args, started, outcome)
+                _log_request(endpoint, args, started, outcome, usages)
 
         return call
 

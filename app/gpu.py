@@ -1,22 +1,45 @@
-"""`spaces.GPU` around only the GPU work on ZeroGPU Spaces; a no-op everywhere else."""
+"""The one function that runs inside a ZeroGPU slice, and `spaces.GPU` only where there is one.
+
+Every tab works the same way: its handler decodes and checks the user's media on the CPU, packs it with the
+shared `Settings` into a job (a small dataclass with a `run(model)` method that calls the tab's pipeline),
+and streams `stream_on_gpu(job)`. ZeroGPU pickles the job into its GPU worker, so a job holds only data
+(images, arrays, text) and is defined at module level.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from typing import Protocol
+
+from app import model_access
+from pipelines.model.contract import ChatModel
+
+GPU_SECONDS = 180
+
+
+class GpuJob(Protocol):
+    """What a tab hands to the GPU: its settings, and the pipeline to run over the model."""
+
+    settings: object  # app.controls.Settings
+
+    def run(self, model: ChatModel) -> Iterator: ...
 
 
 def on_zero_gpu() -> bool:
     return bool(os.environ.get("SPACES_ZERO_GPU"))
 
 
-def gpu_task(duration: int = 120):
-    """Decorator: request a ZeroGPU slice for `duration` seconds per call, where there is one."""
+def _gpu_slice(function):
+    if not on_zero_gpu():
+        return function
+    import spaces
 
-    def decorate(function):
-        if not on_zero_gpu():
-            return function
-        import spaces
+    return spaces.GPU(duration=GPU_SECONDS)(function)
 
-        return spaces.GPU(duration=duration)(function)
 
-    return decorate
+@_gpu_slice
+def stream_on_gpu(job: GpuJob) -> Iterator:
+    """Get the selected model (loading it if needed) and stream the job's pipeline updates."""
+    model = model_access.get_model(job.settings.variant, job.settings.quantization)
+    yield from job.run(model)

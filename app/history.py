@@ -10,7 +10,6 @@ thoughts never go back to the model.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from pipelines.chat import ChatTurn
@@ -104,17 +103,3 @@ def history_as_dicts(history: Any) -> list[dict]:
             if assistant is not None:
                 shown.append({"role": "assistant", "content": assistant})
     return shown
-
-
-EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"
-
-
-def require_served_file(path: str) -> None:
-    """Refuse a file path unless it is an upload Gradio received or one of our examples."""
-    from gradio.utils import get_upload_folder, is_in_or_equal
-
-    resolved = Path(path).resolve()
-    if not any(is_in_or_equal(resolved, root) for root in (get_upload_folder(), EXAMPLES_DIR)):
-        raise InputError(
-            f"{Path(path).name!r} was not uploaded to this app; upload the file with the request."
-        )

@@ -83,17 +83,7 @@ def get_model(variant: str, quantization: str, progress: ProgressCallback | None
         _set_state("failed", f"Loading {variant} failed unexpectedly ({type(error).__name__}).")
         raise
     _set_state("ready", _describe_with_loader(model), 1.0)
-    global _last_model
-    _last_model = model
     return model
-
-
-_last_model: ChatModel | None = None
-
-
-def last_model() -> ChatModel | None:
-    """The model most recently handed to a request (for the request log)."""
-    return _last_model
 
 
 def preload_in_background(variant: str, quantization: str) -> threading.Thread:
@@ -140,7 +130,7 @@ def connect_openai_backend(base_url: str, api_key: str | None = None):
     An unreachable server doesn't stop the app from starting: the status area says why, the
     list is empty, and each request tries the server again.
     """
-    from pipelines.model.backends import OpenAIBackend
+    from pipelines.model.remote import OpenAIBackend
 
     backend = OpenAIBackend(base_url, api_key)
     use_backend(backend)
@@ -150,5 +140,5 @@ def connect_openai_backend(base_url: str, api_key: str | None = None):
         log.warning("model server not ready at start-up: %s", error)
         _set_state("failed", str(error))
         return backend, []
-    _set_state("idle", f"Served by {backend.base_url}: {', '.join(served) or 'no models reported'}.")
+    _set_state("idle", f"Served by {backend.shown_url}: {', '.join(served) or 'no models reported'}.")
     return backend, served

@@ -3,52 +3,38 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import html as html_lib
-import tempfile
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from app import model_access
-from app.controls import SharedControls, settings
+from app.controls import Settings, SharedControls, settings
+from app.downloads import write_download
 from app.errors import user_facing
-from app.gpu import gpu_task
+from app.gpu import stream_on_gpu
+from app.uploads import ServedImage, require_served_file
 from pipelines.errors import InputError
-from pipelines.screenshot import PREVIEW_WIDTHS, preview_iframe
+from pipelines.media.images import fit_for_model, open_image
+from pipelines.model.contract import ChatModel
+from pipelines.model.variants import DEFAULT_VARIANT
+from pipelines.screenshot import PREVIEW_WIDTHS, ScreenshotUpdate, preview_iframe, run_screenshot_to_html
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples" / "screenshots"
 # Re-rendering the iframe restarts the page inside it, so the preview refreshes a few times a
 # second while the code view follows every token.
 PREVIEW_REFRESH_S = 0.3
-DOWNLOADS_DIR = Path(tempfile.gettempdir()) / "gemma-showcase-html"
 DOWNLOAD_NAME = "page.html"
-NOT_AN_IMAGE = "That file is not a readable screenshot (expected PNG, JPEG, WebP, GIF or BMP)."
-TOO_LARGE = "The screenshot is too large to process safely; please upload a smaller image."
 NO_SCREENSHOT = "Please upload or paste a screenshot first."
+NO_PAGE_TO_EDIT = "There is no page to edit yet: generate one from a screenshot first."
+NO_EDIT_INSTRUCTION = "Type the change you want, e.g. “make the header sticky”."
 EDIT_KEPT_PAGE = "The previous page is kept."
 SCORING_NOTE = "⏳ Scoring how close the page looks to the screenshot…"
 SCORING_OFF_NOTE = "Fidelity scoring is off."
 MAX_QUOTED_REPLY_CHARS = 1200
-
-
-class ScreenshotImage(gr.Image):
-    """`gr.Image` whose unreadable uploads get our message instead of a generic upload error.
-
-    Gradio opens the file before any handler runs, so the handler's error boundary never sees it.
-    """
-
-    is_template = True  # rendered by the frontend as a plain gr.Image
-
-    def preprocess(self, payload):
-        try:
-            return super().preprocess(payload)
-        except Image.DecompressionBombError as error:
-            raise gr.Error(TOO_LARGE, print_exception=False) from error
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-            raise gr.Error(NOT_AN_IMAGE, print_exception=False) from error
 
 
 class ScreenshotTab:
@@ -57,7 +43,7 @@ class ScreenshotTab:
     def __init__(self) -> None:
         with gr.Row():
             with gr.Column(scale=2):
-                self.screenshot = ScreenshotImage(
+                self.screenshot = ServedImage(
                     type="filepath",
                     image_mode=None,
                     sources=["upload", "clipboard"],
@@ -148,14 +134,10 @@ def _width_px(preview_width: str | None) -> int:
 
 
 def _download_file(html: str) -> str | None:
-    """The page as a `.html` file; one folder per distinct page so each download keeps its plain name."""
+    """The page as a `.html` file to download (None when there is no page)."""
     if not html or not html.strip():
         return None
-    folder = DOWNLOADS_DIR / hashlib.sha256(html.encode()).hexdigest()[:24]
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / DOWNLOAD_NAME
-    path.write_text(html, encoding="utf-8")
-    return str(path)
+    return write_download(DOWNLOAD_NAME, html, kind="html")
 
 
 def _quoted_reply(answer: str) -> str:
@@ -169,36 +151,31 @@ def _quoted_reply(answer: str) -> str:
     return f"\n\n**The model said:**\n\n{quoted}"
 
 
-@gpu_task(duration=180)
-def _stream_updates(
-    screenshot,
-    instructions: str,
-    current_html: str | None,
-    edit_instruction: str | None,
-    variant,
-    quantization,
-    thinking,
-    max_new_tokens,
-    image_budget,
-):
-    from pipelines.screenshot import run_screenshot_to_html
+@dataclass(frozen=True)
+class ScreenshotJob:
+    """The GPU part of a page: the screenshot decoded on the CPU, and what to make of it."""
 
-    chosen = settings(variant, quantization, thinking, max_new_tokens, image_budget)
-    model = model_access.get_model(chosen.variant, chosen.quantization)
-    yield from run_screenshot_to_html(
-        model,
-        screenshot,
-        instructions or "",
-        current_html=current_html,
-        edit_instruction=edit_instruction,
-        thinking=chosen.thinking,
-        max_new_tokens=chosen.max_new_tokens,
-        image_budget=chosen.image_budget,
-    )
+    settings: Settings
+    screenshot: Image.Image
+    instructions: str
+    current_html: str | None = None
+    edit_instruction: str | None = None
+
+    def run(self, model: ChatModel) -> Iterator[ScreenshotUpdate]:
+        return run_screenshot_to_html(
+            model,
+            self.screenshot,
+            self.instructions,
+            current_html=self.current_html,
+            edit_instruction=self.edit_instruction,
+            thinking=self.settings.thinking,
+            max_new_tokens=self.settings.max_new_tokens,
+            image_budget=self.settings.image_budget,
+        )
 
 
 def _stream_page(
-    tab: ScreenshotTab, updates, *, previous_html: str, preview_width: str, score: bool, screenshot
+    tab: ScreenshotTab, job: ScreenshotJob, *, previous_html: str, preview_width: str, score: bool
 ):
     """UI updates for a stream of `ScreenshotUpdate`s, ending with the fidelity score.
 
@@ -208,6 +185,7 @@ def _stream_page(
     shown_code = shown_preview = previous_html
     last_preview_at = float("-inf")
     final = None
+    updates = stream_on_gpu(job)
     # Closed explicitly so a cancelled request stops the model at once.
     with contextlib.closing(updates):
         for update in updates:
@@ -242,7 +220,7 @@ def _stream_page(
         tab.download: gr.DownloadButton(value=path, interactive=path is not None),
         tab.fidelity_note: SCORING_NOTE if score and html else "",
     }
-    yield _fidelity(tab, html, screenshot, score)
+    yield _fidelity(tab, html, job.screenshot, score)
 
 
 def _fidelity(tab: ScreenshotTab, html: str, screenshot, score: bool) -> dict:
@@ -278,23 +256,27 @@ def _cleared_results(tab: ScreenshotTab) -> dict:
     }
 
 
-def _require_screenshot(screenshot) -> None:
+def _screenshot_job(screenshot, instructions, chosen: Settings, **edit) -> ScreenshotJob:
     if not screenshot:
         raise InputError(NO_SCREENSHOT)
+    if not isinstance(instructions or "", str):
+        raise InputError("Instructions must be text.")
+    image = fit_for_model(open_image(require_served_file(screenshot), what="screenshot"))
+    return ScreenshotJob(chosen, image, instructions or "", **edit)
 
 
 def _handlers(tab: ScreenshotTab):
     @user_facing("screenshot_to_html")
     def screenshot_to_html(
         screenshot: str,
-        instructions: str,
-        score_fidelity: bool,
-        preview_width: str,
-        variant: str,
-        quantization: str,
-        thinking: bool,
-        max_new_tokens: int,
-        image_budget: int,
+        instructions: str = "",
+        score_fidelity: bool = True,
+        preview_width: str = "Desktop",
+        variant: str = DEFAULT_VARIANT,
+        quantization: str = "auto",
+        thinking: bool = False,
+        max_new_tokens: int = 4096,
+        image_budget: int = 1120,
     ):
         """Turn a screenshot of a user interface into one self-contained HTML page; streams the code.
 
@@ -308,56 +290,42 @@ def _handlers(tab: ScreenshotTab):
             thinking: whether Gemma thinks before answering (thoughts come back apart from the code).
             max_new_tokens: the longest reply, in tokens (a full page needs a few thousand).
             image_budget: soft tokens for the screenshot: 70, 140, 280, 560 or 1120.
+
+        Returns (streamed): the HTML code, the preview, a notice (why there is no page, quoting the reply), the
+        thoughts, the download, the fidelity score, its note, and the two images compared.
         """
-        _require_screenshot(screenshot)
+        chosen = settings(variant, quantization, thinking, max_new_tokens, image_budget)
+        job = _screenshot_job(screenshot, instructions, chosen)
         yield {
             **_cleared_results(tab),
             tab.code: "",
             tab.preview: preview_iframe("", _width_px(preview_width)),
         }
-        updates = _stream_updates(
-            screenshot,
-            instructions,
-            None,
-            None,
-            variant,
-            quantization,
-            thinking,
-            max_new_tokens,
-            image_budget,
-        )
-        yield from _stream_page(
-            tab,
-            updates,
-            previous_html="",
-            preview_width=preview_width,
-            score=score_fidelity,
-            screenshot=screenshot,
-        )
+        yield from _stream_page(tab, job, previous_html="", preview_width=preview_width, score=score_fidelity)
 
     @user_facing("edit_html")
     def edit_html(
         screenshot: str,
-        instructions: str,
-        current_html: str,
-        edit_instruction: str,
-        score_fidelity: bool,
-        preview_width: str,
-        variant: str,
-        quantization: str,
-        thinking: bool,
-        max_new_tokens: int,
-        image_budget: int,
+        instructions: str = "",
+        current_html: str = "",
+        edit_instruction: str = "",
+        score_fidelity: bool = True,
+        preview_width: str = "Desktop",
+        variant: str = DEFAULT_VARIANT,
+        quantization: str = "auto",
+        thinking: bool = False,
+        max_new_tokens: int = 4096,
+        image_budget: int = 1120,
     ):
         """Revise a generated HTML page by instruction; the new page replaces the old one.
 
         Gemma sees the screenshot, the current code and the instruction. If its reply has no HTML,
-        the current page is kept and a notice says so.
+        the current page is kept and a notice says so. Returns what `/screenshot_to_html` returns.
 
         Args:
             screenshot: the screenshot the page reproduces (PNG, JPEG, WebP, GIF or BMP).
             instructions: the optional wishes given at generation, e.g. "dark mode".
-            current_html: the current HTML document.
+            current_html: the current HTML document (generate one first).
             edit_instruction: the change to make, e.g. "make the header sticky".
             score_fidelity: whether to score the new page's visual similarity (SSIM) to the screenshot.
             preview_width: preview frame width: Desktop, Tablet or Mobile.
@@ -367,27 +335,17 @@ def _handlers(tab: ScreenshotTab):
             max_new_tokens: the longest reply, in tokens.
             image_budget: soft tokens for the screenshot: 70, 140, 280, 560 or 1120.
         """
-        _require_screenshot(screenshot)
-        yield _cleared_results(tab)
-        current_html = current_html or ""
-        updates = _stream_updates(
-            screenshot,
-            instructions,
-            current_html,
-            edit_instruction or "",
-            variant,
-            quantization,
-            thinking,
-            max_new_tokens,
-            image_budget,
+        if not isinstance(current_html, str) or not current_html.strip():
+            raise InputError(NO_PAGE_TO_EDIT)
+        if not isinstance(edit_instruction, str) or not edit_instruction.strip():
+            raise InputError(NO_EDIT_INSTRUCTION)
+        chosen = settings(variant, quantization, thinking, max_new_tokens, image_budget)
+        job = _screenshot_job(
+            screenshot, instructions, chosen, current_html=current_html, edit_instruction=edit_instruction
         )
+        yield _cleared_results(tab)
         yield from _stream_page(
-            tab,
-            updates,
-            previous_html=current_html,
-            preview_width=preview_width,
-            score=score_fidelity,
-            screenshot=screenshot,
+            tab, job, previous_html=current_html, preview_width=preview_width, score=score_fidelity
         )
 
     return screenshot_to_html, edit_html

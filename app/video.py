@@ -15,18 +15,19 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
 from PIL import Image
 
-from app import model_access
-from app.controls import SharedControls, settings
+from app.controls import Settings, SharedControls, settings
 from app.errors import user_facing
-from app.gpu import gpu_task
+from app.gpu import stream_on_gpu
 from app.history import history_as_dicts, normalize_history
 from app.reply import NO_ANSWER, StreamedReply
+from app.uploads import served_file
 from pipelines.errors import InputError
 from pipelines.media.video import (
     DEFAULT_NUM_FRAMES,
@@ -34,13 +35,11 @@ from pipelines.media.video import (
     MIN_NUM_FRAMES,
     VIDEO_EXAMPLES,
     VIDEO_FRAME_TOKENS,
-    VideoSession,
-    VideoTurn,
-    check_question,
     extract_audio_track,
 )
-from pipelines.model.contract import Delta
-from pipelines.model.variants import VARIANTS
+from pipelines.model.contract import ChatModel, Delta, checked_image_budget, checked_integer
+from pipelines.model.variants import DEFAULT_VARIANT, VARIANTS, modalities_for
+from pipelines.video_qa import VideoQAUpdate, VideoSession, VideoTurn, check_question
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples" / "video"
 FRAME_BUDGETS = (70, 140, 280)
@@ -49,6 +48,8 @@ GALLERY_MAX_SIDE = 480
 # What the conversation shows for an empty answer (as app/reply.StreamedReply does); it stands for "".
 # Sampled frames take up to about 60 MB per session; a session idle this long lets them go.
 SAMPLED_VIDEO_TTL_S = 3600
+# `kept` of a call that came through the API, which keeps no session between calls.
+API_CALL = object()
 
 
 @dataclass(frozen=True)
@@ -77,17 +78,8 @@ class SampledVideo:
 
 
 def video_path(video) -> str | None:
-    """The uploaded file's path from what `gr.Video` or an API client hands over."""
-    if isinstance(video, dict):
-        video = video.get("path")
-    return str(video) if video else None
-
-
-def _whole_frame_count(num_frames):
-    # Sliders and JSON clients may send 16.0; the pipeline refuses anything that is not a whole number.
-    if isinstance(num_frames, float) and num_frames.is_integer():
-        return int(num_frames)
-    return num_frames
+    """The uploaded (or bundled) file's path from what `gr.Video` or an API client hands over."""
+    return served_file(video)
 
 
 def _optional_seconds(value):
@@ -135,7 +127,7 @@ def sample_video(
 ) -> SampledVideo:
     """The frames (and audio, if asked for) of `video`, reusing `kept` when file and settings are the same."""
     path = video_path(video)
-    num_frames = _whole_frame_count(num_frames)
+    num_frames = checked_integer("Frames to sample", num_frames, MIN_NUM_FRAMES, MAX_NUM_FRAMES)
     start, end = _optional_seconds(start), _range_end(end)
     key = sampling_key(path, num_frames, start, end)
     if kept is None or key is None or kept.key != key:
@@ -171,76 +163,56 @@ def video_turns(history) -> list[VideoTurn]:
 
 def audio_available(variant: str) -> bool:
     """Whether the variant hears audio; a served model's name (openai backend) is read like a variant key."""
-    from pipelines.model.backends import modalities_for
-
     spec = VARIANTS.get(variant)
     return "audio" in (spec.modalities if spec is not None else modalities_for(variant or ""))
 
 
-@gpu_task(duration=120)
-def _stream_reply(
-    session: VideoSession,
-    question: str,
-    frame_budget,
-    shown: list[dict],
-    variant,
-    quantization,
-    thinking,
-    max_new_tokens,
-    image_budget,
-):
-    """Yield the conversation as the answer streams."""
-    chosen = settings(variant, quantization, thinking, max_new_tokens, image_budget)
-    model = model_access.get_model(chosen.variant, chosen.quantization)
-    updates = session.ask(
-        model,
-        question,
-        thinking=chosen.thinking,
-        max_new_tokens=chosen.max_new_tokens,
-        frame_budget=frame_budget,
-    )
-    reply = StreamedReply()
-    for update in updates:
-        reply.add(Delta(update.thought[len(reply.thought) :], update.answer[len(reply.answer) :]))
-        yield shown + reply.messages(done=update.done)
+@dataclass(frozen=True)
+class VideoJob:
+    """The GPU part of a question: frames (and audio) sampled on the CPU, and the earlier turns."""
+
+    settings: Settings
+    session: VideoSession
+    question: str
+    frame_budget: int
+
+    def run(self, model: ChatModel) -> Iterator[VideoQAUpdate]:
+        return self.session.ask(
+            model,
+            self.question,
+            thinking=self.settings.thinking,
+            max_new_tokens=self.settings.max_new_tokens,
+            frame_budget=self.frame_budget,
+        )
 
 
-def _answer(
-    video,
-    question,
-    num_frames,
-    start,
-    end,
-    frame_budget,
-    include_audio,
-    history,
-    kept,
-    variant,
-    quantization,
-    thinking,
-    max_new_tokens,
-    image_budget,
-):
+def _answer(video, question, sampling: tuple, history, kept, chosen: Settings):
     """Yield (gallery or None when unchanged, conversation, sampled video) as the answer streams."""
+    num_frames, start, end, frame_budget, include_audio = sampling
+    # The checkbox is hidden on variants without audio, so a value left checked there is not a request.
+    include_audio = bool(include_audio) and audio_available(chosen.variant)
     question = check_question(question)
     turns = video_turns(history)
-    sampled = sample_video(video, num_frames, start, end, bool(include_audio), kept)
+    sampled = sample_video(video, num_frames, start, end, include_audio, kept)
     shown = [*history_as_dicts(history), {"role": "user", "content": question}]
     yield sampled.gallery, shown, sampled
+    job = VideoJob(
+        chosen, sampled.session_for(turns, include_audio), question, checked_frame_budget(frame_budget)
+    )
+    reply = StreamedReply()
     conversation = shown
-    for conversation in _stream_reply(
-        sampled.session_for(turns, bool(include_audio)),
-        question,
-        frame_budget,
-        shown,
-        variant,
-        quantization,
-        thinking,
-        max_new_tokens,
-        image_budget,
-    ):
+    for update in stream_on_gpu(job):
+        reply.add(Delta(update.thought[len(reply.thought) :], update.answer[len(reply.answer) :]))
+        conversation = shown + reply.messages(done=update.done)
         yield None, conversation, sampled
     yield sampled.gallery, conversation, sampled
+
+
+def checked_frame_budget(value) -> int:
+    budget = checked_image_budget(value)
+    if budget not in FRAME_BUDGETS:
+        raise InputError(f"Tokens per frame must be one of {', '.join(map(str, FRAME_BUDGETS))}.")
+    return budget
 
 
 def video_examples() -> tuple[list[list], list[str]]:
@@ -333,89 +305,22 @@ def build_video_tab(controls: SharedControls) -> None:
 
     sampling_inputs = [num_frames, start, end, frame_budget, include_audio]
 
-    @user_facing("video_ask")
-    def ask(
-        video,
-        question,
-        num_frames,
-        start,
-        end,
-        frame_budget,
-        include_audio,
-        history,
-        kept,
-        variant,
-        quantization,
-        thinking,
-        max_new_tokens,
-        image_budget,
-    ):
-        # The checkbox is hidden on variants without audio, so a value left checked there is not a request.
-        include_audio = bool(include_audio) and audio_available(variant)
-        for shown_frames, conversation, sampled in _answer(
-            video,
-            question,
-            num_frames,
-            start,
-            end,
-            frame_budget,
-            include_audio,
-            history,
-            kept,
-            variant,
-            quantization,
-            thinking,
-            max_new_tokens,
-            image_budget,
-        ):
-            changes = {chatbot: conversation, sampled_state: sampled}
-            if shown_frames is not None:
-                changes[gallery] = shown_frames
-                changes[question_input] = ""
-            yield changes
-
-    browser_inputs = [video_input, question_input, *sampling_inputs, chatbot, sampled_state, *controls.inputs]
-    browser_outputs = [gallery, chatbot, sampled_state, question_input]
-    events = [
-        trigger(
-            ask,
-            browser_inputs,
-            browser_outputs,
-            api_name="video_ask" if index == 0 else None,
-            api_visibility="undocumented",
-            **controls.model_event(),
-        )
-        for index, trigger in enumerate((ask_button.click, question_input.submit))
-    ]
-    stop.click(None, cancels=events, api_visibility="undocumented")
-    clear.click(lambda: [], None, chatbot, queue=False, api_visibility="undocumented")
-    # A new video starts a new conversation: the old answers were about other frames.
-    video_input.change(lambda: ([], []), None, [gallery, chatbot], queue=False, api_visibility="undocumented")
-
-    def show_audio_choice(variant: str):
-        if audio_available(variant):
-            return gr.Checkbox(visible=True, interactive=True)
-        return gr.Checkbox(visible=False, interactive=False, value=False)
-
-    controls.variant.change(
-        show_audio_choice, controls.variant, include_audio, queue=False, api_visibility="undocumented"
-    )
-
     @user_facing("video_qa")
     def video_qa(
         video,
-        question,
-        num_frames,
-        start,
-        end,
-        frame_budget,
-        include_audio,
-        history,
-        variant,
-        quantization,
-        thinking,
-        max_new_tokens,
-        image_budget,
+        question: str,
+        num_frames: int = DEFAULT_NUM_FRAMES,
+        start: float | None = 0,
+        end: float | None = 0,
+        frame_budget: int = VIDEO_FRAME_TOKENS,
+        include_audio: bool = False,
+        history: list | None = None,
+        variant: str = DEFAULT_VARIANT,
+        quantization: str = "auto",
+        thinking: bool = False,
+        max_new_tokens: int = 1024,
+        image_budget: int = 280,
+        kept: SampledVideo | object | None = API_CALL,
     ):
         """Ask Gemma 4 about a video; streams the sampled frames (with mm:ss captions) and the conversation.
 
@@ -440,26 +345,46 @@ def build_video_tab(controls: SharedControls) -> None:
         conversation: the history, the question, the thoughts (a message titled "🧠 Thinking") and
         the answer.
         """
-        for shown_frames, conversation, _sampled in _answer(
-            video,
-            question,
-            num_frames,
-            start,
-            end,
-            frame_budget,
-            include_audio,
-            history,
-            None,
-            variant,
-            quantization,
-            thinking,
-            max_new_tokens,
-            image_budget,
+        chosen = settings(variant, quantization, thinking, max_new_tokens, image_budget)
+        # The browser keeps the sampled frames between questions; an API call (no session) samples anew.
+        in_browser = kept is not API_CALL
+        sampling = (num_frames, start, end, frame_budget, include_audio)
+        for frames, conversation, sampled in _answer(
+            video, question, sampling, history, kept if in_browser else None, chosen
         ):
             changes = {chatbot: conversation}
-            if shown_frames is not None:
-                changes[gallery] = shown_frames
+            if frames is not None:
+                changes[gallery] = frames
+            if in_browser:
+                changes[sampled_state] = sampled
+                if frames is not None:
+                    changes[question_input] = ""
             yield changes
+
+    browser_inputs = [video_input, question_input, *sampling_inputs, chatbot, *controls.inputs, sampled_state]
+    events = [
+        trigger(
+            video_qa,
+            browser_inputs,
+            [gallery, chatbot, sampled_state, question_input],
+            api_visibility="undocumented",
+            **controls.model_event(),
+        )
+        for trigger in (ask_button.click, question_input.submit)
+    ]
+    stop.click(None, cancels=events, api_visibility="undocumented")
+    clear.click(lambda: [], None, chatbot, queue=False, api_visibility="undocumented")
+    # A new video starts a new conversation: the old answers were about other frames.
+    video_input.change(lambda: ([], []), None, [gallery, chatbot], queue=False, api_visibility="undocumented")
+
+    def show_audio_choice(variant: str):
+        if audio_available(variant):
+            return gr.Checkbox(visible=True, interactive=True)
+        return gr.Checkbox(visible=False, interactive=False, value=False)
+
+    controls.variant.change(
+        show_audio_choice, controls.variant, include_audio, queue=False, api_visibility="undocumented"
+    )
 
     # The public endpoint: the history travels as JSON, so API clients can ask follow-ups. It keeps no
     # session state (MCP tool calls have none), so each call samples its video again.

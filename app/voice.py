@@ -13,21 +13,35 @@ as `history` and the earlier clips and replies are rebuilt from them.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
 
 import gradio as gr
+import numpy as np
 
-from app import model_access
-from app.controls import SharedControls, settings
+from app.controls import Settings, SharedControls, settings
 from app.errors import user_facing
-from app.gpu import gpu_task
+from app.gpu import stream_on_gpu
 from app.history import history_as_dicts, normalize_history
 from app.reply import NO_ANSWER, StreamedReply
+from app.static_files import STATIC_DIR, load_js_sections
+from app.uploads import require_served_file, served_file
 from pipelines.errors import InputError
-from pipelines.model.contract import Delta
+from pipelines.media.audio import load_audio
+from pipelines.model.contract import ChatModel, Delta
 from pipelines.model.variants import VARIANTS
-from pipelines.voice import DEFAULT_TARGET_LANGUAGE, VOICE_EXAMPLES, VOICE_TASKS, task_prompt
+from pipelines.voice import (
+    ANSWER_PROMPT,
+    DEFAULT_TARGET_LANGUAGE,
+    VOICE_EXAMPLES,
+    VOICE_TASKS,
+    VoiceTurn,
+    VoiceUpdate,
+    run_voice_chat,
+    task_prompt,
+)
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples" / "voice"
 AUDIO_VARIANT = "E4B"
@@ -49,42 +63,11 @@ TARGET_LANGUAGES = [
 ]
 DEFAULT_LANGUAGE = "French"
 BROWSER_DEFAULT_VOICE = ("Browser default", "")
+# `kept_turns` of a call that came through the API, which keeps no session between calls.
+API_CALL = object()
 
-# Runs in the page when the hidden answer box changes: speak it, unless speaking is off or the box was cleared.
-SPEAK_JS = """
-(text, voiceName, rate, enabled) => {
-    const synth = window.speechSynthesis;
-    if (!enabled || !text || !synth || typeof SpeechSynthesisUtterance === "undefined") return;
-    synth.cancel();
-    const utterance = new SpeechSynthesisUtterance(text);
-    const voice = synth.getVoices().find((candidate) => candidate.name === voiceName);
-    if (voice) {
-        utterance.voice = voice;
-        utterance.lang = voice.lang;
-    }
-    utterance.rate = Number(rate) || 1;
-    synth.speak(utterance);
-}
-"""
-STOP_SPEAKING_JS = "() => { if (window.speechSynthesis) window.speechSynthesis.cancel(); }"
-# The browser's voices are only known in the page; they fill the dropdown's choices there.
-LIST_VOICES_JS = f"""
-() => {{
-    const synth = window.speechSynthesis;
-    const voices = synth ? synth.getVoices() : [];
-    const choices = [{json.dumps(BROWSER_DEFAULT_VOICE)}].concat(
-        voices.map((voice) => [voice.name + " (" + voice.lang + ")", voice.name])
-    );
-    return {{ __type__: "update", choices: choices }};
-}}
-"""
-# Mounting this hidden element asks for the voice list; Chrome loads voices late and says so with an event.
-VOICES_PROBE_JS = """
-trigger("change");
-if (window.speechSynthesis) {
-    window.speechSynthesis.addEventListener("voiceschanged", () => trigger("change"));
-}
-"""
+# The page-side speech code lives in app/static/voice_speech.js, one `// --- name` section per snippet.
+SPEECH_JS = load_js_sections(STATIC_DIR / "voice_speech.js", default_voice=json.dumps(BROWSER_DEFAULT_VOICE))
 
 
 def audio_notice_text(variant: str) -> str | None:
@@ -141,9 +124,6 @@ def voice_turns_from_history(history) -> list:
     message), then the reply. Thoughts and notices are skipped; a clip that never got a
     reply is left out.
     """
-    from pipelines.media.audio import load_audio
-    from pipelines.voice import ANSWER_PROMPT, VoiceTurn
-
     turns = []
     clip, prompt = None, None
     for message in normalize_history(history):
@@ -159,33 +139,43 @@ def voice_turns_from_history(history) -> list:
                 prompt = message.text
         elif clip is not None:
             reply = "" if message.text == NO_ANSWER else message.text
-            turns.append(VoiceTurn(load_audio(clip), None, reply, prompt or ANSWER_PROMPT))
+            turns.append(
+                VoiceTurn(load_audio(require_served_file(clip)), None, reply, prompt or ANSWER_PROMPT)
+            )
             clip, prompt = None, None
     return turns
 
 
-@gpu_task(duration=120)
-def _stream_turn(
-    audio, turns, shown, task, target_language, variant, quantization, thinking, max_new_tokens, image_budget
-):
-    """Yield (conversation, finished VoiceTurn or None, dropped turn count) as the reply streams."""
-    from pipelines.voice import run_voice_chat
+@dataclass(frozen=True)
+class VoiceJob:
+    """The GPU part of a spoken turn: the clip and earlier turns decoded on the CPU."""
 
-    chosen = settings(variant, quantization, thinking, max_new_tokens, image_budget)
-    prompt = task_prompt(task, target_language)
-    model = model_access.get_model(chosen.variant, chosen.quantization)
-    updates = run_voice_chat(
-        model,
-        turns,
-        audio,
-        thinking=chosen.thinking,
-        task=task,
-        target_language=target_language,
-        max_new_tokens=chosen.max_new_tokens,
-    )
+    settings: Settings
+    audio: np.ndarray
+    turns: list
+    task: str
+    target_language: str | None
+
+    def run(self, model: ChatModel) -> Iterator[VoiceUpdate]:
+        return run_voice_chat(
+            model,
+            self.turns,
+            self.audio,
+            thinking=self.settings.thinking,
+            task=self.task,
+            target_language=self.target_language,
+            max_new_tokens=self.settings.max_new_tokens,
+        )
+
+
+def _stream_turn(job: VoiceJob, clip: str, shown):
+    """Yield (conversation, finished VoiceTurn or None, dropped turn count) as the reply streams."""
+    updates = stream_on_gpu(job)
     # Bad input and a variant without audio fail on the first step, before the clip is shown.
     first = next(updates)
-    before_reply = history_as_dicts(shown) + user_turn_messages(audio, task, prompt)
+    before_reply = history_as_dicts(shown) + user_turn_messages(
+        clip, job.task, task_prompt(job.task, job.target_language)
+    )
     if first.notice:
         before_reply.append(
             {"role": "assistant", "content": first.notice, "metadata": {"title": NOTICE_TITLE}}
@@ -201,49 +191,58 @@ def _stream_turn(
         yield before_reply + shown_reply, update.turn, update.dropped_turns
 
 
-@user_facing("voice_chat")
-def voice_chat(
-    audio: str,
-    history: list,
-    task: str,
-    target_language: str,
-    variant: str,
-    quantization: str,
-    thinking: bool,
-    max_new_tokens: int,
-    image_budget: int,
-):
-    """Talk to Gemma 4 with a voice clip; streams the updated conversation (needs E2B or E4B).
+def voice_handler(chatbot, turns_state, spoken_answer):
+    """The one handler of the Voice tab, for its buttons and for the `/voice_chat` endpoint."""
 
-    Args:
-        audio: the spoken clip (WAV, MP3, OGG/Opus, WebM, M4A/AAC or FLAC).
-        history: the conversation so far as this endpoint returned it last time ([] to start): user
-            clips (file messages), optional instruction texts, replies, thoughts and notices. Earlier
-            clips stay in the context while they fit; a notice message says when the oldest were
-            dropped. Clips go back as files: with gradio_client, wrap each returned clip path in
-            `handle_file(...)` before sending the history again.
-        task: "answer" (reply to what was said), "transcribe" or "translate".
-        target_language: the language to translate into (used by "translate").
-        variant: Gemma 4 variant (E2B, E4B or tiny take audio; 26B-A4B and 31B don't).
-        quantization: auto, 4bit, 8bit, bf16 or fp32.
-        thinking: whether Gemma thinks before answering (thoughts come back as a titled message).
-        max_new_tokens: the longest reply, in tokens.
-        image_budget: unused here; kept so every endpoint takes the same settings.
-    """
-    turns = voice_turns_from_history(history)
-    for conversation, _, _ in _stream_turn(
-        audio,
-        turns,
-        history,
-        task,
-        target_language,
-        variant,
-        quantization,
-        thinking,
-        max_new_tokens,
-        image_budget,
+    @user_facing("voice_chat")
+    def voice_chat(
+        audio: str,
+        history: list | None = None,
+        task: str = "answer",
+        target_language: str = DEFAULT_LANGUAGE,
+        variant: str = AUDIO_VARIANT,
+        quantization: str = "auto",
+        thinking: bool = False,
+        max_new_tokens: int = 512,
+        image_budget: int = 280,
+        kept_turns: list | object | None = API_CALL,
     ):
-        yield conversation
+        """Talk to Gemma 4 with a voice clip; streams the updated conversation (needs E2B or E4B).
+
+        Args:
+            audio: the spoken clip (WAV, MP3, OGG/Opus, WebM, M4A/AAC or FLAC).
+            history: the conversation so far as this endpoint returned it last time ([] to start): user
+                clips (file messages), optional instruction texts, replies, thoughts and notices. Earlier
+                clips stay in the context while they fit; a notice message says when the oldest were
+                dropped. Clips go back as files: with gradio_client, wrap each returned clip path in
+                `handle_file(...)` before sending the history again.
+            task: "answer" (reply to what was said), "transcribe" or "translate".
+            target_language: the language to translate into (used by "translate").
+            variant: Gemma 4 variant (E2B, E4B or tiny take audio; 26B-A4B and 31B don't).
+            quantization: auto, 4bit, 8bit, bf16 or fp32.
+            thinking: whether Gemma thinks before answering (thoughts come back as a titled message).
+            max_new_tokens: the longest reply, in tokens.
+            image_budget: unused here; kept so every endpoint takes the same settings.
+        """
+        chosen = settings(variant, quantization, thinking, max_new_tokens, image_budget)
+        if task not in VOICE_TASKS:
+            raise InputError(f"Unknown voice task {task!r}; choose one of: {', '.join(VOICE_TASKS)}.")
+        clip = served_file(audio)
+        in_browser = kept_turns is not API_CALL
+        turns = list(kept_turns or []) if in_browser else voice_turns_from_history(history)
+        job = VoiceJob(chosen, load_audio(clip), turns, task, target_language)
+        if in_browser:
+            # Cleared first so that the same answer twice in a row is still spoken.
+            yield {spoken_answer: ""}
+        for conversation, turn, dropped_turns in _stream_turn(job, clip, history):
+            changes = {chatbot: conversation}
+            if turn is not None and in_browser:
+                # Dropped turns never fit again, so the state lets go of their audio.
+                changes[turns_state] = [*turns[dropped_turns:], turn]
+                changes[spoken_answer] = speakable_text(turn.reply)
+            yield changes
+
+    return voice_chat
 
 
 def voice_examples() -> tuple[list[list], list[str]]:
@@ -306,7 +305,7 @@ def build_voice_tab(controls: SharedControls) -> None:
         rate = gr.Slider(0.5, 2.0, value=1.0, step=0.1, label="Speaking rate", elem_id="voice-rate")
         stop_speaking = gr.Button("🔇 Stop speaking", size="sm", elem_id="voice-stop-speaking")
     spoken_answer = gr.Textbox(visible="hidden", elem_id="voice-spoken-answer")
-    voices_probe = gr.HTML("", visible="hidden", js_on_load=VOICES_PROBE_JS)
+    voices_probe = gr.HTML("", visible="hidden", js_on_load=SPEECH_JS["voices_probe"])
     example_rows, example_labels = voice_examples()
     gr.Examples(
         examples=example_rows,
@@ -315,72 +314,33 @@ def build_voice_tab(controls: SharedControls) -> None:
         label="Example clips (then press a button)",
     )
 
-    def respond_with(task: str):
-        @user_facing(f"voice_{task}")
-        def respond(
-            audio,
-            target_language,
-            shown,
-            turns,
-            variant,
-            quantization,
-            thinking,
-            max_new_tokens,
-            image_budget,
-        ):
-            # Cleared first so that the same answer twice in a row is still spoken.
-            yield {spoken_answer: ""}
-            for conversation, turn, dropped_turns in _stream_turn(
-                audio,
-                turns,
-                shown,
-                task,
-                target_language,
-                variant,
-                quantization,
-                thinking,
-                max_new_tokens,
-                image_budget,
-            ):
-                if turn is None:
-                    yield {chatbot: conversation}
-                else:
-                    # Dropped turns never fit again, so the state lets go of their audio.
-                    yield {
-                        chatbot: conversation,
-                        turns_state: [*turns[dropped_turns:], turn],
-                        spoken_answer: speakable_text(turn.reply),
-                    }
-
-        return respond
-
-    events = []
-    for task, button in (
-        ("answer", answer_button),
-        ("transcribe", transcribe_button),
-        ("translate", translate_button),
-    ):
-        events.append(
-            button.click(
-                respond_with(task),
-                [audio_input, language, chatbot, turns_state, *controls.inputs],
-                [chatbot, turns_state, spoken_answer],
-                api_visibility="undocumented",
-                **controls.model_event(),
-            )
+    voice_chat = voice_handler(chatbot, turns_state, spoken_answer)
+    events = [
+        button.click(
+            voice_chat,
+            [audio_input, chatbot, gr.State(task), language, *controls.inputs, turns_state],
+            [chatbot, turns_state, spoken_answer],
+            api_visibility="undocumented",
+            **controls.model_event(),
         )
-    spoken_answer.change(None, [spoken_answer, voice_choice, rate, speak], None, js=SPEAK_JS)
-    stop_speaking.click(None, js=STOP_SPEAKING_JS)
-    stop.click(None, js=STOP_SPEAKING_JS, cancels=events)
+        for task, button in (
+            ("answer", answer_button),
+            ("transcribe", transcribe_button),
+            ("translate", translate_button),
+        )
+    ]
+    spoken_answer.change(None, [spoken_answer, voice_choice, rate, speak], None, js=SPEECH_JS["speak"])
+    stop_speaking.click(None, js=SPEECH_JS["stop_speaking"])
+    stop.click(None, js=SPEECH_JS["stop_speaking"], cancels=events)
     clear.click(
         lambda: ([], [], ""),
         None,
         [chatbot, turns_state, spoken_answer],
-        js=STOP_SPEAKING_JS,
+        js=SPEECH_JS["stop_speaking"],
         queue=False,
         api_visibility="undocumented",
     )
-    voices_probe.change(None, None, voice_choice, js=LIST_VOICES_JS)
+    voices_probe.change(None, None, voice_choice, js=SPEECH_JS["list_voices"])
     language.change(
         lambda chosen: gr.Button(f"🌐 Translate to {chosen or DEFAULT_TARGET_LANGUAGE}"),
         language,
@@ -402,7 +362,7 @@ def build_voice_tab(controls: SharedControls) -> None:
     )
     switch.click(switch_to_audio_variant, None, controls.variant, queue=False, api_visibility="undocumented")
 
-    # The public endpoint: the history comes in and goes out as chatbot messages (see `voice_chat`).
+    # The public endpoint: the history comes in and goes out as chatbot messages (see `voice_handler`).
     task_choice = gr.Radio(list(VOICE_TASKS), value="answer", label="task", visible=False)
     api_button = gr.Button(visible=False)
     api_button.click(

@@ -51,7 +51,7 @@ def run_concurrently(generate_one, count: int) -> tuple[int, float]:
 def through_server(
     base_url: str, name: str, bias: dict, count: int, max_new_tokens: int
 ) -> tuple[int, float]:
-    from pipelines.model.backends import OpenAIBackend
+    from pipelines.model.remote import OpenAIBackend
 
     backend = OpenAIBackend(base_url, extra_body={"logit_bias": bias}, timeout_s=600)
     messages = prompts(count)

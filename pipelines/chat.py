@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipelines.errors import InputError
-from pipelines.model.contract import ChatModel, Delta, require_modality
+from pipelines.model.contract import ChatModel, Delta
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 AUDIO_SUFFIXES = {".wav", ".mp3", ".ogg", ".opus", ".flac", ".m4a", ".aac", ".weba"}
@@ -52,9 +52,8 @@ def attachment_kind(path: str) -> str:
     )
 
 
-def _attachment_parts(path: str, model: ChatModel) -> list[dict]:
+def _attachment_parts(path: str) -> list[dict]:
     kind = attachment_kind(path)
-    require_modality(model, kind)
     if kind == "image":
         from pipelines.media.images import fit_for_model, open_image
 
@@ -72,8 +71,11 @@ def _attachment_parts(path: str, model: ChatModel) -> list[dict]:
     return parts
 
 
-def build_chat_messages(turns: list[ChatTurn], model: ChatModel, *, system_prompt: str = "") -> list[dict]:
-    """Transformers chat messages for `turns`, attachments decoded and checked against the model."""
+def build_chat_messages(turns: list[ChatTurn], *, system_prompt: str = "") -> list[dict]:
+    """Transformers chat messages for `turns`, attachments decoded (on the CPU, before any model work).
+
+    Whether the model takes each kind of attachment is checked where every check lives: `generate`.
+    """
     if not turns or turns[-1].role != "user":
         raise InputError("Type a message or attach a file to start.")
     last = turns[-1]
@@ -91,7 +93,7 @@ def build_chat_messages(turns: list[ChatTurn], model: ChatModel, *, system_promp
             raise InputError(f"Attach at most {MAX_ATTACHMENTS_PER_TURN} files per message.")
         content: list[dict] = []
         for path in turn.files:
-            content.extend(_attachment_parts(path, model))
+            content.extend(_attachment_parts(path))
         if turn.text.strip():
             content.append({"type": "text", "text": turn.text.strip()})
         # Consecutive user turns (e.g. a file, then a question) are one turn to Gemma.
@@ -112,10 +114,9 @@ def run_chat(
     system_prompt: str = "",
     stop_event: threading.Event | None = None,
 ) -> Iterator[Delta]:
-    """Stream the reply to the last user turn."""
-    messages = build_chat_messages(turns, model, system_prompt=system_prompt)
-    yield from model.generate(
-        messages,
+    """Stream the reply to the last user turn (attachments decoded here; the UI decodes them beforehand)."""
+    return model.generate(
+        build_chat_messages(turns, system_prompt=system_prompt),
         thinking=thinking,
         max_new_tokens=max_new_tokens,
         image_budget=image_budget,

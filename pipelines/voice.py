@@ -19,8 +19,14 @@ import numpy as np
 
 from pipelines.errors import InputError
 from pipelines.media.audio import SEGMENT_SECONDS, load_audio, split_audio
-from pipelines.model.contract import AUDIO_SAMPLE_RATE, ChatModel, require_modality
-from pipelines.model.generation import without_control_tokens
+from pipelines.model.contract import (
+    AUDIO_SAMPLE_RATE,
+    MAX_NEW_TOKENS_LIMIT,
+    ChatModel,
+    checked_integer,
+    max_input_tokens,
+    require_modality,
+)
 
 VoiceTask = Literal["answer", "transcribe", "translate"]
 VOICE_TASKS: tuple[str, ...] = ("answer", "transcribe", "translate")
@@ -119,7 +125,7 @@ def task_prompt(task: str, target_language: str | None = None) -> str:
 
 
 def _clean_language(target_language: str | None) -> str:
-    language = " ".join(without_control_tokens(str(target_language or "")).split())
+    language = " ".join(str(target_language or "").split())
     if not language:
         return DEFAULT_TARGET_LANGUAGE
     if len(language) > MAX_LANGUAGE_NAME_LENGTH:
@@ -154,7 +160,6 @@ def _user_audio_message(signal: np.ndarray, prompt: str) -> tuple[dict, int]:
     segments = split_audio(signal, SEGMENT_SECONDS)
     # Audio before the instruction, as Gemma's prompting guide recommends for media.
     content = [{"type": "audio", "audio": segment} for segment in segments]
-    prompt = without_control_tokens(prompt)
     content.append({"type": "text", "text": prompt})
     tokens = sum(_segment_tokens(segment) for segment in segments) + estimate_text_tokens(prompt)
     return {"role": "user", "content": content}, tokens
@@ -162,9 +167,8 @@ def _user_audio_message(signal: np.ndarray, prompt: str) -> tuple[dict, int]:
 
 def _history_messages(turn: VoiceTurn) -> tuple[list[dict], int]:
     user_message, user_tokens = _user_audio_message(turn.audio, turn.prompt)
-    reply = without_control_tokens(turn.reply)
-    reply_message = {"role": "assistant", "content": [{"type": "text", "text": reply}]}
-    return [user_message, reply_message], user_tokens + estimate_text_tokens(reply)
+    reply_message = {"role": "assistant", "content": [{"type": "text", "text": turn.reply}]}
+    return [user_message, reply_message], user_tokens + estimate_text_tokens(turn.reply)
 
 
 def build_voice_messages(
@@ -204,8 +208,6 @@ def build_voice_messages(
 def default_context_limit(max_new_tokens: int) -> int:
     """The context bound used when none is given: `DEFAULT_MAX_CONTEXT_TOKENS`, with the prompt
     (history + new clip) kept under generation's input limit (`MAX_INPUT_TOKENS`), which would refuse it."""
-    from pipelines.model.generation import max_input_tokens
-
     return min(DEFAULT_MAX_CONTEXT_TOKENS, int(max_input_tokens() * INPUT_LIMIT_SHARE) + max_new_tokens)
 
 
@@ -231,8 +233,7 @@ def run_voice_chat(
     """
     require_modality(model, "audio")
     prompt = task_prompt(task, target_language)
-    if max_new_tokens < 1:
-        raise InputError("max_new_tokens must be at least 1.")
+    max_new_tokens = checked_integer("max_new_tokens", max_new_tokens, 1, MAX_NEW_TOKENS_LIMIT)
     history = list(history or [])
     context_limit = (
         default_context_limit(max_new_tokens) if max_context_tokens is None else int(max_context_tokens)

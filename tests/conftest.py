@@ -8,58 +8,51 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.model.contract import Delta
+from pipelines.model.contract import ChatModel, Delta
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-class ScriptedModel:
+class ScriptedModel(ChatModel):
     """A `ChatModel` double that streams a fixed, realistic reply.
 
     `reply` is raw model output, thoughts included, e.g.
     "<|channel>thought\\nLooking...<channel|>The answer". It is streamed in small
-    chunks through the real `ThinkingSplitter`, so parsing is exercised exactly as
-    with a real model. Every call's messages are recorded in `calls`.
+    chunks through the real `ReplyParser`, so parsing is exercised exactly as
+    with a real model. Every call's (checked, cleaned) messages and options are recorded in `calls`.
+    `reply` may also be a list: one raw reply per call, in order (the last one repeats).
     """
 
-    def __init__(self, reply: str = "Hello!", *, variant: str = "E4B", modalities=None, chunk: int = 3):
+    def __init__(self, reply="Hello!", *, variant: str = "E4B", modalities=None, chunk: int = 3):
         self.variant = variant
         self.modalities = frozenset(modalities or {"text", "image", "video", "audio"})
-        self.reply = reply
+        self.replies = list(reply) if isinstance(reply, list | tuple) else None
+        self.reply = self.replies[0] if self.replies else reply
         self.chunk = chunk
         self.calls: list[dict] = []
 
-    def generate(
-        self,
-        messages,
-        *,
-        thinking: bool,
-        max_new_tokens: int,
-        image_budget: int = 280,
-        stop_event: threading.Event | None = None,
-        **sampling,
-    ) -> Iterator[Delta]:
-        from pipelines.model.thinking import ThinkingSplitter
+    def _stream(self, messages, options, stop_event: threading.Event, usage) -> Iterator[Delta]:
+        from pipelines.model.reply_parser import ReplyParser
 
         self.calls.append(
             {
                 "messages": messages,
-                "thinking": thinking,
-                "max_new_tokens": max_new_tokens,
-                "image_budget": image_budget,
-                **sampling,
+                "thinking": options.thinking,
+                "max_new_tokens": options.max_new_tokens,
+                "image_budget": options.image_budget,
+                "tools": options.tools,
+                **options.sampling,
             }
         )
-        splitter = ThinkingSplitter()
-        for start in range(0, len(self.reply), self.chunk):
-            if stop_event is not None and stop_event.is_set():
+        reply = self.replies[min(len(self.calls), len(self.replies)) - 1] if self.replies else self.reply
+        usage.input_tokens = sum(len(str(message.get("content", ""))) for message in messages) // 4
+        parser = ReplyParser()
+        for start in range(0, len(reply), self.chunk):
+            if stop_event.is_set():
                 return
-            thought, answer = splitter.feed(self.reply[start : start + self.chunk])
-            if thought or answer:
-                yield Delta(thought, answer)
-        thought, answer = splitter.close()
-        if thought or answer:
-            yield Delta(thought, answer)
+            usage.output_tokens += 1
+            yield parser.feed(reply[start : start + self.chunk])
+        yield parser.close()
 
 
 @pytest.fixture
@@ -177,3 +170,21 @@ class BlocksWiring:
         return [
             d for d in self.config["dependencies"] if (trigger_id, event) in [tuple(t) for t in d["targets"]]
         ]
+
+
+# Fixtures that build or load tiny, start a server or drive Chromium: a test that uses any of them (directly or
+# through another fixture) is slow, so `pytest -m "not slow"` stays the quick developer loop.
+SLOW_FIXTURES = {"tiny_model", "app_server", "client", "page", "chromium", "served_tiny", "scripted_server"}
+# Modules whose tests load models through the loader themselves.
+SLOW_MODULES = {"test_loader", "test_quantization", "test_reliability"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
+        if (
+            SLOW_FIXTURES & set(getattr(item, "fixturenames", ()))
+            or module in SLOW_MODULES
+            or item.get_closest_marker("browser")
+        ):
+            item.add_marker(pytest.mark.slow)

@@ -138,14 +138,14 @@ def test_readme_has_exactly_two_setup_commands():
 
 
 def test_spaces_gpu_wrapper_is_a_no_op_off_zero_gpu(monkeypatch):
-    from app.gpu import gpu_task
+    from app import gpu
 
     monkeypatch.delenv("SPACES_ZERO_GPU", raising=False)
 
     def work():
         return 7
 
-    assert gpu_task(60)(work) is work
+    assert gpu._gpu_slice(work) is work
     assert os.environ.get("SPACES_ZERO_GPU") is None
 
 

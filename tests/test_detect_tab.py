@@ -16,7 +16,8 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 
 from app.detect import DISPLAY_MAX_SIDE, FAILED_STATUS, NO_OBJECTS_STATUS, WORKING_STATUS
-from pipelines.detection import DETECTION_TEMPERATURE, TABLE_HEADERS, label_colors
+from pipelines.detection import DETECTION_TEMPERATURE
+from pipelines.media.annotate import TABLE_HEADERS, label_colors
 from pipelines.media.images import MAX_MODEL_SIDE
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "detect"

@@ -11,19 +11,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipelines.detection import (
+from pipelines.detection import Detection, build_detection_messages, parse_detections, run_detection
+from pipelines.errors import InputError
+from pipelines.media.annotate import (
     PALETTE,
     TABLE_HEADERS,
-    Detection,
-    build_detection_messages,
     detections_table,
     detections_to_json,
     draw_detections,
     label_colors,
-    parse_detections,
-    run_detection,
 )
-from pipelines.errors import InputError
 from pipelines.media.images import MAX_MODEL_SIDE
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "detect"
@@ -558,7 +555,7 @@ def test_run_detection_stops_when_asked_and_still_finishes(scripted_model):
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"image_budget": 123}, "Image budget"), ({"max_new_tokens": 0}, "max_new_tokens")],
+    [({"image_budget": 123}, "image token budget"), ({"max_new_tokens": 0}, "max_new_tokens")],
 )
 def test_run_detection_rejects_bad_settings(scripted_model, kwargs, message):
     with pytest.raises(InputError, match=message):

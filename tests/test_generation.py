@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 from pipelines.errors import CapabilityError, InputError
-from pipelines.model import generation
-from pipelines.model.contract import Delta
+from pipelines.model.contract import Delta, drain, reporting_usage_to
 from pipelines.model.loader import load_count
 from pipelines.model.variants import VARIANTS
 
@@ -33,31 +32,25 @@ def test_streams_deltas_for_an_image_prompt(tiny_model, tiny_image):
         max_new_tokens=12,
         min_new_tokens=12,
     )
-    deltas = list(stream)
-    assert deltas and all(isinstance(d, Delta) for d in deltas)
-    assert generation.latest_stats().output_tokens == 12
+    reply, usage = drain(stream)
+    assert reply.answer or reply.thought
+    assert usage.output_tokens == 12 and usage.input_tokens > 0 and usage.outcome == "ok"
     assert not generation_threads()
 
 
 def test_streams_deltas_for_an_audio_prompt(tiny_model):
     tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(16000 * 2) / 16000)).astype(np.float32)
-    inputs = generation.prepare_inputs(
-        tiny_model,
-        user({"type": "audio", "audio": tone}, text("Transcribe")),
-        thinking=False,
-        image_budget=280,
-    )
+    inputs = tiny_model.prompt_inputs(user({"type": "audio", "audio": tone}, text("Transcribe")))
     assert "input_features" in inputs
-    deltas = list(
-        tiny_model.generate(
-            user({"type": "audio", "audio": tone}, text("Transcribe")), thinking=False, max_new_tokens=6
-        )
+    stream = tiny_model.generate(
+        user({"type": "audio", "audio": tone}, text("Transcribe")), max_new_tokens=6, min_new_tokens=6
     )
-    assert all(isinstance(d, Delta) for d in deltas)
+    deltas = list(stream)
+    assert deltas and all(isinstance(d, Delta) and d for d in deltas)
 
 
 def _prompt_text(model, messages, **options):
-    inputs = generation.prepare_inputs(model, messages, **options)
+    inputs = model.prompt_inputs(messages, **options)
     return model.processor.tokenizer.decode(inputs["input_ids"][0])
 
 
@@ -76,47 +69,51 @@ def test_image_budget_sets_the_number_of_soft_tokens(tiny_model, tiny_image):
     image_token = tiny_model.processor.tokenizer.image_token_id
     counts = {}
     for budget in (70, 280, 1120):
-        inputs = generation.prepare_inputs(
-            tiny_model, user({"type": "image", "image": tiny_image}), thinking=False, image_budget=budget
-        )
+        inputs = tiny_model.prompt_inputs(user({"type": "image", "image": tiny_image}), image_budget=budget)
         counts[budget] = int((inputs["input_ids"] == image_token).sum())
     assert counts[70] <= 70 < counts[280] <= 280 < counts[1120] <= 1120
     with pytest.raises(InputError, match="image token budget"):
-        generation.prepare_inputs(tiny_model, user(text("x")), thinking=False, image_budget=100)
+        tiny_model.prompt_inputs(user(text("x")), image_budget=100)
 
 
 def test_closing_the_stream_stops_the_worker_quickly(tiny_model):
-    stream = tiny_model.generate(
-        user(text("Count")), thinking=False, max_new_tokens=5000, min_new_tokens=5000
-    )
-    next(stream)
-    started = time.monotonic()
-    stream.close()
+    usages = []
+    with reporting_usage_to(usages.append):
+        stream = tiny_model.generate(
+            user(text("Count")), thinking=False, max_new_tokens=5000, min_new_tokens=5000
+        )
+        next(stream)
+        started = time.monotonic()
+        stream.close()
     assert time.monotonic() - started < 2.0
     assert not generation_threads()
-    assert generation.latest_stats().output_tokens < 5000
+    (usage,) = usages
+    assert usage.outcome == "cancelled" and usage.output_tokens < 5000
 
 
 def test_stop_event_stops_generation(tiny_model):
     stop = threading.Event()
-    received = []
-    started = None
-    for delta in tiny_model.generate(
+    stream = tiny_model.generate(
         user(text("Go")), thinking=False, max_new_tokens=5000, min_new_tokens=5000, stop_event=stop
-    ):
-        received.append(delta)
-        if len(received) == 3:
-            stop.set()
-            started = time.monotonic()
+    )
+    for _ in range(3):
+        next(stream)
+    stop.set()
+    started = time.monotonic()
+    _, usage = drain(stream)
     assert time.monotonic() - started < 2.0
-    assert generation.latest_stats().output_tokens < 5000
+    assert usage.outcome == "stopped" and usage.output_tokens < 5000
     assert not generation_threads()
 
 
 def test_input_longer_than_the_limit_is_refused_before_generating(tiny_model, monkeypatch):
-    monkeypatch.setenv("MAX_INPUT_TOKENS", "20")
-    with pytest.raises(InputError, match="limit is 20"):
-        tiny_model.generate(user(text("word " * 50)), thinking=False, max_new_tokens=5)
+    monkeypatch.setenv("MAX_INPUT_TOKENS", "40")
+    # Within the cheap character bound (8 per token), but over the limit once tokenized.
+    with pytest.raises(InputError, match="limit is 40"):
+        tiny_model.generate(user(text("a " * 100)), thinking=False, max_new_tokens=5)
+    # Far over it: refused before any tokenizing.
+    with pytest.raises(InputError, match="characters of text"):
+        tiny_model.generate(user(text("word " * 100)), thinking=False, max_new_tokens=5)
 
 
 def test_audio_on_a_variant_without_an_audio_tower_is_a_capability_error(tiny_model):
@@ -145,7 +142,8 @@ def test_control_tokens_typed_by_a_user_are_plain_text_not_placeholders(tiny_mod
     prompt = _prompt_text(tiny_model, messages, thinking=False, image_budget=280)
     assert prompt.count("<|image|>") == 0
     assert "<|turn>system" not in prompt  # typed markup can not open a turn of its own
-    assert list(tiny_model.generate(messages, thinking=False, max_new_tokens=3)) is not None
+    _, usage = drain(tiny_model.generate(messages, thinking=False, max_new_tokens=3, min_new_tokens=3))
+    assert usage.outcome == "ok" and usage.output_tokens == 3
 
 
 def test_earlier_replies_go_back_without_thoughts_or_markup(tiny_model):

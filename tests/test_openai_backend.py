@@ -23,9 +23,10 @@ from PIL import Image
 from pipelines.chat import ChatTurn, run_chat
 from pipelines.detection import run_detection
 from pipelines.errors import BackendError, CapabilityError
-from pipelines.model.backends import OpenAIBackend, modalities_for
 from pipelines.model.contract import Delta, collect
 from pipelines.model.local_server import byte_token_bias, transformers_serve
+from pipelines.model.remote import OpenAIBackend
+from pipelines.model.variants import modalities_for
 
 # --- a scripted OpenAI-compatible server ---------------------------------------------------------------
 

@@ -15,12 +15,12 @@ from PIL import Image
 from app.screenshot import (
     EDIT_KEPT_PAGE,
     NO_SCREENSHOT,
-    NOT_AN_IMAGE,
     PREVIEW_REFRESH_S,
     SCORING_OFF_NOTE,
     screenshot_examples,
     show_page,
 )
+from app.uploads import NOT_AN_IMAGE
 from pipelines.media import browser
 from pipelines.screenshot import (
     EMPTY_REPLY_NOTICE,

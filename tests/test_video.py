@@ -23,16 +23,12 @@ from pipelines.errors import CapabilityError, InputError
 from pipelines.media.video import (
     FRAME_MAX_PIXELS,
     Frame,
-    VideoQAUpdate,
-    VideoSession,
-    VideoTurn,
-    build_video_messages,
     extract_audio_track,
     format_timestamp,
-    run_video_qa,
     sample_frames,
 )
 from pipelines.model.contract import AUDIO_SAMPLE_RATE
+from pipelines.video_qa import VideoQAUpdate, VideoSession, VideoTurn, build_video_messages, run_video_qa
 
 FFMPEG = shutil.which("ffmpeg")
 ROOT = Path(__file__).resolve().parents[1]

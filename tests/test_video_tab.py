@@ -18,17 +18,13 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 import pipelines.media.video as video_pipeline
+import pipelines.video_qa as video_qa
 from app.controls import MODEL_QUEUE
 from app.reply import THOUGHT_TITLE
 from app.video import NO_ANSWER, audio_available, video_examples, video_turns
-from pipelines.media.video import (
-    VIDEO_EXAMPLES,
-    VideoTurn,
-    extract_audio_track,
-    format_timestamp,
-    sample_frames,
-)
+from pipelines.media.video import VIDEO_EXAMPLES, extract_audio_track, format_timestamp, sample_frames
 from pipelines.model.contract import AUDIO_SAMPLE_RATE
+from pipelines.video_qa import VideoTurn
 from pipelines.voice import estimate_audio_tokens
 
 CLIPS = Path(__file__).resolve().parents[1] / "examples" / "video"
@@ -130,7 +126,7 @@ def count_decoder_calls(monkeypatch) -> dict[str, int]:
         counts["av.open"] += 1
         return open_file(*args, **kwargs)
 
-    monkeypatch.setattr(video_pipeline, "sample_frames", counting_sample)
+    monkeypatch.setattr(video_qa, "sample_frames", counting_sample)
     monkeypatch.setattr(video_pipeline.av, "open", counting_open)
     return counts
 

@@ -168,7 +168,7 @@ def test_earlier_turns_keep_their_own_instruction(scripted_model):
     [
         ({"task": "summarise"}, "Unknown voice task"),
         ({"task": "translate", "target_language": "x" * 200}, "short name"),
-        ({"max_new_tokens": 0}, "at least 1"),
+        ({"max_new_tokens": 0}, "whole number from 1"),
         ({"max_context_tokens": 100, "max_new_tokens": 512}, "larger than the reply length"),
     ],
 )

@@ -23,7 +23,13 @@ from app.voice import (
 )
 from pipelines.media.audio import load_audio
 from pipelines.model.variants import VARIANTS
-from pipelines.voice import ANSWER_PROMPT, VoiceTurn, build_voice_messages, estimate_audio_tokens
+from pipelines.voice import (
+    ANSWER_PROMPT,
+    VoiceTurn,
+    build_voice_messages,
+    estimate_audio_tokens,
+    run_voice_chat,
+)
 
 CLIPS = Path(__file__).resolve().parents[1] / "examples" / "voice"
 CAPITAL = CLIPS / "capital_of_france.wav"
@@ -122,11 +128,17 @@ def test_control_tokens_in_a_replayed_reply_do_not_break_the_real_processor(clie
     assert "Translate this audio into German." in [text for m in conversation for text in texts(m)]
 
 
-def test_replayed_text_is_sent_without_control_tokens():
+def test_replayed_text_is_sent_without_control_tokens(scripted_model):
+    model = scripted_model("Hallo")
     turn = VoiceTurn(load_audio(CAPITAL), None, "<|image|>Paris<turn|>", prompt="Say it<|audio|>.")
 
-    messages = build_voice_messages([turn], load_audio(OCTOPUS), "translate", "<|video|>German").messages
+    list(
+        run_voice_chat(
+            model, [turn], load_audio(OCTOPUS), task="translate", target_language="<|video|>German"
+        )
+    )
 
+    messages = model.calls[0]["messages"]
     assert [texts(message) for message in messages] == [
         ["Say it."],
         ["Paris"],

@@ -1,4 +1,4 @@
-"""Video Q&A: sample frames at their true timestamps and ask Gemma 4 about them.
+"""Video frames (and the audio track) sampled at their true timestamps, for Gemma 4 to read.
 
 Gemma 4 reads a video as a run of frames, each preceded by its `mm:ss`
 timestamp, at a small budget per frame (70 soft tokens). transformers' video
@@ -17,9 +17,7 @@ processor needs torchvision, so frames are sampled here with PyAV instead:
 * The display matrix (rotation metadata) and non-square pixels are applied, and
   frames are downscaled while converting, so memory stays bounded.
 
-Follow-up questions reuse the sampled frames: `VideoSession` keeps them (and the
-optional audio track) with the finished turns, and `build_video_messages` sends
-the frames once, in the first user turn, with later turns as plain text.
+The questions about them are a task: `pipelines/video_qa.py`.
 """
 
 from __future__ import annotations
@@ -30,9 +28,8 @@ import contextlib
 import itertools
 import math
 import operator
-import threading
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
@@ -41,8 +38,8 @@ import numpy as np
 from PIL import Image
 
 from pipelines.errors import InputError
-from pipelines.media.audio import SEGMENT_SECONDS, max_audio_seconds, split_audio
-from pipelines.model.contract import AUDIO_SAMPLE_RATE, IMAGE_BUDGETS, ChatModel, require_modality
+from pipelines.media.audio import max_audio_seconds
+from pipelines.model.contract import AUDIO_SAMPLE_RATE
 
 DEFAULT_NUM_FRAMES = 16
 MIN_NUM_FRAMES = 1
@@ -93,27 +90,6 @@ class Frame:
     @property
     def label(self) -> str:
         return format_timestamp(self.timestamp)
-
-
-class VideoTurn(NamedTuple):
-    """One finished exchange about a video: the question and the answer (without thoughts)."""
-
-    question: str
-    answer: str
-
-
-@dataclass(frozen=True)
-class VideoQAUpdate:
-    """One streamed step of `run_video_qa`.
-
-    `thought` and `answer` are accumulated so far; the last update has
-    `done=True` and `turn`, the finished exchange to append to the history.
-    """
-
-    thought: str
-    answer: str
-    done: bool = False
-    turn: VideoTurn | None = None
 
 
 def format_timestamp(seconds: float) -> str:
@@ -503,145 +479,3 @@ def _decode_audio(container, stream, origin: float, range_start: float, range_en
     keep = round((range_end - range_start) * AUDIO_SAMPLE_RATE)
     signal = signal[skip : skip + keep]
     return np.ascontiguousarray(np.clip(signal, -1.0, 1.0), dtype=np.float32)
-
-
-def build_video_messages(
-    frames: Sequence[Frame],
-    question: str,
-    *,
-    audio: np.ndarray | None = None,
-    history: Sequence[VideoTurn] | None = None,
-) -> list[dict]:
-    """Chat messages in Gemma 4's video layout: each frame's `mm:ss` then its image, then the question.
-
-    The frames (and the audio track, if given) go once, in the first user turn;
-    earlier turns of `history` follow as plain text and `question` comes last.
-    """
-    frames = _check_frames(frames)
-    question = check_question(question)
-    turns = [VideoTurn(*turn) for turn in (history or [])]
-    first_question = turns[0].question if turns else question
-    content: list[dict] = []
-    for frame in frames:
-        content.append({"type": "text", "text": frame.label})
-        content.append({"type": "image", "image": frame.image})
-    if audio is not None:
-        content.extend({"type": "audio", "audio": segment} for segment in split_audio(audio, SEGMENT_SECONDS))
-    content.append({"type": "text", "text": first_question})
-    messages = [{"role": "user", "content": content}]
-    for index, turn in enumerate(turns):
-        following_question = turns[index + 1].question if index + 1 < len(turns) else question
-        messages.append({"role": "assistant", "content": [{"type": "text", "text": turn.answer}]})
-        messages.append({"role": "user", "content": [{"type": "text", "text": following_question}]})
-    return messages
-
-
-def _check_frames(frames) -> list[Frame]:
-    frames = list(frames or [])
-    if not frames:
-        raise InputError("There are no video frames to ask about. Please upload a video first.")
-    if not all(isinstance(frame, Frame) for frame in frames):
-        raise InputError("Video frames must come from sample_frames.")
-    return frames
-
-
-def check_question(question) -> str:
-    """The question without surrounding blanks; `InputError` when there is none."""
-    text = str(question or "").strip()
-    if not text:
-        raise InputError("Please type a question about the video.")
-    return text
-
-
-def run_video_qa(
-    model: ChatModel,
-    frames: Sequence[Frame],
-    question: str,
-    *,
-    history: Sequence[VideoTurn] | None = None,
-    audio: np.ndarray | None = None,
-    thinking: bool = False,
-    max_new_tokens: int = 1024,
-    frame_budget: int = VIDEO_FRAME_TOKENS,
-    stop_event: threading.Event | None = None,
-) -> Iterator[VideoQAUpdate]:
-    """Stream the model's answer about `frames`; the last update (`done=True`) carries the finished turn.
-
-    Everything is checked before the first token: `CapabilityError` for audio
-    on a model without an audio tower, `InputError` for an empty question or
-    no frames, a bad budget or reply length.
-    """
-    require_modality(model, "video")
-    if audio is not None:
-        require_modality(model, "audio")
-    if frame_budget not in IMAGE_BUDGETS:
-        raise InputError(f"The frame token budget must be one of {', '.join(map(str, IMAGE_BUDGETS))}.")
-    if max_new_tokens < 1:
-        raise InputError("max_new_tokens must be at least 1.")
-    messages = build_video_messages(frames, question, audio=audio, history=history)
-    return _stream_answer(
-        model, messages, check_question(question), thinking, max_new_tokens, frame_budget, stop_event
-    )
-
-
-def _stream_answer(
-    model: ChatModel,
-    messages: list[dict],
-    question: str,
-    thinking: bool,
-    max_new_tokens: int,
-    frame_budget: int,
-    stop_event: threading.Event | None,
-) -> Iterator[VideoQAUpdate]:
-    thought = ""
-    answer = ""
-    for delta in model.generate(
-        messages,
-        thinking=thinking,
-        max_new_tokens=max_new_tokens,
-        image_budget=frame_budget,
-        stop_event=stop_event,
-    ):
-        thought += delta.thought
-        answer += delta.answer
-        yield VideoQAUpdate(thought, answer)
-    yield VideoQAUpdate(thought, answer, done=True, turn=VideoTurn(question, answer))
-
-
-@dataclass(eq=False)
-class VideoSession:
-    """One uploaded video's sampled frames, optional audio track and finished turns, kept in UI state.
-
-    Follow-up questions reuse the frames: nothing is decoded again after `from_video`.
-    """
-
-    frames: tuple[Frame, ...]
-    audio: np.ndarray | None = None
-    history: list[VideoTurn] = field(default_factory=list)
-
-    @classmethod
-    def from_video(
-        cls,
-        path,
-        num_frames: int = DEFAULT_NUM_FRAMES,
-        *,
-        start: float | None = None,
-        end: float | None = None,
-        include_audio: bool = False,
-    ) -> VideoSession:
-        frames = sample_frames(path, num_frames, start=start, end=end)
-        audio = extract_audio_track(path, start, end) if include_audio else None
-        return cls(tuple(frames), audio)
-
-    def ask(self, model: ChatModel, question: str, **options) -> Iterator[VideoQAUpdate]:
-        """Stream an answer (options as `run_video_qa`); the finished turn joins `history`."""
-        updates = run_video_qa(
-            model, self.frames, question, history=self.history, audio=self.audio, **options
-        )
-        return self._recording(updates)
-
-    def _recording(self, updates: Iterator[VideoQAUpdate]) -> Iterator[VideoQAUpdate]:
-        for update in updates:
-            if update.done and update.turn is not None:
-                self.history.append(update.turn)
-            yield update

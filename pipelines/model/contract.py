@@ -1,14 +1,22 @@
-"""The small model interface every pipeline talks to.
+"""The one model contract every backend and test double implements.
 
-A pipeline never touches torch or a processor directly: it builds
-transformers-format chat messages and calls `model.generate(...)`. The local
-loader (`pipelines.model.loader.LoadedModel`), a remote OpenAI-compatible backend and
-the test doubles in `tests/conftest.py` all implement this protocol, so tabs
-can't tell them apart.
+A task never touches torch or a processor: it builds transformers-format chat
+messages and calls `model.generate(...)`. `ChatModel.generate` is the only public
+entry point, and it does, once, for every implementation (the local loader, the
+OpenAI-compatible server, the doubles in `tests/conftest.py`):
+
+- checks the options (`max_new_tokens`, `image_budget`, sampling, tools);
+- checks the messages' shape, and refuses oversized text before any tokenizing;
+- removes control tokens until the text stops changing, and strips thoughts from earlier replies;
+- streams increments only (`Delta`), and honours `stop_event` and closing;
+- reports this request's `Usage` as the generator's return value, and to the
+  listener installed by `reporting_usage_to` for the code that drives it.
+
+Implementations write only `_stream`.
 
 Message format (transformers chat format)::
 
-    {"role": "system" | "user" | "assistant",
+    {"role": "system" | "user" | "assistant" | "tool",
      "content": [{"type": "text", "text": "..."},
                  {"type": "image", "image": PIL.Image.Image},
                  {"type": "audio", "audio": numpy.ndarray}]}  # mono float32, 16 kHz
@@ -16,53 +24,168 @@ Message format (transformers chat format)::
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import threading
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass, field
 
-from pipelines.errors import CapabilityError
+from pipelines.errors import CapabilityError, InputError
+from pipelines.model.prompt import clean_messages, text_length
 
 IMAGE_BUDGETS = (70, 140, 280, 560, 1120)
 AUDIO_SAMPLE_RATE = 16_000
+MAX_NEW_TOKENS_LIMIT = 8192
+DEFAULT_MAX_NEW_TOKENS = 1024
+DEFAULT_MAX_INPUT_TOKENS = 10_000
+# A token of Gemma's vocabulary rarely spans more than a few characters of real text, so a prompt with more
+# characters than this many per allowed token would be refused after tokenizing anyway: refuse it before.
+CHARACTERS_PER_TOKEN_BOUND = 8
+ROLES = ("system", "user", "assistant", "tool")
+PART_TYPES = ("text", "image", "audio", "video")
+SAMPLING_LIMITS = {"temperature": (0.0, 2.0), "top_p": (0.0, 1.0), "top_k": (0, 1000)}
+
+
+def max_input_tokens() -> int:
+    import os
+
+    return int(os.environ.get("MAX_INPUT_TOKENS", str(DEFAULT_MAX_INPUT_TOKENS)))
+
+
+def max_input_characters() -> int:
+    return max_input_tokens() * CHARACTERS_PER_TOKEN_BOUND
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """A function call the model made: its name and arguments (`valid` is False if they didn't parse)."""
+
+    name: str
+    arguments: dict = field(default_factory=dict)
+    valid: bool = True
 
 
 @dataclass(frozen=True)
 class Delta:
-    """One streamed increment: new thought text and new answer text."""
+    """One streamed increment: new thought text, new answer text, and tool calls the model made."""
 
     thought: str = ""
     answer: str = ""
+    tool_calls: tuple = ()
 
     def __bool__(self) -> bool:
-        return bool(self.thought or self.answer)
+        return bool(self.thought or self.answer or self.tool_calls)
 
 
-@runtime_checkable
-class ChatModel(Protocol):
-    variant: str
-    modalities: frozenset[str]
+@dataclass
+class Usage:
+    """What one request cost: tokens in and out, wall time, and how it ended."""
 
-    def generate(
-        self,
-        messages: list[dict],
-        *,
-        thinking: bool,
-        max_new_tokens: int,
-        image_budget: int = 280,
-        stop_event: threading.Event | None = None,
-        **sampling,
-    ) -> Iterator[Delta]: ...
+    variant: str = "-"
+    input_tokens: int = 0
+    output_tokens: int = 0
+    duration_s: float = 0.0
+    # ok · stopped (stop_event) · cancelled (the consumer closed the stream) · error
+    outcome: str = "ok"
 
 
-def check_generation_options(*, max_new_tokens: int, image_budget: int) -> None:
-    """The option checks every `ChatModel.generate` makes before any work."""
-    from pipelines.errors import InputError
+@dataclass(frozen=True)
+class GenerationOptions:
+    """Checked options of one request."""
 
-    if max_new_tokens < 1:
-        raise InputError("max_new_tokens must be at least 1.")
-    if image_budget not in IMAGE_BUDGETS:
+    thinking: bool = False
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
+    image_budget: int = 280
+    sampling: dict = field(default_factory=dict)
+    tools: tuple = ()
+
+    @classmethod
+    def checked(
+        cls, *, thinking, max_new_tokens, image_budget, tools=None, sampling: dict | None = None
+    ) -> GenerationOptions:
+        return cls(
+            thinking=bool(thinking),
+            max_new_tokens=checked_integer("max_new_tokens", max_new_tokens, 1, MAX_NEW_TOKENS_LIMIT),
+            image_budget=checked_image_budget(image_budget),
+            sampling=_checked_sampling(sampling or {}),
+            tools=_checked_tools(tools),
+        )
+
+
+def checked_integer(name: str, value, low: int, high: int) -> int:
+    """`value` as an int in [low, high]; refuses bools, fractions, strings and out-of-range numbers."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        raise InputError(f"{name} must be a whole number from {low} to {high}.")
+    if float(value) != int(value) or not low <= value <= high:
+        raise InputError(f"{name} must be a whole number from {low} to {high}.")
+    return int(value)
+
+
+def checked_image_budget(value) -> int:
+    budget = None
+    with contextlib.suppress(InputError):
+        budget = checked_integer("image_budget", value, min(IMAGE_BUDGETS), max(IMAGE_BUDGETS))
+    if budget not in IMAGE_BUDGETS:
         raise InputError(f"The image token budget must be one of {', '.join(map(str, IMAGE_BUDGETS))}.")
+    return budget
+
+
+def _checked_sampling(sampling: dict) -> dict:
+    checked = {}
+    for key, value in sampling.items():
+        if value is None:
+            continue
+        if key in SAMPLING_LIMITS:
+            low, high = SAMPLING_LIMITS[key]
+            if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+                raise InputError(f"{key} must be a number from {low} to {high}.")
+        elif key in ("seed", "min_new_tokens"):
+            value = checked_integer(key, value, 0, 2**31 - 1 if key == "seed" else MAX_NEW_TOKENS_LIMIT)
+        else:
+            raise InputError(f"Unknown generation option {key!r}.")
+        checked[key] = value
+    return checked
+
+
+def _checked_tools(tools) -> tuple:
+    if not tools:
+        return ()
+    if not isinstance(tools, list | tuple) or not all(
+        isinstance(tool, dict) and isinstance(tool.get("function", {}).get("name"), str) for tool in tools
+    ):
+        raise InputError("Tools must be function declarations with a name.")
+    return tuple(tools)
+
+
+def check_messages(messages) -> list[dict]:
+    """Refuse anything that isn't a list of chat messages of known roles and part types."""
+    if not isinstance(messages, list | tuple) or not messages:
+        raise InputError("A request needs at least one message.")
+    for message in messages:
+        if not isinstance(message, dict) or message.get("role") not in ROLES:
+            raise InputError("Every message needs a role: system, user, assistant or tool.")
+        content = message.get("content", "")
+        if isinstance(content, str):
+            continue
+        if not isinstance(content, list | tuple):
+            raise InputError("A message's content must be text or a list of parts.")
+        for part in content:
+            if not isinstance(part, dict) or part.get("type") not in PART_TYPES:
+                raise InputError("A message part must be text, an image, audio or video frames.")
+            if part["type"] == "text" and not isinstance(part.get("text", ""), str):
+                raise InputError("A text part must hold text.")
+    return list(messages)
+
+
+def modalities_used(messages: list[dict]) -> set[str]:
+    used = set()
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, list | tuple):
+            used.update(part["type"] for part in content if part["type"] != "text")
+    return used
 
 
 def require_modality(model: ChatModel, modality: str) -> None:
@@ -75,11 +198,155 @@ def require_modality(model: ChatModel, modality: str) -> None:
         )
 
 
+# Whoever drives a request (the app's request log) may listen for its usage; a ContextVar keeps concurrent
+# requests apart, where a module-level "latest" value would mix them up.
+_usage_listener: contextvars.ContextVar[Callable[[Usage], None] | None] = contextvars.ContextVar(
+    "usage_listener", default=None
+)
+
+
+@contextlib.contextmanager
+def reporting_usage_to(listener: Callable[[Usage], None]) -> Iterator[None]:
+    """Within this block, every generation that ends calls `listener(usage)`."""
+    token = _usage_listener.set(listener)
+    try:
+        yield
+    finally:
+        _usage_listener.reset(token)
+
+
+class ChatModel(ABC):
+    """A model the tasks can talk to. Subclasses set `variant` and `modalities` and write `_stream`."""
+
+    variant: str
+    modalities: frozenset[str]
+    # Literal special tokens of this model's tokenizer, removed from prompt text on top of Gemma's own.
+    extra_control_tokens: frozenset[str] = frozenset()
+
+    def describe(self) -> str:
+        return self.variant
+
+    def generate(
+        self,
+        messages: list[dict],
+        *,
+        thinking: bool = False,
+        max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+        image_budget: int = 280,
+        stop_event: threading.Event | None = None,
+        tools: list[dict] | None = None,
+        **sampling,
+    ) -> Generator[Delta, None, Usage]:
+        """Stream `Delta` increments for `messages`; the generator returns this request's `Usage`.
+
+        Bad options and messages raise `InputError`/`CapabilityError` here, before any work.
+        """
+        messages, options = self.prepare(
+            messages,
+            thinking=thinking,
+            max_new_tokens=max_new_tokens,
+            image_budget=image_budget,
+            tools=tools,
+            **sampling,
+        )
+        stop_event = stop_event or threading.Event()
+        usage = Usage(variant=self.variant)
+        started = time.monotonic()
+        try:
+            stream = self._stream(messages, options, stop_event, usage)
+        except BaseException:
+            usage.outcome = "error"
+            _report(usage, started)
+            raise
+        return _metered(stream, usage, stop_event, started)
+
+    def prepare(
+        self,
+        messages: list[dict],
+        *,
+        thinking: bool = False,
+        max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+        image_budget: int = 280,
+        tools: list[dict] | None = None,
+        **sampling,
+    ) -> tuple[list[dict], GenerationOptions]:
+        """The checks and cleaning `generate` does: checked, cleaned messages and options, or an error."""
+        options = GenerationOptions.checked(
+            thinking=thinking,
+            max_new_tokens=max_new_tokens,
+            image_budget=image_budget,
+            tools=tools,
+            sampling=sampling,
+        )
+        messages = check_messages(messages)
+        for modality in modalities_used(messages):
+            require_modality(self, modality)
+        characters = text_length(messages)
+        if characters > max_input_characters():
+            raise InputError(
+                f"This request has {characters:,} characters of text, more than the model can take "
+                f"({max_input_tokens():,} tokens). Shorten the message or clear the conversation."
+            )
+        return clean_messages(messages, self.extra_control_tokens), options
+
+    @abstractmethod
+    def _stream(
+        self, messages: list[dict], options: GenerationOptions, stop_event: threading.Event, usage: Usage
+    ) -> Iterator[Delta]:
+        """Checked, cleaned messages in; `Delta`s out. Fill `usage.input_tokens` and `usage.output_tokens`.
+
+        Work that can fail on the input (tokenizing, opening a connection) belongs before the first yield
+        and may run eagerly: return a generator from a plain function to surface such errors at the call.
+        """
+
+
+def _metered(
+    stream: Iterator[Delta], usage: Usage, stop_event: threading.Event, started: float
+) -> Generator[Delta, None, Usage]:
+    try:
+        for delta in stream:
+            if delta:
+                yield delta
+        usage.outcome = "stopped" if stop_event.is_set() else "ok"
+    except GeneratorExit:
+        usage.outcome = "cancelled"
+        stop_event.set()
+        raise
+    except BaseException:
+        usage.outcome = "error"
+        raise
+    finally:
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()
+        _report(usage, started)
+    return usage
+
+
+def _report(usage: Usage, started: float) -> None:
+    usage.duration_s = time.monotonic() - started
+    listener = _usage_listener.get()
+    if listener is not None:
+        listener(usage)
+
+
 def collect(deltas: Iterator[Delta]) -> Delta:
-    """Drain a stream of deltas into one (thought, answer) pair."""
+    """Drain a stream of deltas into one (thought, answer, tool calls)."""
+    return drain(deltas)[0]
+
+
+def drain(deltas: Iterator[Delta]) -> tuple[Delta, Usage | None]:
+    """Drain a stream into one `Delta`, and the `Usage` its generator returned (None if it returned none)."""
     thought: list[str] = []
     answer: list[str] = []
-    for delta in deltas:
+    calls: list = []
+    iterator = iter(deltas)
+    while True:
+        try:
+            delta = next(iterator)
+        except StopIteration as finished:
+            usage = finished.value if isinstance(finished.value, Usage) else None
+            return Delta("".join(thought), "".join(answer), tuple(calls)), usage
         thought.append(delta.thought)
         answer.append(delta.answer)
-    return Delta("".join(thought), "".join(answer))
+        calls.extend(delta.tool_calls)

@@ -8,7 +8,6 @@ the same code path (`_load_from_folder`).
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import threading
@@ -17,7 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipelines.errors import ModelLoadError
-from pipelines.model.contract import Delta
+from pipelines.model.accounting import free_memory, tensor_bytes_by_device
+from pipelines.model.contract import ChatModel, Delta, GenerationOptions, Usage
+from pipelines.model.generation import prepare_inputs, stream_local
 from pipelines.model.variants import VariantSpec, get_variant
 
 log = logging.getLogger(__name__)
@@ -36,9 +37,9 @@ UNQUANTIZED_MODULES = [
 ProgressCallback = Callable[[float | None, str], None]
 
 
-@dataclass
-class LoadedModel:
-    """A loaded model and its processor; implements the `ChatModel` interface."""
+@dataclass(eq=False)
+class LoadedModel(ChatModel):
+    """A loaded model and its processor: the in-process `ChatModel`."""
 
     model: Any
     processor: Any
@@ -53,10 +54,20 @@ class LoadedModel:
     def modalities(self) -> frozenset[str]:
         return self.spec.modalities
 
-    def generate(self, messages: list[dict], **options) -> Iterator[Delta]:
-        from pipelines.model.generation import generate
+    @property
+    def extra_control_tokens(self) -> frozenset[str]:
+        """This tokenizer's special tokens, so that none in user text reaches the prompt as one."""
+        tokenizer = getattr(self.processor, "tokenizer", self.processor)
+        return frozenset(token for token in getattr(tokenizer, "all_special_tokens", ()) if len(token) > 1)
 
-        return generate(self, messages, **options)
+    def prompt_inputs(self, messages: list[dict], **options) -> dict:
+        """The tensors `generate` would give the model for `messages` (after the contract's checks)."""
+        return prepare_inputs(self, *self.prepare(messages, **options))
+
+    def _stream(
+        self, messages: list[dict], options: GenerationOptions, stop_event: threading.Event, usage: Usage
+    ) -> Iterator[Delta]:
+        return stream_local(self, messages, options, stop_event, usage)
 
     def memory_bytes(self) -> dict[str, int]:
         """Bytes of parameters and buffers actually held, per device (shared storage counted once)."""
@@ -67,47 +78,6 @@ class LoadedModel:
             f"{device}: {size / 2**30:.2f} GiB" for device, size in self.memory_bytes().items()
         )
         return f"{self.variant} · {self.quantization} on {self.device} · weights {memory}"
-
-
-def tensor_bytes_by_device(module) -> dict[str, int]:
-    """Sum the storage of every parameter and buffer (and bitsandbytes quantization state) by device."""
-    seen: set[tuple[str, int]] = set()
-    totals: dict[str, int] = {}
-
-    def add(tensor) -> None:
-        if tensor is None or tensor.device.type == "meta":
-            return
-        storage = tensor.untyped_storage()
-        key = (str(tensor.device), storage.data_ptr())
-        if key in seen:
-            return
-        seen.add(key)
-        totals[str(tensor.device)] = totals.get(str(tensor.device), 0) + storage.nbytes()
-
-    for tensor in [*module.parameters(), *module.buffers()]:
-        add(tensor)
-        quant_state = getattr(tensor, "quant_state", None)
-        if quant_state is not None:
-            for value in _quant_state_tensors(quant_state):
-                add(value)
-        # bnb int8 keeps its row scales beside the weight.
-        add(getattr(tensor, "SCB", None))
-    for submodule in module.modules():
-        # After its first forward pass, bnb int8 keeps the row scales on the module's state instead.
-        add(getattr(getattr(submodule, "state", None), "SCB", None))
-    for extra in getattr(module, "_showcase_offloaded_tensors", ()):
-        add(extra)
-    return totals
-
-
-def _quant_state_tensors(state) -> Iterator:
-    import torch
-
-    for value in vars(state).values():
-        if isinstance(value, torch.Tensor):
-            yield value
-        elif hasattr(value, "absmax"):  # nested (double-quant) state
-            yield from _quant_state_tensors(value)
 
 
 # --- the resident model --------------------------------------------------------------------------------
@@ -134,18 +104,6 @@ def unload_model() -> None:
             return
         _resident = None
         free_memory()
-
-
-def free_memory() -> None:
-    """Collect garbage and return cached accelerator memory to the driver."""
-    gc.collect()
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-    except ImportError:
-        pass
 
 
 def on_zero_gpu() -> bool:

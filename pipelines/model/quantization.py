@@ -372,7 +372,7 @@ def accelerator_bytes(model, device: str) -> int:
     """
     import torch
 
-    from pipelines.model.loader import tensor_bytes_by_device
+    from pipelines.model.accounting import tensor_bytes_by_device
 
     target = torch.device(device)
 

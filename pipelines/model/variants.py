@@ -92,3 +92,16 @@ def get_variant(key: str) -> VariantSpec:
         return VARIANTS[key]
     except KeyError:
         raise InputError(f"Unknown variant {key!r}. Choose one of: {', '.join(VARIANTS)}.") from None
+
+
+# Every Gemma 4 takes text, images and video (as frames); only E2B and E4B have an audio tower.
+GEMMA_MODALITIES = frozenset({"text", "image", "video"})
+
+
+def modalities_for(model_name: str) -> frozenset[str]:
+    """What a served model takes, from its name: a Gemma 4 variant key in it decides, else no audio."""
+    lowered = model_name.lower()
+    for key, spec in VARIANTS.items():
+        if key.lower() in lowered:
+            return spec.modalities
+    return GEMMA_MODALITIES

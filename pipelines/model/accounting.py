@@ -1,0 +1,59 @@
+"""Where a model's bytes are: parameters, buffers and quantization state, by device."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+
+
+def tensor_bytes_by_device(module) -> dict[str, int]:
+    """Sum the storage of every parameter and buffer (and bitsandbytes quantization state) by device."""
+    seen: set[tuple[str, int]] = set()
+    totals: dict[str, int] = {}
+
+    def add(tensor) -> None:
+        if tensor is None or tensor.device.type == "meta":
+            return
+        storage = tensor.untyped_storage()
+        key = (str(tensor.device), storage.data_ptr())
+        if key in seen:
+            return
+        seen.add(key)
+        totals[str(tensor.device)] = totals.get(str(tensor.device), 0) + storage.nbytes()
+
+    for tensor in [*module.parameters(), *module.buffers()]:
+        add(tensor)
+        quant_state = getattr(tensor, "quant_state", None)
+        if quant_state is not None:
+            for value in _quant_state_tensors(quant_state):
+                add(value)
+        # bnb int8 keeps its row scales beside the weight.
+        add(getattr(tensor, "SCB", None))
+    for submodule in module.modules():
+        # After its first forward pass, bnb int8 keeps the row scales on the module's state instead.
+        add(getattr(getattr(submodule, "state", None), "SCB", None))
+    for extra in getattr(module, "_showcase_offloaded_tensors", ()):
+        add(extra)
+    return totals
+
+
+def _quant_state_tensors(state) -> Iterator:
+    import torch
+
+    for value in vars(state).values():
+        if isinstance(value, torch.Tensor):
+            yield value
+        elif hasattr(value, "absmax"):  # nested (double-quant) state
+            yield from _quant_state_tensors(value)
+
+
+def free_memory() -> None:
+    """Collect garbage and return cached accelerator memory to the driver."""
+    gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:
+        pass

@@ -1,0 +1,459 @@
+"""Generation on an OpenAI-compatible server (vLLM in production, `transformers serve` locally).
+
+Talks to any `/v1/chat/completions` endpoint through the official `openai` client:
+
+- images (video frames included) go as base64 PNG data URLs, audio as a WAV `input_audio` part;
+- thinking goes as `chat_template_kwargs={"enable_thinking": ...}`; thoughts come back in
+  `reasoning_content` (or `reasoning`) when the server parses them, or as raw channel markers in the
+  content, which `ThinkingSplitter` separates;
+- replies stream; closing the iterator or setting `stop_event` closes the HTTP stream, which makes the
+  server abort the generation;
+- each request has a total deadline (`SHOWCASE_BACKEND_TIMEOUT`, 120 s), not a per-read timeout, so a
+  server that keeps sending keep-alives can't hold the model slot; and a reply stops being read once it
+  holds more text than `max_new_tokens` could produce;
+- transport and HTTP failures become `BackendError`s that say what to do. What a server said in an error
+  body is logged, never shown: it may hold internal paths or secrets. Credentials in the URL are never shown.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+from pipelines.errors import BackendError, InputError
+from pipelines.model.contract import AUDIO_SAMPLE_RATE, ChatModel, Delta, GenerationOptions, ToolCall, Usage
+from pipelines.model.reply_parser import ReplyParser
+from pipelines.model.variants import modalities_for
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT_S = 120.0
+CONNECT_TIMEOUT_S = 10.0
+# Sampling options with a standard Chat Completions field. Others (top_k, min_new_tokens) are left
+# to the server's defaults: `transformers serve` rejects unknown fields with HTTP 422, and vLLM
+# takes its defaults from the checkpoint's generation_config, which for Gemma 4 sets top_k=64.
+STANDARD_SAMPLING = ("temperature", "top_p", "seed")
+# The server fields vLLM and transformers serve use for parsed thoughts.
+REASONING_FIELDS = ("reasoning_content", "reasoning")
+# How long a /v1/models answer is reused when resolving a request's model.
+MODEL_LIST_TTL_S = 30.0
+MAX_LOGGED_DETAIL = 500
+# A token of any tokenizer decodes to a few characters; a stream holding more text than this many characters
+# per requested token is not a reply to this request, and is cut off.
+CHARACTERS_PER_NEW_TOKEN_CAP = 32
+
+
+def backend_timeout_s() -> float:
+    return float(os.environ.get("SHOWCASE_BACKEND_TIMEOUT", DEFAULT_TIMEOUT_S))
+
+
+def shown_url(url: str) -> str:
+    """`url` without any user:password@ part, for pages, logs and messages."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+
+
+class OpenAIBackend:
+    """One OpenAI-compatible server: lists its models and hands out `ChatModel`s for them.
+
+    `extra_body` is merged into every chat request (e.g. a server-specific `top_k`, or a
+    `logit_bias`); `modalities` overrides what the name of a served model implies.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        *,
+        timeout_s: float | None = None,
+        connect_timeout_s: float = CONNECT_TIMEOUT_S,
+        extra_body: dict | None = None,
+        modalities: frozenset[str] | None = None,
+    ):
+        import openai
+
+        if not base_url or not base_url.startswith(("http://", "https://")):
+            raise InputError(
+                f"The model server URL {shown_url(str(base_url))!r} is not an http(s) URL. "
+                "Pass --base-url http://host:port/v1 (or set OPENAI_BASE_URL)."
+            )
+        self.base_url = base_url.rstrip("/")
+        # What pages, logs and messages show: never the credentials a URL may carry.
+        self.shown_url = shown_url(self.base_url)
+        self.timeout_s = timeout_s if timeout_s is not None else backend_timeout_s()
+        self.extra_body = dict(extra_body or {})
+        self.modalities_override = modalities
+        self._listed: tuple[float, list[str]] | None = None
+        self._list_lock = threading.Lock()
+        # No retries: a person is waiting, and a clear error now beats a silent wait.
+        self.client = openai.OpenAI(
+            base_url=self.base_url,
+            # Local servers take any key; the client insists on one.
+            api_key=api_key or "not-needed",
+            timeout=openai.Timeout(self.timeout_s, connect=connect_timeout_s),
+            max_retries=0,
+        )
+
+    def list_models(self) -> list[str]:
+        """The model names the server reports at `/v1/models`, in its order."""
+        try:
+            served = [model.id for model in self.client.models.list()]
+        except Exception as error:
+            raise explain_backend_error(error, self) from None
+        with self._list_lock:
+            self._listed = (time.monotonic(), served)
+        return served
+
+    def _recently_listed(self) -> list[str]:
+        with self._list_lock:
+            listed = self._listed
+        if listed is not None and time.monotonic() - listed[0] < MODEL_LIST_TTL_S:
+            return listed[1]
+        return self.list_models()
+
+    def resolve(self, requested: str) -> str:
+        """The served model for `requested`: its exact name, the one naming that variant, or the only one."""
+        served = self._recently_listed()
+        if requested in served:
+            return requested
+        matching = [name for name in served if requested.lower() in name.lower()]
+        if len(matching) == 1:
+            return matching[0]
+        if len(served) == 1:
+            return served[0]
+        if not served:
+            raise BackendError(f"The model server at {self.shown_url} reports no models at /v1/models.")
+        raise BackendError(
+            f"The model server at {self.shown_url} doesn't serve {requested!r}. "
+            f"Pick one of: {', '.join(served)}."
+        )
+
+    def model(self, name: str) -> OpenAIChatModel:
+        """A `ChatModel` for the served model `name` (no request is made)."""
+        return OpenAIChatModel(self, name, self.modalities_override or modalities_for(name))
+
+    def get_model(self, name: str, quantization: str = "auto", progress=None) -> OpenAIChatModel:
+        """The `ChatModel` for `name` as the server serves it; the server decides the quantization."""
+        return self.model(self.resolve(name))
+
+
+class OpenAIChatModel(ChatModel):
+    """A `ChatModel` whose generation runs on an OpenAI-compatible server."""
+
+    def __init__(self, backend: OpenAIBackend, name: str, modalities: frozenset[str]):
+        self.backend = backend
+        self.variant = name
+        self.modalities = modalities
+
+    def describe(self) -> str:
+        return f"{self.variant} · served by {self.backend.shown_url}"
+
+    def _stream(
+        self, messages: list[dict], options: GenerationOptions, stop_event: threading.Event, usage: Usage
+    ) -> Iterator[Delta]:
+        request = self.build_request(messages, options)
+        deadline = time.monotonic() + self.backend.timeout_s
+        # Opened eagerly so connection and HTTP errors surface at the call, like local input errors.
+        try:
+            stream = self.backend.client.chat.completions.create(**request)
+        except Exception as error:
+            raise explain_backend_error(error, self.backend, self.variant) from None
+        return self._read(stream, stop_event, usage, deadline, options.max_new_tokens)
+
+    def build_request(self, messages: list[dict], options: GenerationOptions) -> dict:
+        """The keyword arguments of `chat.completions.create` for one streamed reply."""
+        converted = [self._convert_message(message) for message in messages]
+        has_images = any(
+            isinstance(message["content"], list)
+            and any(part["type"] == "image_url" for part in message["content"])
+            for message in converted
+        )
+        template_kwargs: dict = {"enable_thinking": options.thinking}
+        if has_images:
+            # transformers serve hands this to the Gemma 4 image processor; vLLM ignores template
+            # kwargs its template doesn't use (set `--mm-processor-kwargs` at its launch instead).
+            template_kwargs["max_soft_tokens"] = options.image_budget
+        extra_body = {**self.backend.extra_body}
+        extra_body["chat_template_kwargs"] = {**extra_body.get("chat_template_kwargs", {}), **template_kwargs}
+        request: dict = {
+            "model": self.variant,
+            "messages": converted,
+            "max_tokens": options.max_new_tokens,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "extra_body": extra_body,
+        }
+        if options.tools:
+            request["tools"] = list(options.tools)
+        for key in STANDARD_SAMPLING:
+            if options.sampling.get(key) is not None:
+                request[key] = options.sampling[key]
+        ignored = sorted(key for key in options.sampling if key not in STANDARD_SAMPLING)
+        if ignored:
+            log.debug("sampling options left to the server: %s", ", ".join(ignored))
+        return request
+
+    def _convert_message(self, message: dict) -> dict:
+        role = message.get("role")
+        if role not in ("system", "user", "assistant"):
+            raise InputError(f"A chat message has the role {role!r}; use system, user or assistant.")
+        content = message.get("content")
+        if isinstance(content, str):
+            return {"role": role, "content": content}
+        parts = [converted for part in content or [] for converted in self._convert_part(part)]
+        if role != "user":
+            # System and assistant turns are text only; a plain string is what every server takes.
+            return {
+                "role": role,
+                "content": "".join(part["text"] for part in parts if part["type"] == "text"),
+            }
+        return {"role": role, "content": parts}
+
+    def _convert_part(self, part: dict) -> list[dict]:
+        kind = part.get("type")
+        if kind == "text":
+            return [{"type": "text", "text": str(part.get("text", ""))}]
+        if kind == "image":
+            return [image_part(part["image"])]
+        if kind == "video":
+            # Pipelines send sampled frames; a "video" part holding frames goes as those images.
+            frames = part.get("video")
+            if not isinstance(frames, list | tuple):
+                raise InputError("Send a video as its sampled frames (a list of images).")
+            return [image_part(frame) for frame in frames]
+        if kind == "audio":
+            return [audio_part(part["audio"])]
+        raise InputError(f"A chat message has a {kind!r} part this app can't send.")
+
+    def _read(
+        self, stream, stop_event: threading.Event, usage: Usage, deadline: float, max_new_tokens: int
+    ) -> Iterator[Delta]:
+        parser = ReplyParser()
+        calls = ServerToolCalls()
+        reasoning_started = False
+        finished = threading.Event()
+        expired = threading.Event()
+        characters_left = max_new_tokens * CHARACTERS_PER_NEW_TOKEN_CAP
+
+        def close_when_stopped_or_late() -> None:
+            # A server may take a while between chunks, or keep a slow stream alive; closing the response
+            # unblocks the read either way.
+            while not finished.wait(0.1):
+                if stop_event.is_set() or time.monotonic() > deadline:
+                    expired.set()
+                    stream.close()
+                    return
+
+        watcher = threading.Thread(target=close_when_stopped_or_late, name="openai-stream-stop", daemon=True)
+        watcher.start()
+        try:
+            for chunk in stream:
+                if stop_event.is_set():
+                    return
+                if time.monotonic() > deadline:
+                    raise self._late()
+                if chunk.usage is not None:
+                    usage.input_tokens = int(chunk.usage.prompt_tokens or 0)
+                    usage.output_tokens = int(chunk.usage.completion_tokens or 0)
+                if not chunk.choices:
+                    continue
+                delta = chunk.choices[0].delta
+                reasoning = _reasoning_text(delta)
+                content = delta.content if isinstance(delta.content, str) else ""
+                characters_left -= len(reasoning) + len(content)
+                if characters_left < 0:
+                    log.warning(
+                        "model server sent more text than %d new tokens can hold; cut off", max_new_tokens
+                    )
+                    return
+                calls.add(getattr(delta, "tool_calls", None))
+                if reasoning:
+                    if not reasoning_started:
+                        reasoning = reasoning.lstrip()
+                        reasoning_started = bool(reasoning)
+                    if reasoning:
+                        yield Delta(thought=reasoning)
+                if content:
+                    yield parser.feed(content)
+            yield parser.close()
+            yield Delta(tool_calls=calls.finished())
+        except Exception as error:
+            if stop_event.is_set():
+                return  # the read was cut short because the user stopped: not a failure
+            if expired.is_set():
+                raise self._late() from None
+            raise explain_backend_error(error, self.backend, self.variant, mid_reply=True) from None
+        finally:
+            finished.set()
+            stream.close()
+
+    def _late(self) -> BackendError:
+        return BackendError(
+            f"The model server at {self.backend.shown_url} didn't finish the reply within "
+            f"{self.backend.timeout_s:.0f} s. It may be overloaded; try again, or ask for fewer new tokens."
+        )
+
+
+class ServerToolCalls:
+    """Tool calls a server parsed itself (vLLM's Gemma 4 tool parser), streamed in fragments by index."""
+
+    def __init__(self) -> None:
+        self.fragments: dict[int, dict] = {}
+
+    def add(self, tool_calls) -> None:
+        for position, call in enumerate(tool_calls or ()):
+            index = getattr(call, "index", None)
+            slot = self.fragments.setdefault(
+                index if isinstance(index, int) else position, {"name": "", "arguments": ""}
+            )
+            function = getattr(call, "function", None)
+            name = getattr(function, "name", None)
+            arguments = getattr(function, "arguments", None)
+            if isinstance(name, str):
+                slot["name"] += name
+            if isinstance(arguments, str):
+                slot["arguments"] += arguments
+
+    def finished(self) -> tuple[ToolCall, ...]:
+        import json
+
+        calls = []
+        for _, slot in sorted(self.fragments.items()):
+            try:
+                arguments = json.loads(slot["arguments"] or "{}")
+            except ValueError:
+                arguments = None
+            if slot["name"]:
+                calls.append(
+                    ToolCall(
+                        slot["name"],
+                        arguments if isinstance(arguments, dict) else {},
+                        valid=isinstance(arguments, dict),
+                    )
+                )
+        return tuple(calls)
+
+
+def _reasoning_text(delta) -> str:
+    extra = getattr(delta, "model_extra", None) or {}
+    for field in REASONING_FIELDS:
+        value = getattr(delta, field, None) or extra.get(field)
+        if isinstance(value, str) and value:
+            return value
+    return ""
+
+
+def image_part(image) -> dict:
+    """An OpenAI `image_url` part holding `image` (a PIL image) as a base64 PNG data URL."""
+    if not hasattr(image, "save"):
+        raise InputError("An image in the conversation could not be read.")
+    buffer = io.BytesIO()
+    # PNG is lossless: screenshots and small text survive, and every server decodes it.
+    image.convert("RGBA" if image.mode in ("RGBA", "LA", "P") else "RGB").save(buffer, format="PNG")
+    encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{encoded}"}}
+
+
+def audio_part(samples) -> dict:
+    """An OpenAI `input_audio` part holding 16 kHz mono float samples as base64 WAV."""
+    import numpy as np
+    import soundfile
+
+    samples = np.asarray(samples, dtype=np.float32)
+    if samples.ndim != 1 or samples.size == 0:
+        raise InputError("An audio clip in the conversation is empty or not mono.")
+    buffer = io.BytesIO()
+    soundfile.write(buffer, samples, AUDIO_SAMPLE_RATE, format="WAV", subtype="PCM_16")
+    encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return {"type": "input_audio", "input_audio": {"data": encoded, "format": "wav"}}
+
+
+def _server_detail(error) -> str:
+    body = getattr(error, "body", None)
+    detail = ""
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        detail = inner.get("message") or inner.get("detail") if isinstance(inner, dict) else inner
+        detail = detail or body.get("detail") or body.get("message") or ""
+    elif isinstance(body, str):
+        detail = body
+    if not detail:
+        response = getattr(error, "response", None)
+        try:
+            detail = response.text if response is not None else ""
+        except Exception:  # a streamed response that was never read has no text
+            detail = ""
+    detail = " ".join(str(detail).split())
+    return detail[:MAX_LOGGED_DETAIL]
+
+
+def explain_backend_error(
+    error: BaseException, backend: OpenAIBackend, model: str | None = None, *, mid_reply: bool = False
+) -> Exception:
+    """Turn a client, transport or HTTP failure into a `BackendError` that says what to do.
+
+    `mid_reply`: the failure came while a reply was streaming, after the server had accepted it.
+    """
+    import openai
+
+    if isinstance(error, BackendError | InputError):
+        return error
+    where = f"The model server at {backend.shown_url}"
+    if isinstance(error, openai.APITimeoutError):
+        return BackendError(
+            f"{where} didn't answer within {backend.timeout_s:.0f} s. It may be overloaded or still "
+            "loading the model; try again in a moment, or ask for fewer new tokens."
+        )
+    if isinstance(error, openai.APIConnectionError) and mid_reply:
+        return BackendError(
+            f"{where} dropped the connection in the middle of the reply; it may have crashed or run out "
+            "of memory. Try again; if it persists, check the server's logs."
+        )
+    if isinstance(error, openai.APIConnectionError):
+        cause = error.__cause__ or error.__context__
+        reason = f" ({type(cause).__name__})" if cause is not None else ""
+        return BackendError(
+            f"Can't reach the model server at {backend.shown_url}{reason}. Check that it is running and "
+            "that --base-url (or OPENAI_BASE_URL) points at it, e.g. http://127.0.0.1:8000/v1."
+        )
+    if isinstance(error, openai.APIStatusError):
+        status = error.status_code
+        # The body may quote internal paths or secrets: it goes to the log, and users get the status code.
+        log.warning("model server answered HTTP %s: %s", status, _server_detail(error))
+        suffix = "."
+        if status in (401, 403):
+            return BackendError(
+                f"{where} refused the API key (HTTP {status}). Set --api-key (or OPENAI_API_KEY)."
+            )
+        if status == 404:
+            named = f" {model!r}" if model else ""
+            return BackendError(
+                f"{where} has no model{named} or no chat endpoint (HTTP 404){suffix} "
+                "Check the model name and that --base-url ends in /v1."
+            )
+        if status == 429:
+            return BackendError(f"{where} is busy (HTTP 429). Try again in a moment.")
+        if status >= 500:
+            return BackendError(
+                f"{where} failed (HTTP {status}){suffix} Try again; if it persists, check its logs."
+            )
+        return BackendError(f"{where} rejected the request (HTTP {status}){suffix}")
+    if isinstance(error, openai.APIError):
+        # An error event in the middle of a streamed reply: the server gave up on this generation.
+        log.warning("model server stopped a reply: %s", _server_detail(error) or error)
+        return BackendError(
+            f"{where} stopped the reply with an error. Try again; if it persists, check its logs."
+        )
+    log.exception("unexpected model server failure", exc_info=error)
+    return BackendError(f"{where} failed unexpectedly ({type(error).__name__}). Please try again.")
