@@ -586,8 +586,8 @@ TOOL_DECLARATIONS: list[dict] = [tool.declaration for tool in BUILTIN_TOOLS.valu
 
 _JSON_TYPES = {
     "string": (str,),
+    "integer": (int,),  # before "number", so _type_name calls 12 an integer
     "number": (int, float),
-    "integer": (int,),
     "boolean": (bool,),
     "array": (list, tuple),
     "object": (dict,),
