@@ -140,6 +140,48 @@ WITH_RESPONSE = {
         "response": {"type": "object", "description": "The user record."},
     },
 }
+SCHEMA_EDGE_CASES = {
+    "type": "function",
+    "function": {
+        "name": "edge_cases",
+        "description": "Schema shapes the official template renders in its own particular way.",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "description": {"type": "string", "description": "A property named like a schema key."},
+                "level": {"type": "integer", "enum": [1, 2, 3], "description": "Non-string enum."},
+                "tags": {"type": "array", "items": {"type": ["string", "null"], "maxLength": 5}},
+                "matrix": {"type": "array", "items": {"type": "array", "items": {"type": "number"}}},
+                "free_array": {"type": "array"},
+                "meta": {"type": "object", "additionalProperties": {"type": "string"}},
+                "flags": {
+                    "type": "object",
+                    "properties": {"fast": {"type": "boolean", "nullable": True}},
+                    "required": ["fast"],
+                },
+                "points": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {"x": {"type": "number"}, "y": {"type": "number"}},
+                        "required": ["x", "y"],
+                        "options": {"label": "p", "Extra": [1, True]},
+                    },
+                },
+                "mode": {"type": "STRING", "enum": ["Fast", "slow"], "nullable": True},
+            },
+            "required": ["level"],
+        },
+    },
+}
+UNTYPED_PARAMETERS = {
+    "type": "function",
+    "function": {
+        "name": "untyped",
+        "description": "Parameters without a top-level type.",
+        "parameters": {"properties": {"q": {"type": "string"}}},
+    },
+}
 CALCULATOR = {
     "type": "function",
     "function": {
@@ -187,6 +229,7 @@ ASK_WEATHER = {"role": "user", "content": [text("What's the weather in Paris?")]
 CONVERSATIONS.update(
     {
         "tools_declared": {"tools": [WEATHER, NO_PARAMETERS, WITH_RESPONSE], "messages": [ASK_WEATHER]},
+        "tool_schema_edge_cases": {"tools": [SCHEMA_EDGE_CASES, UNTYPED_PARAMETERS], "messages": [ASK_WEATHER]},
         "tools_with_system_prompt": {
             "tools": [CALCULATOR],
             "messages": [
