@@ -229,7 +229,10 @@ ASK_WEATHER = {"role": "user", "content": [text("What's the weather in Paris?")]
 CONVERSATIONS.update(
     {
         "tools_declared": {"tools": [WEATHER, NO_PARAMETERS, WITH_RESPONSE], "messages": [ASK_WEATHER]},
-        "tool_schema_edge_cases": {"tools": [SCHEMA_EDGE_CASES, UNTYPED_PARAMETERS], "messages": [ASK_WEATHER]},
+        "tool_schema_edge_cases": {
+            "tools": [SCHEMA_EDGE_CASES, UNTYPED_PARAMETERS],
+            "messages": [ASK_WEATHER],
+        },
         "tools_with_system_prompt": {
             "tools": [CALCULATOR],
             "messages": [

@@ -856,3 +856,28 @@ def test_step_messages_without_images_leave_the_turn_open():
     results = [ToolResult("calculator", {"result": 1})]
     (message,) = step_messages(calls, results)
     assert "content" not in message
+
+
+def test_conversation_converts_to_openai_format_for_remote_backends(quadrant_image):
+    from pipelines.tool_loop import to_openai_messages
+
+    model = FakeToolModel(
+        _call("calculator", expression="2+2")[: -len("<|tool_response>")]
+        + _call("zoom_image", box=[0, 0, 500, 500]),
+        "done",
+    )
+    _, conversation = _drive(model, context=ToolContext(images=[quadrant_image]))
+    converted = to_openai_messages(conversation)
+    assert [m["role"] for m in converted] == ["user", "assistant", "tool", "tool", "user"]
+    assert converted[1]["tool_calls"][0] == {
+        "id": "call_0",
+        "type": "function",
+        "function": {"name": "calculator", "arguments": '{"expression": "2+2"}'},
+    }
+    assert converted[2] == {
+        "role": "tool",
+        "tool_call_id": "call_0",
+        "name": "calculator",
+        "content": '{"expression": "2+2", "result": 4}',
+    }
+    assert converted[3]["tool_call_id"] == "call_1" and converted[4] is conversation[2]
