@@ -40,7 +40,8 @@ class ScriptedModel(ChatModel):
                 "thinking": options.thinking,
                 "max_new_tokens": options.max_new_tokens,
                 "image_budget": options.image_budget,
-                "tools": options.tools,
+                "tools": list(options.tools) or None,
+                "stop_event": stop_event,
                 **options.sampling,
             }
         )

@@ -3,33 +3,32 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import pytest
+from conftest import ScriptedModel
 
-from pipelines.builtin_tools import (
+from pipelines.model.chat_template import CHAT_TEMPLATE
+from pipelines.model.tool_stream import ToolCallSplitter, ToolReplySplitter, split_tool_calls
+from pipelines.tools import (
     BUILTIN_TOOLS,
     TOOL_DECLARATIONS,
-    ZOOM_MAX_UPSCALE,
-    ZOOM_MIN_SIDE,
+    LoopNote,
     Tool,
+    ToolCall,
     ToolContext,
     ToolError,
     ToolResult,
-    run_tool,
-)
-from pipelines.model.chat_template import CHAT_TEMPLATE
-from pipelines.tool_loop import LoopNote, ToolStep, run_tool_loop, step_limit_note, step_messages
-from pipelines.tools import (
-    ToolCall,
-    ToolCallSplitter,
-    ToolReplySplitter,
+    ToolStep,
     format_tool_call,
     format_tool_response,
     parse_tool_calls,
-    split_tool_calls,
+    run_tool,
+    run_tool_loop,
+    step_messages,
 )
+from pipelines.tools.builtin import ZOOM_MAX_UPSCALE, ZOOM_MIN_SIDE
+from pipelines.tools.loop import step_limit_note
 
 MARKERS = ("<|tool_call>", "<tool_call|>", "<|tool_response>", "<tool_response|>", "<|channel>", "<channel|>")
 Q = '<|"|>'  # Gemma 4's string delimiter
@@ -627,34 +626,9 @@ def test_declarations_are_openai_function_schemas_and_render_in_the_template():
 # --- the tool loop ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class FakeDelta:
-    """The Delta the model contract will carry: thought, answer and the calls parsed from the reply."""
-
-    thought: str = ""
-    answer: str = ""
-    tool_calls: tuple = ()
-
-
-class FakeToolModel:
-    """Streams one scripted raw reply per `generate` call through the real `ToolReplySplitter`."""
-
-    def __init__(self, *replies: str, chunk: int = 4):
-        self.replies = list(replies)
-        self.chunk = chunk
-        self.calls: list[dict] = []
-
-    def generate(self, messages, *, tools=None, **options):
-        self.calls.append({"messages": list(messages), "tools": tools, **options})
-        raw = self.replies.pop(0)
-        splitter = ToolReplySplitter()
-        for start in range(0, len(raw), self.chunk):
-            thought, answer, calls = splitter.feed(raw[start : start + self.chunk])
-            if thought or answer or calls:
-                yield FakeDelta(thought, answer, tuple(calls))
-        thought, answer, calls = splitter.close()
-        if thought or answer or calls:
-            yield FakeDelta(thought, answer, tuple(calls))
+def FakeToolModel(*replies: str, chunk: int = 4) -> ScriptedModel:
+    """The shared `ChatModel` double, streaming one scripted raw reply per `generate` call."""
+    return ScriptedModel(list(replies), chunk=chunk)
 
 
 def _call(name, **arguments) -> str:
@@ -859,7 +833,7 @@ def test_step_messages_without_images_leave_the_turn_open():
 
 
 def test_conversation_converts_to_openai_format_for_remote_backends(quadrant_image):
-    from pipelines.tool_loop import to_openai_messages
+    from pipelines.tools import to_openai_messages
 
     model = FakeToolModel(
         _call("calculator", expression="2+2")[: -len("<|tool_response>")]

@@ -35,6 +35,24 @@ from dataclasses import dataclass, field
 from pipelines.errors import CapabilityError, InputError
 from pipelines.model.prompt import clean_messages, text_length
 
+# Tool calls are part of what every model streams; tasks get their type and parser from here.
+from pipelines.model.tool_format import ToolCall, format_tool_call, format_tool_response
+from pipelines.model.tool_stream import parse_tool_calls, split_tool_calls
+
+__all__ = [
+    "AUDIO_SAMPLE_RATE",
+    "IMAGE_BUDGETS",
+    "ChatModel",
+    "Delta",
+    "GenerationOptions",
+    "ToolCall",
+    "Usage",
+    "format_tool_call",
+    "format_tool_response",
+    "parse_tool_calls",
+    "split_tool_calls",
+]
+
 IMAGE_BUDGETS = (70, 140, 280, 560, 1120)
 AUDIO_SAMPLE_RATE = 16_000
 MAX_NEW_TOKENS_LIMIT = 8192
@@ -56,15 +74,6 @@ def max_input_tokens() -> int:
 
 def max_input_characters() -> int:
     return max_input_tokens() * CHARACTERS_PER_TOKEN_BOUND
-
-
-@dataclass(frozen=True)
-class ToolCall:
-    """A function call the model made: its name and arguments (`valid` is False if they didn't parse)."""
-
-    name: str
-    arguments: dict = field(default_factory=dict)
-    valid: bool = True
 
 
 @dataclass(frozen=True)

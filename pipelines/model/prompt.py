@@ -42,19 +42,34 @@ def clean_messages(messages: list[dict], extra: frozenset[str] = frozenset()) ->
     """A copy of `messages` whose text holds no control tokens; earlier replies keep only their answer."""
     cleaned = []
     for message in messages:
-        content = message.get("content", "")
+        message = dict(message)
         is_reply = message.get("role") == "assistant"
+        content = message.get("content")
         if isinstance(content, str):
-            content = _plain(content, is_reply=is_reply, extra=extra)
-        else:
-            content = [
+            message["content"] = _plain(content, is_reply=is_reply, extra=extra)
+        elif content is not None:
+            message["content"] = [
                 {**part, "text": _plain(part.get("text", ""), is_reply=is_reply, extra=extra)}
                 if part.get("type") == "text"
                 else part
                 for part in content
             ]
-        cleaned.append({**message, "content": content})
+        # Tool calls and responses are rendered inside Gemma's string delimiters: their text is cleaned too.
+        for key in ("tool_calls", "tool_responses"):
+            if key in message:
+                message[key] = _clean_values(message[key], extra)
+        cleaned.append(message)
     return cleaned
+
+
+def _clean_values(value, extra: frozenset[str]):
+    if isinstance(value, str):
+        return without_control_tokens(value, extra)
+    if isinstance(value, dict):
+        return {_clean_values(key, extra): _clean_values(item, extra) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean_values(item, extra) for item in value]
+    return value
 
 
 def text_length(messages: list[dict]) -> int:

@@ -333,15 +333,10 @@ class ServerToolCalls:
             try:
                 arguments = json.loads(slot["arguments"] or "{}")
             except ValueError:
-                arguments = None
+                # Kept as text, so the tool runner tells the model its arguments didn't parse.
+                arguments = {"arguments": slot["arguments"]}
             if slot["name"]:
-                calls.append(
-                    ToolCall(
-                        slot["name"],
-                        arguments if isinstance(arguments, dict) else {},
-                        valid=isinstance(arguments, dict),
-                    )
-                )
+                calls.append(ToolCall(slot["name"], arguments if isinstance(arguments, dict) else {}))
         return tuple(calls)
 
 

@@ -48,8 +48,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from pipelines.builtin_tools import Tool, ToolContext, ToolResult, as_registry, run_tool
-from pipelines.tools import ToolCall
+from pipelines.model.contract import ToolCall
+from pipelines.tools.base import Tool, ToolContext, ToolResult
+from pipelines.tools.builtin import as_registry, run_tool
 
 DEFAULT_MAX_STEPS = 5
 

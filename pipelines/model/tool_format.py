@@ -13,17 +13,15 @@ braces, commas, colons and quotes, but never the delimiter itself); numbers,
 and sorted case-insensitively (Jinja's `dictsort`). A model asks for tools by
 writing one or more calls and then `<|tool_response>`, which should stop
 generation: the host runs the tools and appends the responses to the same
-model turn (see `pipelines.tool_loop`).
+model turn (see `pipelines.tools.loop`).
 
 Layers (pure Python, no torch):
 
 - `parse_tool_calls(raw)` – every complete call in a raw model reply (thoughts
   and end-of-turn markers allowed); never raises.
 - `split_tool_calls(answer)` – `(visible_text, calls)` for answer text.
-- `ToolCallSplitter` – the same, incrementally, for a streamed answer.
-- `ToolReplySplitter` – raw streamed reply -> `(thought, answer, calls)`; it
-  chains `pipelines.model.thinking.ThinkingSplitter` and `ToolCallSplitter`,
-  which is what a model backend needs to fill a `Delta`.
+- `ToolCallSplitter` / `ToolReplySplitter` (in `tool_stream.py`) – the same, incrementally, for a
+  streamed reply; what every backend uses to fill a `Delta`.
 - `format_tool_call` / `format_tool_response` / `format_value` – the exact
   text the chat template renders, for tests, logs and prompt building.
 
@@ -44,8 +42,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipelines.model.thinking import ThinkingSplitter, split_thinking
-
 TOOL_CALL_OPEN = "<|tool_call>"
 TOOL_CALL_CLOSE = "<tool_call|>"
 TOOL_RESPONSE_OPEN = "<|tool_response>"
@@ -53,7 +49,7 @@ TOOL_RESPONSE_CLOSE = "<tool_response|>"
 STRING_DELIMITER = '<|"|>'
 
 # Markers the splitter acts on; a chunk ending in a prefix of one is held back.
-_MARKERS = (TOOL_CALL_OPEN, TOOL_CALL_CLOSE, TOOL_RESPONSE_OPEN, TOOL_RESPONSE_CLOSE)
+MARKERS = (TOOL_CALL_OPEN, TOOL_CALL_CLOSE, TOOL_RESPONSE_OPEN, TOOL_RESPONSE_CLOSE)
 _MAX_DEPTH = 64
 _NAME = re.compile(r"[\w.\-]+")
 _INT = re.compile(r"[-+]?\d+")
@@ -253,161 +249,3 @@ def parse_call_body(body: str) -> ToolCall | None:
         return ToolCall(name, arguments)
     except Exception:  # malformed model text of any kind (including absurdly long numbers)
         return None
-
-
-def split_tool_calls(answer: str) -> tuple[str, list[ToolCall]]:
-    """`(visible_text, calls)` for complete answer text (thoughts already split off).
-
-    The visible text is stripped of surrounding whitespace; see the module docstring for what is hidden.
-    """
-    splitter = ToolCallSplitter()
-    visible, calls = splitter.feed(answer)
-    rest, more = splitter.close()
-    return visible + rest, calls + more
-
-
-def parse_tool_calls(text: str) -> list[ToolCall]:
-    """Every complete tool call in a raw model reply, in order; [] for plain text or a cut-off call.
-
-    Thought channels (`<|channel>thought\\n…<channel|>`) are skipped, text after `<turn|>` / `<eos>`
-    or after `<|tool_response>` is ignored, and malformed calls are left out. Never raises.
-    """
-    try:
-        return split_tool_calls(split_thinking(text)[1])[1]
-    except Exception:  # pragma: no cover - defensive: parsing model text must never fail
-        return []
-
-
-# --- streaming -------------------------------------------------------------------------------------
-
-
-def _held_back_length(text: str) -> int:
-    """Length of the longest tail of `text` that could still become a marker."""
-    longest = 0
-    for marker in _MARKERS:
-        for size in range(min(len(marker) - 1, len(text)), longest, -1):
-            if marker.startswith(text[-size:]):
-                longest = size
-                break
-    return longest
-
-
-class ToolCallSplitter:
-    """Incremental `split_tool_calls` over answer text.
-
-    `feed(chunk)` and `close()` return `(new_visible_text, new_calls)`. Whatever the chunk
-    boundaries, the concatenated visible text and the calls equal `split_tool_calls(whole)`; no
-    marker, nor a prefix of one, is ever emitted as visible text. Each call is reported once, as
-    soon as its `<tool_call|>` arrives.
-    """
-
-    def __init__(self) -> None:
-        self._text = ""
-        self._pos = 0  # everything before this has been classified
-        self._visible = ""  # visible text so far, unstripped
-        self._emitted = 0  # length of the stripped visible text already returned
-        self._calls: list[ToolCall] = []
-        self._in_call = False
-        self._ended = False
-        self._closed = False
-        self.truncated = False
-        self.malformed = 0
-
-    @property
-    def calls(self) -> list[ToolCall]:
-        """Every call seen so far."""
-        return list(self._calls)
-
-    @property
-    def ended(self) -> bool:
-        """True once `<|tool_response>` was seen (the model waits for tool results); later text is ignored."""
-        return self._ended
-
-    def feed(self, chunk: str) -> tuple[str, list[ToolCall]]:
-        if self._ended or self._closed or not chunk:
-            return "", []
-        self._text += chunk
-        return self._advance(final=False)
-
-    def close(self) -> tuple[str, list[ToolCall]]:
-        if self._closed:
-            return "", []
-        result = self._advance(final=True)
-        if self._in_call and not self._ended:
-            self.truncated = True  # a call cut off mid-way: dropped, nothing shown
-        self._closed = True
-        return result
-
-    def _advance(self, *, final: bool) -> tuple[str, list[ToolCall]]:
-        new_calls: list[ToolCall] = []
-        text = self._text
-        while not self._ended:
-            if self._in_call:
-                end = text.find(TOOL_CALL_CLOSE, self._pos)
-                if end < 0:
-                    break
-                call = parse_call_body(text[self._pos : end])
-                if call is None:
-                    self.malformed += 1
-                else:
-                    new_calls.append(call)
-                self._pos = end + len(TOOL_CALL_CLOSE)
-                self._in_call = False
-                continue
-            found = [(i, m) for m in _MARKERS if (i := text.find(m, self._pos)) >= 0]
-            if not found:
-                tail = len(text) if final else len(text) - _held_back_length(text[self._pos :])
-                self._visible += text[self._pos : tail]
-                self._pos = tail
-                break
-            start, marker = min(found)
-            self._visible += text[self._pos : start]
-            self._pos = start + len(marker)
-            if marker == TOOL_CALL_OPEN:
-                self._in_call = True
-            elif marker == TOOL_RESPONSE_OPEN:
-                self._ended = True
-            # Stray closers are simply dropped.
-        self._calls.extend(new_calls)
-        # Stripping every partial text keeps each one a prefix of the final, stripped text.
-        visible = self._visible.strip()
-        new_visible = visible[self._emitted :]
-        self._emitted = len(visible)
-        return new_visible, new_calls
-
-
-class ToolReplySplitter:
-    """Raw streamed model reply -> `(new_thought, new_answer, new_calls)` per `feed` / `close`.
-
-    Thoughts are split off by `ThinkingSplitter` (which also stops at `<turn|>` / `<eos>`); the answer
-    stream then goes through `ToolCallSplitter`, so the answer never holds call markup.
-    """
-
-    def __init__(self) -> None:
-        self._thinking = ThinkingSplitter()
-        self._tools = ToolCallSplitter()
-
-    @property
-    def calls(self) -> list[ToolCall]:
-        return self._tools.calls
-
-    @property
-    def truncated(self) -> bool:
-        """True if the reply ended inside a tool call (it was dropped)."""
-        return self._tools.truncated
-
-    @property
-    def ended(self) -> bool:
-        """True once the reply ended (`<turn|>`, `<eos>` or `<|tool_response>`)."""
-        return self._thinking.ended or self._tools.ended
-
-    def feed(self, chunk: str) -> tuple[str, str, list[ToolCall]]:
-        thought, answer = self._thinking.feed(chunk)
-        visible, calls = self._tools.feed(answer)
-        return thought, visible, calls
-
-    def close(self) -> tuple[str, str, list[ToolCall]]:
-        thought, answer = self._thinking.close()
-        visible, calls = self._tools.feed(answer)
-        rest, more = self._tools.close()
-        return thought, visible + rest, calls + more

@@ -1,0 +1,172 @@
+"""`calculator`: arithmetic through a whitelist of `ast` nodes (no `eval`), with bounded sizes."""
+
+from __future__ import annotations
+
+import ast
+import math
+import operator
+from collections.abc import Callable
+from typing import Any
+
+from pipelines.tools.base import Tool, ToolError, declaration
+
+# --- calculator ------------------------------------------------------------------------------------
+
+MAX_EXPRESSION_LENGTH = 500
+MAX_INT_BITS = 4096
+MAX_FACTORIAL = 500
+
+_BINARY = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv,
+    ast.Mod: operator.mod,
+    ast.Pow: operator.pow,
+}
+_UNARY = {ast.UAdd: operator.pos, ast.USub: operator.neg}
+_CONSTANTS = {"pi": math.pi, "e": math.e, "tau": math.tau}
+
+
+def _factorial(n: float) -> int:
+    if n != int(n) or n < 0:
+        raise ToolError("factorial needs a whole number ≥ 0.")
+    if n > MAX_FACTORIAL:
+        raise ToolError(f"factorial is limited to n ≤ {MAX_FACTORIAL}.")
+    return math.factorial(int(n))
+
+
+def _log(x: float, base: float | None = None) -> float:
+    return math.log(x) if base is None else math.log(x, base)
+
+
+_FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "sqrt": math.sqrt,
+    "cbrt": lambda x: math.copysign(abs(x) ** (1 / 3), x),
+    "exp": math.exp,
+    "log": _log,
+    "ln": math.log,
+    "log10": math.log10,
+    "log2": math.log2,
+    "sin": math.sin,
+    "cos": math.cos,
+    "tan": math.tan,
+    "asin": math.asin,
+    "acos": math.acos,
+    "atan": math.atan,
+    "atan2": math.atan2,
+    "sinh": math.sinh,
+    "cosh": math.cosh,
+    "tanh": math.tanh,
+    "degrees": math.degrees,
+    "radians": math.radians,
+    "hypot": math.hypot,
+    "abs": abs,
+    "round": round,
+    "floor": math.floor,
+    "ceil": math.ceil,
+    "min": min,
+    "max": max,
+    "factorial": _factorial,
+    "gcd": math.gcd,
+}
+
+
+def _check_size(value: Any) -> Any:
+    if isinstance(value, complex):
+        raise ToolError("The result is a complex number, which the calculator does not support.")
+    if isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
+        raise ToolError("The result is too large (more than about 1200 digits).")
+    return value
+
+
+def _power(base: Any, exponent: Any) -> Any:
+    # Checked before computing: 10 ** 10 ** 9 would take minutes.
+    whole = isinstance(base, int) and isinstance(exponent, int)
+    if whole and exponent > 0 and abs(base) > 1 and exponent * math.log2(abs(base)) > MAX_INT_BITS:
+        raise ToolError("The result is too large (more than about 1200 digits).")
+    return base**exponent
+
+
+def _evaluate(node: ast.AST) -> Any:
+    if isinstance(node, ast.Expression):
+        return _evaluate(node.body)
+    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+        return node.value
+    if isinstance(node, ast.Name):
+        if node.id in _CONSTANTS:
+            return _CONSTANTS[node.id]
+        raise ToolError(f"Unknown name '{node.id}'. Known constants: {', '.join(_CONSTANTS)}.")
+    if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
+        return _check_size(_UNARY[type(node.op)](_evaluate(node.operand)))
+    if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
+        left, right = _evaluate(node.left), _evaluate(node.right)
+        if isinstance(node.op, ast.Pow):
+            return _check_size(_power(left, right))
+        whole = isinstance(left, int) and isinstance(right, int)
+        if (
+            isinstance(node.op, ast.Mult)
+            and whole
+            and left.bit_length() + right.bit_length() > MAX_INT_BITS + 1
+        ):
+            raise ToolError("The result is too large (more than about 1200 digits).")
+        return _check_size(_BINARY[type(node.op)](left, right))
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.keywords:
+        function = _FUNCTIONS.get(node.func.id)
+        if function is None:
+            raise ToolError(f"Unknown function '{node.func.id}'. Known functions: {', '.join(_FUNCTIONS)}.")
+        return _check_size(function(*[_evaluate(arg) for arg in node.args]))
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitXor):
+        raise ToolError("Use ** for powers ('^' is not supported).")
+    raise ToolError(
+        f"Unsupported syntax: {ast.unparse(node)}. Only numbers, arithmetic and math functions work."
+    )
+
+
+def tidy_number(value: Any) -> int | float:
+    if isinstance(value, float):
+        if value.is_integer() and abs(value) < 1e15:
+            return int(value)
+        return float(f"{value:.12g}")
+    return value
+
+
+def calculator(expression: str) -> dict:
+    text = expression.strip()
+    if not text:
+        raise ToolError("The expression is empty.")
+    if len(text) > MAX_EXPRESSION_LENGTH:
+        raise ToolError(f"The expression is too long (at most {MAX_EXPRESSION_LENGTH} characters).")
+    normalized = text.replace("^", "**").replace("×", "*").replace("÷", "/").replace("−", "-")
+    try:
+        tree = ast.parse(normalized, mode="eval")
+    except SyntaxError:
+        raise ToolError(f"'{text}' is not a valid arithmetic expression.") from None
+    try:
+        value = _evaluate(tree)
+    except ZeroDivisionError:
+        raise ToolError("Division by zero.") from None
+    except OverflowError:
+        raise ToolError("The result is too large.") from None
+    except (ValueError, TypeError) as error:
+        raise ToolError(f"Math error: {error}.") from None
+    except RecursionError:
+        raise ToolError("The expression is nested too deeply.") from None
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ToolError("The result is not a finite number.")
+    return {"expression": text, "result": tidy_number(value)}
+
+
+CALCULATOR = Tool(
+    declaration(
+        "calculator",
+        "Evaluate an arithmetic expression exactly. Supports + - * / // % ** and parentheses, the constants "
+        "pi, e and tau, and the functions sqrt, cbrt, exp, log(x[, base]), ln, log10, log2, sin, cos, tan, "
+        "asin, acos, atan, atan2, sinh, cosh, tanh, degrees, radians, hypot, abs, round, floor, ceil, min, "
+        "max, factorial and gcd. Angles are in radians.",
+        {"expression": {"type": "string", "description": "The expression, e.g. '2 * (3 + 4) ** 2'."}},
+        ["expression"],
+    ),
+    calculator,
+)
