@@ -17,6 +17,7 @@ from app.uploads import require_served_file
 from pipelines.chat import build_chat_messages
 from pipelines.model.contract import ChatModel, Delta
 from pipelines.model.variants import DEFAULT_VARIANT, VARIANTS, modalities_for
+from pipelines.tools import ToolContext, ToolStep, run_tool_loop
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"
 INPUT_PLACEHOLDER = "Message Gemma… (attach files with the clip)"
@@ -52,14 +53,24 @@ class ChatJob:
 
     settings: Settings
     messages: list
+    tools: bool = False
 
-    def run(self, model: ChatModel) -> Iterator[Delta]:
-        return model.generate(
-            self.messages,
-            thinking=self.settings.thinking,
-            max_new_tokens=self.settings.max_new_tokens,
-            image_budget=self.settings.image_budget,
-        )
+    def run(self, model: ChatModel) -> Iterator[Delta | ToolStep]:
+        options = {
+            "thinking": self.settings.thinking,
+            "max_new_tokens": self.settings.max_new_tokens,
+            "image_budget": self.settings.image_budget,
+        }
+        if not self.tools:
+            return model.generate(self.messages, **options)
+        images = [
+            part["image"]
+            for message in self.messages
+            if isinstance(message.get("content"), list)
+            for part in message["content"]
+            if part.get("type") == "image"
+        ]
+        return run_tool_loop(model, self.messages, context=ToolContext(images=images), **options)
 
 
 @user_facing("chat")
@@ -71,6 +82,7 @@ def chat(
     thinking: bool = False,
     max_new_tokens: int = 1024,
     image_budget: int = 280,
+    tools: bool = False,
 ):
     """Chat with Gemma 4. Send text and optional image/audio/video files; streams the updated conversation.
 
@@ -83,6 +95,8 @@ def chat(
         thinking: whether Gemma thinks before answering (thoughts come back as a titled message).
         max_new_tokens: the longest reply, in tokens (1 to 8192).
         image_budget: soft tokens per image: 70, 140, 280, 560 or 1120.
+        tools: let Gemma call built-in tools (calculator, unit conversion, date and time, zoom into an
+            attached image); each call and its result come back as a titled message.
     """
     chosen = settings(variant, quantization, thinking, max_new_tokens, image_budget)
     conversation = history_as_dicts(history) + _user_messages(message)
@@ -90,10 +104,13 @@ def chat(
     # History is free JSON over the API: it may only point at files this app received or ships.
     for turn in turns:
         turn.files = [require_served_file(path) for path in turn.files]
-    job = ChatJob(chosen, build_chat_messages(turns, system_prompt=SYSTEM_PROMPT))
+    job = ChatJob(chosen, build_chat_messages(turns, system_prompt=SYSTEM_PROMPT), bool(tools))
     reply = StreamedReply()
-    for delta in stream_on_gpu(job):
-        reply.add(delta)
+    for event in stream_on_gpu(job):
+        if isinstance(event, ToolStep):
+            reply.add_tool_step(event)
+        else:
+            reply.add(event)
         yield conversation + reply.messages(done=False)
     yield conversation + reply.messages(done=True)
 
@@ -187,6 +204,13 @@ def build_chat_tab(controls: SharedControls) -> None:
         elem_id="chat-input",
     )
     with gr.Row():
+        use_tools = gr.Checkbox(
+            False,
+            label="🛠️ Tools",
+            info="Calculator, unit conversion, date and time, zoom into the attached image",
+            elem_id="chat-tools",
+            scale=3,
+        )
         stop = gr.Button("⏹ Stop", variant="stop", size="sm", elem_id="chat-stop")
         clear = gr.Button("🗑 Clear", size="sm")
     gr.Examples(examples=chat_examples(), inputs=textbox, label="Examples (press Enter to send)")
@@ -208,7 +232,7 @@ def build_chat_tab(controls: SharedControls) -> None:
         )
         replying = prepared.then(
             chat,
-            [no_message, chatbot, *settings_inputs],
+            [no_message, chatbot, *settings_inputs, use_tools],
             chatbot,
             api_visibility="undocumented",
             **controls.model_event(),
@@ -240,7 +264,11 @@ def build_chat_tab(controls: SharedControls) -> None:
     api_button = gr.Button(visible=False)
     api_history = gr.JSON(visible=False, label="history")
     api_button.click(
-        chat, [textbox, api_history, *settings_inputs], chatbot, api_name="chat", **controls.model_event()
+        chat,
+        [textbox, api_history, *settings_inputs, use_tools],
+        chatbot,
+        api_name="chat",
+        **controls.model_event(),
     )
 
     controls.variant.change(

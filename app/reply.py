@@ -1,42 +1,92 @@
-"""A streamed reply as chat messages: the thought in its own collapsible message, then the answer."""
+"""A streamed reply as chat messages: thoughts and tool steps in their own collapsible messages, then the answer.
+
+A reply is a run of blocks in the order they streamed: thinking, answer text, tool steps (with tools on,
+the model may think, call a tool, think again and answer). Each block becomes one `gr.Chatbot` message.
+"""
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 
 from pipelines.model.contract import Delta
 
 THOUGHT_TITLE = "🧠 Thinking"
+TOOL_TITLE = "🛠️ Used {name}"
+TOOL_FAILED_TITLE = "⚠️ {name} failed"
 # Shown when a reply ends empty; handlers that rebuild history from the chat read it as "no reply".
 NO_ANSWER = "*(no answer)*"
+MAX_SHOWN_RESPONSE = 2000
+
+
+@dataclass
+class _Block:
+    kind: str  # thought · answer · tool
+    text: str = ""
+    started: float = field(default_factory=time.monotonic)
+    seconds: float | None = None
+    title: str = ""
 
 
 @dataclass
 class StreamedReply:
-    thought: str = ""
-    answer: str = ""
-    started: float = field(default_factory=time.monotonic)
-    thought_seconds: float | None = None
+    blocks: list[_Block] = field(default_factory=list)
+
+    @property
+    def thought(self) -> str:
+        return "".join(block.text for block in self.blocks if block.kind == "thought")
+
+    @property
+    def answer(self) -> str:
+        return "".join(block.text for block in self.blocks if block.kind == "answer")
 
     def add(self, delta: Delta) -> None:
-        self.thought += delta.thought
-        if delta.answer and self.thought and self.thought_seconds is None:
-            self.thought_seconds = time.monotonic() - self.started
-        self.answer += delta.answer
+        if delta.thought:
+            self._append("thought", delta.thought)
+        if delta.answer:
+            self._append("answer", delta.answer)
+
+    def add_tool_step(self, step) -> None:
+        """A `pipelines.tools.ToolStep`: the call and what it returned, as one collapsible message."""
+        self._close_thought()
+        result = step.result
+        arguments = ", ".join(
+            f"{key}={json.dumps(value, ensure_ascii=False)}" for key, value in step.call.arguments.items()
+        )
+        response = json.dumps(result.response, ensure_ascii=False, indent=1)[:MAX_SHOWN_RESPONSE]
+        title = (TOOL_TITLE if result.ok else TOOL_FAILED_TITLE).format(name=step.call.name)
+        text = f"`{step.call.name}({arguments})`\n\n```json\n{response}\n```"
+        self.blocks.append(_Block("tool", text, title=title, seconds=0.0))
+
+    def _append(self, kind: str, text: str) -> None:
+        if self.blocks and self.blocks[-1].kind == kind:
+            self.blocks[-1].text += text
+            return
+        self._close_thought()
+        self.blocks.append(_Block(kind, text))
+
+    def _close_thought(self) -> None:
+        if self.blocks and self.blocks[-1].kind == "thought" and self.blocks[-1].seconds is None:
+            self.blocks[-1].seconds = time.monotonic() - self.blocks[-1].started
 
     def messages(self, *, done: bool) -> list[dict]:
-        """`gr.Chatbot` messages: the thought (pending while it streams, then done), then the answer."""
+        """`gr.Chatbot` messages: each thought (pending while it streams) and tool step, and the answer text."""
         shown: list[dict] = []
-        if self.thought:
-            thinking_now = not done and not self.answer
-            seconds = (
-                self.thought_seconds if self.thought_seconds is not None else time.monotonic() - self.started
-            )
-            metadata = {"title": THOUGHT_TITLE, "status": "pending" if thinking_now else "done"}
-            if not thinking_now:
+        for index, block in enumerate(self.blocks):
+            if block.kind == "answer":
+                shown.append({"role": "assistant", "content": block.text})
+                continue
+            if block.kind == "tool":
+                metadata = {"title": block.title, "status": "done"}
+                shown.append({"role": "assistant", "content": block.text, "metadata": metadata})
+                continue
+            streaming = not done and index == len(self.blocks) - 1
+            metadata = {"title": THOUGHT_TITLE, "status": "pending" if streaming else "done"}
+            if not streaming:
+                seconds = block.seconds if block.seconds is not None else time.monotonic() - block.started
                 metadata["duration"] = round(seconds, 1)
-            shown.append({"role": "assistant", "content": self.thought, "metadata": metadata})
-        if self.answer or (done and not self.thought):
-            shown.append({"role": "assistant", "content": self.answer or NO_ANSWER})
+            shown.append({"role": "assistant", "content": block.text, "metadata": metadata})
+        if done and not self.answer:
+            shown.append({"role": "assistant", "content": NO_ANSWER})
         return shown

@@ -833,7 +833,7 @@ def test_step_messages_without_images_leave_the_turn_open():
 
 
 def test_conversation_converts_to_openai_format_for_remote_backends(quadrant_image):
-    from pipelines.tools import to_openai_messages
+    from pipelines.model.remote_messages import to_openai_messages
 
     model = FakeToolModel(
         _call("calculator", expression="2+2")[: -len("<|tool_response>")]

@@ -134,7 +134,7 @@ def _stream(
         streamer=streamer,
         stopping_criteria=StoppingCriteriaList([StopWhenAsked()]),
         do_sample=not greedy,
-        eos_token_id=[tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<turn|>")],
+        eos_token_id=_stop_token_ids(tokenizer, options),
         pad_token_id=tokenizer.pad_token_id,
     )
     if sampling.get("min_new_tokens"):
@@ -206,3 +206,11 @@ def _explain_generation_failure(error: BaseException, loaded) -> Exception:
     return GenerationError(
         "Generation failed unexpectedly. Please try again; if it persists, reload the model."
     )
+
+
+def _stop_token_ids(tokenizer, options: GenerationOptions) -> list[int]:
+    stops = [tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<turn|>")]
+    if options.tools:
+        # After its calls the model writes <|tool_response> and waits for the app to run the tools.
+        stops.append(tokenizer.convert_tokens_to_ids("<|tool_response>"))
+    return stops

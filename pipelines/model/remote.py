@@ -17,8 +17,6 @@ Talks to any `/v1/chat/completions` endpoint through the official `openai` clien
 
 from __future__ import annotations
 
-import base64
-import io
 import logging
 import os
 import threading
@@ -27,7 +25,8 @@ from collections.abc import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 from pipelines.errors import BackendError, InputError
-from pipelines.model.contract import AUDIO_SAMPLE_RATE, ChatModel, Delta, GenerationOptions, ToolCall, Usage
+from pipelines.model.contract import ChatModel, Delta, GenerationOptions, ToolCall, Usage
+from pipelines.model.remote_messages import openai_messages
 from pipelines.model.reply_parser import ReplyParser
 from pipelines.model.variants import modalities_for
 
@@ -173,7 +172,7 @@ class OpenAIChatModel(ChatModel):
 
     def build_request(self, messages: list[dict], options: GenerationOptions) -> dict:
         """The keyword arguments of `chat.completions.create` for one streamed reply."""
-        converted = [self._convert_message(message) for message in messages]
+        converted = openai_messages(messages)
         has_images = any(
             isinstance(message["content"], list)
             and any(part["type"] == "image_url" for part in message["content"])
@@ -203,38 +202,6 @@ class OpenAIChatModel(ChatModel):
         if ignored:
             log.debug("sampling options left to the server: %s", ", ".join(ignored))
         return request
-
-    def _convert_message(self, message: dict) -> dict:
-        role = message.get("role")
-        if role not in ("system", "user", "assistant"):
-            raise InputError(f"A chat message has the role {role!r}; use system, user or assistant.")
-        content = message.get("content")
-        if isinstance(content, str):
-            return {"role": role, "content": content}
-        parts = [converted for part in content or [] for converted in self._convert_part(part)]
-        if role != "user":
-            # System and assistant turns are text only; a plain string is what every server takes.
-            return {
-                "role": role,
-                "content": "".join(part["text"] for part in parts if part["type"] == "text"),
-            }
-        return {"role": role, "content": parts}
-
-    def _convert_part(self, part: dict) -> list[dict]:
-        kind = part.get("type")
-        if kind == "text":
-            return [{"type": "text", "text": str(part.get("text", ""))}]
-        if kind == "image":
-            return [image_part(part["image"])]
-        if kind == "video":
-            # Pipelines send sampled frames; a "video" part holding frames goes as those images.
-            frames = part.get("video")
-            if not isinstance(frames, list | tuple):
-                raise InputError("Send a video as its sampled frames (a list of images).")
-            return [image_part(frame) for frame in frames]
-        if kind == "audio":
-            return [audio_part(part["audio"])]
-        raise InputError(f"A chat message has a {kind!r} part this app can't send.")
 
     def _read(
         self, stream, stop_event: threading.Event, usage: Usage, deadline: float, max_new_tokens: int
@@ -347,31 +314,6 @@ def _reasoning_text(delta) -> str:
         if isinstance(value, str) and value:
             return value
     return ""
-
-
-def image_part(image) -> dict:
-    """An OpenAI `image_url` part holding `image` (a PIL image) as a base64 PNG data URL."""
-    if not hasattr(image, "save"):
-        raise InputError("An image in the conversation could not be read.")
-    buffer = io.BytesIO()
-    # PNG is lossless: screenshots and small text survive, and every server decodes it.
-    image.convert("RGBA" if image.mode in ("RGBA", "LA", "P") else "RGB").save(buffer, format="PNG")
-    encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
-    return {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{encoded}"}}
-
-
-def audio_part(samples) -> dict:
-    """An OpenAI `input_audio` part holding 16 kHz mono float samples as base64 WAV."""
-    import numpy as np
-    import soundfile
-
-    samples = np.asarray(samples, dtype=np.float32)
-    if samples.ndim != 1 or samples.size == 0:
-        raise InputError("An audio clip in the conversation is empty or not mono.")
-    buffer = io.BytesIO()
-    soundfile.write(buffer, samples, AUDIO_SAMPLE_RATE, format="WAV", subtype="PCM_16")
-    encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
-    return {"type": "input_audio", "input_audio": {"data": encoded, "format": "wav"}}
 
 
 def _server_detail(error) -> str:

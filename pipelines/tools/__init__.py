@@ -7,7 +7,7 @@ thoughts: `ToolCall` and `parse_tool_calls` come from the model contract and are
 from pipelines.model.contract import ToolCall, format_tool_call, format_tool_response, parse_tool_calls
 from pipelines.tools.base import Tool, ToolContext, ToolError, ToolResult
 from pipelines.tools.builtin import BUILTIN_TOOLS, TOOL_DECLARATIONS, as_registry, run_tool
-from pipelines.tools.loop import LoopNote, ToolStep, run_tool_loop, step_messages, to_openai_messages
+from pipelines.tools.loop import LoopNote, ToolStep, run_tool_loop, step_messages
 
 __all__ = [
     "BUILTIN_TOOLS",
@@ -26,5 +26,4 @@ __all__ = [
     "run_tool",
     "run_tool_loop",
     "step_messages",
-    "to_openai_messages",
 ]

@@ -34,7 +34,7 @@ returned images closes its turn (the step message gets an empty text part, `[{"t
 with each image and a one-line caption naming the tool and the zoomed box. The model
 then answers in a fresh model turn.
 
-For an OpenAI-compatible backend, `to_openai_messages(conversation)` turns the step messages
+For an OpenAI-compatible backend, `pipelines.model.remote_messages` turns the step messages
 into the usual assistant `tool_calls` + `role: "tool"` messages.
 
 The generator returns (`StopIteration.value`, or `result = yield from run_tool_loop(...)`)
@@ -155,49 +155,3 @@ def run_tool_loop(
             results.append(result)
             yield ToolStep(call, result, step)
         conversation = conversation + step_messages(calls, results)
-
-
-def to_openai_messages(messages: list[dict]) -> list[dict]:
-    """The same conversation in OpenAI chat format, for an OpenAI-compatible backend.
-
-    Each step message becomes an assistant message with `tool_calls` (ids `call_<n>`, JSON-string
-    arguments) followed by one `{"role": "tool", "tool_call_id", "name", "content": JSON}` message
-    per response; the server's own chat template then renders them. Other messages pass unchanged.
-    """
-    import json
-
-    converted: list[dict] = []
-    counter = 0
-    for message in messages:
-        if message.get("role") != "assistant" or not message.get("tool_calls"):
-            converted.append(message)
-            continue
-        ids = [f"call_{counter + i}" for i in range(len(message["tool_calls"]))]
-        counter += len(ids)
-        converted.append(
-            {
-                "role": "assistant",
-                "content": None,
-                "tool_calls": [
-                    {
-                        "id": call_id,
-                        "type": "function",
-                        "function": {
-                            "name": call["function"]["name"],
-                            "arguments": json.dumps(call["function"]["arguments"], ensure_ascii=False),
-                        },
-                    }
-                    for call_id, call in zip(ids, message["tool_calls"], strict=True)
-                ],
-            }
-        )
-        for call_id, response in zip(ids, message.get("tool_responses") or [], strict=False):
-            converted.append(
-                {
-                    "role": "tool",
-                    "tool_call_id": call_id,
-                    "name": response["name"],
-                    "content": json.dumps(response["response"], ensure_ascii=False),
-                }
-            )
-    return converted
