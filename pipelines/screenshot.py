@@ -12,8 +12,6 @@ from PIL import Image
 
 from pipelines.errors import InputError
 from pipelines.media.browser import (
-    MAX_RENDER_HEIGHT,
-    MAX_RENDER_WIDTH,
     BrowserUnavailable,
     RenderError,
     chromium_missing_reason,
@@ -289,6 +287,8 @@ def fidelity_comparison(html: str, screenshot) -> FidelityResult:
 
 
 MIN_SCORED_SIDE = 16
+COMPARE_MAX_WIDTH = 1280
+COMPARE_MAX_HEIGHT = 2400
 
 
 def _compare(html: str, screenshot) -> tuple[float, Image.Image]:
@@ -305,11 +305,19 @@ def _compare(html: str, screenshot) -> tuple[float, Image.Image]:
     reason = chromium_missing_reason()
     if reason is not None:
         raise FidelityUnavailable(reason)
-    # Huge screenshots are rendered in a capped viewport and the capture is scaled back to match.
-    viewport = (min(target.width, MAX_RENDER_WIDTH), min(target.height, MAX_RENDER_HEIGHT))
-    rendered = render_html(html, *viewport)
-    if rendered.size != target.size:
-        rendered = rendered.resize(target.size, Image.Resampling.LANCZOS)
+    # Rendered and compared at a bounded size, so memory and time don't grow with the screenshot: the page is
+    # laid out in a viewport of at most COMPARE_MAX_WIDTH x COMPARE_MAX_HEIGHT, and both images are compared
+    # at that size.
+    scale = min(1.0, COMPARE_MAX_WIDTH / target.width, COMPARE_MAX_HEIGHT / target.height)
+    size = (
+        max(MIN_SCORED_SIDE, round(target.width * scale)),
+        max(MIN_SCORED_SIDE, round(target.height * scale)),
+    )
+    if target.size != size:
+        target = target.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    rendered = render_html(html, *size)
+    if rendered.size != size:
+        rendered = rendered.resize(size, Image.Resampling.LANCZOS)
     score = structural_similarity(
         np.asarray(target.convert("L")), np.asarray(rendered.convert("L")), data_range=255
     )

@@ -8,17 +8,36 @@ A fresh Chromium is launched per render. Playwright's sync API is bound to the t
 started it, and Gradio runs handlers on a pool of threads, so a shared long-lived browser would
 need its own worker thread and queue; one launch costs about a second here, which is cheap
 next to a model generation, and a crashed or wedged page can't poison later renders.
+
+The HTML is untrusted (a model wrote it, or an API caller sent it), and Chromium runs without its own
+sandbox (it can't start one as root). So each render is fenced in:
+- no network of any kind: where the kernel allows it, Chromium starts in an empty network namespace
+  (`unshare -rn`: no interface but a dead loopback), and in any case every request is aborted, names never
+  resolve, everything goes through a proxy that doesn't exist, WebRTC may not use UDP, and the page has no
+  RTCPeerConnection;
+- a memory cap (`SHOWCASE_RENDER_MEMORY_MB`, 1024 MB for the whole browser) and a time limit, enforced by a
+  watchdog that kills the browser;
+- one render at a time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import functools
 import importlib.util
 import io
 import os
+import shlex
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from PIL import Image
 
@@ -32,7 +51,22 @@ NO_NETWORK_ARGS = (
     "--proxy-server=http://proxy.invalid:9",
     "--proxy-bypass-list=<-loopback>",
     "--host-resolver-rules=MAP * ~NOTFOUND",
+    # WebRTC sends UDP (STUN) around the proxy unless told not to.
+    "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
+    "--webrtc-ip-handling-policy=disable_non_proxied_udp",
+    "--js-flags=--max-old-space-size=256",
+    "--renderer-process-limit=1",
 )
+# Run before any script of the page: no peer connections, no sockets, no beacons.
+NO_NETWORK_SCRIPT = """
+for (const name of ["RTCPeerConnection", "webkitRTCPeerConnection", "RTCDataChannel", "WebSocket",
+                    "WebTransport", "EventSource"]) {
+  try { delete window[name]; } catch (e) {}
+  try { Object.defineProperty(window, name, {value: undefined, configurable: false}); } catch (e) {}
+}
+if (navigator.sendBeacon) navigator.sendBeacon = () => false;
+"""
+WATCHDOG_INTERVAL_S = 0.25
 RENDER_TIMEOUT_S = 15.0
 MAX_RENDER_WIDTH = 3840
 MAX_RENDER_HEIGHT = 8192
@@ -45,6 +79,36 @@ class BrowserUnavailable(ShowcaseError):
 
 class RenderError(ShowcaseError):
     """The page could not be rendered in time (an endless script, a crashed renderer)."""
+
+
+def render_memory_cap_bytes() -> int:
+    return int(os.environ.get("SHOWCASE_RENDER_MEMORY_MB", "1024")) * 2**20
+
+
+@functools.cache
+def _network_namespace_prefix() -> tuple[str, ...]:
+    """`unshare -rn` where this kernel lets an unprivileged process make an empty network namespace."""
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        return ()
+    try:
+        works = subprocess.run([unshare, "-rn", "true"], capture_output=True, timeout=5).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        works = False
+    return (unshare, "-rn") if works else ()
+
+
+@functools.cache
+def _isolated_executable() -> str:
+    """Chromium itself, or a wrapper that starts it in an empty network namespace."""
+    prefix = _network_namespace_prefix()
+    if not prefix:
+        return CHROMIUM_EXECUTABLE
+    folder = Path(tempfile.mkdtemp(prefix="showcase-chromium-"))
+    wrapper = folder / "chromium-no-network"
+    wrapper.write_text(f'#!/bin/sh\nexec {shlex.join(prefix)} {shlex.quote(CHROMIUM_EXECUTABLE)} "$@"\n')
+    wrapper.chmod(0o700)
+    return str(wrapper)
 
 
 def chromium_missing_reason() -> str | None:
@@ -77,7 +141,7 @@ def headless_chromium(*, block_network: bool = False, timeout_s: float | None = 
     with sync_playwright() as playwright:
         try:
             browser = playwright.chromium.launch(
-                executable_path=CHROMIUM_EXECUTABLE,
+                executable_path=_isolated_executable() if block_network else CHROMIUM_EXECUTABLE,
                 args=[*CHROMIUM_ARGS, *(NO_NETWORK_ARGS if block_network else ())],
                 timeout=timeout_s * 1000,
             )
@@ -123,7 +187,24 @@ def _outside_event_loop(work):
         return executor.submit(work).result()
 
 
+_one_render_at_a_time = threading.Lock()
+
+
 def _render(html: str, width: int, height: int, timeout_s: float) -> Image.Image:
+    with _one_render_at_a_time:
+        before = _descendants()
+        watchdog = _Watchdog(before, deadline=time.monotonic() + 3 * timeout_s)
+        try:
+            return _render_fenced(html, width, height, timeout_s)
+        except Exception as error:
+            if watchdog.killed_for:
+                raise RenderError(watchdog.killed_for) from None
+            raise error from None
+        finally:
+            watchdog.stop()
+
+
+def _render_fenced(html: str, width: int, height: int, timeout_s: float) -> Image.Image:
     from playwright.sync_api import Error as PlaywrightError
 
     timeout_ms = timeout_s * 1000
@@ -138,6 +219,7 @@ def _render(html: str, width: int, height: int, timeout_s: float) -> Image.Image
             context.set_default_timeout(timeout_ms)
             context.route("**/*", _abort_unless_inline)
             context.route_web_socket("**/*", lambda web_socket: web_socket.close())
+            context.add_init_script(NO_NETWORK_SCRIPT)
             page = context.new_page()
             try:
                 page.set_content(html, wait_until="load", timeout=timeout_ms)
@@ -158,3 +240,54 @@ def _abort_unless_inline(route) -> None:
         route.continue_()
     else:
         route.abort("blockedbyclient")
+
+
+def _descendants() -> set[int]:
+    import psutil
+
+    try:
+        return {child.pid for child in psutil.Process().children(recursive=True)}
+    except psutil.Error:
+        return set()
+
+
+class _Watchdog:
+    """Kills the browser started after `before` when it holds more memory than the cap, or runs too long."""
+
+    def __init__(self, before: set[int], *, deadline: float) -> None:
+        self.before = before
+        self.deadline = deadline
+        self.cap = render_memory_cap_bytes()
+        self.killed_for = ""
+        self.peak = 0
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="render-watchdog", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join(timeout=5)
+
+    def _watch(self) -> None:
+        import psutil
+
+        while not self._stopped.wait(WATCHDOG_INTERVAL_S):
+            browser, used = [], 0
+            for pid in _descendants() - self.before:
+                with contextlib.suppress(psutil.Error):
+                    process = psutil.Process(pid)
+                    # Playwright's driver (node) is ours, not the page's: only the browser's processes count.
+                    if "chrom" in process.name().lower():
+                        browser.append(process)
+                        # Unique memory: the processes share most of Chromium's code pages.
+                        used += process.memory_full_info().uss
+            self.peak = max(self.peak, used)
+            if used > self.cap:
+                self.killed_for = f"The page used more than {self.cap // 2**20} MB of memory and was stopped."
+            elif time.monotonic() > self.deadline:
+                self.killed_for = "The page took too long to render and was stopped."
+            if self.killed_for:
+                for process in browser:
+                    with contextlib.suppress(psutil.Error):
+                        process.kill()
+                return
