@@ -11,6 +11,7 @@ import gradio as gr
 from app.config import AppConfig
 
 TITLE = "Gemma 4 Showcase"
+DELETE_CACHE = (3600, 86400)
 INTRO = (
     "# ✨ Gemma 4 Showcase\n"
     "Google DeepMind's open-weight **Gemma 4** models, live: chat with images, find objects, turn "
@@ -24,6 +25,7 @@ footer { display: none !important; }
 
 
 def build_app(config: AppConfig | None = None) -> gr.Blocks:
+    from app import model_access
     from app.chat import build_chat_tab
     from app.controls import build_shared_controls
     from app.detect import build_detect_tab
@@ -33,7 +35,8 @@ def build_app(config: AppConfig | None = None) -> gr.Blocks:
 
     config = config or AppConfig()
     variant, served_models = _connect_backend(config)
-    with gr.Blocks(title=TITLE, fill_width=False) as demo:
+    # Gradio's own temporary files (uploads, outputs) older than a day are deleted every hour.
+    with gr.Blocks(title=TITLE, fill_width=False, delete_cache=DELETE_CACHE) as demo:
         gr.Markdown(INTRO)
         controls = build_shared_controls(
             variant=variant,
@@ -52,6 +55,15 @@ def build_app(config: AppConfig | None = None) -> gr.Blocks:
                 build_video_tab(controls)
             with gr.Tab("🎙️ Voice", id="voice"):
                 build_voice_tab(controls)
+        # A new visitor sees the current model state at once, not the one from when the app started.
+        demo.load(
+            model_access.status_markdown,
+            controls.variant,
+            controls.status,
+            queue=False,
+            show_progress="hidden",
+            api_visibility="private",
+        )
     demo.queue(default_concurrency_limit=config.concurrency_limit, max_size=config.max_queue)
     _explain_full_queue(demo)
     return demo

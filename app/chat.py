@@ -8,6 +8,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from app.api_types import ConversationJSON
 from app.controls import Settings, SharedControls, settings
 from app.errors import user_facing
 from app.gpu import stream_on_gpu
@@ -228,41 +229,40 @@ def build_chat_tab(controls: SharedControls) -> None:
             prepare_inputs,
             [chatbot, textbox, pending],
             queue=False,
-            api_visibility="undocumented",
+            api_visibility="private",
         )
         replying = prepared.then(
             chat,
             [no_message, chatbot, *settings_inputs, use_tools],
             chatbot,
-            api_visibility="undocumented",
+            api_name=f"chat_{prepare.__name__.strip('_')}",
+            api_visibility="private",
             **controls.model_event(),
         )
-        replying.success(_unlocked_input, None, textbox, queue=False, api_visibility="undocumented")
+        replying.success(_unlocked_input, None, textbox, queue=False, api_visibility="private")
         # The user's words stay: the chat keeps the message, marked as not answered, ready for Retry.
         replying.failure(
             _mark_unanswered,
             [chatbot, pending],
             [chatbot, textbox],
             queue=False,
-            api_visibility="undocumented",
+            api_visibility="private",
         )
         reply_events.append(replying)
-    chatbot.undo(undo_last_exchange, chatbot, [chatbot, textbox], queue=False, api_visibility="undocumented")
-    stop.click(
-        _unlocked_input, None, textbox, cancels=reply_events, queue=False, api_visibility="undocumented"
-    )
+    chatbot.undo(undo_last_exchange, chatbot, [chatbot, textbox], queue=False, api_visibility="private")
+    stop.click(_unlocked_input, None, textbox, cancels=reply_events, queue=False, api_visibility="private")
     # Clearing mid-reply cancels the reply too: otherwise the stream would bring the old chat back.
     clear.click(
-        _cleared, None, [chatbot, textbox], cancels=reply_events, queue=False, api_visibility="undocumented"
+        _cleared, None, [chatbot, textbox], cancels=reply_events, queue=False, api_visibility="private"
     )
     chatbot.clear(
-        _cleared, None, [chatbot, textbox], cancels=reply_events, queue=False, api_visibility="undocumented"
+        _cleared, None, [chatbot, textbox], cancels=reply_events, queue=False, api_visibility="private"
     )
 
     # The public endpoint: one call takes the new message and the history, streams the conversation.
     # History comes in as free JSON so API clients may send plain-string messages too.
     api_button = gr.Button(visible=False)
-    api_history = gr.JSON(visible=False, label="history")
+    api_history = ConversationJSON(visible=False, label="history")
     api_button.click(
         chat,
         [textbox, api_history, *settings_inputs, use_tools],
@@ -276,5 +276,5 @@ def build_chat_tab(controls: SharedControls) -> None:
         controls.variant,
         textbox,
         queue=False,
-        api_visibility="undocumented",
+        api_visibility="private",
     )

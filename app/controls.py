@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import gradio as gr
 
 from app import model_access
+from app.api_types import IntegerChoice
 from app.errors import user_facing
 from pipelines.errors import InputError
 from pipelines.model.contract import (
@@ -100,16 +101,17 @@ def build_shared_controls(
             thinking_box = gr.Checkbox(
                 value=False, label="Thinking mode", info="Show Gemma's reasoning (never reloads)", scale=2
             )
-            max_tokens_box = gr.Slider(16, 8192, value=1024, step=16, label="Max new tokens", scale=2)
-            budget_box = gr.Dropdown(
+            max_tokens_box = gr.Slider(
+                16, MAX_NEW_TOKENS_LIMIT, value=1024, step=16, precision=0, label="Max new tokens", scale=2
+            )
+            budget_box = IntegerChoice(
                 choices=list(IMAGE_BUDGETS),
                 value=280,
                 label="Image token budget",
                 info="More tokens, more detail, slower",
                 scale=2,
             )
-        # A callable value is re-read on every page load, so a new visitor sees the current state at once.
-        status = gr.Markdown(lambda: model_access.status_markdown(variant), elem_id="model-status")
+        status = gr.Markdown(model_access.status_markdown(variant), elem_id="model-status")
     tiny_banner = gr.Markdown(TINY_BANNER, visible=variant == "tiny", elem_id="tiny-banner")
     controls = SharedControls(
         variant_box,
@@ -145,14 +147,12 @@ def _wire(controls: SharedControls) -> None:
         return gr.update(visible=variant == "tiny")
 
     for trigger in (controls.variant.change, controls.quantization.change):
-        trigger(
-            show_banner, controls.variant, controls.tiny_banner, queue=False, api_visibility="undocumented"
-        )
+        trigger(show_banner, controls.variant, controls.tiny_banner, queue=False, api_visibility="private")
         trigger(
             load_selected,
             [controls.variant, controls.quantization],
             controls.status,
-            api_visibility="undocumented",
+            api_visibility="private",
             show_progress="full",
             **controls.model_event(),
         )
@@ -163,5 +163,5 @@ def _wire(controls: SharedControls) -> None:
         controls.status,
         queue=False,
         show_progress="hidden",
-        api_visibility="undocumented",
+        api_visibility="private",
     )

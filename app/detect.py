@@ -17,6 +17,7 @@ from app.controls import Settings, SharedControls, settings
 from app.downloads import write_download
 from app.errors import user_facing
 from app.gpu import stream_on_gpu
+from app.safe_markdown import safe_markdown
 from app.uploads import served_file
 from pipelines.detection import DETECTION_MODES, Detection, DetectionUpdate, run_detection
 from pipelines.errors import InputError
@@ -230,7 +231,7 @@ def build_detect_tab(controls: SharedControls) -> None:
             annotated = gr.AnnotatedImage(
                 label="Detections", show_legend=True, height=420, elem_id="detect-annotated"
             )
-            status = gr.Markdown(elem_id="detect-status")
+            status = gr.Markdown(label="Status", elem_id="detect-status")
             table = gr.Dataframe(
                 headers=TABLE_HEADERS,
                 label="Objects (pixels of the original image)",
@@ -241,9 +242,10 @@ def build_detect_tab(controls: SharedControls) -> None:
                 png_file = gr.File(label="Annotated image (PNG)", interactive=False, elem_id="detect-png")
                 json_file = gr.File(label="Detections (JSON)", interactive=False, elem_id="detect-json")
             with gr.Accordion("🧠 Thinking", open=False, visible=False) as thoughts_panel:
-                thoughts = gr.Markdown(elem_id="detect-thoughts")
+                thoughts = gr.Markdown(label="Thoughts", elem_id="detect-thoughts")
             with gr.Accordion("Raw model output", open=False) as raw_panel:
                 raw_text = gr.Textbox(
+                    label="Raw model output",
                     show_label=False,
                     lines=6,
                     max_lines=20,
@@ -318,7 +320,7 @@ def build_detect_tab(controls: SharedControls) -> None:
                     continue
                 changes = {view.raw_text: update.answer}
                 if update.thought:
-                    changes[view.thoughts] = update.thought
+                    changes[view.thoughts] = safe_markdown(update.thought)
                 if update.detections != shown and time.monotonic() - last_redraw >= REDRAW_INTERVAL_S:
                     shown = update.detections
                     last_redraw = time.monotonic()
@@ -344,7 +346,7 @@ def build_detect_tab(controls: SharedControls) -> None:
             view.raw_panel: gr.Accordion(open=not detections),
             view.raw_text: final.answer or EMPTY_ANSWER,
             view.thoughts_panel: gr.Accordion(visible=bool(final.thought)),
-            view.thoughts: final.thought,
+            view.thoughts: safe_markdown(final.thought),
         }
 
     inputs = [image, query, mode, *controls.inputs]
@@ -357,7 +359,7 @@ def build_detect_tab(controls: SharedControls) -> None:
         detect,
         inputs,
         view.outputs,
-        api_visibility="undocumented",
+        api_visibility="private",
         preprocess=False,
         **controls.model_event(),
     )
@@ -367,5 +369,5 @@ def build_detect_tab(controls: SharedControls) -> None:
         status,
         cancels=[run, submit],
         queue=False,
-        api_visibility="undocumented",
+        api_visibility="private",
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.safe_markdown import unescaped
 from pipelines.chat import ChatTurn
 from pipelines.errors import InputError
 
@@ -82,7 +83,8 @@ def normalize_history(history: Any) -> list[ChatTurn]:
         if isinstance(metadata, dict) and metadata.get("title"):
             continue  # a thought or a notice: shown to the user, never sent to the model
         text, files = _split_content(content)
-        turns.append(ChatTurn(role, text, files))
+        # What the chat shows of a reply has "<" escaped; the model gets back what it wrote.
+        turns.append(ChatTurn(role, unescaped(text) if role == "assistant" else text, files))
     return turns
 
 

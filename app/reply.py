@@ -10,6 +10,7 @@ import json
 import time
 from dataclasses import dataclass, field
 
+from app.safe_markdown import safe_markdown
 from pipelines.model.contract import Delta
 
 THOUGHT_TITLE = "🧠 Thinking"
@@ -74,19 +75,21 @@ class StreamedReply:
         """`gr.Chatbot` messages: each thought (pending while it streams) and tool step, and the answer text."""
         shown: list[dict] = []
         for index, block in enumerate(self.blocks):
+            # Model text never makes the browser fetch anything (see app/safe_markdown.py).
+            content = safe_markdown(block.text)
             if block.kind == "answer":
-                shown.append({"role": "assistant", "content": block.text})
+                shown.append({"role": "assistant", "content": content})
                 continue
             if block.kind == "tool":
                 metadata = {"title": block.title, "status": "done"}
-                shown.append({"role": "assistant", "content": block.text, "metadata": metadata})
+                shown.append({"role": "assistant", "content": content, "metadata": metadata})
                 continue
             streaming = not done and index == len(self.blocks) - 1
             metadata = {"title": THOUGHT_TITLE, "status": "pending" if streaming else "done"}
             if not streaming:
                 seconds = block.seconds if block.seconds is not None else time.monotonic() - block.started
                 metadata["duration"] = round(seconds, 1)
-            shown.append({"role": "assistant", "content": block.text, "metadata": metadata})
+            shown.append({"role": "assistant", "content": content, "metadata": metadata})
         if done and not self.answer:
             shown.append({"role": "assistant", "content": NO_ANSWER})
         return shown

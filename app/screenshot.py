@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import html as html_lib
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from app.controls import Settings, SharedControls, settings
 from app.downloads import write_download
 from app.errors import user_facing
 from app.gpu import stream_on_gpu
+from app.safe_markdown import safe_markdown
 from app.uploads import ServedImage, require_served_file
 from pipelines.errors import InputError
 from pipelines.media.images import fit_for_model, open_image
@@ -97,10 +97,10 @@ class ScreenshotTab:
                         scale=1,
                         elem_id="screenshot-download",
                     )
-                self.notice = gr.Markdown(elem_id="screenshot-notice")
+                self.notice = gr.Markdown(label="Notice", elem_id="screenshot-notice")
                 self.preview = gr.HTML(preview_iframe(""), label="Live preview", elem_id="screenshot-preview")
         with gr.Accordion("🧠 Thinking", open=False):
-            self.thought = gr.Markdown(elem_id="screenshot-thought")
+            self.thought = gr.Markdown(label="Thoughts", elem_id="screenshot-thought")
         self.code = gr.Code(
             language="html", label="HTML", interactive=True, lines=12, max_lines=30, elem_id="screenshot-code"
         )
@@ -109,7 +109,7 @@ class ScreenshotTab:
                 self.fidelity_score = gr.Number(
                     label="Fidelity (SSIM, 0 to 1)", precision=3, interactive=False, scale=1
                 )
-                self.fidelity_note = gr.Markdown(elem_id="screenshot-fidelity-note")
+                self.fidelity_note = gr.Markdown(label="Fidelity note", elem_id="screenshot-fidelity-note")
             with gr.Row():
                 self.fidelity_screenshot = gr.Image(label="Screenshot", interactive=False, type="pil")
                 self.fidelity_rendered = gr.Image(label="Your HTML, rendered", interactive=False, type="pil")
@@ -147,7 +147,7 @@ def _quoted_reply(answer: str) -> str:
         return ""
     if len(answer) > MAX_QUOTED_REPLY_CHARS:
         answer = answer[:MAX_QUOTED_REPLY_CHARS] + "…"
-    quoted = "\n".join("> " + line for line in html_lib.escape(answer).splitlines())
+    quoted = "\n".join("> " + line for line in safe_markdown(answer).splitlines())
     return f"\n\n**The model said:**\n\n{quoted}"
 
 
@@ -192,7 +192,7 @@ def _stream_page(
             if update.done:
                 final = update
                 break
-            changes = {tab.thought: update.thought} if update.thought else {}
+            changes = {tab.thought: safe_markdown(update.thought)} if update.thought else {}
             if update.html and update.html != shown_code:
                 shown_code = changes[tab.code] = update.html
             now = time.monotonic()
@@ -212,15 +212,16 @@ def _stream_page(
         if final is not None and not final.html:
             shown_notice += _quoted_reply(final.answer)
     path = _download_file(html)
-    yield {
+    page = {
         tab.code: html,
         tab.preview: preview_iframe(html, width),
         tab.notice: shown_notice,
-        tab.thought: final.thought if final is not None else "",
+        tab.thought: safe_markdown(final.thought) if final is not None else "",
         tab.download: gr.DownloadButton(value=path, interactive=path is not None),
-        tab.fidelity_note: SCORING_NOTE if score and html else "",
     }
-    yield _fidelity(tab, html, job.screenshot, score)
+    yield {**page, tab.fidelity_note: SCORING_NOTE if score and html else ""}
+    # The last update holds every output, so an API client's result is complete (the notice included).
+    yield {**page, **_fidelity(tab, html, job.screenshot, score)}
 
 
 def _fidelity(tab: ScreenshotTab, html: str, screenshot, score: bool) -> dict:
@@ -398,18 +399,18 @@ def build_screenshot_tab(controls: SharedControls) -> None:
         api_name="edit_html",
         **controls.model_event(),
     )
-    tab.stop.click(None, cancels=[generating, editing], api_visibility="undocumented")
+    tab.stop.click(None, cancels=[generating, editing], api_visibility="private")
     tab.width.change(
         show_page,
         [tab.code, tab.width],
         [tab.preview, tab.download],
         queue=False,
-        api_visibility="undocumented",
+        api_visibility="private",
     )
     tab.code.input(
         show_page,
         [tab.code, tab.width],
         [tab.preview, tab.download],
         trigger_mode="always_last",
-        api_visibility="undocumented",
+        api_visibility="private",
     )

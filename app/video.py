@@ -22,6 +22,7 @@ from pathlib import Path
 import gradio as gr
 from PIL import Image
 
+from app.api_types import ConversationJSON, IntegerChoice
 from app.controls import Settings, SharedControls, settings
 from app.errors import user_facing
 from app.gpu import stream_on_gpu
@@ -244,6 +245,7 @@ def build_video_tab(controls: SharedControls) -> None:
                 MAX_NUM_FRAMES,
                 value=DEFAULT_NUM_FRAMES,
                 step=1,
+                precision=0,
                 label="Frames to sample",
                 info="Spread evenly over the time range",
                 elem_id="video-num-frames",
@@ -253,7 +255,7 @@ def build_video_tab(controls: SharedControls) -> None:
                 end = gr.Number(
                     value=0, label="End (seconds)", info="0 or empty: to the end", elem_id="video-end"
                 )
-            frame_budget = gr.Dropdown(
+            frame_budget = IntegerChoice(
                 choices=list(FRAME_BUDGETS),
                 value=VIDEO_FRAME_TOKENS,
                 label="Tokens per frame",
@@ -367,15 +369,16 @@ def build_video_tab(controls: SharedControls) -> None:
             video_qa,
             browser_inputs,
             [gallery, chatbot, sampled_state, question_input],
-            api_visibility="undocumented",
+            api_name=f"video_qa_ui_{index}",
+            api_visibility="private",
             **controls.model_event(),
         )
-        for trigger in (ask_button.click, question_input.submit)
+        for index, trigger in enumerate((ask_button.click, question_input.submit))
     ]
-    stop.click(None, cancels=events, api_visibility="undocumented")
-    clear.click(lambda: [], None, chatbot, queue=False, api_visibility="undocumented")
+    stop.click(None, cancels=events, api_visibility="private")
+    clear.click(lambda: [], None, chatbot, queue=False, api_visibility="private")
     # A new video starts a new conversation: the old answers were about other frames.
-    video_input.change(lambda: ([], []), None, [gallery, chatbot], queue=False, api_visibility="undocumented")
+    video_input.change(lambda: ([], []), None, [gallery, chatbot], queue=False, api_visibility="private")
 
     def show_audio_choice(variant: str):
         if audio_available(variant):
@@ -383,13 +386,13 @@ def build_video_tab(controls: SharedControls) -> None:
         return gr.Checkbox(visible=False, interactive=False, value=False)
 
     controls.variant.change(
-        show_audio_choice, controls.variant, include_audio, queue=False, api_visibility="undocumented"
+        show_audio_choice, controls.variant, include_audio, queue=False, api_visibility="private"
     )
 
     # The public endpoint: the history travels as JSON, so API clients can ask follow-ups. It keeps no
     # session state (MCP tool calls have none), so each call samples its video again.
     api_button = gr.Button(visible=False)
-    api_history = gr.JSON(value=[], visible=False, label="history")
+    api_history = ConversationJSON(value=[], visible=False, label="history")
     api_button.click(
         video_qa,
         [video_input, question_input, *sampling_inputs, api_history, *controls.inputs],

@@ -320,7 +320,8 @@ def build_voice_tab(controls: SharedControls) -> None:
             voice_chat,
             [audio_input, chatbot, gr.State(task), language, *controls.inputs, turns_state],
             [chatbot, turns_state, spoken_answer],
-            api_visibility="undocumented",
+            api_name=f"voice_{task}_ui",
+            api_visibility="private",
             **controls.model_event(),
         )
         for task, button in (
@@ -338,7 +339,7 @@ def build_voice_tab(controls: SharedControls) -> None:
         [chatbot, turns_state, spoken_answer],
         js=SPEECH_JS["stop_speaking"],
         queue=False,
-        api_visibility="undocumented",
+        api_visibility="private",
     )
     voices_probe.change(None, None, voice_choice, js=SPEECH_JS["list_voices"])
     language.change(
@@ -346,7 +347,7 @@ def build_voice_tab(controls: SharedControls) -> None:
         language,
         translate_button,
         queue=False,
-        api_visibility="undocumented",
+        api_visibility="private",
     )
 
     def show_audio_notice(variant: str):
@@ -358,9 +359,9 @@ def build_voice_tab(controls: SharedControls) -> None:
         controls.variant,
         [no_audio_row, no_audio_text],
         queue=False,
-        api_visibility="undocumented",
+        api_visibility="private",
     )
-    switch.click(switch_to_audio_variant, None, controls.variant, queue=False, api_visibility="undocumented")
+    switch.click(switch_to_audio_variant, None, controls.variant, queue=False, api_visibility="private")
 
     # The public endpoint: the history comes in and goes out as chatbot messages (see `voice_handler`).
     task_choice = gr.Radio(list(VOICE_TASKS), value="answer", label="task", visible=False)
