@@ -18,7 +18,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from pipelines.model.contract import collect
+from pipelines.model.contract import collect, drain
 from pipelines.model.local_server import byte_token_bias, transformers_serve
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,8 +58,8 @@ def through_server(
 
     def generate_one(index: int) -> int:
         model = backend.model(name)
-        collect(model.generate(messages[index], thinking=False, max_new_tokens=max_new_tokens))
-        return model.latest_usage.output_tokens
+        _, usage = drain(model.generate(messages[index], thinking=False, max_new_tokens=max_new_tokens))
+        return usage.output_tokens
 
     generate_one(0)  # warm-up: loads kernels and, with continuous batching, builds its cache
     return run_concurrently(generate_one, count)
