@@ -114,4 +114,8 @@ def launch_kwargs(config: AppConfig) -> dict:
         "css": CSS,
         "theme": gr.themes.Soft(primary_hue="blue"),
         "footer_links": ["api"],
+        # Gradio's own refusals (a file that was not uploaded, a value of the wrong type) carry a message
+        # meant for the caller; without this they would arrive as a bare "Error". Our handlers turn every
+        # exception into a `gr.Error` themselves (app/errors.py), so no internal detail gets through.
+        "show_error": True,
     }

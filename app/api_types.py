@@ -31,3 +31,31 @@ class ConversationJSON(gr.JSON):
             "items": {"type": "object", "additionalProperties": True},
             "description": 'messages such as {"role": "user", "content": "Hi"}; [] or null to start',
         }
+
+
+def _number_error(component, payload) -> gr.Error:
+    low, high = getattr(component, "minimum", None), getattr(component, "maximum", None)
+    span = f" from {low:g} to {high:g}" if low is not None and high is not None else ""
+    return gr.Error(f"{component.label or 'This setting'} must be a number{span}.", print_exception=False)
+
+
+class CheckedSlider(gr.Slider):
+    """A slider whose out-of-type values (text, lists…) get a clear message instead of a developer error."""
+
+    is_template = True
+
+    def preprocess(self, payload):
+        if isinstance(payload, bool) or not isinstance(payload, int | float):
+            raise _number_error(self, payload)
+        return super().preprocess(payload)
+
+
+class CheckedNumber(gr.Number):
+    """A number box that says which number it wanted when given something else (empty stays empty)."""
+
+    is_template = True
+
+    def preprocess(self, payload):
+        if payload is not None and (isinstance(payload, bool) or not isinstance(payload, int | float)):
+            raise _number_error(self, payload)
+        return super().preprocess(payload)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import gradio as gr
 
 from app import model_access
-from app.api_types import IntegerChoice
+from app.api_types import CheckedSlider, IntegerChoice
 from app.errors import user_facing
 from pipelines.errors import InputError
 from pipelines.model.contract import (
@@ -101,7 +101,7 @@ def build_shared_controls(
             thinking_box = gr.Checkbox(
                 value=False, label="Thinking mode", info="Show Gemma's reasoning (never reloads)", scale=2
             )
-            max_tokens_box = gr.Slider(
+            max_tokens_box = CheckedSlider(
                 16, MAX_NEW_TOKENS_LIMIT, value=1024, step=16, precision=0, label="Max new tokens", scale=2
             )
             budget_box = IntegerChoice(

@@ -22,7 +22,7 @@ from pathlib import Path
 import gradio as gr
 from PIL import Image
 
-from app.api_types import ConversationJSON, IntegerChoice
+from app.api_types import CheckedNumber, CheckedSlider, ConversationJSON, IntegerChoice
 from app.controls import Settings, SharedControls, settings
 from app.errors import user_facing
 from app.gpu import stream_on_gpu
@@ -240,7 +240,7 @@ def build_video_tab(controls: SharedControls) -> None:
             video_input = gr.Video(
                 sources=["upload", "webcam"], label="Video", height=300, elem_id="video-input"
             )
-            num_frames = gr.Slider(
+            num_frames = CheckedSlider(
                 MIN_NUM_FRAMES,
                 MAX_NUM_FRAMES,
                 value=DEFAULT_NUM_FRAMES,
@@ -251,8 +251,8 @@ def build_video_tab(controls: SharedControls) -> None:
                 elem_id="video-num-frames",
             )
             with gr.Row():
-                start = gr.Number(value=0, label="Start (seconds)", elem_id="video-start")
-                end = gr.Number(
+                start = CheckedNumber(value=0, label="Start (seconds)", elem_id="video-start")
+                end = CheckedNumber(
                     value=0, label="End (seconds)", info="0 or empty: to the end", elem_id="video-end"
                 )
             frame_budget = IntegerChoice(
