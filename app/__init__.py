@@ -27,6 +27,7 @@ def build_app(config: AppConfig | None = None) -> gr.Blocks:
     from app.chat import build_chat_tab
     from app.controls import build_shared_controls
     from app.detect import build_detect_tab
+    from app.fit import build_fit_tab
     from app.screenshot import build_screenshot_tab
     from app.video import build_video_tab
     from app.voice import build_voice_tab
@@ -52,6 +53,8 @@ def build_app(config: AppConfig | None = None) -> gr.Blocks:
                 build_video_tab(controls)
             with gr.Tab("🎙️ Voice", id="voice"):
                 build_voice_tab(controls)
+            with gr.Tab("🧮 Which Gemma 4?", id="fit"):
+                build_fit_tab(controls)
     demo.queue(default_concurrency_limit=config.concurrency_limit, max_size=config.max_queue)
     _explain_full_queue(demo)
     return demo

@@ -51,7 +51,7 @@ def cache_shaped_config(variant: str):
     if text.get("hidden_size_per_layer_input"):
         text["hidden_size_per_layer_input"] = 4
     if text.get("enable_moe_block"):
-        text.update(num_experts=2, top_k_experts=1, moe_intermediate_size=4)
+        text.update(num_experts=2, top_k_experts=1, moe_intermediate_size=8)
     config = Gemma4TextConfig(**text, rope_parameters=reference()["rope_parameters"])
     config._attn_implementation = ATTENTION
     return config
@@ -82,21 +82,31 @@ class CacheMeasurement:
     after_prefill: dict[int, int]  # right after the prefill, before any decode step
 
 
-def measure(variant: str, lengths: tuple[int, ...], dtype_name: str = "float32") -> list[CacheMeasurement]:
-    """Prefill to each length (continuing the same cache), decode one token, read the cache's storage."""
+def measure(
+    variant: str, lengths: tuple[int, ...], dtype_name: str = "float32", chunk: int | None = None
+) -> list[CacheMeasurement]:
+    """Prefill to each length (continuing the same cache), decode one token, read the cache's storage.
+
+    `chunk` splits each prefill into pieces of that many tokens (less transient memory); the first
+    prefill is always one piece, so `after_prefill` shows the one-shot prefill's storage.
+    """
     import torch
     from transformers import DynamicCache, Gemma4ForCausalLM
 
     _register_attention()
     config = cache_shaped_config(variant)
     torch.manual_seed(0)
+    torch.set_num_threads(1)
     model = Gemma4ForCausalLM(config).to(getattr(torch, dtype_name)).eval()
     cache = DynamicCache(config=config)
     results, seen = [], 0
     with torch.inference_mode():
         for length in lengths:
             ids = torch.randint(3, config.vocab_size, (1, length - seen))
-            model(input_ids=ids, past_key_values=cache, use_cache=True, logits_to_keep=1)
+            step = ids.shape[1] if (chunk is None or not results) else chunk
+            for start in range(0, ids.shape[1], step):
+                piece = ids[:, start : start + step]
+                model(input_ids=piece, past_key_values=cache, use_cache=True, logits_to_keep=1)
             after_prefill = storage_bytes(cache)
             model(input_ids=ids[:, :1], past_key_values=cache, use_cache=True, logits_to_keep=1)
             seen = length + 1
