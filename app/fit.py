@@ -101,7 +101,9 @@ def _build_fit_section() -> None:
     inputs = [hardware, custom_gb, context, batch, modalities, plot_quantization]
     summary, table, figure = run_fit(DEFAULT_HARDWARE, 32, DEFAULT_CONTEXT, 1, [], "4bit")
     summary_box = gr.Markdown(summary, elem_id="fit-summary")
-    table_box = gr.Dataframe(value=table, interactive=False, wrap=True, elem_id="fit-table", label="Fit")
+    table_box = gr.Dataframe(
+        value=table, interactive=False, wrap=True, elem_id="fit-table", label="Fit", max_height=1000
+    )
     plot_box = gr.Plot(value=figure, format="png", label="Memory vs context", elem_id="fit-plot")
     gr.Markdown(BASIS)
     with (

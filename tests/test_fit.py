@@ -230,3 +230,35 @@ def test_compare_handler_moves_the_shared_selector_to_the_resident_model(use_scr
     assert Path(csv_path).read_text().startswith("run,variant,quantization")
     # The scripted double has no device, like a model on the OpenAI-compatible backend.
     assert "unknown (served by a remote server)" in column_b
+
+
+# --- the tab in a browser --------------------------------------------------------------------------------
+
+SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "fit_tab.png"
+
+
+@pytest.mark.browser
+def test_fit_tab_renders_table_plot_and_cards_then_compare_shows_two_columns(page, use_scripted):
+    from playwright.sync_api import expect
+
+    page.get_by_role("tab", name="🧮 Which Gemma 4?").click()
+    expect(page.locator("#fit-plot img").first).to_be_visible(timeout=30_000)
+    table = page.locator("#fit-table")
+    expect(table).to_contain_text("31B")
+    expect(table).to_contain_text("8bit (derived)")
+    expect(page.locator("#fit-summary")).to_contain_text("RTX 4090 24 GB")
+    expect(page.locator("#fit-summary")).to_contain_text("K=V sharing saves")
+    page.locator("#fit-cards").get_by_text("Under the hood").click()
+    expect(page.locator("#fit-cards")).to_contain_text("global 4 KV × 512 dims")
+    page.locator("#fit-cards").get_by_text("Under the hood").click()
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+    use_scripted("<|channel>thought\nShort.<channel|>Grouped heads share keys.", variant="E2B")
+    page.get_by_role("tab", name="⚖️ Compare").click()
+    page.locator("#compare-run").click()
+    for side in ("#compare-a", "#compare-b"):
+        expect(page.locator(side)).to_contain_text("Grouped heads share keys.", timeout=60_000)
+    expect(page.locator("#compare-results")).to_contain_text("E4B", timeout=30_000)
+    expect(page.locator("#compare-csv")).to_be_visible()
+    page.screenshot(path="/tmp/fit_compare.png", full_page=True)
