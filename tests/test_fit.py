@@ -262,3 +262,23 @@ def test_fit_tab_renders_table_plot_and_cards_then_compare_shows_two_columns(pag
     expect(page.locator("#compare-results")).to_contain_text("E4B", timeout=30_000)
     expect(page.locator("#compare-csv")).to_be_visible()
     page.screenshot(path="/tmp/fit_compare.png", full_page=True)
+
+
+def test_fit_and_compare_are_public_api_endpoints(client, use_scripted):
+    summary, table, _plot = client.predict(
+        hardware="A100 80 GB",
+        custom_gb=32,
+        context=131_072,
+        batch=1,
+        modalities=[],
+        plot_quantization="bf16",
+        api_name="/fit",
+    )
+    assert "A100 80 GB" in summary
+    rows = {(row[0], row[1]): row for row in table["data"]}
+    assert rows[("31B", "4bit")][9] == "✓"
+    use_scripted("Hi there.", variant="E2B")
+    outputs = client.predict(
+        "E2B", "4bit", False, "E4B", "4bit", True, "Hello?", None, 32, 280, api_name="/compare"
+    )
+    assert "Hi there." in outputs[0] and "Hi there." in outputs[1]
