@@ -29,6 +29,7 @@ def build_app(config: AppConfig | None = None) -> gr.Blocks:
     from app.chat import build_chat_tab
     from app.controls import build_shared_controls
     from app.detect import build_detect_tab
+    from app.fit import build_fit_tab
     from app.screenshot import build_screenshot_tab
     from app.video import build_video_tab
     from app.voice import build_voice_tab
@@ -55,6 +56,8 @@ def build_app(config: AppConfig | None = None) -> gr.Blocks:
                 build_video_tab(controls)
             with gr.Tab("🎙️ Voice", id="voice"):
                 build_voice_tab(controls)
+            with gr.Tab("🧮 Which Gemma 4?", id="fit"):
+                build_fit_tab(controls)
         # A new visitor sees the current model state at once, not the one from when the app started.
         demo.load(
             model_access.status_markdown,

@@ -1,0 +1,135 @@
+"""The Compare section of "Which Gemma 4?": one prompt, two model choices, run one after the other."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+
+from app import model_access
+from app.controls import _variant_choices
+from app.errors import user_facing
+from pipelines import compare
+from pipelines.model import memory
+
+QUANTIZATIONS = ["4bit", "8bit", "bf16", "fp32"]
+MEMORY_NOTE = (
+    f"Peak accelerator memory is `torch.cuda.max_memory_allocated` during generation on a CUDA GPU; on a CPU it "
+    f"shows **{memory.CPU_NOTE}** (torch keeps no allocator statistics there), and on the OpenAI-compatible "
+    f"backend it is **{memory.REMOTE_NOTE}**. The second model replaces the first in memory; afterwards the "
+    "shared selector above shows the model left loaded, which every tab then uses."
+)
+
+
+def _column(result: compare.RunResult, side: str) -> str:
+    """Markdown for one side: its choice, stage, numbers, answer and (collapsed) thoughts."""
+    lines = [f"### {side}: {result.choice.label}"]
+    if result.stage in ("loading", "generating", "waiting"):
+        lines.append(f"*{result.stage}…*")
+    if result.error:
+        lines.append(f"**{result.error}**")
+    if result.stage == "done":
+        row = compare.table_row(0, result)
+        numbers = dict(zip(compare.COLUMNS, row, strict=True))
+        lines.append(" · ".join(f"{name}: **{numbers[name]}**" for name in compare.COLUMNS[4:11]))
+    elif result.load_s is not None:
+        lines.append(f"load (s): **{result.load_s:.2f}**")
+    if result.thought:
+        lines.append(f"<details><summary>Thinking</summary>\n\n{result.thought}\n\n</details>")
+    lines.append(result.answer or ("" if result.stage != "done" else "*(no answer)*"))
+    return "\n\n".join(lines)
+
+
+def run_compare(
+    variant_a, quantization_a, thinking_a, variant_b, quantization_b, thinking_b,
+    prompt, image, max_new_tokens, image_budget, history, progress=gr.Progress(),
+):  # fmt: skip
+    choices = (
+        compare.Choice(str(variant_a), str(quantization_a), bool(thinking_a)),
+        compare.Choice(str(variant_b), str(quantization_b), bool(thinking_b)),
+    )
+    messages = compare.build_messages(prompt, image)
+    history = list(history or [])
+
+    def report(fraction, message):
+        progress(fraction if fraction is not None else 0.0, desc=message)
+
+    a = b = None
+    keep = gr.update()
+    for a, b in compare.compare(
+        choices,
+        messages,
+        get_model=model_access.get_model,
+        max_new_tokens=int(max_new_tokens),
+        image_budget=int(image_budget),
+        progress=report,
+    ):
+        yield _column(a, "A"), _column(b, "B"), keep, history, keep, keep, keep
+    rows = [*history, *(compare.table_row(len(history) + i + 1, r) for i, r in enumerate((a, b)))]
+    csv_path = compare.write_csv(rows, Path(tempfile.mkdtemp(prefix="compare-")) / "gemma4-compare.csv")
+    # The loader now holds B: the shared selector follows, so every tab sees the resident model.
+    resident = b if b.stage == "done" else a
+    yield (
+        _column(a, "A"),
+        _column(b, "B"),
+        _table(rows),
+        rows,
+        str(csv_path),
+        gr.update(value=resident.choice.variant) if resident.stage == "done" else keep,
+        gr.update(value=resident.choice.quantization) if resident.stage == "done" else keep,
+    )
+
+
+def _table(rows):
+    import pandas as pd
+
+    return pd.DataFrame(rows, columns=compare.COLUMNS)
+
+
+def _choice(side: str, variant: str, quantization: str, thinking: bool):
+    with gr.Group():
+        gr.Markdown(f"**Model {side}**")
+        variant_box = gr.Dropdown(_variant_choices(), value=variant, label=f"Variant {side}")
+        quantization_box = gr.Dropdown(QUANTIZATIONS, value=quantization, label=f"Quantization {side}")
+        thinking_box = gr.Checkbox(value=thinking, label=f"Thinking {side}")
+    return [variant_box, quantization_box, thinking_box]
+
+
+def build_compare_section(controls) -> None:
+    gr.Markdown(
+        "Run one prompt on two choices of variant × quantization × thinking, one after the other "
+        "(only one model is in memory at a time), and compare answers, speed and memory."
+    )
+    with gr.Row():
+        with gr.Column(scale=1):
+            choice_a = _choice("A", "E2B", "4bit", False)
+        with gr.Column(scale=1):
+            choice_b = _choice("B", "E4B", "4bit", True)
+        with gr.Column(scale=2):
+            prompt = gr.Textbox(
+                label="Prompt", lines=4, value="Explain grouped-query attention in two sentences.",
+                elem_id="compare-prompt",
+            )  # fmt: skip
+            image = gr.Image(type="pil", label="Image (optional)", height=160)
+            button = gr.Button("Compare", variant="primary", elem_id="compare-run")
+    with gr.Row(equal_height=True):
+        column_a = gr.Markdown("### A\n*Not run yet.*", elem_id="compare-a", container=True)
+        column_b = gr.Markdown("### B\n*Not run yet.*", elem_id="compare-b", container=True)
+    history = gr.State([])
+    results = gr.Dataframe(
+        value=_table([]),
+        interactive=False,
+        label="All runs since this page opened",
+        elem_id="compare-results",
+    )
+    download = gr.DownloadButton("Download CSV", value=None, elem_id="compare-csv")
+    gr.Markdown(MEMORY_NOTE)
+    button.click(
+        user_facing("compare")(run_compare),
+        [*choice_a, *choice_b, prompt, image, controls.max_new_tokens, controls.image_budget, history],
+        [column_a, column_b, results, history, download, controls.variant, controls.quantization],
+        api_name="compare",
+        show_progress="full",
+        **controls.model_event(),
+    )

@@ -1,0 +1,121 @@
+"""The "Which Gemma 4?" tab: fit a variant to the hardware (this module) and compare two (`app/compare.py`)."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from app.errors import user_facing
+from pipelines import fit, fit_report
+
+DEFAULT_HARDWARE = "RTX 4090 24 GB"
+DEFAULT_CONTEXT = 32_768
+EXTRA_MODALITIES = ["image", "video", "audio"]
+
+BASIS = f"""
+**How each column is obtained**
+- **Weights:** the loader's measured accounting (`pipelines/model/measured_weights.json`, from README
+  "4-bit memory footprint", `bench/memory.py`). `4bit` keeps the E2B/E4B per-layer embeddings in host RAM.
+  **8bit has no measurement**: it is *derived* (bf16 minus one byte per Linear parameter; bitsandbytes
+  int8 leaves the MoE experts and embeddings in bf16) and marked "(derived)".
+- **KV cache:** per layer from the real configs, as transformers 5.23 allocates it: sliding layers hold at
+  most the window, global layers grow with the context, KV-shared layers hold nothing. *App* counts K=V
+  global layers once (the app's cache); *stock* is transformers' `DynamicCache` (K and V). bf16.
+  Checked against a real prefill in `tests/test_fit.py`.
+- **Overhead:** {fit.overhead_basis("gpu")} (on a CPU: {fit.FIXED_OVERHEAD["cpu"] / fit.GB:.1f} GB for the process).
+- **Prefill spike:** right after a one-shot prefill, transformers' sliding-window cache layers still hold
+  the whole prompt (a view of it) until the first decode step; measured in the tests.
+- **Total** = weights (+ host weights on a CPU) + KV cache (app) + overhead + prefill spike; ✓ when it is
+  within the hardware's memory (GPU: the total nvidia-smi reports). **Longest context** assumes prompts of
+  up to {fit.DEFAULT_PREFILL_TOKENS:,} tokens (the app's input limit) and decoding beyond that.
+"""
+
+
+def run_fit(hardware: str, custom_gb: float, context: int, batch: int, modalities, plot_quantization: str):
+    from app.fit_plot import plot_for
+
+    target = fit_report.hardware(hardware, custom_gb)
+    context, batch = int(context), int(batch)
+    needed = ["text", *(modalities or [])]
+    rows = fit_report.fit_rows(target, context, batch, needed)
+    if not rows:
+        raise gr.Error("No Gemma 4 variant takes all of those modalities.")
+    fitting = [f"{row[0]} {row[1]}" for row in rows if row[9] == "✓"]
+    summary = (
+        f"### {target.name}: {target.capacity_bytes / fit.GB:.1f} GB · {context:,} tokens × {batch} "
+        f"sequence{'s' if batch > 1 else ''}\n"
+        f"**Fits:** {', '.join(fitting) or 'nothing at this context; try a shorter one or more memory'}  \n"
+        f"{fit_report.k_eq_v_summary(context, batch, needed)}"
+    )
+    if target.note:
+        summary += f"  \n*{target.note}*"
+    import pandas as pd
+
+    table = pd.DataFrame(rows, columns=fit_report.COLUMNS)
+    figure = plot_for(target, plot_quantization, batch, needed)
+    return summary, table, figure
+
+
+def build_fit_tab(controls) -> None:
+    from app.compare import build_compare_section
+
+    with gr.Tabs():
+        with gr.Tab("📐 Fit", id="fit-hardware"):
+            _build_fit_section()
+        with gr.Tab("⚖️ Compare", id="fit-compare"):
+            build_compare_section(controls)
+
+
+def _build_fit_section() -> None:
+    gr.Markdown(
+        "Which Gemma 4 fits your hardware? Pick the machine, the context you need and how many "
+        "conversations run at once; every figure comes from the real model configs and the loader's "
+        "measurements."
+    )
+    with gr.Row(equal_height=True):
+        hardware = gr.Dropdown(
+            fit_report.HARDWARE_CHOICES,
+            value=DEFAULT_HARDWARE,
+            label="Hardware",
+            scale=3,
+            elem_id="fit-hardware-box",
+        )
+        custom_gb = gr.Number(
+            value=32, minimum=1, label="Memory (GB)", info="for a custom GPU or a CPU", scale=1
+        )
+        context = gr.Slider(
+            1_024,
+            262_144,
+            value=DEFAULT_CONTEXT,
+            step=1_024,
+            label="Context length (tokens)",
+            info="E2B/E4B up to 131,072; 26B-A4B/31B up to 262,144",
+            scale=3,
+        )
+        batch = gr.Slider(1, 64, value=1, step=1, label="Concurrent sequences", scale=2)
+    with gr.Row(equal_height=True):
+        modalities = gr.CheckboxGroup(
+            EXTRA_MODALITIES, value=[], label="Modalities needed besides text", scale=2
+        )
+        plot_quantization = gr.Radio(list(fit.QUANTIZATIONS), value="4bit", label="Plot for", scale=2)
+        button = gr.Button("Fit", variant="primary", scale=1)
+    inputs = [hardware, custom_gb, context, batch, modalities, plot_quantization]
+    summary, table, figure = run_fit(DEFAULT_HARDWARE, 32, DEFAULT_CONTEXT, 1, [], "4bit")
+    summary_box = gr.Markdown(summary, elem_id="fit-summary")
+    table_box = gr.Dataframe(
+        value=table, interactive=False, wrap=True, elem_id="fit-table", label="Fit", max_height=1000
+    )
+    plot_box = gr.Plot(value=figure, format="png", label="Memory vs context", elem_id="fit-plot")
+    gr.Markdown(BASIS)
+    with (
+        gr.Accordion("Under the hood: each variant's numbers", open=False, elem_id="fit-cards"),
+        gr.Row(),
+    ):
+        for variant in fit.VARIANT_NAMES:
+            with gr.Column(min_width=240):
+                gr.Markdown(fit_report.under_the_hood(variant))
+
+    handler = user_facing("fit")(run_fit)
+    outputs = [summary_box, table_box, plot_box]
+    button.click(handler, inputs, outputs, api_name="fit")
+    for component in inputs:
+        component.change(handler, inputs, outputs, api_visibility="undocumented", show_progress="minimal")

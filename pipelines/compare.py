@@ -1,0 +1,201 @@
+"""Run one prompt on two model choices, one after the other, and measure each run.
+
+Pure Python over the `ChatModel` contract: models come from a `get_model(variant, quantization,
+progress)` callable (the app passes `app.model_access.get_model`, whose loader keeps one model resident,
+so the second load unloads the first). Device facts (peak accelerator memory, token counts) are read
+through `pipelines.model.memory`.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from pipelines.errors import InputError, ShowcaseError
+from pipelines.model.contract import ChatModel, require_modality
+
+ProgressCallback = Callable[[float | None, str], None]
+GetModel = Callable[[str, str, ProgressCallback | None], ChatModel]
+
+
+@dataclass(frozen=True)
+class Choice:
+    variant: str
+    quantization: str
+    thinking: bool
+
+    @property
+    def label(self) -> str:
+        return f"{self.variant} · {self.quantization} · thinking {'on' if self.thinking else 'off'}"
+
+
+@dataclass(frozen=True)
+class RunResult:
+    choice: Choice
+    stage: str = "waiting"  # waiting | loading | generating | done | failed
+    answer: str = ""
+    thought: str = ""
+    load_s: float | None = None
+    ttft_s: float | None = None
+    decode_tokens_per_s: float | None = None
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    thinking_tokens: int | None = None
+    peak_memory: str = "—"
+    peak_memory_bytes: int | None = None
+    error: str = ""
+    extras: dict = field(default_factory=dict)
+
+
+COLUMNS = [
+    "run",
+    "variant",
+    "quantization",
+    "thinking",
+    "load (s)",
+    "time to first token (s)",
+    "decode (tokens/s)",
+    "tokens in",
+    "tokens out",
+    "thinking tokens",
+    "peak accelerator memory",
+    "outcome",
+]
+
+
+def _fmt(value, digits: int = 2):
+    if value is None:
+        return "n/a"
+    return round(value, digits) if isinstance(value, float) else value
+
+
+def table_row(number: int, result: RunResult) -> list:
+    choice = result.choice
+    return [
+        number,
+        choice.variant,
+        choice.quantization,
+        "on" if choice.thinking else "off",
+        _fmt(result.load_s),
+        _fmt(result.ttft_s),
+        _fmt(result.decode_tokens_per_s, 1),
+        _fmt(result.tokens_in),
+        _fmt(result.tokens_out),
+        _fmt(result.thinking_tokens),
+        result.peak_memory,
+        result.error or result.stage,
+    ]
+
+
+def write_csv(rows: list[list], path: str | Path) -> Path:
+    path = Path(path)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(COLUMNS)
+        writer.writerows(rows)
+    return path
+
+
+def build_messages(prompt: str, image=None) -> list[dict]:
+    prompt = (prompt or "").strip()
+    if not prompt:
+        raise InputError("Type a prompt to compare the two models on.")
+    content: list[dict] = [{"type": "image", "image": image}] if image is not None else []
+    content.append({"type": "text", "text": prompt})
+    return [{"role": "user", "content": content}]
+
+
+def run_choice(
+    choice: Choice,
+    messages: list[dict],
+    *,
+    get_model: GetModel,
+    max_new_tokens: int,
+    image_budget: int = 280,
+    progress: ProgressCallback | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> Iterator[RunResult]:
+    """Load `choice`, generate, and yield the growing `RunResult` (the last one is complete).
+
+    A `ShowcaseError` (load failure, out of memory, ...) ends the run as "failed" with its message, so
+    the other run still happens; anything else is a bug and propagates.
+    """
+    from pipelines.model import memory
+
+    result = RunResult(choice, stage="loading")
+    yield result
+    try:
+        started = clock()
+        model = get_model(choice.variant, choice.quantization, progress)
+        result = replace(result, stage="generating", load_s=clock() - started)
+        yield result
+        if any(part.get("type") == "image" for m in messages for part in m["content"]):
+            require_modality(model, "image")
+        memory.reset_peak(model)
+        thought, answer = [], []
+        started = clock()
+        first = None
+        for delta in model.generate(
+            messages, thinking=choice.thinking, max_new_tokens=max_new_tokens, image_budget=image_budget
+        ):
+            if first is None and delta:
+                first = clock()
+            thought.append(delta.thought)
+            answer.append(delta.answer)
+            result = replace(result, thought="".join(thought), answer="".join(answer))
+            yield result
+        ended = clock()
+    except ShowcaseError as error:
+        yield replace(result, stage="failed", error=f"failed: {error}")
+        return
+    peak = memory.read_peak(model)
+    tokens_in, tokens_out = memory.token_usage(model)
+    ttft = (first - started) if first is not None else None
+    decode = None
+    if first is not None and tokens_out > 1 and ended > first:
+        decode = (tokens_out - 1) / (ended - first)
+    yield replace(
+        result,
+        stage="done",
+        ttft_s=ttft,
+        decode_tokens_per_s=decode,
+        tokens_in=tokens_in,
+        tokens_out=tokens_out,
+        thinking_tokens=memory.count_tokens(model, result.thought),
+        peak_memory=peak.note,
+        peak_memory_bytes=peak.bytes,
+    )
+
+
+def compare(
+    choices: tuple[Choice, Choice],
+    messages: list[dict],
+    *,
+    get_model: GetModel,
+    max_new_tokens: int,
+    image_budget: int = 280,
+    progress: ProgressCallback | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> Iterator[tuple[RunResult, RunResult]]:
+    """Run both choices in turn (never two models at once); yield both results after every update."""
+    results = [RunResult(choice) for choice in choices]
+    for index, choice in enumerate(choices):
+
+        def report(fraction, message, _index=index):
+            if progress is not None:
+                progress(fraction, f"Model {'AB'[_index]}: {message}")
+
+        for result in run_choice(
+            choice,
+            messages,
+            get_model=get_model,
+            max_new_tokens=max_new_tokens,
+            image_budget=image_budget,
+            progress=report,
+            clock=clock,
+        ):
+            results[index] = result
+            yield results[0], results[1]
