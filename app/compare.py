@@ -8,16 +8,15 @@ from pathlib import Path
 import gradio as gr
 
 from app import model_access
-from app.controls import _variant_choices
+from app.controls import variant_choices
 from app.errors import user_facing
 from pipelines import compare
-from pipelines.model import memory
 
 QUANTIZATIONS = ["4bit", "8bit", "bf16", "fp32"]
 MEMORY_NOTE = (
     f"Peak accelerator memory is `torch.cuda.max_memory_allocated` during generation on a CUDA GPU; on a CPU it "
-    f"shows **{memory.CPU_NOTE}** (torch keeps no allocator statistics there), and on the OpenAI-compatible "
-    f"backend it is **{memory.REMOTE_NOTE}**. The second model replaces the first in memory; afterwards the "
+    f"shows **{compare.CPU_NOTE}** (torch keeps no allocator statistics there), and on the OpenAI-compatible "
+    f"backend it is **{compare.REMOTE_NOTE}**. The second model replaces the first in memory; afterwards the "
     "shared selector above shows the model left loaded, which every tab then uses."
 )
 
@@ -90,7 +89,7 @@ def _table(rows):
 def _choice(side: str, variant: str, quantization: str, thinking: bool):
     with gr.Group():
         gr.Markdown(f"**Model {side}**")
-        variant_box = gr.Dropdown(_variant_choices(), value=variant, label=f"Variant {side}")
+        variant_box = gr.Dropdown(variant_choices(), value=variant, label=f"Variant {side}")
         quantization_box = gr.Dropdown(QUANTIZATIONS, value=quantization, label=f"Quantization {side}")
         thinking_box = gr.Checkbox(value=thinking, label=f"Thinking {side}")
     return [variant_box, quantization_box, thinking_box]

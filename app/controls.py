@@ -80,7 +80,7 @@ def build_shared_controls(
     with gr.Group():
         with gr.Row(equal_height=True):
             variant_box = gr.Dropdown(
-                choices=_variant_choices(served_models or [variant]) if remote else _variant_choices(),
+                choices=variant_choices(served_models or [variant]) if remote else variant_choices(),
                 value=variant,
                 label="Gemma 4 variant",
                 info=(
@@ -127,7 +127,7 @@ def build_shared_controls(
     return controls
 
 
-def _variant_choices(served_models: list[str] | None = None) -> list[tuple[str, str]]:
+def variant_choices(served_models: list[str] | None = None) -> list[tuple[str, str]]:
     if served_models is not None:
         return [(name, name) for name in served_models]
     return [(spec.label, key) for key, spec in VARIANTS.items()]

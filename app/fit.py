@@ -118,4 +118,4 @@ def _build_fit_section() -> None:
     outputs = [summary_box, table_box, plot_box]
     button.click(handler, inputs, outputs, api_name="fit")
     for component in inputs:
-        component.change(handler, inputs, outputs, api_visibility="undocumented", show_progress="minimal")
+        component.change(handler, inputs, outputs, api_visibility="private", show_progress="minimal")

@@ -2,8 +2,8 @@
 
 Pure Python over the `ChatModel` contract: models come from a `get_model(variant, quantization,
 progress)` callable (the app passes `app.model_access.get_model`, whose loader keeps one model resident,
-so the second load unloads the first). Device facts (peak accelerator memory, token counts) are read
-through `pipelines.model.memory`.
+so the second load unloads the first). Token counts, thinking tokens and peak accelerator memory come
+from the `Usage` each generation returns.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pipelines.errors import InputError, ShowcaseError
-from pipelines.model.contract import ChatModel, require_modality
+from pipelines.model.contract import ChatModel, Usage, require_modality
 
 ProgressCallback = Callable[[float | None, str], None]
 GetModel = Callable[[str, str, ProgressCallback | None], ChatModel]
@@ -123,8 +123,6 @@ def run_choice(
     A `ShowcaseError` (load failure, out of memory, ...) ends the run as "failed" with its message, so
     the other run still happens; anything else is a bug and propagates.
     """
-    from pipelines.model import memory
-
     result = RunResult(choice, stage="loading")
     yield result
     try:
@@ -134,13 +132,18 @@ def run_choice(
         yield result
         if any(part.get("type") == "image" for m in messages for part in m["content"]):
             require_modality(model, "image")
-        memory.reset_peak(model)
         thought, answer = [], []
         started = clock()
         first = None
-        for delta in model.generate(
+        stream = model.generate(
             messages, thinking=choice.thinking, max_new_tokens=max_new_tokens, image_budget=image_budget
-        ):
+        )
+        while True:
+            try:
+                delta = next(stream)
+            except StopIteration as finished:
+                usage: Usage = finished.value
+                break
             if first is None and delta:
                 first = clock()
             thought.append(delta.thought)
@@ -151,8 +154,7 @@ def run_choice(
     except ShowcaseError as error:
         yield replace(result, stage="failed", error=f"failed: {error}")
         return
-    peak = memory.read_peak(model)
-    tokens_in, tokens_out = memory.token_usage(model)
+    tokens_in, tokens_out = usage.input_tokens, usage.output_tokens
     ttft = (first - started) if first is not None else None
     decode = None
     if first is not None and tokens_out > 1 and ended > first:
@@ -164,10 +166,21 @@ def run_choice(
         decode_tokens_per_s=decode,
         tokens_in=tokens_in,
         tokens_out=tokens_out,
-        thinking_tokens=memory.count_tokens(model, result.thought),
-        peak_memory=peak.note,
-        peak_memory_bytes=peak.bytes,
+        thinking_tokens=usage.thought_tokens,
+        peak_memory=peak_memory_note(usage),
+        peak_memory_bytes=usage.peak_memory_bytes,
     )
+
+
+CPU_NOTE = "n/a (CPU)"
+REMOTE_NOTE = "unknown (served by a remote server)"
+
+
+def peak_memory_note(usage: Usage) -> str:
+    """What the page shows for a run's peak accelerator memory."""
+    if usage.peak_memory_bytes is not None:
+        return f"{usage.peak_memory_bytes / 10**9:.2f} GB"
+    return REMOTE_NOTE if usage.device == "remote" else CPU_NOTE
 
 
 def compare(

@@ -98,6 +98,11 @@ class Usage:
     duration_s: float = 0.0
     # ok · stopped (stop_event) · cancelled (the consumer closed the stream) · error
     outcome: str = "ok"
+    # Where it ran ("cpu", "cuda:0"; "remote" for a server) and, on CUDA, the peak allocated memory while it ran.
+    device: str = "remote"
+    peak_memory_bytes: int | None = None
+    # Tokens of the thought text, where this process has the tokenizer to count them (None: unknown).
+    thought_tokens: int | None = None
 
 
 @dataclass(frozen=True)

@@ -108,6 +108,7 @@ def stream_local(
     """Tokenize now (so input errors surface at the call), then stream `Delta` increments."""
     inputs = prepare_inputs(loaded, messages, options)
     usage.input_tokens = int(inputs["input_ids"].shape[1])
+    usage.device = str(loaded.device)
     return _stream(loaded, inputs, options, stop_event, usage)
 
 
@@ -150,12 +151,18 @@ def _stream(
         torch.manual_seed(int(sampling["seed"]))
     failure: list[BaseException] = []
 
+    on_cuda = str(loaded.device).startswith("cuda")
+
     def work() -> None:
         concurrency.enter()
         try:
+            if on_cuda:
+                torch.cuda.reset_peak_memory_stats(loaded.device)
             with torch.inference_mode():
                 output = loaded.model.generate(**generation_kwargs)
             usage.output_tokens = int(output.shape[1] - usage.input_tokens)
+            if on_cuda:
+                usage.peak_memory_bytes = int(torch.cuda.max_memory_allocated(loaded.device))
         except BaseException as error:  # re-raised in the consuming thread
             failure.append(error)
             streamer.end()
@@ -164,6 +171,7 @@ def _stream(
 
     worker = threading.Thread(target=work, name="gemma-generate", daemon=True)
     parser = ReplyParser()
+    thought: list[str] = []
     _running[worker] = finished
     worker.start()
     try:
@@ -176,10 +184,15 @@ def _stream(
                 if not worker.is_alive() and streamer.text_queue.empty():
                     break
                 continue
-            yield parser.feed(chunk)
+            delta = parser.feed(chunk)
+            thought.append(delta.thought)
+            yield delta
         if failure:
             raise _explain_generation_failure(failure[0], loaded)
-        yield parser.close()
+        delta = parser.close()
+        thought.append(delta.thought)
+        usage.thought_tokens = len(tokenizer("".join(thought), add_special_tokens=False)["input_ids"])
+        yield delta
     finally:
         # Reached on normal end, on error, and when the consumer closes the generator (Stop / disconnect).
         finished.set()
