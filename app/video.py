@@ -30,17 +30,11 @@ from app.history import history_as_dicts, normalize_history
 from app.reply import NO_ANSWER, StreamedReply
 from app.uploads import served_file
 from pipelines.errors import InputError
-from pipelines.media.video import (
-    DEFAULT_NUM_FRAMES,
-    MAX_NUM_FRAMES,
-    MIN_NUM_FRAMES,
-    VIDEO_EXAMPLES,
-    VIDEO_FRAME_TOKENS,
-    extract_audio_track,
-)
+from pipelines.media.video import DEFAULT_NUM_FRAMES, MAX_NUM_FRAMES, MIN_NUM_FRAMES, VIDEO_FRAME_TOKENS
+from pipelines.media.video_audio import extract_audio_track
 from pipelines.model.contract import ChatModel, Delta, checked_image_budget, checked_integer
 from pipelines.model.variants import DEFAULT_VARIANT, VARIANTS, modalities_for
-from pipelines.video_qa import VideoQAUpdate, VideoSession, VideoTurn, check_question
+from pipelines.video_qa import VIDEO_EXAMPLES, VideoQAUpdate, VideoSession, VideoTurn, check_question
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples" / "video"
 FRAME_BUDGETS = (70, 140, 280)

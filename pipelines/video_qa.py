@@ -16,13 +16,8 @@ import numpy as np
 
 from pipelines.errors import InputError
 from pipelines.media.audio import SEGMENT_SECONDS, split_audio
-from pipelines.media.video import (
-    DEFAULT_NUM_FRAMES,
-    VIDEO_FRAME_TOKENS,
-    Frame,
-    extract_audio_track,
-    sample_frames,
-)
+from pipelines.media.video import DEFAULT_NUM_FRAMES, VIDEO_FRAME_TOKENS, Frame, sample_frames
+from pipelines.media.video_audio import extract_audio_track
 from pipelines.model.contract import ChatModel, Delta, require_modality
 
 
@@ -31,6 +26,25 @@ class VideoTurn(NamedTuple):
 
     question: str
     answer: str
+
+
+class VideoExample(NamedTuple):
+    """A bundled clip in examples/video/ (made by scripts/make_video_examples.py) and a question it answers."""
+
+    filename: str
+    question: str
+    include_audio: bool = False
+
+
+VIDEO_EXAMPLES: tuple[VideoExample, ...] = (
+    VideoExample("red_square.mp4", "When does the red square appear, and what does the yellow ball do?"),
+    VideoExample(
+        "traffic_light.webm", "Describe how the traffic light changes over time. When does the car move?"
+    ),
+    VideoExample(
+        "countdown.mp4", "What does the voice say, and what happens on screen when it finishes?", True
+    ),
+)
 
 
 @dataclass(frozen=True)

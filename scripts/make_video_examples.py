@@ -15,7 +15,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from pipelines.media.video import VIDEO_EXAMPLES, extract_audio_track, sample_frames
+from pipelines.media.video import sample_frames
+from pipelines.media.video_audio import extract_audio_track
+from pipelines.video_qa import VIDEO_EXAMPLES
 
 ROOT = Path(__file__).resolve().parents[1]
 

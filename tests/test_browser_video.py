@@ -8,7 +8,8 @@ import pytest
 from playwright.sync_api import expect
 from test_video_tab import count_decoder_calls
 
-from pipelines.media.video import VIDEO_EXAMPLES, sample_frames
+from pipelines.media.video import sample_frames
+from pipelines.video_qa import VIDEO_EXAMPLES
 
 pytestmark = pytest.mark.browser
 

@@ -20,13 +20,8 @@ from PIL import Image
 
 import pipelines.media.video as video
 from pipelines.errors import CapabilityError, InputError
-from pipelines.media.video import (
-    FRAME_MAX_PIXELS,
-    Frame,
-    extract_audio_track,
-    format_timestamp,
-    sample_frames,
-)
+from pipelines.media.video import FRAME_MAX_PIXELS, Frame, format_timestamp, sample_frames
+from pipelines.media.video_audio import extract_audio_track
 from pipelines.model.contract import AUDIO_SAMPLE_RATE
 from pipelines.video_qa import VideoQAUpdate, VideoSession, VideoTurn, build_video_messages, run_video_qa
 

@@ -22,9 +22,10 @@ import pipelines.video_qa as video_qa
 from app.controls import MODEL_QUEUE
 from app.reply import THOUGHT_TITLE
 from app.video import NO_ANSWER, audio_available, video_examples, video_turns
-from pipelines.media.video import VIDEO_EXAMPLES, extract_audio_track, format_timestamp, sample_frames
+from pipelines.media.video import format_timestamp, sample_frames
+from pipelines.media.video_audio import extract_audio_track
 from pipelines.model.contract import AUDIO_SAMPLE_RATE
-from pipelines.video_qa import VideoTurn
+from pipelines.video_qa import VIDEO_EXAMPLES, VideoTurn
 from pipelines.voice import estimate_audio_tokens
 
 CLIPS = Path(__file__).resolve().parents[1] / "examples" / "video"

@@ -1,8 +1,7 @@
-"""Video frames (and the audio track) sampled at their true timestamps, for Gemma 4 to read.
+"""Video frames sampled at their true timestamps, for Gemma 4 to read (the audio track: `video_audio.py`).
 
-Gemma 4 reads a video as a run of frames, each preceded by its `mm:ss`
-timestamp, at a small budget per frame (70 soft tokens). transformers' video
-processor needs torchvision, so frames are sampled here with PyAV instead:
+Gemma 4 reads a video as frames, each preceded by its `mm:ss` timestamp, at 70 soft tokens per frame.
+transformers' video processor needs torchvision, so frames are sampled here with PyAV instead:
 
 * The requested span is cut into `num_frames` equal slots and each slot
   contributes the first frame that starts inside it. A slot that no frame
@@ -16,8 +15,6 @@ processor needs torchvision, so frames are sampled here with PyAV instead:
   the start of the file, so variable frame rates need no special case.
 * The display matrix (rotation metadata) and non-square pixels are applied, and
   frames are downscaled while converting, so memory stays bounded.
-
-The questions about them are a task: `pipelines/video_qa.py`.
 """
 
 from __future__ import annotations
@@ -31,15 +28,11 @@ import operator
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
 
 import av
-import numpy as np
 from PIL import Image
 
 from pipelines.errors import InputError
-from pipelines.media.audio import max_audio_seconds
-from pipelines.model.contract import AUDIO_SAMPLE_RATE
 
 DEFAULT_NUM_FRAMES = 16
 MIN_NUM_FRAMES = 1
@@ -59,25 +52,6 @@ VIDEO_CONTAINER_FORMATS = frozenset(
     {"mov", "mp4", "matroska", "webm", "avi", "mpegts", "mpeg", "flv", "ogg", "asf", "gif"}
 )
 _ROTATIONS = {90: Image.Transpose.ROTATE_90, 180: Image.Transpose.ROTATE_180, 270: Image.Transpose.ROTATE_270}
-
-
-class VideoExample(NamedTuple):
-    """A bundled clip in examples/video/ (made by scripts/make_video_examples.py) and a question it answers."""
-
-    filename: str
-    question: str
-    include_audio: bool = False
-
-
-VIDEO_EXAMPLES: tuple[VideoExample, ...] = (
-    VideoExample("red_square.mp4", "When does the red square appear, and what does the yellow ball do?"),
-    VideoExample(
-        "traffic_light.webm", "Describe how the traffic light changes over time. When does the car move?"
-    ),
-    VideoExample(
-        "countdown.mp4", "What does the voice say, and what happens on screen when it finishes?", True
-    ),
-)
 
 
 @dataclass(frozen=True, eq=False)
@@ -112,12 +86,12 @@ def sample_frames(
     missing, empty, corrupt or non-video file, a bad range or frame count.
     """
     num_frames = _check_num_frames(num_frames)
-    with _open_video(path) as container:
+    with open_video(path) as container:
         stream = _video_stream(container)
-        origin = _origin_seconds(container)
+        origin = origin_seconds(container)
         keyframes = _KeyframeIndex(stream, origin)
         video_end = _video_end_seconds(container, stream, origin, keyframes)
-        range_start, range_end = _resolve_range(start, end, video_end)
+        range_start, range_end = resolve_range(start, end, video_end)
         return _decode_samples(
             container, stream, origin, keyframes, range_start, range_end, num_frames, max_pixels
         )
@@ -137,7 +111,7 @@ def _check_num_frames(num_frames) -> int:
     return count
 
 
-def _check_path(path) -> Path:
+def check_path(path) -> Path:
     if path is None or (isinstance(path, str) and not path.strip()):
         raise InputError("Please upload a video.")
     try:
@@ -152,9 +126,9 @@ def _check_path(path) -> Path:
 
 
 @contextlib.contextmanager
-def _open_video(path) -> Iterator:
+def open_video(path) -> Iterator:
     """Open `path` with PyAV, local files only; anything unreadable becomes `InputError`."""
-    file_path = _check_path(path)
+    file_path = check_path(path)
     try:
         # Only local files: a crafted playlist must not make the demuxer open anything else.
         container = av.open(
@@ -188,7 +162,7 @@ def _video_stream(container):
     raise InputError("That file has no video track. Please upload a video clip.")
 
 
-def _origin_seconds(container) -> float:
+def origin_seconds(container) -> float:
     """The file's start time: players show every timestamp relative to it."""
     return container.start_time / av.time_base if container.start_time is not None else 0.0
 
@@ -199,13 +173,13 @@ def _video_end_seconds(container, stream, origin: float, keyframes: _KeyframeInd
         # comes from the packets after the last keyframe: a few hundred at most, demuxed, not decoded.
         video_end = _scan_end_seconds(container, stream, origin, from_timestamp=keyframes.last_timestamp)
     else:
-        video_end = _header_end_seconds(container, stream, origin)
+        video_end = header_end_seconds(container, stream, origin)
     if not video_end > 0:
         raise InputError("The video has no frames (its length is zero).")
     return video_end
 
 
-def _header_end_seconds(container, stream, origin: float) -> float:
+def header_end_seconds(container, stream, origin: float) -> float:
     if stream.duration and stream.start_time is not None:
         return float((stream.start_time + stream.duration) * stream.time_base) - origin
     if container.duration:
@@ -238,7 +212,7 @@ def _scan_end_seconds(container, stream, origin: float, *, from_timestamp: int |
     return float((last_pts + last_duration) * stream.time_base) - origin
 
 
-def _resolve_range(start, end, video_end: float) -> tuple[float, float]:
+def resolve_range(start, end, video_end: float) -> tuple[float, float]:
     range_start = 0.0 if start is None else _seconds(start, "start")
     range_end = video_end if end is None else _seconds(end, "end")
     if range_start < 0:
@@ -246,7 +220,7 @@ def _resolve_range(start, end, video_end: float) -> tuple[float, float]:
     if range_start >= video_end:
         raise InputError(
             f"The start time ({format_timestamp(range_start)}) is at or past the end of the video "
-            f"({_describe_length(video_end)} long)."
+            f"({describe_length(video_end)} long)."
         )
     range_end = min(range_end, video_end)
     if range_end <= range_start:
@@ -266,7 +240,7 @@ def _seconds(value, name: str) -> float:
     return seconds
 
 
-def _describe_length(seconds: float) -> str:
+def describe_length(seconds: float) -> str:
     return f"{seconds:.1f} seconds" if seconds < 60 else format_timestamp(seconds)
 
 
@@ -423,59 +397,3 @@ def _display_image(frame: av.VideoFrame, stream, max_pixels: int) -> Image.Image
     elif rotation:
         image = image.rotate(rotation, expand=True, resample=Image.Resampling.BILINEAR)
     return image
-
-
-def extract_audio_track(path, start: float | None = None, end: float | None = None) -> np.ndarray:
-    """The video's audio over `[start, end)` seconds as mono float32 at 16 kHz in [-1, 1].
-
-    Raises `InputError` when the file has no audio track, or when the span is
-    longer than the audio limit (`SHOWCASE_MAX_AUDIO_SECONDS`).
-    """
-    with _open_video(path) as container:
-        if not container.streams.audio:
-            raise InputError("This video has no audio track, so only its frames can be asked about.")
-        stream = container.streams.audio[0]
-        origin = _origin_seconds(container)
-        range_start, range_end = _resolve_range(start, end, _header_end_seconds(container, stream, origin))
-        limit = max_audio_seconds()
-        if range_end - range_start > limit:
-            raise InputError(
-                f"The audio of the chosen span is {_describe_length(range_end - range_start)} long; "
-                f"at most {_describe_length(limit)} can be included. Choose a shorter time range."
-            )
-        signal = _decode_audio(container, stream, origin, range_start, range_end)
-    if signal.size == 0:
-        raise InputError("The video's audio track has no sound in the chosen time range.")
-    return signal
-
-
-def _decode_audio(container, stream, origin: float, range_start: float, range_end: float) -> np.ndarray:
-    if range_start > 0:
-        try:
-            container.seek(int((range_start + origin) / stream.time_base), stream=stream, backward=True)
-        except av.error.FFmpegError as error:
-            raise InputError("The video's audio track could not be read; it may be corrupt.") from error
-    # Channels are averaged afterwards: FFmpeg's own downmix adds them, which can clip.
-    resampler = av.AudioResampler(format="fltp", rate=AUDIO_SAMPLE_RATE)
-    chunks: list[np.ndarray] = []
-    first_time: float | None = None
-    try:
-        for frame in container.decode(stream):
-            if frame.time is None:
-                continue
-            frame_time = frame.time - origin
-            if frame_time >= range_end:
-                break
-            if first_time is None:
-                first_time = frame_time
-            chunks.extend(resampled.to_ndarray().mean(axis=0) for resampled in resampler.resample(frame))
-        chunks.extend(resampled.to_ndarray().mean(axis=0) for resampled in resampler.resample(None))
-    except av.error.FFmpegError as error:
-        raise InputError("The video's audio track could not be decoded; it may be corrupt.") from error
-    if first_time is None or not chunks:
-        return np.zeros(0, dtype=np.float32)
-    signal = np.concatenate(chunks)
-    skip = max(0, round((range_start - first_time) * AUDIO_SAMPLE_RATE))
-    keep = round((range_end - range_start) * AUDIO_SAMPLE_RATE)
-    signal = signal[skip : skip + keep]
-    return np.ascontiguousarray(np.clip(signal, -1.0, 1.0), dtype=np.float32)
