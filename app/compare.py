@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 import gradio as gr
 
 from app import model_access
 from app.controls import variant_choices
+from app.downloads import write_download
 from app.errors import user_facing
+from app.safe_markdown import safe_markdown
+from app.uploads import ServedImage
 from pipelines import compare
 
 QUANTIZATIONS = ["4bit", "8bit", "bf16", "fp32"]
@@ -35,8 +35,8 @@ def _column(result: compare.RunResult, side: str) -> str:
     elif result.load_s is not None:
         lines.append(f"load (s): **{result.load_s:.2f}**")
     if result.thought:
-        lines.append(f"<details><summary>Thinking</summary>\n\n{result.thought}\n\n</details>")
-    lines.append(result.answer or ("" if result.stage != "done" else "*(no answer)*"))
+        lines.append(f"<details><summary>Thinking</summary>\n\n{safe_markdown(result.thought)}\n\n</details>")
+    lines.append(safe_markdown(result.answer) or ("" if result.stage != "done" else "*(no answer)*"))
     return "\n\n".join(lines)
 
 
@@ -44,6 +44,23 @@ def run_compare(
     variant_a, quantization_a, thinking_a, variant_b, quantization_b, thinking_b,
     prompt, image, max_new_tokens, image_budget, history, progress=gr.Progress(),
 ):  # fmt: skip
+    """Run one prompt (and an optional image) on two model choices, one after the other, and compare them.
+
+    Args:
+        variant_a: Gemma 4 variant of choice A (E2B, E4B, 26B-A4B, 31B, tiny).
+        quantization_a: auto, 4bit, 8bit, bf16 or fp32.
+        thinking_a: whether choice A thinks first.
+        variant_b: Gemma 4 variant of choice B.
+        quantization_b: quantization of choice B.
+        thinking_b: whether choice B thinks first.
+        prompt: the prompt both choices answer.
+        image: an optional image both choices see.
+        max_new_tokens: the longest answer, in tokens.
+        image_budget: soft tokens for the image: 70, 140, 280, 560 or 1120.
+
+    Returns (streamed): both answers with their load time, time to first token, decode speed, tokens in
+    and out, thinking tokens and peak accelerator memory; the table of runs; the runs as CSV.
+    """
     choices = (
         compare.Choice(str(variant_a), str(quantization_a), bool(thinking_a)),
         compare.Choice(str(variant_b), str(quantization_b), bool(thinking_b)),
@@ -66,7 +83,7 @@ def run_compare(
     ):
         yield _column(a, "A"), _column(b, "B"), keep, history, keep, keep, keep
     rows = [*history, *(compare.table_row(len(history) + i + 1, r) for i, r in enumerate((a, b)))]
-    csv_path = compare.write_csv(rows, Path(tempfile.mkdtemp(prefix="compare-")) / "gemma4-compare.csv")
+    csv_path = write_download("gemma4-compare.csv", compare.csv_text(rows), kind="compare")
     # The loader now holds B: the shared selector follows, so every tab sees the resident model.
     resident = b if b.stage == "done" else a
     yield (
@@ -110,7 +127,7 @@ def build_compare_section(controls) -> None:
                 label="Prompt", lines=4, value="Explain grouped-query attention in two sentences.",
                 elem_id="compare-prompt",
             )  # fmt: skip
-            image = gr.Image(type="pil", label="Image (optional)", height=160)
+            image = ServedImage(type="pil", label="Image (optional)", height=160)
             button = gr.Button("Compare", variant="primary", elem_id="compare-run")
     with gr.Row(equal_height=True):
         column_a = gr.Markdown("### A\n*Not run yet.*", elem_id="compare-a", container=True)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import gradio as gr
 
+from app.api_types import CheckedNumber, CheckedSlider
 from app.errors import user_facing
 from pipelines import fit, fit_report
+from pipelines.errors import InputError
+from pipelines.model.contract import checked_integer
 
 DEFAULT_HARDWARE = "RTX 4090 24 GB"
 DEFAULT_CONTEXT = 32_768
@@ -30,11 +33,42 @@ BASIS = f"""
 """
 
 
-def run_fit(hardware: str, custom_gb: float, context: int, batch: int, modalities, plot_quantization: str):
+def run_fit(
+    hardware: str = DEFAULT_HARDWARE,
+    custom_gb: float = 32,
+    context: int = DEFAULT_CONTEXT,
+    batch: int = 1,
+    modalities: list | None = None,
+    plot_quantization: str = "4bit",
+):
+    """Which Gemma 4 variants fit this hardware: weights, KV cache, overhead and the longest context, per
+    variant and quantization, with a plot of memory against context length.
+
+    Args:
+        hardware: a preset (e.g. "RTX 4090 24 GB", "H100 80 GB"), "Custom GPU (GB)" or "CPU only (GB of RAM)".
+        custom_gb: the memory in GB, for a custom GPU or a CPU.
+        context: the context length in tokens (1,024 to 262,144).
+        batch: how many sequences run at once (1 to 64).
+        modalities: what else the model must take besides text: any of "image", "video", "audio".
+        plot_quantization: the quantization the plot shows: 4bit, 8bit or bf16.
+
+    Returns: a summary, the fit table, the plot, and the per-variant "under the hood" cards.
+    """
     from app.fit_plot import plot_for
 
+    if not isinstance(hardware, str) or (hardware not in fit_report.HARDWARE_CHOICES):
+        raise InputError(f"Choose the hardware from: {', '.join(fit_report.HARDWARE_CHOICES)}.")
+    if plot_quantization not in fit.QUANTIZATIONS:
+        raise InputError(f"Plot for one of: {', '.join(fit.QUANTIZATIONS)}.")
+    if not isinstance(modalities, list | tuple | type(None)) or not set(modalities or []) <= set(
+        EXTRA_MODALITIES
+    ):
+        raise InputError(f"Modalities must be some of: {', '.join(EXTRA_MODALITIES)}.")
+    if isinstance(custom_gb, bool) or not isinstance(custom_gb, int | float) or not 1 <= custom_gb <= 10_000:
+        raise InputError("The memory must be a number of GB from 1 to 10,000.")
+    context = checked_integer("context", context, 1, 262_144)
+    batch = checked_integer("batch", batch, 1, 64)
     target = fit_report.hardware(hardware, custom_gb)
-    context, batch = int(context), int(batch)
     needed = ["text", *(modalities or [])]
     rows = fit_report.fit_rows(target, context, batch, needed)
     if not rows:
@@ -79,19 +113,20 @@ def _build_fit_section() -> None:
             scale=3,
             elem_id="fit-hardware-box",
         )
-        custom_gb = gr.Number(
+        custom_gb = CheckedNumber(
             value=32, minimum=1, label="Memory (GB)", info="for a custom GPU or a CPU", scale=1
         )
-        context = gr.Slider(
+        context = CheckedSlider(
             1_024,
             262_144,
             value=DEFAULT_CONTEXT,
             step=1_024,
+            precision=0,
             label="Context length (tokens)",
             info="E2B/E4B up to 131,072; 26B-A4B/31B up to 262,144",
             scale=3,
         )
-        batch = gr.Slider(1, 64, value=1, step=1, label="Concurrent sequences", scale=2)
+        batch = CheckedSlider(1, 64, value=1, step=1, precision=0, label="Concurrent sequences", scale=2)
     with gr.Row(equal_height=True):
         modalities = gr.CheckboxGroup(
             EXTRA_MODALITIES, value=[], label="Modalities needed besides text", scale=2

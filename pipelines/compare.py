@@ -9,10 +9,10 @@ from the `Usage` each generation returns.
 from __future__ import annotations
 
 import csv
+import io
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 from pipelines.errors import InputError, ShowcaseError
 from pipelines.model.contract import ChatModel, Usage, require_modality
@@ -90,13 +90,13 @@ def table_row(number: int, result: RunResult) -> list:
     ]
 
 
-def write_csv(rows: list[list], path: str | Path) -> Path:
-    path = Path(path)
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(COLUMNS)
-        writer.writerows(rows)
-    return path
+def csv_text(rows: list[list]) -> str:
+    """The runs as CSV, with a header row."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(COLUMNS)
+    writer.writerows(rows)
+    return buffer.getvalue()
 
 
 def build_messages(prompt: str, image=None) -> list[dict]:
