@@ -11,7 +11,6 @@ import gradio as gr
 from app.config import AppConfig
 
 TITLE = "Gemma 4 Showcase"
-DELETE_CACHE = (3600, 86400)
 INTRO = (
     "# ✨ Gemma 4 Showcase\n"
     "Google DeepMind's open-weight **Gemma 4** models, live: chat with images, find objects, turn "
@@ -36,8 +35,7 @@ def build_app(config: AppConfig | None = None) -> gr.Blocks:
 
     config = config or AppConfig()
     variant, served_models = _connect_backend(config)
-    # Gradio's own temporary files (uploads, outputs) older than a day are deleted every hour.
-    with gr.Blocks(title=TITLE, fill_width=False, delete_cache=DELETE_CACHE) as demo:
+    with gr.Blocks(title=TITLE, fill_width=False, delete_cache=config.delete_cache) as demo:
         gr.Markdown(INTRO)
         controls = build_shared_controls(
             variant=variant,

@@ -35,6 +35,9 @@ class AppConfig:
     backend: str = "local"
     base_url: str | None = None
     api_key: str | None = None
+    # Gradio's own temporary files (uploads, outputs): checked every hour, deleted when older than a day, and
+    # all of this app's deleted when it closes. None keeps them (for a second app in the same process).
+    delete_cache: tuple[int, int] | None = (3600, 86400)
 
 
 def parse_config(argv: list[str] | None = None) -> AppConfig:

@@ -213,6 +213,7 @@ def build_detect_tab(controls: SharedControls) -> None:
                 elem_id="detect-image",
             )
             query = gr.Textbox(
+                value="",
                 label="What to find",
                 placeholder="cup, spoon · the red mug on the left · empty = all salient objects",
                 max_lines=2,

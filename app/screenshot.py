@@ -52,6 +52,7 @@ class ScreenshotTab:
                     elem_id="screenshot-input",
                 )
                 self.instructions = gr.Textbox(
+                    value="",
                     label="Instructions (optional)",
                     placeholder="e.g. use Tailwind, dark mode",
                     lines=2,

@@ -184,8 +184,7 @@ class VideoJob:
 def _answer(video, question, sampling: tuple, history, kept, chosen: Settings):
     """Yield (gallery or None when unchanged, conversation, sampled video) as the answer streams."""
     num_frames, start, end, frame_budget, include_audio = sampling
-    # The checkbox is hidden on variants without audio, so a value left checked there is not a request.
-    include_audio = bool(include_audio) and audio_available(chosen.variant)
+    include_audio = bool(include_audio)
     question = check_question(question)
     turns = video_turns(history)
     sampled = sample_video(video, num_frames, start, end, include_audio, kept)
@@ -344,6 +343,9 @@ def build_video_tab(controls: SharedControls) -> None:
         chosen = settings(variant, quantization, thinking, max_new_tokens, image_budget)
         # The browser keeps the sampled frames between questions; an API call (no session) samples anew.
         in_browser = kept is not API_CALL
+        if in_browser:
+            # The checkbox is hidden on variants without audio, so a value left checked there is not a request.
+            include_audio = bool(include_audio) and audio_available(chosen.variant)
         sampling = (num_frames, start, end, frame_budget, include_audio)
         for frames, conversation, sampled in _answer(
             video, question, sampling, history, kept if in_browser else None, chosen
@@ -363,8 +365,9 @@ def build_video_tab(controls: SharedControls) -> None:
             video_qa,
             browser_inputs,
             [gallery, chatbot, sampled_state, question_input],
-            api_name=f"video_qa_ui_{index}",
-            api_visibility="private",
+            # The browser's own event: hidden from the API docs; tests drive the session path through it.
+            api_name="video_ask" if index == 0 else "video_ask_submit",
+            api_visibility="undocumented" if index == 0 else "private",
             **controls.model_event(),
         )
         for index, trigger in enumerate((ask_button.click, question_input.submit))

@@ -183,12 +183,9 @@ def _stream_turn(job: VoiceJob, clip: str, shown):
     reply = StreamedReply()
     for update in chain([first], updates):
         reply.add(Delta(update.thought[len(reply.thought) :], update.answer[len(reply.answer) :]))
-        shown_reply = reply.messages(done=update.done)
-        if update.done and not update.answer and reply.thought:
-            # A reply that ran out of tokens while thinking still closes the turn, so the clip stays
-            # in the history rebuilt from these messages, as it does in the session's state.
-            shown_reply.append({"role": "assistant", "content": NO_ANSWER})
-        yield before_reply + shown_reply, update.turn, update.dropped_turns
+        # A reply that ran out of tokens while thinking still ends with an answer message (NO_ANSWER), so the
+        # clip stays in the history rebuilt from these messages, as it does in the session's state.
+        yield before_reply + reply.messages(done=update.done), update.turn, update.dropped_turns
 
 
 def voice_handler(chatbot, turns_state, spoken_answer):

@@ -10,6 +10,7 @@ caller gets a notice saying so.
 from __future__ import annotations
 
 import math
+import re
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -35,6 +36,8 @@ ANSWER_PROMPT = "Listen and answer the spoken question or message."
 TRANSCRIBE_PROMPT = "Transcribe this audio clip verbatim."
 TRANSLATE_PROMPT = "Translate this audio into {language}."
 DEFAULT_TARGET_LANGUAGE = "English"
+# A language's name: letters (any script), spaces, hyphens, apostrophes, parentheses, periods.
+LANGUAGE_NAME = re.compile(r"[^\W\d_](?:[^\W\d_]|[ \-'().])*")
 MAX_LANGUAGE_NAME_LENGTH = 40
 
 # Gemma 4's processor: one audio soft token per 40 ms, at most 750 per 30 s encoder window.
@@ -128,7 +131,7 @@ def _clean_language(target_language: str | None) -> str:
     language = " ".join(str(target_language or "").split())
     if not language:
         return DEFAULT_TARGET_LANGUAGE
-    if len(language) > MAX_LANGUAGE_NAME_LENGTH:
+    if len(language) > MAX_LANGUAGE_NAME_LENGTH or not LANGUAGE_NAME.fullmatch(language):
         raise InputError("Please give the target language as a short name, such as French or Japanese.")
     return language
 

@@ -189,3 +189,26 @@ def pytest_collection_modifyitems(items):
             or item.get_closest_marker("browser")
         ):
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture
+def request_log(caplog):
+    """The app's request log lines (`showcase.requests`), parsed: what each request cost, as operators see it."""
+    import logging
+    import re
+
+    caplog.set_level(logging.INFO, logger="showcase.requests")
+
+    def entries(endpoint: str | None = None) -> list[dict]:
+        parsed = []
+        for record in caplog.records:
+            if record.name != "showcase.requests":
+                continue
+            fields = dict(re.findall(r"(\w+)=(\S+)", record.getMessage()))
+            for key in ("tokens_in", "tokens_out"):
+                fields[key] = int(fields[key])
+            if endpoint is None or fields["endpoint"] == endpoint:
+                parsed.append(fields)
+        return parsed
+
+    return entries

@@ -257,8 +257,10 @@ def test_outputs_have_names_endpoints_descriptions_and_internal_events_are_hidde
     api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
     assert sorted(api) == [
         "/chat",
+        "/compare",
         "/detect",
         "/edit_html",
+        "/fit",
         "/screenshot_to_html",
         "/video_qa",
         "/voice_chat",

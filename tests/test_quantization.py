@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from pipelines.model import quantization
+from pipelines.model.contract import drain
 from pipelines.model.loader import LoadedModel, _load_from_folder, load_model, tensor_bytes_by_device
 from pipelines.model.reference_configs import build_config, tiny_special_token_ids, write_checkpoint
 from pipelines.model.variants import get_variant
@@ -165,8 +166,11 @@ def test_4bit_moe_model_generates_with_an_image(moe_models, moe_checkpoint):
     messages = [
         {"role": "user", "content": [{"type": "image", "image": image}, {"type": "text", "text": "?"}]}
     ]
-    deltas = list(loaded.generate(messages, thinking=False, max_new_tokens=3, image_budget=70))
-    assert deltas and all(delta.thought == "" for delta in deltas)
+    stream = loaded.generate(messages, thinking=False, max_new_tokens=3, min_new_tokens=3, image_budget=70)
+    reply, usage = drain(stream)
+    # Random weights: the words are noise, but three tokens came out of the 4-bit experts after the image.
+    assert usage.outcome == "ok" and usage.output_tokens == 3 and usage.input_tokens > 70
+    assert reply.thought == ""
 
 
 @pytest.mark.slow

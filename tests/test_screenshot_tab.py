@@ -206,7 +206,8 @@ def test_reply_streams_into_the_code_view_and_a_throttled_live_preview(client, u
     assert Path(download_path(state["download"])).read_text() == EXAMPLE_SOURCE
     # The score comes last, after the final code and preview are on screen.
     assert named(outputs[-1])["fidelity_score"] == state["fidelity_score"]
-    assert is_unchanged(named(outputs[-1])["code"])
+    # The last update holds every output, so an API client's result is complete.
+    assert named(outputs[-1])["code"] == EXAMPLE_SOURCE
     if browser.chromium_available():
         # The reply is the screenshot's own source, so the rendered page matches it.
         assert isinstance(state["fidelity_score"], float) and state["fidelity_score"] > 0.97
@@ -240,7 +241,8 @@ def test_thoughts_are_shown_apart_from_the_code(client, use_scripted):
     thought = "A dark header over a white main area; I will use <header> and <main>."
     model = use_scripted(f"<|channel>thought\n{thought}<channel|>{realistic_reply(SMALL_PAGE)}")
     state = final_state(generate(client, thinking=True))
-    assert state["thought"].strip() == thought
+    # Shown as text: "<" is escaped so the model's words can't become HTML in the page.
+    assert state["thought"].strip() == thought.replace("<", "&lt;")
     assert state["code"] == SMALL_PAGE
     assert "dark header" not in state["code"]
     assert model.calls[-1]["thinking"] is True
@@ -296,14 +298,14 @@ def test_edit_reply_without_html_keeps_the_previous_page(client, use_scripted):
 
 def test_edit_needs_an_instruction(client, use_scripted):
     model = use_scripted(fenced(STICKY_PAGE))
-    with pytest.raises(AppError, match="describe the change"):
+    with pytest.raises(AppError, match="Type the change you want"):
         edit(client, SMALL_PAGE, "   ")
     assert model.calls == []
 
 
 def test_edit_needs_a_page_to_edit(client, use_scripted):
     use_scripted(fenced(STICKY_PAGE))
-    with pytest.raises(AppError, match="no HTML to edit"):
+    with pytest.raises(AppError, match="no page to edit yet"):
         edit(client, "", "make the header sticky")
 
 
@@ -314,7 +316,7 @@ def test_non_image_file_gets_a_clear_message(client, use_scripted, tmp_path):
     model = use_scripted(fenced(SMALL_PAGE))
     page_file = tmp_path / "page.html"
     page_file.write_text(SMALL_PAGE)
-    with pytest.raises(AppError, match="not a readable screenshot"):
+    with pytest.raises(AppError, match="not a readable image"):
         generate(client, page_file)
     assert model.calls == []
 
@@ -323,7 +325,7 @@ def test_corrupt_png_gets_a_clear_message(client, use_scripted, tmp_path):
     use_scripted(fenced(SMALL_PAGE))
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
-    with pytest.raises(AppError, match="not a readable screenshot"):
+    with pytest.raises(AppError, match="not a readable image"):
         generate(client, broken)
 
 
@@ -369,7 +371,7 @@ def test_reply_without_html_says_so_and_quotes_the_model(client, use_scripted):
     state = final_state(generate(client))
     assert state["notice"].startswith(f"⚠️ {NO_HTML_NOTICE}")
     # Quoted escaped, so the model's markup is shown as text, never rendered.
-    assert "it shows a &lt;b&gt;photo&lt;/b&gt;" in state["notice"]
+    assert "it shows a &lt;b>photo&lt;/b>" in state["notice"], "the model's words are quoted as text"
     assert state["code"] == ""
     assert iframe_in(state["preview"]) is None
 

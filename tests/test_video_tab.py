@@ -162,11 +162,9 @@ def test_only_video_qa_is_public_and_history_is_optional(client):
     assert parameters["end"]["parameter_default"] == 0, "0: to the end of the video"
 
 
-def test_video_qa_on_the_real_tiny_model_with_and_without_the_audio_track(client):
-    from pipelines.model import generation
-
+def test_video_qa_on_the_real_tiny_model_with_and_without_the_audio_track(client, request_log):
     gallery, conversation = ask_api(client, COUNTDOWN, "What does the voice say?")
-    frames_only_tokens = generation.latest_stats().input_tokens
+    frames_only_tokens = request_log("video_qa")[-1]["tokens_in"]
 
     assert captions(gallery) == [frame.label for frame in sample_frames(COUNTDOWN, 4)]
     assert all(Path(item["image"]).is_file() for item in gallery)
@@ -174,7 +172,7 @@ def test_video_qa_on_the_real_tiny_model_with_and_without_the_audio_track(client
     assert conversation[-1]["role"] == "assistant" and len(answers(conversation)) == 1
 
     gallery, conversation = ask_api(client, COUNTDOWN, "What does the voice say?", include_audio=True)
-    with_audio_tokens = generation.latest_stats().input_tokens
+    with_audio_tokens = request_log("video_qa")[-1]["tokens_in"]
 
     assert len(gallery) == 4 and len(answers(conversation)) == 1
     # The same frames and question plus the whole 6-second track.
