@@ -195,6 +195,8 @@ def _stream(
     import torch
     from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
+    from pipelines.model.cache import generation_cache_kwargs
+
     tokenizer = loaded.processor.tokenizer
     streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=False, timeout=0.25)
 
@@ -231,6 +233,8 @@ def _stream(
         concurrency.enter()
         try:
             with torch.inference_mode():
+                # KV cache with one tensor per K=V global layer (pipelines/model/cache.py, issue #18).
+                generation_kwargs.update(generation_cache_kwargs(loaded.model))
                 output = loaded.model.generate(**generation_kwargs)
             stats.output_tokens = int(output.shape[1] - stats.input_tokens)
         except BaseException as error:  # re-raised in the consuming thread
