@@ -114,7 +114,7 @@ def test_greedy_tokens_logits_and_memory_match_the_stock_cache(variant, layers, 
     worst = 0.0
     growth = {}
     for step in range(DECODE_STEPS):
-        before = {"ours": cache_bytes(ours), "stock": cache_bytes(stock)}
+        before = {"ours": cache_bytes(ours, reserved=False), "stock": cache_bytes(stock, reserved=False)}
         step_logits = {}
         for name, cache in (("ours", ours), ("stock", stock)):
             step_logits[name], next_ids[name] = greedy_step(model, cache, next_ids[name])
@@ -122,7 +122,8 @@ def test_greedy_tokens_logits_and_memory_match_the_stock_cache(variant, layers, 
         worst = max(worst, (step_logits["ours"] - step_logits["stock"]).abs().max().item())
         if step == DECODE_STEPS - 1:
             growth = {
-                name: cache_bytes(cache) - before[name] for name, cache in (("ours", ours), ("stock", stock))
+                name: cache_bytes(cache, reserved=False) - before[name]
+                for name, cache in (("ours", ours), ("stock", stock))
             }
     assert tokens["ours"] == tokens["stock"]
     assert worst <= 1e-3
@@ -136,18 +137,21 @@ def test_greedy_tokens_logits_and_memory_match_the_stock_cache(variant, layers, 
     assert not mismatches, f"layers whose keys/values differ: {mismatches}"
 
     held = {"ours": cache_bytes(ours), "stock": cache_bytes(stock)}
+    live = {"ours": cache_bytes(ours, reserved=False), "stock": cache_bytes(stock, reserved=False)}
     total = length + DECODE_STEPS + CHUNK
     beyond_window = length > config.sliding_window
     print(
         f"\n[kv] {variant} layers={config.num_hidden_layers} tokens={total} window={config.sliding_window} "
         f"K=V layers={len(keqv)} tokens identical ({len(tokens['ours'])} greedy), max |dlogit|={worst:.1e}; "
-        f"held fp32: stock {held['stock']:,} B, ours {held['ours']:,} B ({held['ours'] / held['stock']:.3f}); "
+        f"held fp32: stock {held['stock']:,} B, ours {held['ours']:,} B ({held['ours'] / held['stock']:.3f}; "
+        f"tensors alone {live['stock']:,} -> {live['ours']:,}); "
         f"per extra token{' (past the window)' if beyond_window else ''}: stock {growth['stock']:,} B "
         f"-> ours {growth['ours']:,} B fp32 (bf16: {bf16_bytes(growth['stock']):,} -> "
         f"{bf16_bytes(growth['ours']):,})"
     )
     if not keqv:
         assert held["ours"] == held["stock"]
+        assert growth["ours"] == growth["stock"]
         return
     heads = config.per_layer_config[keqv[0]].num_key_value_heads
     head_dim = config.per_layer_config[keqv[0]].head_dim
@@ -199,7 +203,12 @@ def test_generate_with_make_cache_matches_stock_generate():
     model = build(config)
     ids = torch.randint(3, config.vocab_size, (1, 40), generator=torch.Generator().manual_seed(2))
     outputs = {}
-    for name, cache in (("ours", make_cache(config)), ("stock", DynamicCache(config=config))):
+    caches = {
+        "ours": make_cache(config),
+        "ours with key scratch": make_cache(config, key_scratch=True),
+        "stock": DynamicCache(config=config),
+    }
+    for name, cache in caches.items():
         with torch.inference_mode():
             outputs[name] = model.generate(
                 ids,
@@ -210,10 +219,11 @@ def test_generate_with_make_cache_matches_stock_generate():
                 return_dict_in_generate=True,
                 output_logits=True,
             )
-    assert isinstance(outputs["ours"].past_key_values, Gemma4KVCache)
-    assert torch.equal(outputs["ours"].sequences, outputs["stock"].sequences)
-    for ours, stock in zip(outputs["ours"].logits, outputs["stock"].logits, strict=True):
-        assert (ours - stock).abs().max().item() <= 1e-3
+    for name in ("ours", "ours with key scratch"):
+        assert isinstance(outputs[name].past_key_values, Gemma4KVCache)
+        assert torch.equal(outputs[name].sequences, outputs["stock"].sequences)
+        for ours, stock in zip(outputs[name].logits, outputs["stock"].logits, strict=True):
+            assert (ours - stock).abs().max().item() <= 1e-3
 
 
 @pytest.mark.slow
@@ -236,3 +246,46 @@ def test_app_generation_uses_make_cache_on_the_tiny_model(tiny_model, monkeypatc
     assert isinstance(seen["cache"], Cache)
     assert seen["cache"].get_seq_length() > 0
     assert deltas and all(isinstance(delta, Delta) for delta in deltas)
+
+
+@pytest.mark.slow
+def test_left_padded_batch_and_crop_match_the_stock_cache():
+    """Per-row positions (left padding) and `crop` (assisted decoding rolls back) stay exact."""
+    from transformers import DynamicCache
+
+    from pipelines.model.cache import make_cache
+
+    config = build_layout_config("26B-A4B", layers=6)
+    model = build(config)
+    generator = torch.Generator().manual_seed(3)
+    ids = torch.randint(3, config.vocab_size, (2, 30), generator=generator)
+    mask = torch.ones_like(ids)
+    ids[1, :7], mask[1, :7] = config.pad_token_id, 0
+    with torch.inference_mode():
+        outputs = {
+            name: model.generate(
+                ids,
+                attention_mask=mask,
+                past_key_values=cache,
+                max_new_tokens=6,
+                min_new_tokens=6,
+                do_sample=False,
+                return_dict_in_generate=True,
+                output_logits=True,
+            )
+            for name, cache in (("ours", make_cache(config)), ("stock", DynamicCache(config=config)))
+        }
+    assert torch.equal(outputs["ours"].sequences, outputs["stock"].sequences)
+    for ours, stock in zip(outputs["ours"].logits, outputs["stock"].logits, strict=True):
+        assert (ours - stock).abs().max().item() <= 1e-3
+
+    draft, retry = (torch.randint(3, config.vocab_size, (1, 4), generator=generator) for _ in range(2))
+    logits = {}
+    for name, cache in (("ours", make_cache(config)), ("stock", DynamicCache(config=config))):
+        with torch.inference_mode():
+            model(ids[:1], past_key_values=cache)
+            model(draft, past_key_values=cache)
+            cache.crop(-draft.shape[1])
+            logits[name] = model(retry, past_key_values=cache).logits
+        assert cache.get_seq_length() == ids.shape[1] + retry.shape[1]
+    assert (logits["ours"] - logits["stock"]).abs().max().item() <= 1e-3

@@ -26,6 +26,10 @@ cos/sin of the new tokens. `install_attention_hook` wraps `Gemma4TextAttention.f
 class level) so that, only when `past_key_values` is a `Gemma4KVCache`, it hands these to the cache
 before running the unchanged original forward. With any other cache the wrapper does nothing else.
 
+The values live in a buffer that grows by `BLOCK` (256) positions and is appended to in place, so a
+decode step does not copy the whole history as `torch.cat` does; the rebuilt keys are a transient
+tensor per layer (or, with `key_scratch=True`, one buffer shared by the K=V layers).
+
 Everything else is transformers' own `DynamicCache`: sliding layers keep their window
 (`DynamicSlidingWindowLayer`), KV-shared layers (E2B/E4B) hold nothing (`DummyLayer`).
 """
@@ -41,6 +45,7 @@ from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
 __all__ = [
     "Gemma4KVCache",
     "KEqVLayer",
+    "KeyScratch",
     "RopeStore",
     "cache_bytes",
     "generation_cache_kwargs",
@@ -49,16 +54,17 @@ __all__ = [
 ]
 
 
-def make_cache(text_config) -> Cache:
+def make_cache(text_config, *, key_scratch: bool | None = False) -> Cache:
     """The cache to pass as `past_key_values=` to a Gemma 4 model's `forward` or `generate`.
 
     For a config with K=V global layers (26B-A4B, 31B) a `Gemma4KVCache`; for any other config
     (E2B, E4B, the tiny model, non-Gemma models) the same `DynamicCache` transformers would build.
+    `key_scratch`: keep one layer's keys to rebuild into, for speed on CPUs (see `KeyScratch`).
     """
     config = text_config.get_text_config(decoder=True)
     if keqv_layer_indices(config):
         install_attention_hook()
-        return Gemma4KVCache(config)
+        return Gemma4KVCache(config, key_scratch=key_scratch)
     return DynamicCache(config=config)
 
 
@@ -89,8 +95,13 @@ def keqv_layer_indices(config) -> list[int]:
     ]
 
 
-def cache_bytes(cache) -> int:
-    """Bytes of tensor data `cache` holds (keys, values and, for `Gemma4KVCache`, the RoPE angles)."""
+def cache_bytes(cache, *, reserved: bool = True) -> int:
+    """Bytes of tensor data `cache` holds: keys, values and, for `Gemma4KVCache`, the RoPE angles.
+
+    `reserved=True`: the storage the cache keeps alive (a growable buffer's unused tail, a sliding
+    layer's parent tensor until it is trimmed, the optional key scratch). `reserved=False`: the bytes of
+    the tensors themselves (what attention reads), which grow by an exact amount per token.
+    """
     seen: set[int] = set()
     total = 0
     tensors = []
@@ -99,12 +110,19 @@ def cache_bytes(cache) -> int:
     store = getattr(cache, "rope_store", None)
     if store is not None:
         tensors += [store.cos, store.sin]
+    scratch = getattr(cache, "key_scratch", None)
+    if scratch is not None and reserved:
+        tensors.append(scratch.buffer)
     for tensor in tensors:
-        if isinstance(tensor, torch.Tensor) and tensor.numel():
-            key = tensor.untyped_storage().data_ptr()
-            if key not in seen:
-                seen.add(key)
-                total += tensor.untyped_storage().nbytes()
+        if not isinstance(tensor, torch.Tensor) or not tensor.numel():
+            continue
+        if not reserved:
+            total += tensor.numel() * tensor.element_size()
+            continue
+        key = tensor.untyped_storage().data_ptr()
+        if key not in seen:
+            seen.add(key)
+            total += tensor.untyped_storage().nbytes()
     return total
 
 
@@ -141,19 +159,67 @@ class RopeStore:
         self.cos = self.sin = None
 
 
+# Growable buffers advance by whole blocks of positions: appending writes in place (no per-step copy of
+# the whole history, which is what makes `torch.cat` caches slow on a CPU: every step touches fresh pages).
+BLOCK = 256
+
+
+def _round_up(length: int) -> int:
+    return -(-length // BLOCK) * BLOCK
+
+
+class KeyScratch:
+    """One keys buffer shared by the K=V layers of a cache, rebuilt in place by each layer in turn.
+
+    Off by default: the keys are then a transient tensor per layer, freed after its attention, and the
+    cache holds half of what the stock one holds for these layers. On a CPU a fresh tensor of more than
+    32 MB (glibc's largest mmap threshold) costs more in page faults than the arithmetic, so long
+    contexts in fp32 decode faster with the scratch, at the price of holding one layer's keys.
+    `None` means on for CPU tensors only.
+    """
+
+    def __init__(self, enabled: bool | None = False):
+        self.enabled = enabled
+        self.buffer: torch.Tensor | None = None
+
+    def take(self, like: torch.Tensor, length: int) -> torch.Tensor:
+        """An uninitialised `[batch, heads, length, head_dim]` keys tensor."""
+        shape = (like.shape[0], like.shape[1], length, like.shape[-1])
+        enabled = like.device.type == "cpu" if self.enabled is None else self.enabled
+        if not enabled:
+            return like.new_empty(shape)
+        buffer = self.buffer
+        if (
+            buffer is None
+            or buffer.shape[:2] != like.shape[:2]
+            or buffer.shape[-1] != like.shape[-1]
+            or buffer.shape[-2] < length
+            or buffer.dtype != like.dtype
+            or buffer.device != like.device
+        ):
+            self.buffer = buffer = like.new_empty((*shape[:2], _round_up(length), shape[-1]))
+        return buffer[..., :length, :]
+
+    def reset(self) -> None:
+        self.buffer = None
+
+
 class KEqVLayer(DynamicLayer):
     """A full-attention cache layer that stores only the values of a K=V layer (see the module doc).
 
-    `values` has the usual `[batch, kv_heads, seq, head_dim]` shape; `keys` stays `None`.
+    `values` is the usual `[batch, kv_heads, seq, head_dim]` tensor (a view of a buffer that grows by
+    `BLOCK` positions); `keys` stays `None`.
     """
 
-    def __init__(self, rope_store: RopeStore, *, writes_rope: bool):
+    def __init__(self, rope_store: RopeStore, scratch: KeyScratch, *, writes_rope: bool):
         super().__init__()
         self.rope_store = rope_store
+        self.scratch = scratch
         # The first K=V layer of a forward appends the new positions' angles for all of them.
         self.writes_rope = writes_rope
         self.key_scale: torch.Tensor | None = None
         self._pending: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._storage: torch.Tensor | None = None
 
     def bind(self, key_scale: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> None:
         """Called by the attention hook just before `update`: `k_norm.weight` and the new tokens' cos/sin."""
@@ -162,8 +228,25 @@ class KEqVLayer(DynamicLayer):
 
     def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
         self.dtype, self.device = value_states.dtype, value_states.device
-        self.values = value_states.new_empty((*value_states.shape[:2], 0, value_states.shape[-1]))
+        self._storage = value_states.new_empty((*value_states.shape[:2], 0, value_states.shape[-1]))
+        self.values = self._storage
         self.is_initialized = True
+
+    def _append(self, value_states: torch.Tensor) -> None:
+        past_length, new_length = self.values.shape[-2], value_states.shape[-2]
+        needed = past_length + new_length
+        if needed > self._storage.shape[-2] or self._storage.shape[0] != value_states.shape[0]:
+            storage = value_states.new_empty(
+                (*value_states.shape[:2], _round_up(needed), value_states.shape[-1])
+            )
+            storage[..., :past_length, :] = self.values
+            self._storage = storage
+        self._storage[..., past_length:needed, :] = value_states
+        self.values = self._storage[..., :needed, :]
+
+    def _replace(self, values: torch.Tensor) -> None:
+        self._storage = values.contiguous()
+        self.values = self._storage
 
     def update(
         self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs
@@ -177,20 +260,16 @@ class KEqVLayer(DynamicLayer):
         self._pending = None
         if not self.is_initialized:
             self.lazy_initialization(key_states, value_states)
-        past = self.values
-        past_length = past.shape[-2]
+        past_length = self.values.shape[-2]
         if self.writes_rope:
             self.rope_store.extend(past_length, cos, sin)
-        self.values = torch.cat([past, value_states], dim=-2)
         if past_length == 0:
+            self._append(value_states)
             return key_states, self.values
-        keys = torch.empty(
-            (*key_states.shape[:2], past_length + key_states.shape[-2], key_states.shape[-1]),
-            dtype=key_states.dtype,
-            device=key_states.device,
-        )
-        self._rebuild_keys(past, keys[..., :past_length, :])
+        keys = self.scratch.take(key_states, past_length + key_states.shape[-2])
+        self._rebuild_keys(self.values, keys[..., :past_length, :])
         keys[..., past_length:, :] = key_states
+        self._append(value_states)
         return keys, self.values
 
     def _rebuild_keys(self, values: torch.Tensor, out: torch.Tensor) -> None:
@@ -208,8 +287,10 @@ class KEqVLayer(DynamicLayer):
         second = out[..., half : half + rotated]
         # apply_rotary_pos_emb: x * cos + rotate_half(x) * sin, with rotate_half(x) = (-x2, x1);
         # (-x2) * s == -(x2 * s) and a + (-b) == a - b exactly, so this is the same arithmetic.
-        new_first = first * cos - second * sin
-        new_second = second * cos + first * sin
+        new_first = first * cos
+        new_first.sub_(second * sin)
+        new_second = second * cos
+        new_second.add_(first * sin)
         first.copy_(new_first)
         second.copy_(new_second)
 
@@ -219,9 +300,10 @@ class KEqVLayer(DynamicLayer):
         return self.values.shape[-2]
 
     def reset(self) -> None:
-        self.values = None
+        self.values = self._storage = None
         self.is_initialized = False
         self.rope_store.reset()
+        self.scratch.reset()
 
     def crop(self, tokens_to_remove: int) -> None:
         if tokens_to_remove > 0:
@@ -232,36 +314,38 @@ class KEqVLayer(DynamicLayer):
 
     def offload(self):
         if self.is_initialized:
-            self.values = self.values.to("cpu", non_blocking=True)
+            self._replace(self.values.to("cpu", non_blocking=True))
 
     def prefetch(self):
         if self.is_initialized and self.values.device != self.device:
-            self.values = self.values.to(self.device, non_blocking=True)
+            self._replace(self.values.to(self.device, non_blocking=True))
 
     def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
         if self.get_seq_length() > 0:
-            self.values = self.values.index_select(0, beam_idx.to(self.values.device))
+            self._replace(self.values.index_select(0, beam_idx.to(self.values.device)))
 
     def batch_repeat_interleave(self, repeats: int) -> None:
         if self.get_seq_length() > 0:
-            self.values = self.values.repeat_interleave(repeats, dim=0)
+            self._replace(self.values.repeat_interleave(repeats, dim=0))
 
     def batch_select_indices(self, indices: torch.Tensor) -> None:
         if self.get_seq_length() > 0:
-            self.values = self.values[indices, ...]
+            self._replace(self.values[indices, ...])
 
 
 class Gemma4KVCache(DynamicCache):
     """`DynamicCache` whose K=V global layers are `KEqVLayer`s (one tensor each)."""
 
-    def __init__(self, config):
+    def __init__(self, config, *, key_scratch: bool | None = False):
         config = config.get_text_config(decoder=True)
         super().__init__(config=config)
         indices = keqv_layer_indices(config)
         rotary, half = _rotated_frequencies(config)
         self.rope_store = RopeStore(rotary, half)
+        # A shared keys buffer would be overwritten while a KV-sharing layer may still read it.
+        self.key_scratch = KeyScratch(False if getattr(config, "num_kv_shared_layers", 0) else key_scratch)
         for order, index in enumerate(indices):
-            self.layers[index] = KEqVLayer(self.rope_store, writes_rope=order == 0)
+            self.layers[index] = KEqVLayer(self.rope_store, self.key_scratch, writes_rope=order == 0)
 
     def reorder_cache(self, beam_idx: torch.LongTensor):
         super().reorder_cache(beam_idx)
