@@ -15,6 +15,7 @@ and the median rates are compared. The last step's logits of the two caches are 
 Prints one JSON line: tokens/s for each cache, `ratio` = ours / stock (goal >= 0.9), bytes held.
 
     PYTHONPATH=. python bench/cache.py [--device cpu|cuda] [--context 8192] [--tokens 8] [--rounds 3]
+                                       [--hidden 512] [--experts 4] [--tiny] [--key-scratch] [--threads N]
 """
 
 from __future__ import annotations
@@ -130,6 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vocab", type=int, default=1024)
     parser.add_argument("--tiny", action="store_true", help="the test widths (hidden 64): cache-bound")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument(
+        "--key-scratch", action="store_true", help="make_cache(key_scratch=True): one shared keys buffer"
+    )
     args = parser.parse_args(argv)
     args.dtype = args.dtype or ("bfloat16" if args.device.startswith("cuda") else "float32")
     args.torch_dtype = getattr(torch, args.dtype)
@@ -137,7 +141,10 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
 
     model = build(args)
-    caches = {"stock": DynamicCache(config=model.config), "ours": make_cache(model.config)}
+    caches = {
+        "stock": DynamicCache(config=model.config),
+        "ours": make_cache(model.config, key_scratch=args.key_scratch),
+    }
     for cache in caches.values():
         fill(model, cache, args.context)
     held = {name: cache_bytes(cache) for name, cache in caches.items()}
@@ -168,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
                 "dtype": args.dtype,
                 "threads": torch.get_num_threads(),
                 "context": args.context,
+                "key_scratch": args.key_scratch,
                 "tokens_per_round": args.tokens,
                 "rounds": args.rounds,
                 "stock_tokens_per_s": round(stock, 3),
