@@ -118,6 +118,8 @@ def _stream(
     import torch
     from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
+    from pipelines.model.cache import generation_cache_kwargs
+
     tokenizer = loaded.processor.tokenizer
     # Set when this stream ends, however it ends; the caller's stop_event stays the caller's to set.
     finished = threading.Event()
@@ -159,6 +161,8 @@ def _stream(
             if on_cuda:
                 torch.cuda.reset_peak_memory_stats(loaded.device)
             with torch.inference_mode():
+                # KV cache with one tensor per K=V global layer (pipelines/model/cache.py, issue #18).
+                generation_kwargs.update(generation_cache_kwargs(loaded.model))
                 output = loaded.model.generate(**generation_kwargs)
             usage.output_tokens = int(output.shape[1] - usage.input_tokens)
             if on_cuda:

@@ -178,3 +178,68 @@ def write_checkpoint(config, folder, *, seed: int = 0) -> Path:
         ):
             shutil.copy(source, folder / source.name)
     return folder
+
+
+# Widths `build_layout_config` shrinks; every attention-shaping hyper-parameter stays real.
+LAYOUT_TINY_WIDTHS = {
+    "hidden_size": 64,
+    "intermediate_size": 64,
+    "hidden_size_per_layer_input": 16,
+    "moe_intermediate_size": 32,
+    "num_experts": 4,
+    "vocab_size": 256,
+}
+
+
+def build_layout_config(
+    variant: str,
+    *,
+    layers: int | None = None,
+    hidden_size: int = LAYOUT_TINY_WIDTHS["hidden_size"],
+    intermediate_size: int = LAYOUT_TINY_WIDTHS["intermediate_size"],
+    hidden_size_per_layer_input: int = LAYOUT_TINY_WIDTHS["hidden_size_per_layer_input"],
+    moe_intermediate_size: int = LAYOUT_TINY_WIDTHS["moe_intermediate_size"],
+    num_experts: int = LAYOUT_TINY_WIDTHS["num_experts"],
+    vocab_size: int = LAYOUT_TINY_WIDTHS["vocab_size"],
+):
+    """A text-only `Gemma4TextConfig` with `variant`'s REAL attention layout and tiny everything else.
+
+    Real (from `gemma4_variant_configs.json` and the `Gemma4TextConfig` defaults the released checkpoints
+    use): the depth (`layers` defaults to `full_depth(variant)`), `layer_types`, the attention heads, KV
+    heads (`num_key_value_heads`, `num_global_key_value_heads`), `head_dim` / `global_head_dim`,
+    `sliding_window`, `attention_k_eq_v`, KV sharing (`num_kv_shared_layers`, reduced like `build_config`
+    when `layers` is not the full depth), the RoPE parameters, `use_double_wide_mlp`, the MoE switch,
+    `top_k_experts` (capped at `num_experts`) and the logit soft-cap.
+
+    Tiny (arguments, defaults in `LAYOUT_TINY_WIDTHS`): the hidden size, the MLP and expert widths, the
+    per-layer-input width (only where the variant has per-layer inputs), the expert count and the
+    vocabulary. So the KV cache, which only depends on the real part, has the real per-token size and the
+    real sliding / global / shared structure, while a full-depth model still builds and runs on a CPU in
+    seconds (build it with `transformers.Gemma4ForCausalLM(config)`). Special-token ids are the config
+    defaults (pad 0, eos 1, bos 2), which any vocabulary of 3 or more holds.
+    """
+    from transformers import Gemma4TextConfig
+
+    spec = reference()["variants"][variant]
+    text = dict(spec["text_config"])
+    depth = layers or text["num_hidden_layers"]
+    pattern = text.pop("layer_types_pattern")
+    text.pop("layer_types_repeat")
+    text["num_hidden_layers"] = depth
+    # Counted from the end, so the last layer is a full-attention one as Gemma 4 requires.
+    text["layer_types"] = [pattern[(i - depth) % len(pattern)] for i in range(depth)]
+    if text.get("num_kv_shared_layers") and depth != spec["text_config"]["num_hidden_layers"]:
+        text["num_kv_shared_layers"] = reduced_shared_layers(len(pattern), depth)
+    text = {key: value for key, value in text.items() if value is not None}
+    text["rope_parameters"] = reference()["rope_parameters"]
+    text["hidden_size"] = hidden_size
+    text["intermediate_size"] = intermediate_size
+    if text.get("hidden_size_per_layer_input"):
+        text["hidden_size_per_layer_input"] = hidden_size_per_layer_input
+    if text.get("enable_moe_block"):
+        text["num_experts"] = num_experts
+        text["top_k_experts"] = min(text["top_k_experts"], num_experts)
+        text["moe_intermediate_size"] = moe_intermediate_size
+    text["vocab_size"] = vocab_size
+    text["vocab_size_per_layer_input"] = vocab_size
+    return Gemma4TextConfig(**text)
