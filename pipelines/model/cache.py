@@ -15,11 +15,8 @@ current tokens' keys exactly as the model computed them. The RoPE angles are kep
 use proportional RoPE with `partial_rotary_factor=0.25`, so 3/4 of the dimensions have a zero
 frequency (cos 1, sin 0: RoPE is the identity there, exactly).
 
-Exactness: the values are the model's own tensors, bit for bit. The rebuilt keys are bit-identical
-in fp32 (`value * w` is the very product `k_norm` computes, and the RoPE arithmetic is done in the
-same order and dtype). In bf16/fp16 `k_norm` multiplies the fp32 normalised projection before rounding
-while we multiply the rounded value, so a rebuilt key element may differ from the stock one by one
-unit in the last place (the values never differ).
+Exactness: values are the model's own tensors; rebuilt keys are bit-identical in fp32, and in bf16/fp16 may
+differ by one unit in the last place (`k_norm` multiplies before rounding, we after).
 
 The layer needs two things `Cache.update` does not receive: the layer's `k_norm` weight and the
 cos/sin of the new tokens. `install_attention_hook` wraps `Gemma4TextAttention.forward` (once, at
