@@ -39,16 +39,8 @@ import inspect
 import torch
 from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
 
-__all__ = [
-    "Gemma4KVCache",
-    "KEqVLayer",
-    "KeyScratch",
-    "RopeStore",
-    "cache_bytes",
-    "generation_cache_kwargs",
-    "install_attention_hook",
-    "make_cache",
-]
+__all__ = ["Gemma4KVCache", "KEqVLayer", "KeyScratch", "RopeStore", "cache_bytes", "make_cache"]
+__all__ += ["generation_cache_kwargs", "install_attention_hook"]
 
 
 def make_cache(text_config, *, key_scratch: bool | None = False) -> Cache:
