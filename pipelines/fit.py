@@ -248,8 +248,10 @@ class MemoryEstimate:
     def k_eq_v_saving_bytes(self) -> int:
         return self.stock_kv_cache_bytes - self.kv_cache_bytes
 
-    def fits(self, capacity_bytes: int) -> bool:
-        return self.peak_bytes <= capacity_bytes
+    def fits(self, capacity_bytes: int, *, stock_cache: bool = False) -> bool:
+        """Whether the peak fits; `stock_cache`: as it would with transformers' own cache instead of the app's."""
+        extra = self.k_eq_v_saving_bytes if stock_cache else 0
+        return self.peak_bytes + extra <= capacity_bytes
 
 
 OVERHEAD_BASIS = (
@@ -300,14 +302,44 @@ def estimate_memory(
 
 
 def longest_context(
-    variant: str, quantization: str, capacity_bytes: int, batch: int = 1, *, device: str = "gpu"
+    variant: str,
+    quantization: str,
+    capacity_bytes: int,
+    batch: int = 1,
+    *,
+    device: str = "gpu",
+    stock_cache: bool = False,
+    prefill_tokens: int | None = None,
 ) -> int:
     """The longest context (up to the variant's maximum) whose peak fits `capacity_bytes`; 0 if none."""
     low, high = 0, max_context(variant)
     while low < high:
         middle = (low + high + 1) // 2
-        if estimate_memory(variant, quantization, middle, batch, device=device).fits(capacity_bytes):
+        estimate = estimate_memory(
+            variant, quantization, middle, batch, device=device, prefill_tokens=prefill_tokens
+        )
+        if estimate.fits(capacity_bytes, stock_cache=stock_cache):
             low = middle
         else:
             high = middle - 1
     return low
+
+
+def longest_context_table(
+    capacities_gb=(16, 24, 48, 80), quantization: str = "4bit", prefill_tokens: int | None = None
+) -> str:
+    """A Markdown table: the longest context per variant and card size, transformers' cache against the app's."""
+    header = "| variant | " + " | ".join(f"{gb} GB: stock → ours" for gb in capacities_gb) + " |"
+    lines = [header, "|---|" + "---|" * len(capacities_gb)]
+    for variant in VARIANT_NAMES:
+        cells = []
+        for gb in capacities_gb:
+            stock, ours = (
+                longest_context(
+                    variant, quantization, gb * GB, stock_cache=stock_cache, prefill_tokens=prefill_tokens
+                )
+                for stock_cache in (True, False)
+            )
+            cells.append(f"{stock:,} → {ours:,}")
+        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
