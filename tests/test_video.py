@@ -23,7 +23,14 @@ from pipelines.errors import CapabilityError, InputError
 from pipelines.media.video import FRAME_MAX_PIXELS, Frame, format_timestamp, sample_frames
 from pipelines.media.video_audio import extract_audio_track
 from pipelines.model.contract import AUDIO_SAMPLE_RATE
-from pipelines.video_qa import VideoQAUpdate, VideoSession, VideoTurn, build_video_messages, run_video_qa
+from pipelines.video_qa import (
+    VIDEO_EXAMPLES,
+    VideoQAUpdate,
+    VideoSession,
+    VideoTurn,
+    build_video_messages,
+    run_video_qa,
+)
 
 FFMPEG = shutil.which("ffmpeg")
 ROOT = Path(__file__).resolve().parents[1]
@@ -395,7 +402,7 @@ def test_video_without_audio_track_says_so(clips):
         extract_audio_track(clips["cfr"])
 
 
-@pytest.mark.parametrize("example", video.VIDEO_EXAMPLES, ids=lambda example: example.filename)
+@pytest.mark.parametrize("example", VIDEO_EXAMPLES, ids=lambda example: example.filename)
 def test_bundled_examples_are_small_readable_videos(example):
     path = ROOT / "examples" / "video" / example.filename
     assert path.stat().st_size < 500_000
