@@ -79,6 +79,29 @@ def _outcome(error: BaseException) -> str:
     return f"server_error:{type(error).__name__}"
 
 
+class _Request:
+    """One request at the boundary: collects its generations' `Usage`, turns errors into `gr.Error`, logs."""
+
+    def __init__(self, endpoint: str, args) -> None:
+        self.endpoint, self.args = endpoint, args
+        self.started, self.outcome, self.usages = time.monotonic(), "ok", []
+
+    def listening(self):
+        return reporting_usage_to(self.usages.append)
+
+    def __enter__(self) -> _Request:
+        return self
+
+    def __exit__(self, kind, error, traceback) -> None:
+        if isinstance(error, GeneratorExit):
+            self.outcome = "cancelled"
+        elif isinstance(error, Exception):
+            self.outcome = _outcome(error)
+        _log_request(self.endpoint, self.args, self.started, self.outcome, self.usages)
+        if isinstance(error, Exception):
+            raise to_user_error(error) from None
+
+
 def user_facing(endpoint: str):
     """Decorate a handler (function or generator): typed errors → `gr.Error`, one log line per request."""
 
@@ -87,41 +110,28 @@ def user_facing(endpoint: str):
 
             @functools.wraps(handler)
             def stream(*args, **kwargs):
-                started, outcome, usages = time.monotonic(), "ok", []
-                steps = handler(*args, **kwargs)
-                try:
+                with _Request(endpoint, args) as request:
+                    steps = handler(*args, **kwargs)
                     while True:
                         # Gradio may run each step on another thread: the listener is set for every step.
-                        with reporting_usage_to(usages.append):
+                        with request.listening():
                             try:
                                 update = next(steps)
                             except StopIteration:
                                 return
-                        yield update
-                except GeneratorExit:
-                    outcome = "cancelled"
-                    with reporting_usage_to(usages.append):
-                        steps.close()
-                    raise
-                except Exception as error:
-                    outcome = _outcome(error)
-                    raise to_user_error(error) from None
-                finally:
-                    _log_request(endpoint, args, started, outcome, usages)
+                        try:
+                            yield update
+                        except GeneratorExit:
+                            with request.listening():
+                                steps.close()
+                            raise
 
             return stream
 
         @functools.wraps(handler)
         def call(*args, **kwargs):
-            started, outcome, usages = time.monotonic(), "ok", []
-            try:
-                with reporting_usage_to(usages.append):
-                    return handler(*args, **kwargs)
-            except Exception as error:
-                outcome = _outcome(error)
-                raise to_user_error(error) from None
-            finally:
-                _log_request(endpoint, args, started, outcome, usages)
+            with _Request(endpoint, args) as request, request.listening():
+                return handler(*args, **kwargs)
 
         return call
 

@@ -52,6 +52,22 @@ def layer_key(variant: str, layer_index: int, depth: int) -> tuple[str, bool]:
     return pattern[(layer_index - depth) % len(pattern)], layer_index >= depth - shared
 
 
+def text_fields(variant: str, depth: int) -> dict:
+    """The variant's text-config fields at `depth` layers: layer types, KV sharing and RoPE as the real model."""
+    real = reference()["variants"][variant]["text_config"]
+    text = dict(real)
+    pattern = text.pop("layer_types_pattern")
+    text.pop("layer_types_repeat")
+    text["num_hidden_layers"] = depth
+    # Counted from the end, so the last layer is a full-attention one as Gemma 4 requires.
+    text["layer_types"] = [pattern[(i - depth) % len(pattern)] for i in range(depth)]
+    if text.get("num_kv_shared_layers") and depth != real["num_hidden_layers"]:
+        text["num_kv_shared_layers"] = reduced_shared_layers(len(pattern), depth)
+    text = {key: value for key, value in text.items() if value is not None}
+    text["rope_parameters"] = reference()["rope_parameters"]
+    return text
+
+
 def reduced_shared_layers(pattern_length: int, depth: int) -> int:
     """KV-sharing layers of a reduced model: the second half, if the first still holds a whole pattern."""
     return depth // 2 if depth // 2 >= pattern_length else 0
@@ -76,17 +92,7 @@ def build_config(
     from transformers import Gemma4AudioConfig, Gemma4Config, Gemma4TextConfig, Gemma4VisionConfig
 
     spec = reference()["variants"][variant]
-    text = dict(spec["text_config"])
-    depth = layers or reduced_depth(variant)
-    pattern = text.pop("layer_types_pattern")
-    text.pop("layer_types_repeat")
-    text["num_hidden_layers"] = depth
-    # Counted from the end, so the last layer is a full-attention one as Gemma 4 requires.
-    text["layer_types"] = [pattern[(i - depth) % len(pattern)] for i in range(depth)]
-    if text.get("num_kv_shared_layers") and depth != spec["text_config"]["num_hidden_layers"]:
-        text["num_kv_shared_layers"] = reduced_shared_layers(len(pattern), depth)
-    text = {key: value for key, value in text.items() if value is not None}
-    text["rope_parameters"] = reference()["rope_parameters"]
+    text = text_fields(variant, layers or reduced_depth(variant))
     if num_experts is not None and text.get("enable_moe_block"):
         text["num_experts"] = num_experts
         text["top_k_experts"] = min(text["top_k_experts"], num_experts)
@@ -221,17 +227,7 @@ def build_layout_config(
     from transformers import Gemma4TextConfig
 
     spec = reference()["variants"][variant]
-    text = dict(spec["text_config"])
-    depth = layers or text["num_hidden_layers"]
-    pattern = text.pop("layer_types_pattern")
-    text.pop("layer_types_repeat")
-    text["num_hidden_layers"] = depth
-    # Counted from the end, so the last layer is a full-attention one as Gemma 4 requires.
-    text["layer_types"] = [pattern[(i - depth) % len(pattern)] for i in range(depth)]
-    if text.get("num_kv_shared_layers") and depth != spec["text_config"]["num_hidden_layers"]:
-        text["num_kv_shared_layers"] = reduced_shared_layers(len(pattern), depth)
-    text = {key: value for key, value in text.items() if value is not None}
-    text["rope_parameters"] = reference()["rope_parameters"]
+    text = text_fields(variant, layers or spec["text_config"]["num_hidden_layers"])
     text["hidden_size"] = hidden_size
     text["intermediate_size"] = intermediate_size
     if text.get("hidden_size_per_layer_input"):
