@@ -271,13 +271,28 @@ def _download(repo_id: str, report: ProgressCallback) -> str:
     )
 
 
-def _load_from_folder(folder: str, quantization: str, device: str):
+def _load_from_folder(folder: str, quantization: str, device: str, *, meter=None):
+    """Load a checkpoint folder. `4bit` (and any pre-quantized export) goes layer by layer.
+
+    `4bit` builds the model on the meta device and reads, quantizes and places one tensor at a time
+    (`pipelines.model.quantization.load_streaming`), so the load never holds the bf16 model. A folder
+    written by `pipelines.model.export` is read as it is, whatever `quantization` says. `meter`
+    (a `quantization.LoadMeter`) records the load peak for the benchmarks.
+    """
     import torch
     from transformers import AutoModelForImageTextToText
 
+    from pipelines.model import quantization as quantizing
     from pipelines.model.processor import load_processor
 
     processor = load_processor(folder)
+    if quantization == "4bit" or quantizing.is_prequantized(folder):
+        try:
+            return quantizing.load_streaming(folder, device, meter=meter), processor
+        except quantizing.UnsupportedCheckpoint as error:
+            if quantizing.is_prequantized(folder):
+                raise ModelLoadError(f"{folder} is not a readable pre-quantized checkpoint: {error}") from error
+            log.warning("layer-by-layer 4bit load not possible (%s); quantizing after a bf16 load", error)
     kwargs: dict[str, Any] = {}
     if quantization in ("4bit", "8bit"):
         kwargs["quantization_config"] = _bitsandbytes_config(quantization)
