@@ -202,7 +202,15 @@ def load_model(
     report = progress or (lambda fraction, message: None)
     with _lock:
         resolved_device = pick_device(device)
-        resolved_quantization = resolve_quantization(quantization, resolved_device, variant)
+        if spec.prequantized:
+            if quantization not in ("auto", spec.prequantized):
+                raise ModelLoadError(
+                    f"{variant} is a pre-quantized {spec.prequantized} checkpoint; it can't be loaded as "
+                    f"{quantization}. Choose auto or {spec.prequantized}, or the base variant."
+                )
+            resolved_quantization = spec.prequantized
+        else:
+            resolved_quantization = resolve_quantization(quantization, resolved_device, variant)
         if (
             _resident is not None
             and _resident.variant == variant
@@ -230,7 +238,9 @@ def load_model(
 
 
 def _load(spec: VariantSpec, quantization: str, device: str, report: ProgressCallback) -> LoadedModel:
-    if spec.key == "tiny":
+    if spec.folder:
+        folder = spec.folder
+    elif spec.key == "tiny":
         from pipelines.model.tiny import build_tiny_checkpoint
 
         report(0.05, "Preparing the offline tiny checkpoint")
@@ -246,7 +256,7 @@ def _load(spec: VariantSpec, quantization: str, device: str, report: ProgressCal
         quantization=quantization,
         device=device,
         spec=spec,
-        source=spec.hub_id or folder,
+        source=spec.hub_id or spec.folder or folder,
     )
 
 
@@ -291,7 +301,9 @@ def _load_from_folder(folder: str, quantization: str, device: str, *, meter=None
             return quantizing.load_streaming(folder, device, meter=meter), processor
         except quantizing.UnsupportedCheckpoint as error:
             if quantizing.is_prequantized(folder):
-                raise ModelLoadError(f"{folder} is not a readable pre-quantized checkpoint: {error}") from error
+                raise ModelLoadError(
+                    f"{folder} is not a readable pre-quantized checkpoint: {error}"
+                ) from error
             log.warning("layer-by-layer 4bit load not possible (%s); quantizing after a bf16 load", error)
     kwargs: dict[str, Any] = {}
     if quantization in ("4bit", "8bit"):
