@@ -840,7 +840,7 @@ def is_prequantized(folder) -> bool:
 # --- the layer-by-layer loader ------------------------------------------------------------------------
 
 
-def load_streaming(folder, device: str, *, meter: LoadMeter | None = None):
+def load_streaming(folder, device: str, *, meter: LoadMeter | None = None, reader=None, config=None):
     """Build the model on the meta device and fill it one tensor at a time, quantized (see module doc).
 
     A bf16 checkpoint is quantized on load; a checkpoint written by `pipelines.model.export` (it has a
@@ -848,13 +848,16 @@ def load_streaming(folder, device: str, *, meter: LoadMeter | None = None):
     names don't match the model, so the caller can fall back to `from_pretrained`.
     """
     global _METER
+    from pathlib import Path
+
     import torch
     from transformers import AutoConfig, AutoModelForImageTextToText, GenerationConfig
 
     _quiet_int8_warning()
-    reader = CheckpointReader(folder)
-    manifest = read_manifest(folder)
-    config = AutoConfig.from_pretrained(folder)
+    # `reader` and `config` stand in for a folder in benchmarks (e.g. synthetic weights made on a GPU).
+    reader = reader or CheckpointReader(folder)
+    manifest = read_manifest(folder) if folder is not None else None
+    config = config or AutoConfig.from_pretrained(folder)
     with torch.device("meta"):
         model = AutoModelForImageTextToText.from_config(config, dtype=torch.bfloat16)
     if manifest is None:
@@ -872,7 +875,7 @@ def load_streaming(folder, device: str, *, meter: LoadMeter | None = None):
         _METER = previous
         reader.close()
     model._showcase_offloaded_tensors = builder.offloaded
-    if (reader.folder / "generation_config.json").exists():
+    if folder is not None and (Path(folder) / "generation_config.json").exists():
         model.generation_config = GenerationConfig.from_pretrained(folder)
     if torch.cuda.is_available() and str(device).startswith("cuda"):
         torch.cuda.empty_cache()
