@@ -170,11 +170,11 @@ def measure_folder(folder: str, device: str) -> dict:
     """Load `folder` with the meter (run in a fresh process for the RSS cross-check)."""
     import gc
 
-    from pipelines.model import quantization
-
     # Import everything the load will use first, so the RSS baseline holds the code, not the weights.
     import bitsandbytes  # noqa: F401
     import transformers.models.gemma4.modeling_gemma4  # noqa: F401
+
+    from pipelines.model import quantization
 
     quantization._get_classes()
     gc.collect()
