@@ -237,6 +237,21 @@ def measure_cuda(variant: str, depth: int | None = None, device: str = "cuda") -
     return row
 
 
+def measure_synthetic(variant: str, depth: int, device: str) -> dict:
+    """Synthetic weights made where the loader asks for them; meter peak on a CPU, allocator peak on CUDA."""
+    if device.startswith("cuda"):
+        return measure_cuda(variant, depth, device)
+    from pipelines.model import quantization
+
+    config = variant_config(variant, depth)
+    meter = quantization.LoadMeter(device)
+    reader = SyntheticReader(meta_model(config), device)
+    model = quantization.load_streaming(None, device, meter=meter, reader=reader, config=config)
+    row = _final_sizes(model, device, meter)
+    row.update({"variant": variant, "quantization": "4bit", "depth": depth, "device": device})
+    return row
+
+
 def run_row(variant: str, depth: int, workdir: str, device: str = "cpu") -> dict:
     """Write the checkpoint in one subprocess, measure the load in another (fresh RSS each)."""
     import shutil

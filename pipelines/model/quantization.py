@@ -875,6 +875,8 @@ def load_streaming(folder, device: str, *, meter: LoadMeter | None = None, reade
         _METER = previous
         reader.close()
     model._showcase_offloaded_tensors = builder.offloaded
+    if meter is not None:  # what `_fill` initialized last (non-persistent buffers) counts too
+        meter.peak = max(meter.peak, accelerator_bytes(model, device))
     if folder is not None and (Path(folder) / "generation_config.json").exists():
         model.generation_config = GenerationConfig.from_pretrained(folder)
     if torch.cuda.is_available() and str(device).startswith("cuda"):
