@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 GB = 10**9
 # Two reduced depths per variant (real widths), small enough for ~6 GB of RAM per process.
-CPU_DEPTHS = {"26B-A4B": (2, 4), "31B": (2, 4), "E4B": (6, 12), "E2B": (5, 10), "tiny": (1, 2)}
+CPU_DEPTHS = {"26B-A4B": (1, 2), "31B": (1, 2), "E4B": (2, 4), "E2B": (2, 4), "tiny": (1, 2)}
 
 
 # --- synthetic weights ------------------------------------------------------------------------------------
