@@ -200,7 +200,7 @@ def test_exported_checkpoint_serves_chat_through_variant_dir(exported_tiny):
     demo.launch(prevent_thread_lock=True, quiet=True, **launch_kwargs(config))
     try:
         client = Client(f"http://127.0.0.1:{config.port}/", verbose=False)
-        final = client.predict(
+        job = client.submit(
             message={"text": "Say something", "files": []},
             history=[],
             thinking=False,
@@ -210,6 +210,7 @@ def test_exported_checkpoint_serves_chat_through_variant_dir(exported_tiny):
             image_budget=70,
             api_name="/chat",
         )
+        final = job.result(timeout=600)
         assert final[0]["role"] == "user"
         assert final[-1]["role"] == "assistant" and final[-1]["content"]
     finally:

@@ -121,8 +121,8 @@ def test_4bit_replaces_what_bitsandbytes_leaves_in_bf16(moe_models):
     model = moe_models["4bit"]
     types = {type(module).__name__ for module in model.modules()}
     assert "Gemma4TextExperts" not in types and "Nf4Experts" in types
-    assert isinstance(model.lm_head, bnb.nn.Linear4bit)
-    assert type(model.get_input_embeddings()).__name__ == "Nf4VocabularyEmbedding"
+    assert isinstance(model.lm_head, bnb.nn.Linear8bitLt)  # no per-layer embeddings: int8 vocabulary
+    assert type(model.get_input_embeddings()).__name__ == "Int8VocabularyEmbedding"
     vision_linears = [m for m in model.model.vision_tower.modules() if type(m) is torch.nn.Linear]
     assert vision_linears == []
     # Nothing big is left in bf16 besides the vision position table (a lookup, 0.05 GB at full size).
@@ -193,7 +193,11 @@ def test_tiny_4bit_keeps_ple_in_host_memory_and_generates_with_an_image():
     assert deltas
 
 
-def test_nf4_vocabulary_serves_embedding_and_lm_head_from_one_copy():
+@pytest.mark.parametrize(
+    ("bits", "head_class", "storage"), [(4, "Linear4bit", "uint8"), (8, "Linear8bitLt", "int8")]
+)
+def test_vocabulary_serves_embedding_and_lm_head_from_one_copy(bits, head_class, storage, monkeypatch):
+    monkeypatch.setattr(quantization, "vocabulary_bits", lambda config: bits)
     import bitsandbytes as bnb
     from transformers import Gemma4ForCausalLM, Gemma4TextConfig
 
@@ -216,7 +220,7 @@ def test_nf4_vocabulary_serves_embedding_and_lm_head_from_one_copy():
     expected = original(ids)
     assert quantization.quantize_vocabulary(model)
     embedding = model.get_input_embeddings()
-    assert isinstance(model.lm_head, bnb.nn.Linear4bit)
+    assert isinstance(model.lm_head, getattr(bnb.nn, head_class))
     got = embedding(ids)
     assert got.dtype == expected.dtype
     assert cosine(got.flatten(), expected.flatten()) > 0.99
@@ -224,5 +228,5 @@ def test_nf4_vocabulary_serves_embedding_and_lm_head_from_one_copy():
     assert torch.allclose(
         embedding.weight[5, :].float(), got[0, 1].float() / original.scalar_embed_scale, atol=0.05
     )
-    packed = [p for p in model.parameters() if p.dtype == torch.uint8]
+    packed = [p for p in model.parameters() if p.dtype == getattr(torch, storage)]
     assert [p.data_ptr() for p in packed] == [model.lm_head.weight.data_ptr()]

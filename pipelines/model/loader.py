@@ -297,6 +297,7 @@ def _load_from_folder(folder: str, quantization: str, device: str, *, meter=None
 
     processor = load_processor(folder)
     if quantization == "4bit" or quantizing.is_prequantized(folder):
+        _bitsandbytes_config("4bit")  # says how to install bitsandbytes when it is missing
         try:
             return quantizing.load_streaming(folder, device, meter=meter), processor
         except quantizing.UnsupportedCheckpoint as error:

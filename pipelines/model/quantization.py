@@ -411,6 +411,33 @@ def _build_classes():
             scale = torch.tensor(self.scalar_embed_scale, dtype=self.dtype, device=input_ids.device)
             return self.dequantize_rows(input_ids).to(input_ids.device) * scale
 
+    class Int8VocabularyEmbedding(nn.Module):
+        """The input embedding, read from the int8 LM head (`Linear8bitLt`) that shares its tied matrix."""
+
+        def __init__(self, lm_head, *, padding_idx: int | None, embed_scale: float, dtype):
+            super().__init__()
+            self.lm_head = [lm_head]
+            self.padding_idx = padding_idx
+            self.scalar_embed_scale = embed_scale
+            self.dtype = dtype
+            self.num_embeddings, self.embedding_dim = lm_head.weight.shape
+            self.weight = _RowView(self)
+
+        @property
+        def storage_device(self):
+            return self.lm_head[0].weight.device
+
+        def dequantize_rows(self, ids: torch.Tensor) -> torch.Tensor:
+            head = self.lm_head[0]
+            rows, scales = head.weight.data, int8_scales(head)
+            ids = ids.to(rows.device)
+            picked = rows[ids].to(torch.float32) * (scales[ids].to(torch.float32) / 127.0).unsqueeze(-1)
+            return picked.to(self.dtype)
+
+        def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+            scale = torch.tensor(self.scalar_embed_scale, dtype=self.dtype, device=input_ids.device)
+            return self.dequantize_rows(input_ids).to(input_ids.device) * scale
+
     class _RowView:
         """Just enough of a tensor for `embedding.weight[...]` reads; dequantizes the rows it is asked for."""
 
@@ -468,9 +495,12 @@ def _build_classes():
             scale = torch.tensor(self.scalar_embed_scale, dtype=self.dtype)
             return (self.dequantize_rows(input_ids) * scale).to(input_ids.device)
 
+    global _int8_vocabulary_class
+    _int8_vocabulary_class = Int8VocabularyEmbedding
     return Nf4Stack, Nf4Experts, Nf4VocabularyEmbedding, Nf4HostEmbedding
 
 
+_int8_vocabulary_class = None
 _classes: tuple | None = None
 
 
@@ -581,16 +611,58 @@ def nf4_vocabulary(weight: Nf4Tensor, embedding):
     )
 
 
+def int8_vocabulary(head, embedding):
+    """(LM head, input embedding) sharing one int8 copy: `head` is a `Linear8bitLt`."""
+    _get_classes()
+    return head, _int8_vocabulary_class(
+        head,
+        padding_idx=embedding.padding_idx,
+        embed_scale=float(getattr(embedding, "scalar_embed_scale", 1.0)),
+        dtype=embedding.weight.dtype,
+    )
+
+
+def vocabulary_bits(config) -> int:
+    """4 where the model has per-layer embeddings (E2B/E4B: the NF4 host table and an NF4 vocabulary
+    are what keep host + accelerator within Google's Q4_0), else 8 (int8: closer logits, and 26B-A4B and
+    31B stay within Q4_0 with it)."""
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    return 4 if getattr(text, "hidden_size_per_layer_input", 0) else 8
+
+
+def int8_rows_from(read_rows, rows: int, device):
+    """int8 rows and scales of a matrix read `INT8_CHUNK_ROWS` rows at a time, into preallocated storage."""
+    import bitsandbytes.functional as bnb_functional
+    import torch
+
+    out = scales = None
+    for start in range(0, rows, INT8_CHUNK_ROWS):
+        chunk = read_rows(start, min(rows, start + INT8_CHUNK_ROWS)).to(device=device, dtype=torch.float16)
+        chunk_rows, chunk_scales, _ = bnb_functional.int8_vectorwise_quant(chunk)
+        if out is None:
+            out = torch.empty((rows, chunk.shape[1]), dtype=torch.int8, device=device)
+            scales = torch.empty(rows, dtype=chunk_scales.dtype, device=device)
+        meter_probe(chunk, chunk_rows, out, scales)
+        out[start : start + len(chunk)].copy_(chunk_rows)
+        scales[start : start + len(chunk)].copy_(chunk_scales)
+        del chunk, chunk_rows, chunk_scales
+    return out, scales
+
+
 def quantize_vocabulary(model) -> bool:
-    """LM head to NF4; the tied input embedding reads the same NF4 matrix. False if not tied."""
+    """LM head to NF4 or int8 (`vocabulary_bits`); the tied input embedding reads the same matrix.
+    False if not tied."""
     import torch
 
     lm_head = model.get_output_embeddings()
     embedding = model.get_input_embeddings()
     if lm_head is None or type(lm_head) is not torch.nn.Linear or lm_head.weight is not embedding.weight:
         return False
-    weight = Nf4Tensor.quantize(embedding.weight.data)
-    head, quantized_embedding = nf4_vocabulary(weight, embedding)
+    if vocabulary_bits(model.config) == 8:
+        head, quantized_embedding = int8_vocabulary(int8_linear(lm_head), embedding)
+    else:
+        weight = Nf4Tensor.quantize(embedding.weight.data)
+        head, quantized_embedding = nf4_vocabulary(weight, embedding)
     model.set_output_embeddings(head)
     model.set_input_embeddings(quantized_embedding)
     return True
@@ -967,8 +1039,12 @@ class _QuantizeOnLoad:
 
         if module is self.embedding and self.tied:
             key = f"{name}.weight"
-            weight = Nf4Tensor.quantize_rows(self._rows(key), self.reader.shape(key), self.device)
-            head, embedding = nf4_vocabulary(weight, module)
+            if vocabulary_bits(self.model.config) == 8:
+                rows, scales = int8_rows_from(self._rows(key), self.reader.shape(key)[0], self.device)
+                head, embedding = int8_vocabulary(int8_linear_from(None, rows=rows, scales=scales), module)
+            else:
+                weight = Nf4Tensor.quantize_rows(self._rows(key), self.reader.shape(key), self.device)
+                head, embedding = nf4_vocabulary(weight, module)
             return {name: embedding, self.head_name: head}
         if name.endswith("embed_tokens_per_layer"):
             key = f"{name}.weight"
@@ -1038,6 +1114,12 @@ class _ReadQuantized:
             weight = Nf4Tensor.from_record(read, f"{head_name}.", entry, self.device, self.dtype)
             head, embedding = nf4_vocabulary(weight, module)
             return {name: embedding, head_name: head}
+        if kind == "int8_vocabulary":
+            head_name = entry["head"]
+            rows = read(f"{head_name}.weight").to(self.device)
+            scales = read(f"{head_name}.SCB").to(self.device)
+            head, embedding = int8_vocabulary(int8_linear_from(None, rows=rows, scales=scales), module)
+            return {name: embedding, head_name: head}
         if kind == "nf4_host_embedding":
             table = Nf4Tensor.from_record(read, prefix, entry, HOST, self.dtype)
             replacement = host_embedding(table, module)
@@ -1074,6 +1156,13 @@ def quantized_records(model) -> tuple[dict, dict]:
             weight = linear_nf4(head)
             modules[name] = {"kind": "nf4_vocabulary", "head": head_name, **weight.meta()}
             tensors.update(weight.record(f"{head_name}."))
+            skip.update((name, head_name))
+        elif _int8_vocabulary_class is not None and isinstance(module, _int8_vocabulary_class):
+            head = module.lm_head[0]
+            head_name = names[id(head)]
+            modules[name] = {"kind": "int8_vocabulary", "head": head_name}
+            tensors[f"{head_name}.weight"] = head.weight.data
+            tensors[f"{head_name}.SCB"] = int8_scales(head)
             skip.update((name, head_name))
         elif isinstance(module, bnb.nn.Linear4bit):
             weight = linear_nf4(module)
