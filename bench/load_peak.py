@@ -338,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
             for variant in args.variants:
                 for depth in args.depths or CPU_DEPTHS[variant]:
                     rows.append(run_row(variant, depth, workdir, args.device))
-                    print(f"measured {variant} at depth {depth}", file=sys.stderr, flush=True)
+                    print(f"measured {json.dumps(rows[-1])}", file=sys.stderr, flush=True)
     if args.json:
         print(json.dumps({"rows": rows, "growth": growth(rows)}, indent=2))
     else:

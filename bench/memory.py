@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         for variant in args.variants:
             for quantization in args.quantization:
                 rows.append(measure(variant, quantization, device, full=full, workdir=workdir))
-                print(f"measured {variant} {quantization}", file=sys.stderr, flush=True)
+                print(f"measured {json.dumps(rows[-1])}", file=sys.stderr, flush=True)
             for leftover in Path(workdir).iterdir():
                 _remove(leftover)
     if args.json:
