@@ -40,11 +40,26 @@ class AppConfig:
     delete_cache: tuple[int, int] | None = (3600, 86400)
 
 
+def _variant(value: str) -> str:
+    """A built-in variant key, or a pre-quantized checkpoint (folder or Hub id), registered as a variant."""
+    from pipelines.errors import InputError
+    from pipelines.model.variants import register_checkpoint
+
+    try:
+        return register_checkpoint(value).key
+    except InputError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def parse_config(argv: list[str] | None = None) -> AppConfig:
     env = os.environ
     parser = argparse.ArgumentParser(description="Gemma 4 Showcase")
     parser.add_argument(
-        "--variant", choices=list(VARIANTS), default=env.get("SHOWCASE_VARIANT", DEFAULT_VARIANT)
+        "--variant",
+        type=_variant,
+        default=env.get("SHOWCASE_VARIANT", DEFAULT_VARIANT),
+        help=f"one of {', '.join(VARIANTS)}, or a folder or Hub id of a pre-quantized checkpoint "
+        "(python -m pipelines.model.export)",
     )
     parser.add_argument(
         "--quantization",

@@ -160,7 +160,15 @@ def load_model(
     report = progress or (lambda fraction, message: None)
     with _lock:
         resolved_device = pick_device(device)
-        resolved_quantization = resolve_quantization(quantization, resolved_device, variant)
+        if spec.prequantized:
+            if quantization not in ("auto", spec.prequantized):
+                raise ModelLoadError(
+                    f"{variant} is a pre-quantized {spec.prequantized} checkpoint; it can't be loaded as "
+                    f"{quantization}. Choose auto or {spec.prequantized}, or the base variant."
+                )
+            resolved_quantization = spec.prequantized
+        else:
+            resolved_quantization = resolve_quantization(quantization, resolved_device, variant)
         if (
             _resident is not None
             and _resident.variant == variant
@@ -188,7 +196,9 @@ def load_model(
 
 
 def _load(spec: VariantSpec, quantization: str, device: str, report: ProgressCallback) -> LoadedModel:
-    if spec.key == "tiny":
+    if spec.folder:
+        folder = spec.folder
+    elif spec.key == "tiny":
         from pipelines.model.tiny import build_tiny_checkpoint
 
         report(0.05, "Preparing the offline tiny checkpoint")
@@ -204,7 +214,7 @@ def _load(spec: VariantSpec, quantization: str, device: str, report: ProgressCal
         quantization=quantization,
         device=device,
         spec=spec,
-        source=spec.hub_id or folder,
+        source=spec.hub_id or spec.folder or folder,
     )
 
 
@@ -229,13 +239,31 @@ def _download(repo_id: str, report: ProgressCallback) -> str:
     )
 
 
-def _load_from_folder(folder: str, quantization: str, device: str):
+def _load_from_folder(folder: str, quantization: str, device: str, *, meter=None):
+    """Load a checkpoint folder. `4bit` (and any pre-quantized export) goes layer by layer.
+
+    `4bit` builds the model on the meta device and reads, quantizes and places one tensor at a time
+    (`pipelines.model.quantization.load_streaming`), so the load never holds the bf16 model. A folder
+    written by `pipelines.model.export` is read as it is, whatever `quantization` says. `meter`
+    (a `quantization.LoadMeter`) records the load peak for the benchmarks.
+    """
     import torch
     from transformers import AutoModelForImageTextToText
 
+    from pipelines.model import quantization as quantizing
     from pipelines.model.processor import load_processor
 
     processor = load_processor(folder)
+    if quantization == "4bit" or quantizing.is_prequantized(folder):
+        _bitsandbytes_config("4bit")  # says how to install bitsandbytes when it is missing
+        try:
+            return quantizing.load_streaming(folder, device, meter=meter), processor
+        except quantizing.UnsupportedCheckpoint as error:
+            if quantizing.is_prequantized(folder):
+                raise ModelLoadError(
+                    f"{folder} is not a readable pre-quantized checkpoint: {error}"
+                ) from error
+            log.warning("layer-by-layer 4bit load not possible (%s); quantizing after a bf16 load", error)
     kwargs: dict[str, Any] = {}
     if quantization in ("4bit", "8bit"):
         kwargs["quantization_config"] = _bitsandbytes_config(quantization)

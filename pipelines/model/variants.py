@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 # Google's recommended sampling for every Gemma 4 instruction-tuned variant.
 RECOMMENDED_SAMPLING = {"temperature": 1.0, "top_p": 0.95, "top_k": 64}
@@ -20,6 +23,10 @@ class VariantSpec:
     reference_weights_gb: dict[str, float] = field(default_factory=dict)
     sampling: dict[str, float] = field(default_factory=lambda: dict(RECOMMENDED_SAMPLING))
     description: str = ""
+    # A pre-quantized checkpoint (`python -m pipelines.model.export`): its quantization, and its folder
+    # when it is local (None for a Hub id).
+    prequantized: str | None = None
+    folder: str | None = None
 
     @property
     def has_audio(self) -> bool:
@@ -86,12 +93,73 @@ DEFAULT_VARIANT = "E2B"
 
 
 def get_variant(key: str) -> VariantSpec:
+    """A built-in variant, or a checkpoint registered at launch by `register_checkpoint`.
+
+    A request can only name one of these: a folder or Hub id sent by a caller is refused, so no request
+    can make the server read another folder or download another repository.
+    """
     from pipelines.errors import InputError
 
     try:
         return VARIANTS[key]
     except KeyError:
         raise InputError(f"Unknown variant {key!r}. Choose one of: {', '.join(VARIANTS)}.") from None
+
+
+def register_checkpoint(source: str) -> VariantSpec:
+    """At launch (`--variant`): a built-in variant, or a pre-quantized checkpoint folder or Hub id, registered."""
+    from pipelines.errors import InputError
+
+    if source in VARIANTS:
+        return VARIANTS[source]
+    spec = checkpoint_spec(source)
+    if spec is None:
+        raise InputError(
+            f"Unknown variant {source!r}. Choose one of: {', '.join(VARIANTS)}, "
+            "or a folder or Hub id of a pre-quantized checkpoint."
+        )
+    VARIANTS[source] = spec
+    return spec
+
+
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+
+
+def checkpoint_spec(source: str) -> VariantSpec | None:
+    """Describe a pre-quantized checkpoint folder (with `showcase_quantization.json`) or Hub id."""
+    path = Path(source).expanduser()
+    if path.is_dir():
+        manifest_path = path / "showcase_quantization.json"
+        if not manifest_path.exists() or not (path / "config.json").exists():
+            return None
+        manifest = json.loads(manifest_path.read_text())
+        config = json.loads((path / "config.json").read_text())
+        base = manifest.get("base_variant")
+        modalities = _ON_DEVICE if config.get("audio_config") else _LARGE
+        context = (config.get("text_config") or {}).get("max_position_embeddings") or 32_768
+        return VariantSpec(
+            source,
+            None,
+            modalities,
+            int(context),
+            dict(VARIANTS[base].reference_weights_gb) if base in VARIANTS else {},
+            description=f"Pre-quantized ({manifest.get('quantization', '4bit')}) {manifest.get('base_model', base)}",
+            prequantized=manifest.get("quantization", "4bit"),
+            folder=str(path.resolve()),
+        )
+    if _HUB_ID.fullmatch(source) and not source.startswith((".", "/")):
+        base = next((key for key in ("E2B", "E4B", "26B-A4B", "31B") if key.lower() in source.lower()), None)
+        on_device = base in ("E2B", "E4B")
+        return VariantSpec(
+            source,
+            source,
+            _ON_DEVICE if on_device else _LARGE,
+            VARIANTS[base].context_length if base else 131_072,
+            dict(VARIANTS[base].reference_weights_gb) if base else {},
+            description=f"Pre-quantized checkpoint {source}",
+            prequantized="4bit",
+        )
+    return None
 
 
 # Every Gemma 4 takes text, images and video (as frames); only E2B and E4B have an audio tower.
