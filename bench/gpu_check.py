@@ -45,7 +45,7 @@ def decode_rows(variants, device: str, dry_run: bool, tokens: int) -> list[dict]
 
     from bench.decode_speed import decode_tokens_per_second
     from bench.load_peak import SyntheticReader, meta_model, variant_config
-    from pipelines.model import quantization
+    from pipelines.model import streaming_load
     from pipelines.model.reference_configs import build_model, full_depth
 
     rows = []
@@ -58,7 +58,7 @@ def decode_rows(variants, device: str, dry_run: bool, tokens: int) -> list[dict]
         )
         row = {"variant": variant, "depth": depth, "device": device, "new_tokens": tokens}
         start = time.perf_counter()
-        model = quantization.load_streaming(
+        model = streaming_load.load_streaming(
             None, device, reader=SyntheticReader(meta_model(config), device), config=config
         )
         row["load_4bit_s"] = time.perf_counter() - start

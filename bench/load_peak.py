@@ -6,7 +6,7 @@ about one decoder layer in bf16, whatever the depth. This script measures that:
 
 * CPU (default): each variant at real widths and two reduced depths. For every row a random bf16
   checkpoint is written shard by shard (one decoder layer at a time, so writing never holds the model),
-  then a fresh subprocess loads it through `quantization.load_streaming` with a `LoadMeter`:
+  then a fresh subprocess loads it through `streaming_load.load_streaming` with a `LoadMeter`:
   `peak_bytes` is the meter's accounting (bytes placed in the model so far + the tensors the loader holds
   at each probe point, on the target device; host-resident PLE work is `host_peak_bytes`), and
   `resident_bytes` the final accelerator bytes (`quantization.accelerator_bytes`). The same subprocess
@@ -63,7 +63,7 @@ def random_like(tensor, shape=None, *, device="cpu", generator=None):
 
 
 class SyntheticReader:
-    """Stands in for `quantization.CheckpointReader`: random weights made on `device` when asked for."""
+    """Stands in for `streaming_load.CheckpointReader`: random weights made on `device` when asked for."""
 
     def __init__(self, model, device: str):
         self.tensors = stored_tensors(model)
@@ -174,15 +174,15 @@ def measure_folder(folder: str, device: str) -> dict:
     import bitsandbytes  # noqa: F401
     import transformers.models.gemma4.modeling_gemma4  # noqa: F401
 
-    from pipelines.model import quantization
+    from pipelines.model import load_meter, quantized_modules, streaming_load
 
-    quantization._get_classes()
+    quantized_modules.get_classes()
     gc.collect()
     with contextlib.suppress(OSError):
         Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
     rss_before, anon_before = _status("VmRSS"), _status("RssAnon")
-    meter = quantization.LoadMeter(device)
-    model = quantization.load_streaming(folder, device, meter=meter)
+    meter = load_meter.LoadMeter(device)
+    model = streaming_load.load_streaming(folder, device, meter=meter)
     row = _final_sizes(model, device, meter)
     row.update(
         {
@@ -214,7 +214,7 @@ def measure_cuda(variant: str, depth: int | None = None, device: str = "cuda") -
 
     import torch
 
-    from pipelines.model import quantization
+    from pipelines.model import load_meter, streaming_load
     from pipelines.model.reference_configs import full_depth
 
     depth = depth or (full_depth(variant) if variant != "tiny" else 2)
@@ -224,8 +224,8 @@ def measure_cuda(variant: str, depth: int | None = None, device: str = "cuda") -
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats(device)
     before = torch.cuda.memory_allocated(device)
-    meter = quantization.LoadMeter(device)
-    model = quantization.load_streaming(None, device, meter=meter, reader=reader, config=config)
+    meter = load_meter.LoadMeter(device)
+    model = streaming_load.load_streaming(None, device, meter=meter, reader=reader, config=config)
     torch.cuda.synchronize(device)
     row = _final_sizes(model, device, meter)
     row["meter_peak_bytes"] = row["peak_bytes"]
@@ -241,12 +241,13 @@ def measure_synthetic(variant: str, depth: int, device: str) -> dict:
     """Synthetic weights made where the loader asks for them; meter peak on a CPU, allocator peak on CUDA."""
     if device.startswith("cuda"):
         return measure_cuda(variant, depth, device)
-    from pipelines.model import quantization
+
+    from pipelines.model import load_meter, streaming_load
 
     config = variant_config(variant, depth)
-    meter = quantization.LoadMeter(device)
+    meter = load_meter.LoadMeter(device)
     reader = SyntheticReader(meta_model(config), device)
-    model = quantization.load_streaming(None, device, meter=meter, reader=reader, config=config)
+    model = streaming_load.load_streaming(None, device, meter=meter, reader=reader, config=config)
     row = _final_sizes(model, device, meter)
     row.update({"variant": variant, "quantization": "4bit", "depth": depth, "device": device})
     return row

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from pipelines.errors import InputError
-from pipelines.model import quantization
+from pipelines.model import load_meter, nf4, quantization, streaming_load
 from pipelines.model.variants import register_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,7 +29,7 @@ def test_nf4_rows_quantized_in_chunks_equal_bitsandbytes_whole_matrix_and_gather
     whole, state = bnb_functional.quantize_4bit(
         weight, blocksize=64, quant_type="nf4", compress_statistics=True
     )
-    chunked = quantization.Nf4Tensor.quantize_rows(
+    chunked = nf4.Nf4Tensor.quantize_rows(
         lambda start, stop: weight[start:stop], weight.shape, "cpu", chunk_values=192 * 7
     )
     assert torch.equal(chunked.packed, whole.view(-1))
@@ -100,7 +100,7 @@ def test_layer_by_layer_load_equals_quantizing_after_a_bf16_load():
     from pipelines.model.tiny import build_tiny_checkpoint
 
     folder = str(build_tiny_checkpoint())
-    streamed = quantization.load_streaming(folder, "cpu")
+    streamed = streaming_load.load_streaming(folder, "cpu")
     in_memory = AutoModelForImageTextToText.from_pretrained(
         folder, quantization_config=_bitsandbytes_config("4bit"), dtype=torch.bfloat16, device_map="cpu"
     )
@@ -121,8 +121,8 @@ def test_layer_by_layer_load_equals_quantizing_after_a_bf16_load():
 def test_layer_by_layer_load_peaks_about_one_layer_above_resident(moe_checkpoint):
     """26B-A4B at real widths, 2 layers: the meter's peak exceeds the final size by at most about one
     decoder layer in bf16 (the in-memory path held every expert in bf16 first)."""
-    meter = quantization.LoadMeter("cpu")
-    streamed = quantization.load_streaming(moe_checkpoint, "cpu", meter=meter)
+    meter = load_meter.LoadMeter("cpu")
+    streamed = streaming_load.load_streaming(moe_checkpoint, "cpu", meter=meter)
     assert type(streamed.model.language_model.layers[0].experts).__name__ == "Nf4Experts"
     resident = quantization.accelerator_bytes(streamed, "cpu")
     layer_bf16 = sum(parameter.numel() * 2 for parameter in _bf16_layer(moe_checkpoint).parameters())

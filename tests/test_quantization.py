@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pipelines.model import quantization
+from pipelines.model import quantization, quantized_modules
 from pipelines.model.contract import drain
 from pipelines.model.loader import LoadedModel, _load_from_folder, load_model, tensor_bytes_by_device
 from pipelines.model.reference_configs import build_config, tiny_special_token_ids, write_checkpoint
@@ -47,7 +47,7 @@ def routing(tokens: int, experts: int, top_k: int, seed: int = 1):
 
 def test_nf4_experts_compute_exactly_with_their_dequantized_weights():
     experts = small_experts()
-    quantized = quantization.nf4_experts_class()(experts)
+    quantized = quantized_modules.nf4_experts_class()(experts)
     reference = small_experts()
     with torch.no_grad():
         for index in range(experts.num_experts):

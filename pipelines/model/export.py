@@ -1,4 +1,4 @@
-"""Quantize once: write a pre-quantized checkpoint that the app loads without re-quantizing.
+"""Quantize once: write a pre-quantized checkpoint that the app loads without re-streaming_load.
 
     python -m pipelines.model.export VARIANT OUT_DIR --quantization 4bit [--source FOLDER] [--device cpu]
 
@@ -9,7 +9,7 @@ loader, and its quantized tensors are written as they are held in memory:
 * `model*.safetensors` (+ `model.safetensors.index.json` when sharded): NF4 packed weights, their
   block statistics, int8 tower weights and scales, and the small tensors kept in bf16;
 * `showcase_quantization.json`: which module is stored how (`nf4_linear`, `nf4_experts`,
-  `nf4_vocabulary`, `nf4_host_embedding`, `int8_linear`), read by `quantization.load_streaming`;
+  `nf4_vocabulary`, `nf4_host_embedding`, `int8_linear`), read by `streaming_load.load_streaming`;
 * `config.json`, `generation_config.json`, the processor files, and a README model card naming the
   base model and the method.
 
@@ -43,7 +43,7 @@ def export(
     variant: str, out_dir, *, quantization: str = "4bit", source: str | None = None, device: str = "cpu"
 ):
     """Write the pre-quantized checkpoint of `variant` (or of the bf16 folder `source`) to `out_dir`."""
-    from pipelines.model import quantization as quantizing
+    from pipelines.model import streaming_load
     from pipelines.model.loader import _download, _load_from_folder
     from pipelines.model.variants import get_variant
 
@@ -59,16 +59,16 @@ def export(
             source = str(build_tiny_checkpoint())
         else:
             source = _download(spec.hub_id, lambda fraction, message: None)
-    if quantizing.is_prequantized(source):
+    if streaming_load.is_prequantized(source):
         raise SystemExit(f"{source} is already pre-quantized")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model, processor = _load_from_folder(source, "4bit", device)
-    tensors, modules = quantizing.quantized_records(model)
+    tensors, modules = streaming_load.quantized_records(model)
     files = write_safetensors(tensors, out)
     base_model = (spec.hub_id if spec is not None else None) or str(source)
     manifest = {
-        "format": quantizing.FORMAT,
+        "format": streaming_load.FORMAT,
         "version": 1,
         "quantization": quantization,
         "base_model": base_model,
@@ -77,7 +77,7 @@ def export(
         "method": method_text(),
         "modules": modules,
     }
-    (out / quantizing.MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+    (out / streaming_load.MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
     model.config.save_pretrained(out)
     if getattr(model, "generation_config", None) is not None:
         model.generation_config.save_pretrained(out)

@@ -245,21 +245,21 @@ def _load_from_folder(folder: str, quantization: str, device: str, *, meter=None
     `4bit` builds the model on the meta device and reads, quantizes and places one tensor at a time
     (`pipelines.model.quantization.load_streaming`), so the load never holds the bf16 model. A folder
     written by `pipelines.model.export` is read as it is, whatever `quantization` says. `meter`
-    (a `quantization.LoadMeter`) records the load peak for the benchmarks.
+    (a `load_meter.LoadMeter`) records the load peak for the benchmarks.
     """
     import torch
     from transformers import AutoModelForImageTextToText
 
-    from pipelines.model import quantization as quantizing
+    from pipelines.model import streaming_load
     from pipelines.model.processor import load_processor
 
     processor = load_processor(folder)
-    if quantization == "4bit" or quantizing.is_prequantized(folder):
+    if quantization == "4bit" or streaming_load.is_prequantized(folder):
         _bitsandbytes_config("4bit")  # says how to install bitsandbytes when it is missing
         try:
-            return quantizing.load_streaming(folder, device, meter=meter), processor
-        except quantizing.UnsupportedCheckpoint as error:
-            if quantizing.is_prequantized(folder):
+            return streaming_load.load_streaming(folder, device, meter=meter), processor
+        except streaming_load.UnsupportedCheckpoint as error:
+            if streaming_load.is_prequantized(folder):
                 raise ModelLoadError(
                     f"{folder} is not a readable pre-quantized checkpoint: {error}"
                 ) from error

@@ -1,0 +1,113 @@
+"""The layers hold in the code, imports inside functions included: no circles, and no reaching around the
+model contract."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from conftest import ROOT
+
+PACKAGES = ("app", "pipelines")
+# What tasks (pipelines/*.py and pipelines/tools, pipelines/media) may use of the model layer.
+TASK_MAY_IMPORT = {"pipelines.model.contract", "pipelines.model.thinking", "pipelines.model.variants"}
+# The model layer's internals that the UI never imports.
+APP_MAY_NOT_IMPORT = {
+    "pipelines.model.generation",
+    "pipelines.model.quantization",
+    "pipelines.model.prompt",
+    "pipelines.model.processor",
+    "pipelines.model.tiny",
+}
+HEAVY = ("torch", "transformers", "bitsandbytes", "accelerate")
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def modules() -> dict[str, Path]:
+    found = {}
+    for package in PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            found[module_name(path)] = path
+    return found
+
+
+def imports_of(path: Path, known: dict[str, Path]) -> set[str]:
+    """Every project module `path` imports, at any depth (`from a import b` counts a.b when it is a module)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return {name for name in names if name in known or name.split(".")[0] in HEAVY}
+
+
+def graph() -> dict[str, set[str]]:
+    known = modules()
+    return {name: imports_of(path, known) for name, path in known.items()}
+
+
+def test_no_import_circles():
+    edges = {name: {target for target in targets if target in graph_nodes} for name, targets in GRAPH.items()}
+    state: dict[str, int] = {}
+    path: list[str] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        path.append(node)
+        for target in edges[node]:
+            if target == node or target in ("app", "pipelines") or node.startswith(target + "."):
+                continue  # a package and its own modules
+            if state.get(target) == 1:
+                cycle = [*path[path.index(target) :], target]
+                raise AssertionError("import circle: " + " → ".join(cycle))
+            if target not in state:
+                visit(target)
+        path.pop()
+        state[node] = 2
+
+    for node in sorted(edges):
+        if node not in state:
+            visit(node)
+
+
+def test_tasks_use_only_the_contract_thinking_and_variants_of_the_model_layer():
+    for name, targets in GRAPH.items():
+        if name.startswith("pipelines.model") or not name.startswith("pipelines"):
+            continue
+        reached = {t for t in targets if t.startswith("pipelines.model.") or t == "pipelines.model"}
+        assert reached <= TASK_MAY_IMPORT, f"{name} imports {sorted(reached - TASK_MAY_IMPORT)}"
+        assert not {t for t in targets if t.split(".")[0] in HEAVY}, f"{name} imports torch or transformers"
+
+
+def test_the_ui_never_imports_model_internals_or_heavy_libraries():
+    for name, targets in GRAPH.items():
+        if not name.startswith("app"):
+            continue
+        assert not targets & APP_MAY_NOT_IMPORT, f"{name} imports {sorted(targets & APP_MAY_NOT_IMPORT)}"
+        assert not {t for t in targets if t.split(".")[0] in HEAVY}, f"{name} imports torch or transformers"
+
+
+def test_pipelines_never_import_gradio():
+    for name, path in modules().items():
+        if name.startswith("pipelines"):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Import | ast.ImportFrom):
+                    names = [alias.name for alias in node.names] + [getattr(node, "module", "") or ""]
+                    assert not any(n.split(".")[0] == "gradio" for n in names), f"{name} imports gradio"
+
+
+def test_no_file_in_app_or_pipelines_is_over_400_lines():
+    for path in modules().values():
+        lines = len(path.read_text(encoding="utf-8").splitlines())
+        assert lines <= 400, f"{path.relative_to(ROOT)} has {lines} lines"
+
+
+GRAPH = graph()
+graph_nodes = set(GRAPH)
