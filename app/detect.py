@@ -28,7 +28,7 @@ from pipelines.media.annotate import (
     draw_detections,
     label_colors,
 )
-from pipelines.media.images import open_image
+from pipelines.media.images import fit_for_model, open_image
 from pipelines.model.contract import ChatModel
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples" / "detect"
@@ -113,14 +113,7 @@ def checked_detect_inputs(image, query, mode) -> tuple[Image.Image, str | None, 
 
 def display_copy(image: Image.Image) -> Image.Image:
     """`image` downscaled to at most `DISPLAY_MAX_SIDE` a side, keeping the aspect ratio."""
-    longest = max(image.size)
-    if longest <= DISPLAY_MAX_SIDE:
-        return image
-    scale = DISPLAY_MAX_SIDE / longest
-    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-    # reducing_gap shrinks by whole factors with a box filter first: several times faster on a
-    # huge upload, and the result looks the same at this size.
-    return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    return fit_for_model(image, DISPLAY_MAX_SIDE)
 
 
 def scaled(detection: Detection, factor_x: float, factor_y: float) -> Detection:

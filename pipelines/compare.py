@@ -187,13 +187,13 @@ def compare(
     choices: tuple[Choice, Choice],
     messages: list[dict],
     *,
-    get_model: GetModel,
-    max_new_tokens: int,
-    image_budget: int = 280,
     progress: ProgressCallback | None = None,
-    clock: Callable[[], float] = time.perf_counter,
+    **options,
 ) -> Iterator[tuple[RunResult, RunResult]]:
-    """Run both choices in turn (never two models at once); yield both results after every update."""
+    """Run both choices in turn (never two models at once); yield both results after every update.
+
+    `options` are `run_choice`'s (get_model, max_new_tokens, image_budget, clock).
+    """
     results = [RunResult(choice) for choice in choices]
     for index, choice in enumerate(choices):
 
@@ -201,14 +201,6 @@ def compare(
             if progress is not None:
                 progress(fraction, f"Model {'AB'[_index]}: {message}")
 
-        for result in run_choice(
-            choice,
-            messages,
-            get_model=get_model,
-            max_new_tokens=max_new_tokens,
-            image_budget=image_budget,
-            progress=report,
-            clock=clock,
-        ):
+        for result in run_choice(choice, messages, progress=report, **options):
             results[index] = result
             yield results[0], results[1]

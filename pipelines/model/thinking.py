@@ -59,10 +59,10 @@ def _split_raw(text: str) -> tuple[str, str]:
     return "".join(thought_parts), "".join(answer_parts)
 
 
-def _held_back_length(text: str) -> int:
-    """Length of the longest tail of `text` that could be the start of a marker."""
+def held_back_length(text: str, markers=_ALL_MARKERS) -> int:
+    """Length of the longest tail of `text` that could be the start of one of `markers`."""
     longest = 0
-    for marker in _ALL_MARKERS:
+    for marker in markers:
         for size in range(min(len(marker) - 1, len(text)), longest, -1):
             if marker.startswith(text[-size:]):
                 longest = size
@@ -98,7 +98,7 @@ class ThinkingSplitter:
         self._text += chunk
         visible, self._ended = _cut_at_end_of_turn(self._text)
         if not self._ended:
-            visible = visible[: len(visible) - _held_back_length(visible)]
+            visible = visible[: len(visible) - held_back_length(visible)]
         return self._emit(visible)
 
     def close(self) -> tuple[str, str]:

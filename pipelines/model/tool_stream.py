@@ -5,7 +5,7 @@ See `tool_format.py` for the format and the rules for what stays visible.
 
 from __future__ import annotations
 
-from pipelines.model.thinking import ThinkingSplitter, split_thinking
+from pipelines.model.thinking import ThinkingSplitter, held_back_length, split_thinking
 from pipelines.model.tool_format import (
     MARKERS,
     TOOL_CALL_CLOSE,
@@ -14,17 +14,6 @@ from pipelines.model.tool_format import (
     ToolCall,
     parse_call_body,
 )
-
-
-def _held_back_length(text: str) -> int:
-    """Length of the longest tail of `text` that could still become a marker."""
-    longest = 0
-    for marker in MARKERS:
-        for size in range(min(len(marker) - 1, len(text)), longest, -1):
-            if marker.startswith(text[-size:]):
-                longest = size
-                break
-    return longest
 
 
 class ToolCallSplitter:
@@ -91,7 +80,7 @@ class ToolCallSplitter:
                 continue
             found = [(i, m) for m in MARKERS if (i := text.find(m, self._pos)) >= 0]
             if not found:
-                tail = len(text) if final else len(text) - _held_back_length(text[self._pos :])
+                tail = len(text) if final else len(text) - held_back_length(text[self._pos :], MARKERS)
                 self._visible += text[self._pos : tail]
                 self._pos = tail
                 break
