@@ -130,8 +130,8 @@ def build_compare_section(controls) -> None:
             image = ServedImage(type="pil", label="Image (optional)", height=160)
             button = gr.Button("Compare", variant="primary", elem_id="compare-run")
     with gr.Row(equal_height=True):
-        column_a = gr.Markdown("### A\n*Not run yet.*", elem_id="compare-a", container=True)
-        column_b = gr.Markdown("### B\n*Not run yet.*", elem_id="compare-b", container=True)
+        column_a = gr.Markdown("### A\n*Not run yet.*", label="Model A", elem_id="compare-a", container=True)
+        column_b = gr.Markdown("### B\n*Not run yet.*", label="Model B", elem_id="compare-b", container=True)
     history = gr.State([])
     results = gr.Dataframe(
         value=_table([]),

@@ -52,7 +52,7 @@ def run_fit(
         modalities: what else the model must take besides text: any of "image", "video", "audio".
         plot_quantization: the quantization the plot shows: 4bit, 8bit or bf16.
 
-    Returns: a summary, the fit table, the plot, and the per-variant "under the hood" cards.
+    Returns: a summary, the fit table and the plot.
     """
     from app.fit_plot import plot_for
 
@@ -135,7 +135,7 @@ def _build_fit_section() -> None:
         button = gr.Button("Fit", variant="primary", scale=1)
     inputs = [hardware, custom_gb, context, batch, modalities, plot_quantization]
     summary, table, figure = run_fit(DEFAULT_HARDWARE, 32, DEFAULT_CONTEXT, 1, [], "4bit")
-    summary_box = gr.Markdown(summary, elem_id="fit-summary")
+    summary_box = gr.Markdown(summary, label="Summary", elem_id="fit-summary")
     table_box = gr.Dataframe(
         value=table, interactive=False, wrap=True, elem_id="fit-table", label="Fit", max_height=1000
     )

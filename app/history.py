@@ -78,8 +78,10 @@ def normalize_history(history: Any) -> list[ChatTurn]:
                     turns.append(ChatTurn(role, text, files))
             continue
         role, content, metadata = _message_fields(message)
+        if role == "system":
+            continue  # the app sets its own system prompt
         if role not in ("user", "assistant"):
-            continue
+            raise InputError("Each message in the chat history must be from the user or the assistant.")
         if isinstance(metadata, dict) and metadata.get("title"):
             continue  # a thought or a notice: shown to the user, never sent to the model
         text, files = _split_content(content)
@@ -90,6 +92,8 @@ def normalize_history(history: Any) -> list[ChatTurn]:
 
 def history_as_dicts(history: Any) -> list[dict]:
     """Plain message dicts for re-display (keeps thoughts and files as they were)."""
+    if history is not None and not isinstance(history, list | tuple):
+        raise InputError("The chat history must be a list of messages.")
     shown: list[dict] = []
     for message in history or []:
         if isinstance(message, dict):

@@ -39,10 +39,15 @@ def test_detect_example_runs_end_to_end_on_tiny(page):
         # The notice comes with the raw answer opened below it.
         expect(page.locator("#detect-raw textarea")).to_be_visible()
         expect(page.locator("#detect-raw textarea")).not_to_have_value("")
+        # Nothing found: nothing offered for download.
+        expect(page.locator("#detect-json a")).to_have_count(0)
+        expect(page.locator("#detect-png a")).to_have_count(0)
     else:
         expect(page.locator("#detect-annotated .legend-item").first).to_be_visible()
-    expect(page.locator("#detect-json a").first).to_have_attribute("href", re.compile(r"detections\.json$"))
-    expect(page.locator("#detect-png a").first).to_have_attribute("href", re.compile(r"detections\.png$"))
+        expect(page.locator("#detect-json a").first).to_have_attribute(
+            "href", re.compile(r"detections\.json$")
+        )
+        expect(page.locator("#detect-png a").first).to_have_attribute("href", re.compile(r"detections\.png$"))
     page.screenshot(path="/tmp/detect_tiny.png", full_page=True)
 
 

@@ -185,6 +185,7 @@ def test_compare_runs_tiny_fp32_against_4bit_with_and_without_thinking():
     from pipelines.model import loader
 
     choices = (compare.Choice("tiny", "fp32", True), compare.Choice("tiny", "4bit", False))
+    loader.unload_model()  # so that both choices really load, and report their progress
     stages = []
     updates = list(
         compare.compare(

@@ -240,7 +240,7 @@ def test_every_endpoint_works_with_only_its_required_arguments(client, use_scrip
     use_scripted(
         '```html\n<!DOCTYPE html><html><body><h1>Hi</h1></body></html>\n```\n[{"box_2d": [10, 10, 500, 500], "label": "cat"}]'
     )
-    assert client.predict("Hello", api_name="/chat")[-1]["role"] == "assistant"
+    assert client.predict({"text": "Hello", "files": []}, api_name="/chat")[-1]["role"] == "assistant"
     annotated, *_ = client.predict(handle_file(str(EXAMPLE_IMAGE)), "cat", api_name="/detect")
     assert annotated is not None
     code, *_ = client.predict(handle_file(str(EXAMPLE_SCREENSHOT)), api_name="/screenshot_to_html")

@@ -55,7 +55,6 @@ NO_NETWORK_ARGS = (
     "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
     "--webrtc-ip-handling-policy=disable_non_proxied_udp",
     "--js-flags=--max-old-space-size=256",
-    "--renderer-process-limit=1",
 )
 # Run before any script of the page: no peer connections, no sockets, no beacons.
 NO_NETWORK_SCRIPT = """
@@ -199,7 +198,7 @@ def _render(html: str, width: int, height: int, timeout_s: float) -> Image.Image
         except Exception as error:
             if watchdog.killed_for:
                 raise RenderError(watchdog.killed_for) from None
-            raise error from None
+            raise
         finally:
             watchdog.stop()
 
