@@ -12,6 +12,7 @@ from app.controls import Settings, SharedControls, settings
 from app.errors import user_facing
 from app.gpu import stream_on_gpu
 from app.history import history_as_dicts, normalize_history
+from app.model_access import loading, loading_text
 from app.reply import StreamedReply
 from app.uploads import require_served_file
 from pipelines.chat import build_chat_messages
@@ -105,6 +106,13 @@ def chat(
     for turn in turns:
         turn.files = [require_served_file(path) for path in turn.files]
     job = ChatJob(chosen, build_chat_messages(turns, system_prompt=SYSTEM_PROMPT), bool(tools))
+    # The first request loads the model: its progress shows in the pending reply, where the user looks.
+    waited = False
+    for state in loading(chosen.variant, chosen.quantization):
+        waited = True
+        yield [*conversation, {"role": "assistant", "content": loading_text(chosen.variant, state)}]
+    if waited:
+        yield conversation
     reply = StreamedReply()
     for event in stream_on_gpu(job):
         if isinstance(event, ToolStep):

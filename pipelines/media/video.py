@@ -28,7 +28,7 @@ import contextlib
 import itertools
 import math
 import operator
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -92,10 +92,26 @@ class Frame:
         return format_timestamp(self.timestamp)
 
 
-def format_timestamp(seconds: float) -> str:
-    """`mm:ss` as Gemma 4's processor writes it (minutes keep counting past an hour)."""
+def format_timestamp(seconds: float, decimals: int = 0) -> str:
+    """`mm:ss` as Gemma 4's processor writes it (minutes keep counting past an hour), e.g. `mm:ss.s` with decimals.
+
+    Fractions are cut, not rounded, like the whole seconds: 0.96 s is `00:00.9`, never `00:01.0`.
+    """
     seconds = max(0.0, float(seconds))
-    return f"{int(seconds // 60):02d}:{int(seconds % 60):02d}"
+    scale = 10**decimals
+    units = int(seconds * scale + 1e-6)
+    whole, fraction = divmod(units, scale)
+    text = f"{whole // 60:02d}:{whole % 60:02d}"
+    return f"{text}.{fraction:0{decimals}d}" if decimals else text
+
+
+def frame_labels(frames: Sequence[Frame]) -> list[str]:
+    """Each frame's time, all as `mm:ss`; as `mm:ss.s` (or finer) when two frames would share a label."""
+    for decimals in range(3):
+        labels = [format_timestamp(frame.timestamp, decimals) for frame in frames]
+        if len(set(labels)) == len(labels):
+            break
+    return labels
 
 
 def sample_frames(
