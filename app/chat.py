@@ -150,11 +150,24 @@ def _unlocked_input():
     return gr.MultimodalTextbox(interactive=True, placeholder=INPUT_PLACEHOLDER)
 
 
+# Gradio runs an event's failure handlers when it is cancelled too: Stop and Clear leave these in `pending`
+# first (then cancel), so the failure handler knows no error happened.
+STOPPED, CLEARED = "stopped", "cleared"
+
+
+def _stopped():
+    return _unlocked_input(), STOPPED
+
+
 def _cleared():
-    return [], gr.MultimodalTextbox(value=None, interactive=True, placeholder=INPUT_PLACEHOLDER)
+    return [], gr.MultimodalTextbox(value=None, interactive=True, placeholder=INPUT_PLACEHOLDER), CLEARED
 
 
-def _mark_unanswered(history: list, pending: list | None):
+def _mark_unanswered(history: list, pending: list | str | None):
+    if pending == CLEARED:
+        return [], _unlocked_input()  # a chunk that streamed in before the cancel must not bring it back
+    if pending == STOPPED:
+        return gr.skip(), _unlocked_input()  # the reply so far stays
     shown = _without_last_reply(history)
     if pending and not (shown and shown[-1]["role"] == "user"):
         shown += pending  # the chat lost the message (it was replaced while failing): show it again
@@ -219,8 +232,8 @@ def build_chat_tab(controls: SharedControls) -> None:
             elem_id="chat-tools",
             scale=3,
         )
-        stop = gr.Button("⏹ Stop", variant="stop", size="sm", elem_id="chat-stop")
-        clear = gr.Button("🗑 Clear", size="sm")
+        stop = gr.Button("⏹ Stop", variant="stop", size="sm", min_width=90, elem_id="chat-stop")
+        clear = gr.Button("🗑 Clear", size="sm", min_width=90, elem_id="chat-clear")
     gr.Examples(examples=chat_examples(), inputs=textbox, label="Examples (press Enter to send)")
 
     settings_inputs = controls.inputs
@@ -256,16 +269,15 @@ def build_chat_tab(controls: SharedControls) -> None:
         )
         reply_events.append(replying)
     chatbot.undo(undo_last_exchange, chatbot, [chatbot, textbox], queue=False, api_visibility="undocumented")
-    stop.click(
-        _unlocked_input, None, textbox, cancels=reply_events, queue=False, api_visibility="undocumented"
-    )
     # Clearing mid-reply cancels the reply too: otherwise the stream would bring the old chat back.
-    clear.click(
-        _cleared, None, [chatbot, textbox], cancels=reply_events, queue=False, api_visibility="undocumented"
-    )
-    chatbot.clear(
-        _cleared, None, [chatbot, textbox], cancels=reply_events, queue=False, api_visibility="undocumented"
-    )
+    for trigger, handler, outputs in (
+        (stop.click, _stopped, [textbox, pending]),
+        (clear.click, _cleared, [chatbot, textbox, pending]),
+        (chatbot.clear, _cleared, [chatbot, textbox, pending]),
+    ):
+        trigger(handler, None, outputs, queue=False, api_visibility="undocumented").then(
+            None, cancels=reply_events, api_visibility="undocumented"
+        )
 
     # The public endpoint: one call takes the new message and the history, streams the conversation.
     # History comes in as free JSON so API clients may send plain-string messages too.

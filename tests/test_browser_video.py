@@ -8,7 +8,7 @@ import pytest
 from playwright.sync_api import expect
 from test_video_tab import count_decoder_calls
 
-from pipelines.media.video import VIDEO_EXAMPLES, sample_frames
+from pipelines.media.video import VIDEO_EXAMPLES, frame_labels, sample_frames
 
 pytestmark = pytest.mark.browser
 
@@ -42,7 +42,7 @@ def open_tab_with_red_square_example(page, *, frames: int) -> None:
 
 
 def expected_captions(frames: int) -> list[str]:
-    return [frame.label for frame in sample_frames(CLIPS / RED_SQUARE.filename, frames)]
+    return frame_labels(sample_frames(CLIPS / RED_SQUARE.filename, frames))
 
 
 def test_example_runs_end_to_end_on_tiny_with_timestamped_frames(page):

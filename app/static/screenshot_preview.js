@@ -20,5 +20,5 @@ const fit = () => {
     if (caption && caption.textContent !== text) caption.textContent = text;
 };
 new ResizeObserver(fit).observe(element);
-new MutationObserver(fit).observe(element, { childList: true, subtree: true });
+new MutationObserver(fit).observe(element, { childList: true, subtree: true, characterData: true });
 fit();
