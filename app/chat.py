@@ -151,16 +151,17 @@ def _unlocked_input():
 
 
 # Gradio runs an event's failure handlers when it is cancelled too: Stop and Clear leave these in `pending`
-# first (then cancel), so the failure handler knows no error happened.
+# first, then count up `interrupts`, whose change cancels the reply; so the failure handler knows why it ran.
 STOPPED, CLEARED = "stopped", "cleared"
 
 
-def _stopped():
-    return _unlocked_input(), STOPPED
+def _stopped(interrupts: int):
+    return _unlocked_input(), STOPPED, interrupts + 1
 
 
-def _cleared():
-    return [], gr.MultimodalTextbox(value=None, interactive=True, placeholder=INPUT_PLACEHOLDER), CLEARED
+def _cleared(interrupts: int):
+    textbox = gr.MultimodalTextbox(value=None, interactive=True, placeholder=INPUT_PLACEHOLDER)
+    return [], textbox, CLEARED, interrupts + 1
 
 
 def _mark_unanswered(history: list, pending: list | str | None):
@@ -270,14 +271,14 @@ def build_chat_tab(controls: SharedControls) -> None:
         reply_events.append(replying)
     chatbot.undo(undo_last_exchange, chatbot, [chatbot, textbox], queue=False, api_visibility="undocumented")
     # Clearing mid-reply cancels the reply too: otherwise the stream would bring the old chat back.
+    interrupts = gr.Number(0, visible="hidden", elem_id="chat-interrupts")
     for trigger, handler, outputs in (
-        (stop.click, _stopped, [textbox, pending]),
-        (clear.click, _cleared, [chatbot, textbox, pending]),
-        (chatbot.clear, _cleared, [chatbot, textbox, pending]),
+        (stop.click, _stopped, [textbox, pending, interrupts]),
+        (clear.click, _cleared, [chatbot, textbox, pending, interrupts]),
+        (chatbot.clear, _cleared, [chatbot, textbox, pending, interrupts]),
     ):
-        trigger(handler, None, outputs, queue=False, api_visibility="undocumented").then(
-            None, cancels=reply_events, api_visibility="undocumented"
-        )
+        trigger(handler, interrupts, outputs, queue=False, api_visibility="undocumented")
+    interrupts.change(None, cancels=reply_events, api_visibility="undocumented")
 
     # The public endpoint: one call takes the new message and the history, streams the conversation.
     # History comes in as free JSON so API clients may send plain-string messages too.
