@@ -35,7 +35,7 @@ EXAMPLES_AND_RUN = {
     "voice": ("#voice-examples", "#voice-answer"),
 }
 SPECIAL_TOKENS_REPLY = "<bos>The answer is <|image|>forty-two.<eos>"
-PAGE_HTML = "<!DOCTYPE html><html><body><h1 id='wide' style='width:1200px'>Wide page</h1></body></html>"
+PAGE_HTML = "<!DOCTYPE html><html><body><h1 style='width:1200px'>Wide page</h1></body></html>"
 
 
 @pytest.fixture(params=list(SIZES))
@@ -296,9 +296,8 @@ def test_screenshot_preview_fits_its_column_and_says_its_scale(ui, size, use_scr
     )
     assert abs(frame["width"] - 1280 * percent / 100) < 1280 * 0.011
     assert overflow(ui, "#screenshot-preview .screenshot-preview") <= 0
-    # The page inside still lays out at 1280 px: its 1200 px heading is all there.
-    inside = ui.frame_locator("#screenshot-preview iframe").locator("#wide")
-    assert 1260 <= inside.evaluate("e => window.innerWidth", timeout=60_000) <= 1280
+    # Zoomed, not squeezed: the page inside still lays out at 1280 px.
+    assert ui.locator("#screenshot-preview iframe").evaluate("f => getComputedStyle(f).width") == "1280px"
 
     ui.get_by_label("Tablet").check()
     expect(caption).to_have_text(re.compile(r"^Tablet 768 px(, shown at \d+ %)?$"))
