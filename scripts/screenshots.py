@@ -93,8 +93,8 @@ def _wait_until_idle(demo, timeout_s: float = 180) -> None:
 
 def open_tab(page, name: str) -> None:
     """Click a tab, through Gradio's "…" menu where a narrow page hides it there."""
+    page.get_by_role("tab").first.wait_for()
     tab = page.get_by_role("tab", name=name)
-    tab.first.wait_for(state="attached")
     if not tab.first.is_visible():
         page.locator(".overflow-menu button").first.click()
         tab = page.locator(".overflow-dropdown").get_by_role("button", name=name)
@@ -103,7 +103,7 @@ def open_tab(page, name: str) -> None:
 
 def _run_first_example(page, run_button: str | None) -> None:
     panel = page.locator(".tabitem:visible").first
-    example = panel.locator("button.gallery-item, tbody tr.tr-body").first
+    example = panel.locator("button.gallery-item, [data-testid='dataset-cell-0-0']").first
     example.scroll_into_view_if_needed()
     example.click()
     page.wait_for_timeout(800)
@@ -144,6 +144,11 @@ def main() -> None:
                     _wait_until_idle(demo)
                     page.wait_for_timeout(1500)
                     page.evaluate("window.scrollTo(0, 0)")
+                    # Chromium doesn't paint a sandboxed (cross-origin) frame that is off screen, so the
+                    # window is made as tall as the page: everything on it is on screen when it is shot.
+                    full_height = page.evaluate("document.scrollingElement.scrollHeight")
+                    page.set_viewport_size({"width": width, "height": full_height})
+                    page.wait_for_timeout(1000)
                     path = args.out_dir / f"{size}-{key}.png"
                     page.screenshot(path=str(path), full_page=True)
                     print(path, flush=True)
