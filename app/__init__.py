@@ -9,6 +9,7 @@ from __future__ import annotations
 import gradio as gr
 
 from app.config import AppConfig
+from app.static_files import STATIC_DIR, load_js_sections
 
 TITLE = "Gemma 4 Showcase"
 INTRO = (
@@ -16,11 +17,8 @@ INTRO = (
     "Google DeepMind's open-weight **Gemma 4** models, live: chat with images, find objects, turn "
     "screenshots into HTML, ask about videos, and talk to it. Pick a variant below; every tab uses it."
 )
-CSS = """
-#tiny-banner { background: #fff4e5; border: 1px solid #f0a020; border-radius: 8px; padding: 4px 12px; }
-#model-status { padding: 4px 12px; }
-footer { display: none !important; }
-"""
+CSS = (STATIC_DIR / "app.css").read_text(encoding="utf-8")
+SHELL_JS = load_js_sections(STATIC_DIR / "app.js")
 
 
 def build_app(config: AppConfig | None = None) -> gr.Blocks:
@@ -37,12 +35,15 @@ def build_app(config: AppConfig | None = None) -> gr.Blocks:
     variant, served_models = _connect_backend(config)
     with gr.Blocks(title=TITLE, fill_width=False, delete_cache=config.delete_cache) as demo:
         gr.Markdown(INTRO)
-        controls = build_shared_controls(
-            variant=variant,
-            quantization=config.quantization,
-            concurrency_limit=config.concurrency_limit,
-            served_models=served_models,
-        )
+        # Folded on a phone (see app/static/app.js), so the tabs show in the first screen.
+        with gr.Accordion("⚙️ Model and settings", open=True, elem_id="shared-controls"):
+            controls = build_shared_controls(
+                variant=variant,
+                quantization=config.quantization,
+                concurrency_limit=config.concurrency_limit,
+                served_models=served_models,
+            )
+            gr.HTML("", visible="hidden", js_on_load=SHELL_JS["collapse_on_phone"])
         with gr.Tabs():
             with gr.Tab("💬 Chat", id="chat"):
                 build_chat_tab(controls)

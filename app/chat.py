@@ -13,6 +13,7 @@ from app.controls import Settings, SharedControls, settings
 from app.errors import user_facing
 from app.gpu import stream_on_gpu
 from app.history import history_as_dicts, normalize_history
+from app.model_access import loading, loading_text
 from app.reply import StreamedReply
 from app.uploads import require_served_file
 from pipelines.chat import build_chat_messages
@@ -106,6 +107,13 @@ def chat(
     for turn in turns:
         turn.files = [require_served_file(path) for path in turn.files]
     job = ChatJob(chosen, build_chat_messages(turns, system_prompt=SYSTEM_PROMPT), bool(tools))
+    # The first request loads the model: its progress shows in the pending reply, where the user looks.
+    waited = False
+    for state in loading(chosen.variant, chosen.quantization):
+        waited = True
+        yield [*conversation, {"role": "assistant", "content": loading_text(chosen.variant, state)}]
+    if waited:
+        yield conversation
     reply = StreamedReply()
     for event in stream_on_gpu(job):
         if isinstance(event, ToolStep):
@@ -143,11 +151,25 @@ def _unlocked_input():
     return gr.MultimodalTextbox(interactive=True, placeholder=INPUT_PLACEHOLDER)
 
 
-def _cleared():
-    return [], gr.MultimodalTextbox(value=None, interactive=True, placeholder=INPUT_PLACEHOLDER)
+# Gradio runs an event's failure handlers when it is cancelled too: Stop and Clear leave these in `pending`
+# first, then count up `interrupts`, whose change cancels the reply; so the failure handler knows why it ran.
+STOPPED, CLEARED = "stopped", "cleared"
 
 
-def _mark_unanswered(history: list, pending: list | None):
+def _stopped(interrupts: int):
+    return _unlocked_input(), STOPPED, interrupts + 1
+
+
+def _cleared(interrupts: int):
+    textbox = gr.MultimodalTextbox(value=None, interactive=True, placeholder=INPUT_PLACEHOLDER)
+    return [], textbox, CLEARED, interrupts + 1
+
+
+def _mark_unanswered(history: list, pending: list | str | None):
+    if pending == CLEARED:
+        return [], _unlocked_input()  # a chunk that streamed in before the cancel must not bring it back
+    if pending == STOPPED:
+        return gr.skip(), _unlocked_input()  # the reply so far stays
     shown = _without_last_reply(history)
     if pending and not (shown and shown[-1]["role"] == "user"):
         shown += pending  # the chat lost the message (it was replaced while failing): show it again
@@ -212,8 +234,8 @@ def build_chat_tab(controls: SharedControls) -> None:
             elem_id="chat-tools",
             scale=3,
         )
-        stop = gr.Button("⏹ Stop", variant="stop", size="sm", elem_id="chat-stop")
-        clear = gr.Button("🗑 Clear", size="sm")
+        stop = gr.Button("⏹ Stop", variant="stop", size="sm", min_width=90, elem_id="chat-stop")
+        clear = gr.Button("🗑 Clear", size="sm", min_width=90, elem_id="chat-clear")
     gr.Examples(examples=chat_examples(), inputs=textbox, label="Examples (press Enter to send)")
 
     settings_inputs = controls.inputs
@@ -250,14 +272,15 @@ def build_chat_tab(controls: SharedControls) -> None:
         )
         reply_events.append(replying)
     chatbot.undo(undo_last_exchange, chatbot, [chatbot, textbox], queue=False, api_visibility="private")
-    stop.click(_unlocked_input, None, textbox, cancels=reply_events, queue=False, api_visibility="private")
     # Clearing mid-reply cancels the reply too: otherwise the stream would bring the old chat back.
-    clear.click(
-        _cleared, None, [chatbot, textbox], cancels=reply_events, queue=False, api_visibility="private"
-    )
-    chatbot.clear(
-        _cleared, None, [chatbot, textbox], cancels=reply_events, queue=False, api_visibility="private"
-    )
+    interrupts = gr.Number(0, visible="hidden", elem_id="chat-interrupts")
+    for trigger, handler, outputs in (
+        (stop.click, _stopped, [textbox, pending, interrupts]),
+        (clear.click, _cleared, [chatbot, textbox, pending, interrupts]),
+        (chatbot.clear, _cleared, [chatbot, textbox, pending, interrupts]),
+    ):
+        trigger(handler, interrupts, outputs, queue=False, api_visibility="private")
+    interrupts.change(None, cancels=reply_events, api_visibility="private")
 
     # The public endpoint: one call takes the new message and the history, streams the conversation.
     # History comes in as free JSON so API clients may send plain-string messages too.

@@ -218,6 +218,14 @@ def build_detect_tab(controls: SharedControls) -> None:
                 label="Answer with",
                 elem_id="detect-mode",
             )
+            # Next to the inputs they fill and the button that runs them, not below the results.
+            gr.Examples(
+                examples=detect_examples(),
+                inputs=[image, query, mode],
+                label="Examples (pick one, then press Detect)",
+                examples_per_page=8,
+                elem_id="detect-examples",
+            )
             with gr.Row():
                 detect_button = gr.Button("🔎 Detect", variant="primary", elem_id="detect-run")
                 stop = gr.Button("⏹ Stop", variant="stop", elem_id="detect-stop")
@@ -249,12 +257,6 @@ def build_detect_tab(controls: SharedControls) -> None:
                 )
     view = DetectView(
         annotated, status, table, png_file, json_file, raw_panel, raw_text, thoughts_panel, thoughts
-    )
-    gr.Examples(
-        examples=detect_examples(),
-        inputs=[image, query, mode],
-        label="Examples (pick one, then press Detect)",
-        examples_per_page=8,
     )
 
     @user_facing("detect")

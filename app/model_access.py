@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from pipelines.errors import ShowcaseError
@@ -84,6 +84,40 @@ def get_model(variant: str, quantization: str, progress: ProgressCallback | None
         raise
     _set_state("ready", _describe_with_loader(model), 1.0)
     return model
+
+
+def loading(variant: str, quantization: str, poll_s: float = 0.25) -> Iterator[LoadState]:
+    """Get the model ready in a thread, yielding the load state every `poll_s` while it loads.
+
+    Yields nothing when the model is already loaded; raises what `get_model` raises. A handler that
+    streams can show these states where the user is looking, and then ask for the model at once.
+    """
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            get_model(variant, quantization)
+        except BaseException as error:  # re-raised in the handler's thread
+            failure.append(error)
+
+    thread = threading.Thread(target=run, name="showcase-load", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(poll_s)
+        if thread.is_alive():
+            yield load_state()
+    if failure:
+        raise failure[0]
+
+
+def loading_text(variant: str, state: LoadState) -> str:
+    """A pending reply's words while `variant` loads, e.g. "⏳ Loading tiny… 40 %"."""
+    text = f"⏳ Loading {variant}…"
+    if state.stage == "loading" and state.fraction is not None:
+        text += f" {state.fraction * 100:.0f} %"
+    if state.stage == "loading" and state.message:
+        text += f"  \n*{state.message}*"
+    return text
 
 
 def preload_in_background(variant: str, quantization: str) -> threading.Thread:

@@ -6,7 +6,6 @@ import contextlib
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import gradio as gr
 from PIL import Image
@@ -16,14 +15,14 @@ from app.downloads import write_download
 from app.errors import user_facing
 from app.gpu import stream_on_gpu
 from app.safe_markdown import safe_markdown
-from app.uploads import ServedImage, require_served_file
+from app.screenshot_layout import ScreenshotTab
+from app.uploads import require_served_file
 from pipelines.errors import InputError
 from pipelines.media.images import fit_for_model, open_image
 from pipelines.model.contract import ChatModel
 from pipelines.model.variants import DEFAULT_VARIANT
 from pipelines.screenshot import PREVIEW_WIDTHS, ScreenshotUpdate, preview_iframe, run_screenshot_to_html
 
-EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples" / "screenshots"
 # Re-rendering the iframe restarts the page inside it, so the preview refreshes a few times a
 # second while the code view follows every token.
 PREVIEW_REFRESH_S = 0.3
@@ -35,99 +34,6 @@ EDIT_KEPT_PAGE = "The previous page is kept."
 SCORING_NOTE = "⏳ Scoring how close the page looks to the screenshot…"
 SCORING_OFF_NOTE = "Fidelity scoring is off."
 MAX_QUOTED_REPLY_CHARS = 1200
-
-
-class ScreenshotTab:
-    """The tab's components; handlers return dicts keyed by them."""
-
-    def __init__(self) -> None:
-        with gr.Row():
-            with gr.Column(scale=2):
-                self.screenshot = ServedImage(
-                    type="filepath",
-                    image_mode=None,
-                    sources=["upload", "clipboard"],
-                    label="Screenshot (upload or paste)",
-                    height=300,
-                    elem_id="screenshot-input",
-                )
-                self.instructions = gr.Textbox(
-                    value="",
-                    label="Instructions (optional)",
-                    placeholder="e.g. use Tailwind, dark mode",
-                    lines=2,
-                    elem_id="screenshot-instructions",
-                )
-                gr.Examples(
-                    examples=screenshot_examples(),
-                    inputs=[self.screenshot, self.instructions],
-                    label="Example screenshots (made for this app, CC0)",
-                    elem_id="screenshot-examples",
-                )
-                self.score = gr.Checkbox(
-                    value=True,
-                    label="Score fidelity",
-                    info="Render the page in headless Chromium and compare it with the screenshot",
-                )
-                with gr.Row():
-                    self.generate = gr.Button(
-                        "✨ Generate HTML", variant="primary", elem_id="screenshot-generate"
-                    )
-                    self.stop = gr.Button("⏹ Stop", variant="stop", elem_id="screenshot-stop")
-                with gr.Group():
-                    self.edit_instruction = gr.Textbox(
-                        label="Edit by instruction",
-                        placeholder="e.g. make the header sticky",
-                        lines=1,
-                        elem_id="screenshot-edit-instruction",
-                    )
-                    self.edit = gr.Button("✏️ Apply edit", elem_id="screenshot-edit")
-            with gr.Column(scale=3):
-                with gr.Row(equal_height=True):
-                    self.width = gr.Radio(
-                        choices=list(PREVIEW_WIDTHS),
-                        value="Desktop",
-                        label="Preview width",
-                        scale=3,
-                        elem_id="screenshot-width",
-                    )
-                    self.download = gr.DownloadButton(
-                        "⬇ Download .html",
-                        value=None,
-                        interactive=False,
-                        scale=1,
-                        elem_id="screenshot-download",
-                    )
-                self.notice = gr.Markdown(label="Notice", elem_id="screenshot-notice")
-                self.preview = gr.HTML(preview_iframe(""), label="Live preview", elem_id="screenshot-preview")
-        with gr.Accordion("🧠 Thinking", open=False):
-            self.thought = gr.Markdown(label="Thoughts", elem_id="screenshot-thought")
-        self.code = gr.Code(
-            language="html", label="HTML", interactive=True, lines=12, max_lines=30, elem_id="screenshot-code"
-        )
-        with gr.Accordion("📏 Fidelity", open=True):
-            with gr.Row(equal_height=True):
-                self.fidelity_score = gr.Number(
-                    label="Fidelity (SSIM, 0 to 1)", precision=3, interactive=False, scale=1
-                )
-                self.fidelity_note = gr.Markdown(label="Fidelity note", elem_id="screenshot-fidelity-note")
-            with gr.Row():
-                self.fidelity_screenshot = gr.Image(label="Screenshot", interactive=False, type="pil")
-                self.fidelity_rendered = gr.Image(label="Your HTML, rendered", interactive=False, type="pil")
-
-    @property
-    def outputs(self) -> list:
-        return [
-            self.code,
-            self.preview,
-            self.notice,
-            self.thought,
-            self.download,
-            self.fidelity_score,
-            self.fidelity_note,
-            self.fidelity_screenshot,
-            self.fidelity_rendered,
-        ]
 
 
 def _width_px(preview_width: str | None) -> int:
@@ -337,10 +243,15 @@ def _handlers(tab: ScreenshotTab):
             max_new_tokens: the longest reply, in tokens.
             image_budget: soft tokens for the screenshot: 70, 140, 280, 560 or 1120.
         """
-        if not isinstance(current_html, str) or not current_html.strip():
-            raise InputError(NO_PAGE_TO_EDIT)
-        if not isinstance(edit_instruction, str) or not edit_instruction.strip():
-            raise InputError(NO_EDIT_INSTRUCTION)
+        # Nothing to edit yet: one message, and the outputs stay as they are (no error badge on each).
+        for missing, message in (
+            (not isinstance(current_html, str) or not current_html.strip(), NO_PAGE_TO_EDIT),
+            (not isinstance(edit_instruction, str) or not edit_instruction.strip(), NO_EDIT_INSTRUCTION),
+        ):
+            if missing:
+                gr.Warning(message)
+                yield {tab.code: gr.skip()}  # and so every output is left as it is
+                return
         chosen = settings(variant, quantization, thinking, max_new_tokens, image_budget)
         job = _screenshot_job(
             screenshot, instructions, chosen, current_html=current_html, edit_instruction=edit_instruction
@@ -359,15 +270,6 @@ def show_page(html: str, preview_width: str):
     return preview_iframe(html or "", _width_px(preview_width)), gr.DownloadButton(
         value=path, interactive=path is not None
     )
-
-
-def screenshot_examples() -> list[list]:
-    wishes = {"pricing_card": "", "login_form": "use Tailwind", "dashboard_header": "dark mode"}
-    return [
-        [str(EXAMPLES_DIR / f"{name}.png"), instructions]
-        for name, instructions in wishes.items()
-        if (EXAMPLES_DIR / f"{name}.png").exists()
-    ]
 
 
 def build_screenshot_tab(controls: SharedControls) -> None:

@@ -32,6 +32,7 @@ from app.uploads import served_file
 from pipelines.errors import InputError
 from pipelines.media.video import DEFAULT_NUM_FRAMES, MAX_NUM_FRAMES, MIN_NUM_FRAMES, VIDEO_FRAME_TOKENS
 from pipelines.media.video_audio import extract_audio_track
+from pipelines.media.video_decode import frame_labels
 from pipelines.model.contract import ChatModel, Delta, checked_image_budget, checked_integer
 from pipelines.model.variants import DEFAULT_VARIANT, VARIANTS, modalities_for
 from pipelines.video_qa import VIDEO_EXAMPLES, VideoQAUpdate, VideoSession, VideoTurn, check_question
@@ -109,12 +110,10 @@ def sampling_key(path: str | None, num_frames, start, end) -> SamplingKey | None
 
 
 def gallery_items(session: VideoSession) -> list[tuple[Image.Image, str]]:
-    items = []
-    for frame in session.frames:
-        thumbnail = frame.image.copy()
+    thumbnails = [frame.image.copy() for frame in session.frames]
+    for thumbnail in thumbnails:
         thumbnail.thumbnail((GALLERY_MAX_SIDE, GALLERY_MAX_SIDE))
-        items.append((thumbnail, frame.label))
-    return items
+    return list(zip(thumbnails, frame_labels(session.frames), strict=True))
 
 
 def sample_video(
@@ -289,14 +288,14 @@ def build_video_tab(controls: SharedControls) -> None:
                 ask_button = gr.Button("🎬 Ask", variant="primary", elem_id="video-ask")
                 stop = gr.Button("⏹ Stop", variant="stop", elem_id="video-stop")
                 clear = gr.Button("🗑 New conversation", elem_id="video-clear")
-    example_rows, example_labels = video_examples()
-    gr.Examples(
-        examples=example_rows,
-        inputs=[video_input, question_input, include_audio],
-        example_labels=example_labels,
-        label="Examples (pick one, then press Ask)",
-        elem_id="video-examples",
-    )
+            example_rows, example_labels = video_examples()
+            gr.Examples(
+                examples=example_rows,
+                inputs=[video_input, question_input, include_audio],
+                example_labels=example_labels,
+                label="Examples (pick one, then press Ask)",
+                elem_id="video-examples",
+            )
 
     sampling_inputs = [num_frames, start, end, frame_budget, include_audio]
 

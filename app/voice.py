@@ -289,6 +289,14 @@ def build_voice_tab(controls: SharedControls) -> None:
             with gr.Row():
                 stop = gr.Button("⏹ Stop", variant="stop", size="sm")
                 clear = gr.Button("🗑 Clear", size="sm")
+    example_rows, example_labels = voice_examples()
+    gr.Examples(
+        examples=example_rows,
+        inputs=[audio_input, language],
+        example_labels=example_labels,
+        label="Example clips (then press a button)",
+        elem_id="voice-examples",
+    )
     spoken_reply = gr.Accordion("🔊 Spoken reply (your browser reads the answer aloud)", open=True)
     with spoken_reply, gr.Row():
         speak = gr.Checkbox(True, label="Speak the answer", elem_id="voice-speak")
@@ -303,13 +311,6 @@ def build_voice_tab(controls: SharedControls) -> None:
         stop_speaking = gr.Button("🔇 Stop speaking", size="sm", elem_id="voice-stop-speaking")
     spoken_answer = gr.Textbox(visible="hidden", elem_id="voice-spoken-answer")
     voices_probe = gr.HTML("", visible="hidden", js_on_load=SPEECH_JS["voices_probe"])
-    example_rows, example_labels = voice_examples()
-    gr.Examples(
-        examples=example_rows,
-        inputs=[audio_input, language],
-        example_labels=example_labels,
-        label="Example clips (then press a button)",
-    )
 
     voice_chat = voice_handler(chatbot, turns_state, spoken_answer)
     events = [

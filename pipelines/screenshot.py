@@ -137,8 +137,10 @@ def looks_truncated(document: str) -> bool:
 def preview_iframe(html: str, width: int | None = None) -> str:
     """Markup for a sandboxed, network-less iframe that shows `html` (for a `gr.HTML`).
 
-    `width` None fills the available width; otherwise the frame is that many CSS pixels wide
-    (see `PREVIEW_WIDTHS`) and scrolls sideways when the app is narrower.
+    `width` None fills the available width; otherwise the page is laid out that many CSS pixels
+    wide (see `PREVIEW_WIDTHS`) under a caption that names it ("Desktop 1280 px"). The frame is
+    scaled by `--preview-scale` (CSS `zoom`, 1 by default): the app's page script sets it so a
+    wide frame fits its column, and adds the scale to the caption ("…, shown at 56 %").
     """
     if width is not None and (not isinstance(width, int) or isinstance(width, bool) or width <= 0):
         raise InputError("The preview width must be a positive number of pixels.")
@@ -150,11 +152,22 @@ def preview_iframe(html: str, width: int | None = None) -> str:
             'justify-content:center;border:1px dashed #9ca3af;border-radius:8px;color:#6b7280;">'
             "The preview appears here once the model has written HTML.</div>"
         )
+    caption = scale = ""
+    if width is not None:
+        name = next((name for name, preset in PREVIEW_WIDTHS.items() if preset == width), "")
+        shown = f"{name} {width} px".strip()
+        caption = (
+            f'<div class="screenshot-preview-caption" data-shown="{shown}" '
+            f'style="font-size:0.85em;color:#6b7280;margin-bottom:4px;">{shown}</div>'
+        )
+        # Zoomed, the frame keeps its CSS width inside (the page lays out at `width`) and its height on screen.
+        scale = f"zoom:var(--preview-scale,1);height:calc({PREVIEW_HEIGHT_PX}px / var(--preview-scale,1));"
     return (
-        '<div class="screenshot-preview" style="width:100%;overflow-x:auto;">'
+        f'<div class="screenshot-preview" data-width="{width or ""}" style="width:100%;overflow-x:auto;">'
+        f"{caption}"
         f'<iframe title="Generated page preview" srcdoc="{html_lib.escape(html, quote=True)}" '
         f'sandbox="{PREVIEW_SANDBOX}" csp="{PREVIEW_CSP}" referrerpolicy="no-referrer" '
-        f'style="width:{frame_width};height:{PREVIEW_HEIGHT_PX}px;border:1px solid #d1d5db;'
+        f'style="width:{frame_width};height:{PREVIEW_HEIGHT_PX}px;{scale}border:1px solid #d1d5db;'
         'border-radius:8px;background:#fff;display:block;"></iframe></div>'
     )
 

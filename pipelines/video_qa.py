@@ -18,6 +18,7 @@ from pipelines.errors import InputError
 from pipelines.media.audio import SEGMENT_SECONDS, split_audio
 from pipelines.media.video import DEFAULT_NUM_FRAMES, VIDEO_FRAME_TOKENS, Frame, sample_frames
 from pipelines.media.video_audio import extract_audio_track
+from pipelines.media.video_decode import frame_labels
 from pipelines.model.contract import ChatModel, Delta, require_modality
 
 
@@ -78,8 +79,9 @@ def build_video_messages(
     turns = [VideoTurn(*turn) for turn in (history or [])]
     first_question = turns[0].question if turns else question
     content: list[dict] = []
-    for frame in frames:
-        content.append({"type": "text", "text": frame.label})
+    # The same labels as the gallery's captions, so "at 00:01.5" in an answer points at one frame.
+    for frame, label in zip(frames, frame_labels(frames), strict=True):
+        content.append({"type": "text", "text": label})
         content.append({"type": "image", "image": frame.image})
     if audio is not None:
         content.extend({"type": "audio", "audio": segment} for segment in split_audio(audio, SEGMENT_SECONDS))

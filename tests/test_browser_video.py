@@ -9,6 +9,7 @@ from playwright.sync_api import expect
 from test_video_tab import count_decoder_calls
 
 from pipelines.media.video import sample_frames
+from pipelines.media.video_decode import frame_labels
 from pipelines.video_qa import VIDEO_EXAMPLES
 
 pytestmark = pytest.mark.browser
@@ -43,7 +44,7 @@ def open_tab_with_red_square_example(page, *, frames: int) -> None:
 
 
 def expected_captions(frames: int) -> list[str]:
-    return [frame.label for frame in sample_frames(CLIPS / RED_SQUARE.filename, frames)]
+    return frame_labels(sample_frames(CLIPS / RED_SQUARE.filename, frames))
 
 
 def test_example_runs_end_to_end_on_tiny_with_timestamped_frames(page):

@@ -87,3 +87,15 @@ def test_agrees_with_transformers_parse_response(name):
     parsed = parse_response(raw, _RESPONSE_TEMPLATE_FALLBACKS[("gemma4",)], prefix="")
     expected = (parsed.get("reasoning_content") or "", parsed.get("content") or "")
     assert split_thinking(raw) == expected
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 5, 7])
+def test_control_tokens_cut_across_chunks_never_show(chunk):
+    from pipelines.model.reply_parser import ReplyParser
+
+    raw = "<bos>The answer is <|image|>forty-two, and a <div> stays.<eos>"
+    parser = ReplyParser()
+    shown = [parser.feed(raw[start : start + chunk]).answer for start in range(0, len(raw), chunk)]
+    shown.append(parser.close().answer)
+    assert "".join(shown) == "The answer is forty-two, and a <div> stays."
+    assert not any("<" in piece and "|" in piece for piece in shown)

@@ -22,6 +22,7 @@ import pipelines.media.video as video
 from pipelines.errors import CapabilityError, InputError
 from pipelines.media.video import FRAME_MAX_PIXELS, Frame, format_timestamp, sample_frames
 from pipelines.media.video_audio import extract_audio_track
+from pipelines.media.video_decode import frame_labels
 from pipelines.model.contract import AUDIO_SAMPLE_RATE
 from pipelines.video_qa import (
     VIDEO_EXAMPLES,
@@ -427,6 +428,36 @@ def test_format_timestamp_is_minutes_and_seconds():
     assert format_timestamp(3.99) == "00:03"
     assert format_timestamp(75.2) == "01:15"
     assert format_timestamp(3725) == "62:05"
+
+
+def test_format_timestamp_with_tenths_cuts_like_the_whole_seconds():
+    assert format_timestamp(0, 1) == "00:00.0"
+    assert format_timestamp(0.96, 1) == "00:00.9"
+    assert format_timestamp(0.3, 1) == "00:00.3"  # 0.3 * 10 is 2.9999…: not 00:00.2
+    assert format_timestamp(61.25, 1) == "01:01.2"
+    assert format_timestamp(0.05, 2) == "00:00.05"
+
+
+def _frames_at(*seconds):
+    return [Frame(timestamp, Image.new("RGB", (4, 4))) for timestamp in seconds]
+
+
+def test_frame_labels_are_whole_seconds_while_they_differ():
+    assert frame_labels(_frames_at(0, 1.5, 3, 4.5)) == ["00:00", "00:01", "00:03", "00:04"]
+    assert frame_labels(_frames_at(0, 1, 2)) == [frame.label for frame in _frames_at(0, 1, 2)]
+
+
+def test_frame_labels_use_tenths_when_two_frames_would_share_a_caption():
+    labels = frame_labels(_frames_at(0, 0.4, 0.8, 1.2, 1.6))
+    assert labels == ["00:00.0", "00:00.4", "00:00.8", "00:01.2", "00:01.6"]
+    assert len(set(frame_labels(_frames_at(*(index / 30 for index in range(16)))))) == 16
+
+
+def test_video_messages_label_close_frames_as_the_gallery_does():
+    frames = _frames_at(0, 0.5, 1.0)
+    messages = build_video_messages(frames, "What moves?")
+    texts = [part["text"] for part in messages[0]["content"] if part["type"] == "text"]
+    assert texts[:3] == ["00:00.0", "00:00.5", "00:01.0"]
 
 
 def test_messages_put_each_timestamp_before_its_frame_and_the_question_last():

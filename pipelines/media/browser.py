@@ -195,7 +195,7 @@ def _render(html: str, width: int, height: int, timeout_s: float) -> Image.Image
         watchdog = _Watchdog(before, deadline=time.monotonic() + 3 * timeout_s)
         try:
             return _render_fenced(html, width, height, timeout_s)
-        except Exception as error:
+        except Exception:
             if watchdog.killed_for:
                 raise RenderError(watchdog.killed_for) from None
             raise

@@ -19,20 +19,24 @@ transformers' video processor needs torchvision, so frames are sampled here with
 
 from __future__ import annotations
 
-import bisect
 import collections
 import contextlib
 import itertools
 import math
 import operator
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import av
-from PIL import Image
 
 from pipelines.errors import InputError
+from pipelines.media.video_decode import (
+    SUPPORTED_FORMATS_TEXT,
+    Frame,
+    KeyframeIndex,
+    decode_samples,
+    format_timestamp,
+)
 
 DEFAULT_NUM_FRAMES = 16
 MIN_NUM_FRAMES = 1
@@ -44,32 +48,10 @@ PIXELS_PER_SOFT_TOKEN = (16 * 3) ** 2
 # Frames keep twice the pixels of a 70-token frame (about 757x426 for 16:9), so the processor only ever
 # downscales at the 70 and 140 budgets while 64 frames still fit in about 60 MB.
 FRAME_MAX_PIXELS = 2 * VIDEO_FRAME_TOKENS * PIXELS_PER_SOFT_TOKEN
-# Without a seek index, a seek is only worth it past a typical keyframe interval (streaming encoders use 2-10 s).
-NO_INDEX_SEEK_GAP_SECONDS = 10.0
-SUPPORTED_FORMATS_TEXT = "MP4, WebM, MOV or MKV"
 # FFmpeg demuxer names of the containers accepted (mov covers MP4/M4V/3GP, matroska covers WebM).
 VIDEO_CONTAINER_FORMATS = frozenset(
     {"mov", "mp4", "matroska", "webm", "avi", "mpegts", "mpeg", "flv", "ogg", "asf", "gif"}
 )
-_ROTATIONS = {90: Image.Transpose.ROTATE_90, 180: Image.Transpose.ROTATE_180, 270: Image.Transpose.ROTATE_270}
-
-
-@dataclass(frozen=True, eq=False)
-class Frame:
-    """One sampled frame: its presentation time in seconds from the start of the file, and the RGB image."""
-
-    timestamp: float
-    image: Image.Image
-
-    @property
-    def label(self) -> str:
-        return format_timestamp(self.timestamp)
-
-
-def format_timestamp(seconds: float) -> str:
-    """`mm:ss` as Gemma 4's processor writes it (minutes keep counting past an hour)."""
-    seconds = max(0.0, float(seconds))
-    return f"{int(seconds // 60):02d}:{int(seconds % 60):02d}"
 
 
 def sample_frames(
@@ -89,10 +71,10 @@ def sample_frames(
     with open_video(path) as container:
         stream = _video_stream(container)
         origin = origin_seconds(container)
-        keyframes = _KeyframeIndex(stream, origin)
+        keyframes = KeyframeIndex(stream, origin)
         video_end = _video_end_seconds(container, stream, origin, keyframes)
         range_start, range_end = resolve_range(start, end, video_end)
-        return _decode_samples(
+        return decode_samples(
             container, stream, origin, keyframes, range_start, range_end, num_frames, max_pixels
         )
 
@@ -167,7 +149,7 @@ def origin_seconds(container) -> float:
     return container.start_time / av.time_base if container.start_time is not None else 0.0
 
 
-def _video_end_seconds(container, stream, origin: float, keyframes: _KeyframeIndex) -> float:
+def _video_end_seconds(container, stream, origin: float, keyframes: KeyframeIndex) -> float:
     if keyframes.last_timestamp is not None:
         # Header lengths can stop short of the last frame (reordered or variable-rate frames), so the end
         # comes from the packets after the last keyframe: a few hundred at most, demuxed, not decoded.
@@ -242,158 +224,3 @@ def _seconds(value, name: str) -> float:
 
 def describe_length(seconds: float) -> str:
     return f"{seconds:.1f} seconds" if seconds < 60 else format_timestamp(seconds)
-
-
-class _KeyframeIndex:
-    """Keyframe times from the container's seek index (empty for files that have none)."""
-
-    def __init__(self, stream, origin: float):
-        self._time_base = stream.time_base
-        self._origin = origin
-        entries = sorted(entry.timestamp for entry in stream.index_entries if entry.is_keyframe)
-        self._timestamps = entries
-        self._times = [self.seconds(timestamp) for timestamp in entries]
-        self.last_timestamp: int | None = entries[-1] if entries else None
-
-    def seconds(self, raw_timestamp: int) -> float:
-        return float(raw_timestamp * self._time_base) - self._origin
-
-    def raw_timestamp(self, seconds: float) -> int:
-        return int((seconds + self._origin) / self._time_base)
-
-    def seek_target(self, position: float | None, slot_start: float, slot_end: float) -> int | None:
-        """Where to seek before looking for a slot's frame, or None when decoding on is at least as cheap."""
-        if position is not None and position >= slot_start:
-            return None
-        middle = (slot_start + slot_end) / 2
-        if self._times:
-            latest = bisect.bisect_right(self._times, middle) - 1
-            # A seek lands on this keyframe; it only saves work if the decoder hasn't reached it yet.
-            if latest >= 0 and (position is None or self._times[latest] > position):
-                return self._timestamps[latest]
-            return None
-        if middle - (position or 0.0) > NO_INDEX_SEEK_GAP_SECONDS:
-            return self.raw_timestamp(middle)
-        return None
-
-
-class _FrameReader:
-    """Decodes one stream forward, seeking on request; remembers one decoded frame not yet used.
-
-    A packet the decoder rejects is skipped, so a few damaged packets cost a few frames, not the video;
-    a read error ends the stream there.
-    """
-
-    def __init__(self, container, stream, origin: float):
-        self._container = container
-        self._stream = stream
-        self._origin = origin
-        self._packets: Iterator | None = None
-        self._decoded: collections.deque = collections.deque()
-        self._pending: tuple[float, av.VideoFrame] | None = None
-        # Time of the latest decoded frame; None before the first decode and right after a seek.
-        self.position: float | None = None
-        self.decoded_any = False
-
-    def seek(self, raw_timestamp: int) -> None:
-        """Jump to the keyframe at or before `raw_timestamp` (in the stream's time base)."""
-        try:
-            self._container.seek(raw_timestamp, stream=self._stream, backward=True, any_frame=False)
-        except av.error.FFmpegError as error:
-            raise InputError("The video could not be read; it may be corrupt.") from error
-        self._packets = None
-        self._decoded.clear()
-        self._pending = None
-        self.position = None
-
-    def first_at_or_after(self, seconds: float) -> tuple[float, av.VideoFrame] | None:
-        """The first frame presented at or after `seconds`, left pending; None at the end of the stream."""
-        while True:
-            if self._pending is None:
-                self._pending = self._decode_next()
-                if self._pending is None:
-                    return None
-            if self._pending[0] >= seconds:
-                return self._pending
-            self._pending = None
-
-    def take(self) -> None:
-        self._pending = None
-
-    def _decode_next(self) -> tuple[float, av.VideoFrame] | None:
-        while not self._decoded:
-            if self._packets is None:
-                self._packets = self._container.demux(self._stream)
-            try:
-                packet = next(self._packets)
-            except (StopIteration, av.error.FFmpegError):
-                return None
-            with contextlib.suppress(av.error.FFmpegError):
-                self._decoded.extend(packet.decode())
-        frame = self._decoded.popleft()
-        if frame.time is None:
-            raise InputError(
-                "The video's frames carry no timestamps (a raw stream?). "
-                f"Please save it as {SUPPORTED_FORMATS_TEXT} and try again."
-            )
-        self.position = frame.time - self._origin
-        self.decoded_any = True
-        return self.position, frame
-
-
-def _decode_samples(
-    container,
-    stream,
-    origin: float,
-    keyframes: _KeyframeIndex,
-    range_start: float,
-    range_end: float,
-    num_frames: int,
-    max_pixels: int,
-) -> list[Frame]:
-    stream.thread_type = "AUTO"
-    reader = _FrameReader(container, stream, origin)
-    slot_width = (range_end - range_start) / num_frames
-    frames: list[Frame] = []
-    for index in range(num_frames):
-        slot_start = range_start + index * slot_width
-        slot_end = range_end if index == num_frames - 1 else slot_start + slot_width
-        seek_to = keyframes.seek_target(reader.position, slot_start, slot_end)
-        if seek_to is not None:
-            reader.seek(seek_to)
-        found = reader.first_at_or_after(slot_start)
-        if found is None:
-            break
-        timestamp, frame = found
-        if timestamp >= slot_end:
-            # No frame starts in this slot; the one found stays pending for the next.
-            continue
-        reader.take()
-        frames.append(Frame(timestamp, _display_image(frame, stream, max_pixels)))
-    if not frames and reader.decoded_any:
-        raise InputError(
-            f"No frame of the video starts between {range_start:.2f} s and {range_end:.2f} s. "
-            "Choose a longer time range."
-        )
-    if not frames:
-        raise InputError("No frames could be decoded from the video; it may be corrupt.")
-    return frames
-
-
-def _display_image(frame: av.VideoFrame, stream, max_pixels: int) -> Image.Image:
-    """The frame as shown by a player (pixel aspect and rotation applied), within `max_pixels`."""
-    pixel_aspect = stream.sample_aspect_ratio
-    display_width = frame.width * float(pixel_aspect) if pixel_aspect else float(frame.width)
-    scale = min(1.0, math.sqrt(max_pixels / (display_width * frame.height)))
-    width = max(1, round(display_width * scale))
-    height = max(1, round(frame.height * scale))
-    if (width, height) == (frame.width, frame.height):
-        image = frame.to_image()
-    else:
-        image = frame.to_image(width=width, height=height, interpolation="AREA")
-    rotation = round(frame.rotation) % 360
-    if rotation in _ROTATIONS:
-        image = image.transpose(_ROTATIONS[rotation])
-    elif rotation:
-        image = image.rotate(rotation, expand=True, resample=Image.Resampling.BILINEAR)
-    return image

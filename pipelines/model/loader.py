@@ -199,9 +199,11 @@ def _load(spec: VariantSpec, quantization: str, device: str, report: ProgressCal
     if spec.folder:
         folder = spec.folder
     elif spec.key == "tiny":
-        from pipelines.model.tiny import build_tiny_checkpoint
+        from pipelines.model.tiny import build_tiny_checkpoint, tiny_checkpoint_built
 
-        report(0.05, "Preparing the offline tiny checkpoint")
+        # Built once and cached: after that, "preparing" would be a false promise.
+        if not tiny_checkpoint_built():
+            report(0.05, "Preparing the offline tiny checkpoint")
         folder = str(build_tiny_checkpoint())
     else:
         folder = _download(spec.hub_id, report)
@@ -286,7 +288,7 @@ def _bitsandbytes_config(quantization: str):
     except ImportError as error:
         raise ModelLoadError(
             f"{quantization} quantization needs bitsandbytes, which is not installed. "
-            "Run `pip install bitsandbytes`, or choose bf16 or fp32."
+            "Install it (pip install bitsandbytes), or choose bf16 or fp32."
         ) from error
     import torch
     from transformers import BitsAndBytesConfig
@@ -347,6 +349,6 @@ def explain_load_failure(error: BaseException, spec: VariantSpec, quantization: 
     ):
         return ModelLoadError(
             f"Couldn't download {name}: no network, or offline mode is on (HF_HUB_OFFLINE). "
-            "Connect to the internet or pre-download the model, or choose the offline `tiny` variant."
+            "Connect to the internet or pre-download the model, or choose the offline tiny variant."
         )
     return ModelLoadError(f"Loading {spec.key} failed: {error}")

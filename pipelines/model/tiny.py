@@ -133,6 +133,12 @@ def build_config(tokenizer):
     )
 
 
+def tiny_checkpoint_built(target: str | Path | None = None) -> bool:
+    """Whether a complete build is already in `target` (default: the cache)."""
+    target = Path(target) if target else default_cache_dir()
+    return (target / "model.safetensors").exists() and (target / "tokenizer.json").exists()
+
+
 def build_tiny_checkpoint(target: str | Path | None = None, *, force: bool = False) -> Path:
     """Write the tiny checkpoint to `target` (default: the cache) and return the folder.
 
@@ -149,7 +155,7 @@ def build_tiny_checkpoint(target: str | Path | None = None, *, force: bool = Fal
     from pipelines.model.processor import FramesGemma4Processor
 
     target = Path(target) if target else default_cache_dir()
-    if (target / "model.safetensors").exists() and (target / "tokenizer.json").exists() and not force:
+    if tiny_checkpoint_built(target) and not force:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
 
