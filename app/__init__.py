@@ -22,7 +22,6 @@ SHELL_JS = load_js_sections(STATIC_DIR / "app.js")
 
 
 def build_app(config: AppConfig | None = None) -> gr.Blocks:
-    from app import model_access
     from app.chat import build_chat_tab
     from app.controls import build_shared_controls
     from app.detect import build_detect_tab
@@ -44,28 +43,20 @@ def build_app(config: AppConfig | None = None) -> gr.Blocks:
                 served_models=served_models,
             )
             gr.HTML("", visible="hidden", js_on_load=SHELL_JS["collapse_on_phone"])
-        with gr.Tabs():
-            with gr.Tab("💬 Chat", id="chat"):
-                build_chat_tab(controls)
-            with gr.Tab("🔎 Detect", id="detect"):
-                build_detect_tab(controls)
-            with gr.Tab("🖼️ Screenshot → HTML", id="screenshot"):
-                build_screenshot_tab(controls)
-            with gr.Tab("🎬 Video Q&A", id="video"):
-                build_video_tab(controls)
-            with gr.Tab("🎙️ Voice", id="voice"):
-                build_voice_tab(controls)
-            with gr.Tab("🧮 Which Gemma 4?", id="fit"):
-                build_fit_tab(controls)
-        # A new visitor sees the current model state at once, not the one from when the app started.
-        demo.load(
-            model_access.status_markdown,
-            controls.variant,
-            controls.status,
-            queue=False,
-            show_progress="hidden",
-            api_visibility="private",
+        tabs = (
+            ("💬 Chat", "chat", build_chat_tab),
+            ("🔎 Detect", "detect", build_detect_tab),
+            ("🖼️ Screenshot → HTML", "screenshot", build_screenshot_tab),
+            ("🎬 Video Q&A", "video", build_video_tab),
+            ("🎙️ Voice", "voice", build_voice_tab),
+            ("🧮 Which Gemma 4?", "fit", build_fit_tab),
         )
+        with gr.Tabs():
+            for title, tab_id, build_tab in tabs:
+                with gr.Tab(title, id=tab_id):
+                    build_tab(controls)
+        # A new visitor sees the current model state at once, not the one from when the app started.
+        controls.refresh_status_on(demo.load)
     demo.queue(default_concurrency_limit=config.concurrency_limit, max_size=config.max_queue)
     _explain_full_queue(demo)
     return demo

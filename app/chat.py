@@ -14,7 +14,7 @@ from app.errors import user_facing
 from app.gpu import stream_on_gpu
 from app.history import history_as_dicts, normalize_history
 from app.model_access import loading, loading_text
-from app.reply import StreamedReply
+from app.reply import StreamedReply, conversation_box
 from app.uploads import require_served_file
 from pipelines.chat import build_chat_messages
 from pipelines.model.contract import ChatModel, Delta
@@ -211,11 +211,9 @@ def chat_examples() -> list[dict]:
 
 
 def build_chat_tab(controls: SharedControls) -> None:
-    chatbot = gr.Chatbot(
-        label="Conversation",
+    chatbot = conversation_box(
+        "Ask anything, or attach an image, a video or (on E2B/E4B) an audio clip.",
         height=520,
-        buttons=["copy", "copy_all"],
-        placeholder="Ask anything, or attach an image, a video or (on E2B/E4B) an audio clip.",
         elem_id="chat-conversation",
     )
     textbox = gr.MultimodalTextbox(

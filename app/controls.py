@@ -52,6 +52,17 @@ class SharedControls:
         """Append to a model event's inputs; the handler ends with the matching `Settings` fields."""
         return [self.variant, self.quantization, self.thinking, self.max_new_tokens, self.image_budget]
 
+    def refresh_status_on(self, trigger) -> None:
+        """Show the current model state in the status area whenever `trigger` fires (a page load, a timer)."""
+        trigger(
+            model_access.status_markdown,
+            self.variant,
+            self.status,
+            queue=False,
+            show_progress="hidden",
+            api_visibility="private",
+        )
+
     def model_event(self) -> dict:
         """Keyword arguments for every event that runs the model."""
         return {"concurrency_id": MODEL_QUEUE, "concurrency_limit": self.concurrency_limit}
@@ -156,12 +167,4 @@ def _wire(controls: SharedControls) -> None:
             show_progress="full",
             **controls.model_event(),
         )
-    timer = gr.Timer(1.5)
-    timer.tick(
-        model_access.status_markdown,
-        controls.variant,
-        controls.status,
-        queue=False,
-        show_progress="hidden",
-        api_visibility="private",
-    )
+    controls.refresh_status_on(gr.Timer(1.5).tick)

@@ -93,3 +93,16 @@ class StreamedReply:
         if done and not self.answer:
             shown.append({"role": "assistant", "content": NO_ANSWER})
         return shown
+
+
+def conversation_box(placeholder: str, *, height: int, elem_id: str):
+    """The chat view every conversational tab shows (chat, video, voice)."""
+    import gradio as gr
+
+    return gr.Chatbot(
+        label="Conversation",
+        height=height,
+        buttons=["copy", "copy_all"],
+        placeholder=placeholder,
+        elem_id=elem_id,
+    )

@@ -27,7 +27,7 @@ from app.controls import Settings, SharedControls, settings
 from app.errors import user_facing
 from app.gpu import stream_on_gpu
 from app.history import history_as_dicts, normalize_history
-from app.reply import NO_ANSWER, StreamedReply
+from app.reply import NO_ANSWER, StreamedReply, conversation_box
 from app.uploads import served_file
 from pipelines.errors import InputError
 from pipelines.media.video import DEFAULT_NUM_FRAMES, MAX_NUM_FRAMES, MIN_NUM_FRAMES, VIDEO_FRAME_TOKENS
@@ -271,11 +271,9 @@ def build_video_tab(controls: SharedControls) -> None:
                 interactive=False,
                 elem_id="video-frames",
             )
-            chatbot = gr.Chatbot(
-                label="Conversation",
+            chatbot = conversation_box(
+                "Upload or record a video, ask a question, then ask follow-ups.",
                 height=380,
-                buttons=["copy", "copy_all"],
-                placeholder="Upload or record a video, ask a question, then ask follow-ups.",
                 elem_id="video-conversation",
             )
             question_input = gr.Textbox(

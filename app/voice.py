@@ -25,7 +25,7 @@ from app.controls import Settings, SharedControls, settings
 from app.errors import user_facing
 from app.gpu import stream_on_gpu
 from app.history import history_as_dicts, normalize_history
-from app.reply import NO_ANSWER, StreamedReply
+from app.reply import NO_ANSWER, StreamedReply, conversation_box
 from app.static_files import STATIC_DIR, load_js_sections
 from app.uploads import require_served_file, served_file
 from pipelines.errors import InputError
@@ -263,11 +263,9 @@ def build_voice_tab(controls: SharedControls) -> None:
         no_audio_text = gr.Markdown(notice or "")
         switch = gr.Button(f"🎙️ Switch to {AUDIO_VARIANT}", variant="primary", scale=0, min_width=200)
 
-    chatbot = gr.Chatbot(
-        label="Conversation",
+    chatbot = conversation_box(
+        "Record or upload a clip, then press Answer, Transcribe or Translate.",
         height=460,
-        buttons=["copy", "copy_all"],
-        placeholder="Record or upload a clip, then press Answer, Transcribe or Translate.",
         elem_id="voice-conversation",
     )
     turns_state = gr.State([])

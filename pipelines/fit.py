@@ -307,17 +307,17 @@ def longest_context(
     capacity_bytes: int,
     batch: int = 1,
     *,
-    device: str = "gpu",
     stock_cache: bool = False,
-    prefill_tokens: int | None = None,
+    **options,
 ) -> int:
-    """The longest context (up to the variant's maximum) whose peak fits `capacity_bytes`; 0 if none."""
+    """The longest context (up to the variant's maximum) whose peak fits `capacity_bytes`; 0 if none.
+
+    `options` are `estimate_memory`'s (device, prefill_tokens).
+    """
     low, high = 0, max_context(variant)
     while low < high:
         middle = (low + high + 1) // 2
-        estimate = estimate_memory(
-            variant, quantization, middle, batch, device=device, prefill_tokens=prefill_tokens
-        )
+        estimate = estimate_memory(variant, quantization, middle, batch, **options)
         if estimate.fits(capacity_bytes, stock_cache=stock_cache):
             low = middle
         else:
