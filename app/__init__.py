@@ -1,4 +1,4 @@
-"""The Gradio UI: one module per tab, shared controls, and the error boundary.
+"""The Gradio UI only: one module per tab, the shared controls, and the one boundary where errors become messages.
 
 `build_app(config)` assembles the Blocks; nothing here imports torch or
 transformers at import time, so the first page is served before any model work.

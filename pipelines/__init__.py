@@ -1,6 +1,6 @@
-"""Pure-Python model and task pipelines for the Gemma 4 Showcase.
+"""Pure-Python pipelines, one module per task over the model contract; they never import gradio.
 
-Nothing in this package imports gradio, so every pipeline can be driven from a
-script or a notebook. Heavy libraries (torch, transformers) are imported lazily
-inside the functions that need them.
+Layers: `pipelines.model` (the contract and the backends), `pipelines.media` (user media), and the tasks
+here (chat, detection, screenshot, video_qa, voice, tools, fit, compare). Usable from a script or a notebook;
+heavy libraries load lazily inside the model layer.
 """

@@ -1,0 +1,1 @@
+"""Decoding and validating user media (images, audio, video frames) and rendering untrusted HTML, for the tasks."""
