@@ -184,9 +184,7 @@ def test_input_locks_while_a_reply_streams_and_clear_stops_it(ui, size, use_scri
     expect(chat_messages(ui, "user")).to_have_count(1)
 
 
-def test_stop_ends_the_reply_and_unlocks_the_input(ui, size, use_scripted):
-    if size == "phone":
-        pytest.skip("the laptop run covers Stop; the phone run of the test above covers the layout")
+def test_stop_ends_the_reply_and_unlocks_the_input(ui, use_scripted):
     model = use_scripted("Streaming words. " * 60, chunk=2)
     SlowModel(model)
     send(ui, "Tell me a story")

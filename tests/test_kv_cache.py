@@ -18,10 +18,9 @@ from __future__ import annotations
 import os
 
 import pytest
+import torch
 
-torch = pytest.importorskip("torch")
-
-from pipelines.model.reference_configs import VARIANT_NAMES, build_layout_config  # noqa: E402
+from pipelines.model.reference_configs import VARIANT_NAMES, build_layout_config
 
 DECODE_STEPS = 5
 CHUNK = 3
