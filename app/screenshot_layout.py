@@ -11,7 +11,7 @@ from app.uploads import ServedImage
 from pipelines.screenshot import PREVIEW_WIDTHS, preview_iframe
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples" / "screenshots"
-NO_SCORE_YET = "Visual similarity to the screenshot (SSIM): —"
+NO_SCORE_YET = "Fidelity: —"
 PREVIEW_JS = load_js_sections(STATIC_DIR / "screenshot_preview.js")
 
 

@@ -189,6 +189,7 @@ def test_stop_ends_the_reply_and_unlocks_the_input(ui, use_scripted):
     SlowModel(model)
     send(ui, "Tell me a story")
     expect(chat_messages(ui, "bot").last).to_contain_text("Streaming words.")
+    use_scripted("Short answer.")  # for the next message: nothing keeps streaming after this test
     ui.locator("#chat-stop").click()
     expect(ui.locator("#chat-input textarea")).to_be_enabled()
     assert model.calls[-1]["stop_event"].wait(5)
@@ -198,6 +199,7 @@ def test_stop_ends_the_reply_and_unlocks_the_input(ui, use_scripted):
     expect(ui.locator("#chat-conversation")).not_to_contain_text(NOT_ANSWERED_TITLE)
     send(ui, "And now?")
     expect(chat_messages(ui, "user")).to_have_count(2)
+    wait_until_unlocked(ui)
 
 
 # ---------------------------------------------------------------- 3 · an error keeps the user's words
@@ -219,8 +221,10 @@ def test_failed_reply_keeps_the_message_and_retry_answers_it(ui, size, use_scrip
     wait_until_unlocked(ui)
 
     use_scripted("Here is your answer.")
-    ui.locator("#chat-conversation").get_by_role("button", name="Retry").last.click()
-    expect(chat_messages(ui, "bot").last).to_contain_text("Here is your answer.")
+    retry = ui.locator("#chat-conversation").get_by_role("button", name="Retry").last
+    retry.scroll_into_view_if_needed()
+    retry.click()
+    expect(chat_messages(ui, "bot").last).to_contain_text("Here is your answer.", timeout=30_000)
     expect(ui.locator("#chat-conversation")).not_to_contain_text(NOT_ANSWERED_TITLE)
     expect(chat_messages(ui, "user")).to_have_count(1)
 
@@ -269,7 +273,7 @@ def test_screenshot_preview_fits_its_column_and_says_its_scale(ui, size, use_scr
     use_scripted(f"```html\n{PAGE_HTML}\n```", chunk=40)
     open_tab(ui, "screenshot")
     note = ui.locator("#screenshot-fidelity-note")
-    expect(note).to_contain_text("—")  # before any run: a dash, never "0"
+    expect(note).to_have_text("Fidelity: —")  # before any run: a dash, never "0"
     assert not ui.get_by_label("Fidelity (SSIM, 0 to 1)").is_visible()
 
     # Apply edit with no page yet: one message, and the outputs are left alone (no error on each).
