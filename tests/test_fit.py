@@ -235,11 +235,9 @@ def test_compare_handler_moves_the_shared_selector_to_the_resident_model(use_scr
 
 # --- the tab in a browser --------------------------------------------------------------------------------
 
-SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "fit_tab.png"
-
 
 @pytest.mark.browser
-def test_fit_tab_renders_table_plot_and_cards_then_compare_shows_two_columns(page, use_scripted):
+def test_fit_tab_renders_table_plot_and_cards_then_compare_shows_two_columns(page, use_scripted, tmp_path):
     from playwright.sync_api import expect
 
     page.get_by_role("tab", name="🧮 Which Gemma 4?").click()
@@ -252,8 +250,7 @@ def test_fit_tab_renders_table_plot_and_cards_then_compare_shows_two_columns(pag
     page.locator("#fit-cards").get_by_text("Under the hood").click()
     expect(page.locator("#fit-cards")).to_contain_text("global 4 KV × 512 dims")
     page.locator("#fit-cards").get_by_text("Under the hood").click()
-    SCREENSHOT.parent.mkdir(exist_ok=True)
-    page.screenshot(path=str(SCREENSHOT), full_page=True)
+    page.screenshot(path=str(tmp_path / "fit_tab.png"), full_page=True)
 
     use_scripted("<|channel>thought\nShort.<channel|>Grouped heads share keys.", variant="E2B")
     page.get_by_role("tab", name="⚖️ Compare").click()
@@ -262,7 +259,7 @@ def test_fit_tab_renders_table_plot_and_cards_then_compare_shows_two_columns(pag
         expect(page.locator(side)).to_contain_text("Grouped heads share keys.", timeout=60_000)
     expect(page.locator("#compare-results")).to_contain_text("E4B", timeout=30_000)
     expect(page.locator("#compare-csv")).to_be_visible()
-    page.screenshot(path="/tmp/fit_compare.png", full_page=True)
+    page.screenshot(path=str(tmp_path / "fit_compare.png"), full_page=True)
 
 
 def test_fit_and_compare_are_public_api_endpoints(client, use_scripted):
