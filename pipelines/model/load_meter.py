@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+
 # --- load accounting --------------------------------------------------------------------------------
 
 
@@ -82,12 +85,37 @@ class LoadMeter:
         )
 
 
-_METER: LoadMeter | None = None
+# The meter of the load under way (benchmarks pass one); a ContextVar, so concurrent loads can't share it.
+_active: contextvars.ContextVar[LoadMeter | None] = contextvars.ContextVar("load_meter", default=None)
+
+
+@contextlib.contextmanager
+def metering(meter: LoadMeter | None):
+    """Within this block, `meter_probe` reports to `meter` (nothing when it is None)."""
+    token = _active.set(meter)
+    try:
+        yield meter
+    finally:
+        _active.reset(token)
+
+
+@contextlib.contextmanager
+def host_phase():
+    """Within this block, what the load reads goes to host memory by design (the per-layer-embedding table)."""
+    meter = _active.get()
+    if meter is not None:
+        meter.host_phase = True
+    try:
+        yield
+    finally:
+        if meter is not None:
+            meter.host_phase = False
 
 
 def meter_probe(*tensors) -> None:
-    if _METER is not None:
-        _METER.probe(*tensors)
+    meter = _active.get()
+    if meter is not None:
+        meter.probe(*tensors)
 
 
 def rss_anon_bytes() -> int:

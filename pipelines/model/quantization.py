@@ -135,7 +135,7 @@ def quantize_towers(model) -> int:
 
 def nf4_vocabulary(weight: Nf4Tensor, embedding):
     """(LM head, input embedding) sharing one NF4 copy of the tied vocabulary matrix."""
-    _, _, nf4_embedding, _ = get_classes()
+    _, _, nf4_embedding, _, _ = get_classes()
     head = nf4_linear(weight)
     return head, nf4_embedding(
         head,
@@ -148,7 +148,7 @@ def nf4_vocabulary(weight: Nf4Tensor, embedding):
 def int8_vocabulary(head, embedding):
     """(LM head, input embedding) sharing one int8 copy: `head` is a `Linear8bitLt`."""
     get_classes()
-    return head, int8_vocabulary_class(
+    return head, int8_vocabulary_class()(
         head,
         padding_idx=embedding.padding_idx,
         embed_scale=float(getattr(embedding, "scalar_embed_scale", 1.0)),
@@ -203,7 +203,7 @@ def quantize_vocabulary(model) -> bool:
 
 
 def host_embedding(table: Nf4Tensor, embedding):
-    _, _, _, nf4_host_embedding = get_classes()
+    _, _, _, nf4_host_embedding, _ = get_classes()
     return nf4_host_embedding(
         table,
         padding_idx=embedding.padding_idx,
@@ -214,7 +214,7 @@ def host_embedding(table: Nf4Tensor, embedding):
 
 def offload_per_layer_embeddings(model) -> list:
     """Quantize every per-layer embedding table to NF4 in host memory; returns the host tensors."""
-    _, _, _, nf4_host_embedding = get_classes()
+    _, _, _, nf4_host_embedding, _ = get_classes()
     offloaded = []
     for _name, module in list(model.named_modules()):
         table = getattr(module, "embed_tokens_per_layer", None)

@@ -241,12 +241,9 @@ def _build_classes():
             scale = torch.tensor(self.scalar_embed_scale, dtype=self.dtype)
             return (self.dequantize_rows(input_ids) * scale).to(input_ids.device)
 
-    global int8_vocabulary_class
-    int8_vocabulary_class = Int8VocabularyEmbedding
-    return Nf4Stack, Nf4Experts, Nf4VocabularyEmbedding, Nf4HostEmbedding
+    return Nf4Stack, Nf4Experts, Nf4VocabularyEmbedding, Nf4HostEmbedding, Int8VocabularyEmbedding
 
 
-int8_vocabulary_class = None
 _classes: tuple | None = None
 
 
@@ -270,9 +267,14 @@ def quantize_experts(model) -> int:
     """Replace every `Gemma4TextExperts` by NF4 experts; returns how many were replaced."""
     from transformers.models.gemma4.modeling_gemma4 import Gemma4TextExperts
 
-    _, nf4_experts, _, _ = get_classes()
+    _, nf4_experts, _, _, _ = get_classes()
     names = [name for name, module in model.named_modules() if isinstance(module, Gemma4TextExperts)]
     for name in names:
         # One layer at a time: the bf16 tensors of a layer are freed before the next is quantized.
         replace(model, name, nf4_experts(model.get_submodule(name)))
     return len(names)
+
+
+def int8_vocabulary_class():
+    """The int8 vocabulary embedding module class (built with the other classes, once torch is loaded)."""
+    return get_classes()[4]

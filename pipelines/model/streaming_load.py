@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipelines.model.load_meter import LoadMeter, meter_probe
+from pipelines.model.load_meter import LoadMeter, host_phase, meter_probe, metering
 from pipelines.model.nf4 import Nf4Tensor, linear_nf4, nf4_linear
 from pipelines.model.quantization import (
     TOWER_PREFIXES,
@@ -110,7 +110,6 @@ def load_streaming(folder, device: str, *, meter: LoadMeter | None = None, reade
     `showcase_quantization.json`) is read as it is. Raises `UnsupportedCheckpoint` when the tensor
     names don't match the model, so the caller can fall back to `from_pretrained`.
     """
-    global _METER
     from pathlib import Path
 
     import torch
@@ -131,11 +130,10 @@ def load_streaming(folder, device: str, *, meter: LoadMeter | None = None, reade
         builder = _QuantizeOnLoad(model, reader, device)
     else:
         builder = _ReadQuantized(model, reader, device, manifest)
-    previous, _METER = _METER, meter
     try:
-        _fill(model, reader, builder, device, meter)
+        with metering(meter):
+            _fill(model, reader, builder, device, meter)
     finally:
-        _METER = previous
         reader.close()
     model._showcase_offloaded_tensors = builder.offloaded
     if meter is not None:  # what `_fill` initialized last (non-persistent buffers) counts too
@@ -239,18 +237,13 @@ class _QuantizeOnLoad:
             return {name: embedding, self.head_name: head}
         if name.endswith("embed_tokens_per_layer"):
             key = f"{name}.weight"
-            if _METER is not None:
-                _METER.host_phase = True
-            try:
+            with host_phase():
                 table = Nf4Tensor.quantize_rows(self._rows(key), self.reader.shape(key), HOST)
-            finally:
-                if _METER is not None:
-                    _METER.host_phase = False
             replacement = host_embedding(table, module)
             self.offloaded.extend(replacement.host_tensors())
             return {name: replacement}
         if isinstance(module, Gemma4TextExperts):
-            _, nf4_experts, _, _ = get_classes()
+            _, nf4_experts, _, _, _ = get_classes()
             stacks = {}
             for part in ("gate_up_proj", "down_proj"):
                 key = f"{name}.{part}"
@@ -317,7 +310,7 @@ class _ReadQuantized:
             self.offloaded.extend(replacement.host_tensors())
             return {name: replacement}
         if kind == "nf4_experts":
-            nf4_stack, nf4_experts, _, _ = get_classes()
+            nf4_stack, nf4_experts, _, _, _ = get_classes()
             stacks = {}
             for part in ("gate_up_proj", "down_proj"):
                 buffers = {
@@ -333,7 +326,7 @@ def quantized_records(model) -> tuple[dict, dict]:
     """(tensors, manifest modules) describing a `4bit` model exactly, for `pipelines.model.export`."""
     import bitsandbytes as bnb
 
-    nf4_stack, nf4_experts, nf4_vocabulary_embedding, nf4_host_embedding = get_classes()
+    nf4_stack, nf4_experts, nf4_vocabulary_embedding, nf4_host_embedding, _ = get_classes()
     names = {id(module): name for name, module in model.named_modules()}
     tensors: dict = {}
     modules: dict = {}
@@ -348,7 +341,7 @@ def quantized_records(model) -> tuple[dict, dict]:
             modules[name] = {"kind": "nf4_vocabulary", "head": head_name, **weight.meta()}
             tensors.update(weight.record(f"{head_name}."))
             skip.update((name, head_name))
-        elif int8_vocabulary_class is not None and isinstance(module, int8_vocabulary_class):
+        elif isinstance(module, int8_vocabulary_class()):
             head = module.lm_head[0]
             head_name = names[id(head)]
             modules[name] = {"kind": "int8_vocabulary", "head": head_name}
