@@ -501,23 +501,28 @@ class ToolTurnsServer(ScriptedServer):
         pass
 
 
+def run_loop_against(first: list[dict], then: list[dict], question: str):
+    """The tool loop through a loopback server that answers first with `first`, then with `then`."""
+    from pipelines.tools import run_tool_loop
+
+    server = ToolTurnsServer(first, then)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        model = OpenAIBackend(server.base_url).get_model("E4B")
+        return server, list(run_tool_loop(model, [{"role": "user", "content": question}], max_new_tokens=64))
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_the_tool_loop_runs_through_a_server_that_parses_tool_calls():
-    from pipelines.tools import ToolStep, run_tool_loop
+    from pipelines.tools import ToolStep
 
     parsed = [
         tool_call_chunk(0, "calculator", '{"expres'),
         tool_call_chunk(0, None, 'sion": "17*23"}'),
     ]
-    server = ToolTurnsServer(parsed, [chunk("It is 391.")])
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-    try:
-        model = OpenAIBackend(server.base_url).get_model("E4B")
-        events = list(
-            run_tool_loop(model, [{"role": "user", "content": "What is 17*23?"}], max_new_tokens=64)
-        )
-    finally:
-        server.shutdown()
-        server.server_close()
+    server, events = run_loop_against(parsed, [chunk("It is 391.")], "What is 17*23?")
     (step,) = [event for event in events if isinstance(event, ToolStep)]
     assert step.call.name == "calculator" and step.result.response["result"] == 391
     assert "".join(event.answer for event in events if not isinstance(event, ToolStep)) == "It is 391."
@@ -538,21 +543,11 @@ def test_the_tool_loop_runs_through_a_server_that_parses_tool_calls():
 
 
 def test_raw_tool_call_markers_from_a_server_that_does_not_parse_them_still_work():
-    from pipelines.tools import ToolStep, run_tool_loop
+    from pipelines.tools import ToolStep
 
     raw = '<|tool_call>call:convert_units{from_unit:<|"|>km<|"|>,to_unit:<|"|>mi<|"|>,value:10}<tool_call|>'
-    server = ToolTurnsServer(
-        [chunk(raw[i : i + 7]) for i in range(0, len(raw), 7)], [chunk("About 6.2 miles.")]
-    )
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-    try:
-        model = OpenAIBackend(server.base_url).get_model("E4B")
-        events = list(
-            run_tool_loop(model, [{"role": "user", "content": "10 km in miles?"}], max_new_tokens=64)
-        )
-    finally:
-        server.shutdown()
-        server.server_close()
+    turns = [chunk(raw[i : i + 7]) for i in range(0, len(raw), 7)]
+    _, events = run_loop_against(turns, [chunk("About 6.2 miles.")], "10 km in miles?")
     (step,) = [event for event in events if isinstance(event, ToolStep)]
     assert step.call.arguments == {"from_unit": "km", "to_unit": "mi", "value": 10}
     shown = "".join(event.answer for event in events if not isinstance(event, ToolStep))
