@@ -241,8 +241,17 @@ def test_load_error_texts_have_no_markdown_backticks():
 
 
 def test_first_reply_shows_the_model_loading_in_the_chat_on_real_tiny(chromium, app_server):
+    from app import model_access
     from pipelines.model import loader
 
+    def load_taking_two_seconds(variant, quantization, progress=None):
+        # A warm machine loads tiny in well under a poll interval; a real variant takes minutes.
+        if progress is not None:
+            progress(0.4, "Loading tiny weights")
+        time.sleep(2)
+        return loader.load_model(variant, quantization, progress=progress)
+
+    model_access.use_provider(load_taking_two_seconds)
     context = chromium.new_context(viewport={"width": 1366, "height": 900})
     context.set_default_timeout(30_000)
     page = context.new_page()
@@ -263,6 +272,7 @@ def test_first_reply_shows_the_model_loading_in_the_chat_on_real_tiny(chromium, 
         expect(chat_messages(page, "bot").last).not_to_have_text("")
         assert loader.current_model() is not None and loader.current_model().variant == "tiny"
     finally:
+        model_access.use_provider(None)
         context.close()
 
 
