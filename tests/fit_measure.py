@@ -59,19 +59,14 @@ def cache_shaped_config(variant: str):
 
 def storage_bytes(cache) -> dict[int, int]:
     """Bytes of distinct storage each cache layer holds (a view's whole storage counts, once)."""
+    from pipelines.model.accounting import distinct_storage_bytes
+
     seen: set[int] = set()
     per_layer: dict[int, int] = {}
     for index, layer in enumerate(cache.layers):
-        total = 0
-        for tensor in (getattr(layer, "keys", None), getattr(layer, "values", None)):
-            if tensor is None or tensor.numel() == 0:
-                continue
-            storage = tensor.untyped_storage()
-            if storage.data_ptr() in seen:
-                continue
-            seen.add(storage.data_ptr())
-            total += storage.nbytes()
-        per_layer[index] = total
+        tensors = (getattr(layer, "keys", None), getattr(layer, "values", None))
+        held = [tensor for tensor in tensors if tensor is not None and tensor.numel() > 0]
+        per_layer[index] = distinct_storage_bytes(held, seen)
     return per_layer
 
 

@@ -6,6 +6,21 @@ import gc
 from collections.abc import Iterator
 
 
+def distinct_storage_bytes(tensors, seen: set[int] | None = None) -> int:
+    """Bytes of the distinct storages behind `tensors` (a view counts its whole storage, once).
+
+    Pass the same `seen` to several calls to count each storage once across all of them.
+    """
+    seen = set() if seen is None else seen
+    total = 0
+    for tensor in tensors:
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in seen:
+            seen.add(storage.data_ptr())
+            total += storage.nbytes()
+    return total
+
+
 def tensor_bytes_by_device(module) -> dict[str, int]:
     """Sum the storage of every parameter and buffer (and bitsandbytes quantization state) by device."""
     seen: set[tuple[str, int]] = set()

@@ -39,6 +39,8 @@ import inspect
 import torch
 from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
 
+from pipelines.model.accounting import distinct_storage_bytes
+
 __all__ = ["Gemma4KVCache", "KEqVLayer", "KeyScratch", "RopeStore", "cache_bytes", "make_cache"]
 __all__ += ["generation_cache_kwargs", "install_attention_hook"]
 
@@ -91,8 +93,6 @@ def cache_bytes(cache, *, reserved: bool = True) -> int:
     layer's parent tensor until it is trimmed, the optional key scratch). `reserved=False`: the bytes of
     the tensors themselves (what attention reads), which grow by an exact amount per token.
     """
-    seen: set[int] = set()
-    total = 0
     tensors = []
     for layer in getattr(cache, "layers", []):
         tensors += [getattr(layer, "keys", None), getattr(layer, "values", None)]
@@ -102,17 +102,10 @@ def cache_bytes(cache, *, reserved: bool = True) -> int:
     scratch = getattr(cache, "key_scratch", None)
     if scratch is not None and reserved:
         tensors.append(scratch.buffer)
-    for tensor in tensors:
-        if not isinstance(tensor, torch.Tensor) or not tensor.numel():
-            continue
-        if not reserved:
-            total += tensor.numel() * tensor.element_size()
-            continue
-        key = tensor.untyped_storage().data_ptr()
-        if key not in seen:
-            seen.add(key)
-            total += tensor.untyped_storage().nbytes()
-    return total
+    held = [tensor for tensor in tensors if isinstance(tensor, torch.Tensor) and tensor.numel()]
+    if reserved:
+        return distinct_storage_bytes(held)
+    return sum(tensor.numel() * tensor.element_size() for tensor in held)
 
 
 class RopeStore:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import contextvars
 
+from pipelines.model.accounting import distinct_storage_bytes
+
 # --- load accounting --------------------------------------------------------------------------------
 
 
@@ -39,16 +41,11 @@ class LoadMeter:
         )
 
     def _bytes(self, tensors) -> int:
-        seen, total = set(), 0
-        for tensor in tensors:
-            if tensor is None or tensor.device.type == "meta" or not self._on_target(tensor):
-                continue
-            storage = tensor.untyped_storage()
-            if storage.data_ptr() in seen:
-                continue
-            seen.add(storage.data_ptr())
-            total += storage.nbytes()
-        return total
+        return distinct_storage_bytes(
+            tensor
+            for tensor in tensors
+            if tensor is not None and tensor.device.type != "meta" and self._on_target(tensor)
+        )
 
     def probe(self, *tensors) -> None:
         held = self._bytes(tensors)
