@@ -9,7 +9,7 @@ from pathlib import Path
 import gradio as gr
 
 from app.api_types import ConversationJSON
-from app.controls import Settings, SharedControls, settings
+from app.controls import Settings, SharedControls, takes_settings
 from app.errors import user_facing
 from app.gpu import stream_on_gpu
 from app.history import history_as_dicts, normalize_history
@@ -18,7 +18,7 @@ from app.reply import StreamedReply, conversation_box
 from app.uploads import require_served_file
 from pipelines.chat import build_chat_messages
 from pipelines.model.contract import ChatModel, Delta
-from pipelines.model.variants import DEFAULT_VARIANT, VARIANTS, modalities_for
+from pipelines.model.variants import VARIANTS, modalities_for
 from pipelines.tools import ToolContext, ToolStep, run_tool_loop
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"
@@ -76,14 +76,12 @@ class ChatJob:
 
 
 @user_facing("chat")
+@takes_settings()
 def chat(
     message: dict | str | None,
     history: list | None = None,
-    variant: str = DEFAULT_VARIANT,
-    quantization: str = "auto",
-    thinking: bool = False,
-    max_new_tokens: int = 1024,
-    image_budget: int = 280,
+    *,
+    chosen: Settings,
     tools: bool = False,
 ):
     """Chat with Gemma 4. Send text and optional image/audio/video files; streams the updated conversation.
@@ -92,15 +90,9 @@ def chat(
         message: {"text": str, "files": [file paths]} or plain text: the new user message. The browser sends
             none: its history already ends with the new message.
         history: the conversation so far, as a list of {"role", "content"} messages (optional).
-        variant: Gemma 4 variant (E2B, E4B, 26B-A4B, 31B, tiny).
-        quantization: auto, 4bit, 8bit, bf16 or fp32.
-        thinking: whether Gemma thinks before answering (thoughts come back as a titled message).
-        max_new_tokens: the longest reply, in tokens (1 to 8192).
-        image_budget: soft tokens per image: 70, 140, 280, 560 or 1120.
         tools: let Gemma call built-in tools (calculator, unit conversion, date and time, zoom into an
             attached image); each call and its result come back as a titled message.
     """
-    chosen = settings(variant, quantization, thinking, max_new_tokens, image_budget)
     conversation = history_as_dicts(history) + _user_messages(message)
     turns = normalize_history(conversation)
     # History is free JSON over the API: it may only point at files this app received or ships.

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
+import typing
 from dataclasses import dataclass
 
 import gradio as gr
@@ -17,7 +20,7 @@ from pipelines.model.contract import (
     checked_integer,
 )
 from pipelines.model.loader import QUANTIZATIONS
-from pipelines.model.variants import VARIANTS
+from pipelines.model.variants import DEFAULT_VARIANT, VARIANTS
 
 # Every event that runs the model shares this queue, so one model serves one request at a time.
 MODEL_QUEUE = "gemma-model"
@@ -81,6 +84,86 @@ def settings(variant, quantization, thinking, max_new_tokens, image_budget) -> S
         checked_integer("max_new_tokens", max_new_tokens, 1, MAX_NEW_TOKENS_LIMIT),
         checked_image_budget(image_budget),
     )
+
+
+SETTINGS_DESCRIPTIONS = {
+    "variant": "Gemma 4 variant (E2B, E4B, 26B-A4B, 31B, tiny).",
+    "quantization": "auto, 4bit, 8bit, bf16 or fp32.",
+    "thinking": "whether Gemma thinks before answering (its thoughts come back apart from the answer).",
+    "max_new_tokens": f"the longest reply, in tokens (1 to {MAX_NEW_TOKENS_LIMIT}).",
+    "image_budget": f"soft tokens per image: {', '.join(map(str, IMAGE_BUDGETS))}.",
+}
+
+
+def takes_settings(
+    *,
+    variant: str = DEFAULT_VARIANT,
+    max_new_tokens: int = 1024,
+    image_budget: int = 280,
+    notes: dict[str, str] | None = None,
+):
+    """Give a streaming endpoint the five shared settings as public parameters, and its body one `Settings`.
+
+    The handler declares its own parameters, then, keyword-only, `chosen: Settings` and any browser-only
+    state. What Gradio, `gradio_client` and MCP see is: the handler's own parameters, the five settings
+    (with these defaults, documented in its `Args:` by `SETTINGS_DESCRIPTIONS`, or `notes` where it differs),
+    then the browser-only state. The settings are checked before the body runs, like every other argument.
+    """
+    defaults = {
+        "variant": variant,
+        "quantization": "auto",
+        "thinking": False,
+        "max_new_tokens": max_new_tokens,
+        "image_budget": image_budget,
+    }
+    annotations = typing.get_type_hints(Settings)
+    shared = [
+        inspect.Parameter(
+            name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=value, annotation=annotations[name]
+        )
+        for name, value in defaults.items()
+    ]
+    descriptions = {**SETTINGS_DESCRIPTIONS, **(notes or {})}
+
+    def decorate(handler):
+        if not inspect.isgeneratorfunction(handler):
+            raise TypeError(f"{handler.__name__}: takes_settings wraps streaming (generator) handlers")
+        own = list(inspect.signature(handler).parameters.values())
+        leading = [parameter for parameter in own if parameter.kind is parameter.POSITIONAL_OR_KEYWORD]
+        trailing = [
+            parameter.replace(kind=parameter.POSITIONAL_OR_KEYWORD)
+            for parameter in own
+            if parameter.kind is parameter.KEYWORD_ONLY and parameter.name != "chosen"
+        ]
+        public = inspect.Signature([*leading, *shared, *trailing])
+
+        @functools.wraps(handler)
+        def endpoint(*args, **kwargs):
+            arguments = public.bind(*args, **kwargs)
+            arguments.apply_defaults()
+            values = dict(arguments.arguments)
+            chosen = settings(*(values.pop(name) for name in defaults))
+            yield from handler(**values, chosen=chosen)
+
+        endpoint.__signature__ = public
+        endpoint.__annotations__ = {
+            **{name: kind for name, kind in handler.__annotations__.items() if name != "chosen"},
+            **{name: annotations[name] for name in defaults},
+        }
+        endpoint.__doc__ = _with_settings_documented(handler.__doc__ or "", descriptions)
+        return endpoint
+
+    return decorate
+
+
+def _with_settings_documented(docstring: str, descriptions: dict[str, str]) -> str:
+    """`docstring` with one `name: description` line per setting at the end of its `Args:` section."""
+    lines = docstring.split("\n")
+    start = next(index for index, line in enumerate(lines) if line.strip() == "Args:")
+    indent = " " * (len(lines[start]) - len(lines[start].lstrip()) + 4)
+    end = next((index for index in range(start + 1, len(lines)) if not lines[index].strip()), len(lines))
+    added = [f"{indent}{name}: {description}" for name, description in descriptions.items()]
+    return "\n".join([*lines[:end], *added, *lines[end:]])
 
 
 def build_shared_controls(

@@ -6,14 +6,14 @@ import io
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import gradio as gr
 import numpy as np
 from PIL import Image
 
-from app.controls import Settings, SharedControls, settings
+from app.controls import Settings, SharedControls, takes_settings
 from app.downloads import write_download
 from app.errors import user_facing
 from app.gpu import stream_on_gpu
@@ -66,17 +66,7 @@ class DetectView:
 
     @property
     def outputs(self) -> list:
-        return [
-            self.annotated,
-            self.status,
-            self.table,
-            self.png_file,
-            self.json_file,
-            self.raw_panel,
-            self.raw_text,
-            self.thoughts_panel,
-            self.thoughts,
-        ]
+        return [getattr(self, field.name) for field in fields(self)]
 
 
 def detect_examples() -> list[list]:
@@ -260,16 +250,8 @@ def build_detect_tab(controls: SharedControls) -> None:
     )
 
     @user_facing("detect")
-    def detect(
-        image: str,
-        query: str,
-        mode: str,
-        variant: str,
-        quantization: str,
-        thinking: bool,
-        max_new_tokens: int,
-        image_budget: int,
-    ):
+    @takes_settings()
+    def detect(image: str, query: str = "", mode: str = "boxes", *, chosen: Settings):
         """Find objects in an image with Gemma 4: labelled boxes (or points) in pixels, streamed as it answers.
 
         Args:
@@ -277,11 +259,6 @@ def build_detect_tab(controls: SharedControls) -> None:
             query: what to find: comma-separated classes ("cup, spoon"), a description ("the red mug on
                 the left"), or empty for all salient objects.
             mode: "boxes" for bounding boxes, "points" for one point per object.
-            variant: Gemma 4 variant (E2B, E4B, 26B-A4B, 31B, tiny).
-            quantization: auto, 4bit, 8bit, bf16 or fp32.
-            thinking: whether Gemma thinks before answering (thoughts come back apart).
-            max_new_tokens: the longest answer, in tokens.
-            image_budget: soft tokens for the image: 70, 140, 280, 560 or 1120.
 
         Returns (streamed): the annotated image (an update: `value` is the shown image, at most 1280
         px a side, with one mask per object, and `color_map` maps labels to colours), a status line,
@@ -289,7 +266,6 @@ def build_detect_tab(controls: SharedControls) -> None:
         the detections as JSON (label, box, point, score in original pixels), Gemma's raw answer and
         its thoughts.
         """
-        chosen = settings(variant, quantization, thinking, max_new_tokens, image_budget)
         job = DetectJob(chosen, *checked_detect_inputs(image, query, mode))
         original = job.image
         display = display_copy(original)

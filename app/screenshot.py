@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import gradio as gr
 from PIL import Image
 
-from app.controls import Settings, SharedControls, settings
+from app.controls import Settings, SharedControls, takes_settings
 from app.downloads import write_download
 from app.errors import user_facing
 from app.gpu import stream_on_gpu
@@ -20,7 +20,6 @@ from app.uploads import require_served_file
 from pipelines.errors import InputError
 from pipelines.media.images import fit_for_model, open_image
 from pipelines.model.contract import ChatModel
-from pipelines.model.variants import DEFAULT_VARIANT
 from pipelines.screenshot import PREVIEW_WIDTHS, ScreenshotUpdate, preview_iframe, run_screenshot_to_html
 
 # Re-rendering the iframe restarts the page inside it, so the preview refreshes a few times a
@@ -173,18 +172,22 @@ def _screenshot_job(screenshot, instructions, chosen: Settings, **edit) -> Scree
     return ScreenshotJob(chosen, image, instructions or "", **edit)
 
 
+SCREENSHOT_NOTES = {
+    "max_new_tokens": "the longest reply, in tokens (a full page needs a few thousand).",
+    "image_budget": "soft tokens for the screenshot: 70, 140, 280, 560 or 1120.",
+}
+
+
 def _handlers(tab: ScreenshotTab):
     @user_facing("screenshot_to_html")
+    @takes_settings(max_new_tokens=4096, image_budget=1120, notes=SCREENSHOT_NOTES)
     def screenshot_to_html(
         screenshot: str,
         instructions: str = "",
         score_fidelity: bool = True,
         preview_width: str = "Desktop",
-        variant: str = DEFAULT_VARIANT,
-        quantization: str = "auto",
-        thinking: bool = False,
-        max_new_tokens: int = 4096,
-        image_budget: int = 1120,
+        *,
+        chosen: Settings,
     ):
         """Turn a screenshot of a user interface into one self-contained HTML page; streams the code.
 
@@ -193,16 +196,10 @@ def _handlers(tab: ScreenshotTab):
             instructions: optional extra wishes, e.g. "use Tailwind" or "dark mode".
             score_fidelity: whether to render the page in headless Chromium and score its visual similarity (SSIM) to the screenshot.
             preview_width: preview frame width: Desktop, Tablet or Mobile.
-            variant: Gemma 4 variant (E2B, E4B, 26B-A4B, 31B, tiny).
-            quantization: auto, 4bit, 8bit, bf16 or fp32.
-            thinking: whether Gemma thinks before answering (thoughts come back apart from the code).
-            max_new_tokens: the longest reply, in tokens (a full page needs a few thousand).
-            image_budget: soft tokens for the screenshot: 70, 140, 280, 560 or 1120.
 
         Returns (streamed): the HTML code, the preview, a notice (why there is no page, quoting the reply), the
         thoughts, the download, the fidelity score, its note, and the two images compared.
         """
-        chosen = settings(variant, quantization, thinking, max_new_tokens, image_budget)
         job = _screenshot_job(screenshot, instructions, chosen)
         yield {
             **_cleared_results(tab),
@@ -212,6 +209,7 @@ def _handlers(tab: ScreenshotTab):
         yield from _stream_page(tab, job, previous_html="", preview_width=preview_width, score=score_fidelity)
 
     @user_facing("edit_html")
+    @takes_settings(max_new_tokens=4096, image_budget=1120, notes=SCREENSHOT_NOTES)
     def edit_html(
         screenshot: str,
         instructions: str = "",
@@ -219,11 +217,8 @@ def _handlers(tab: ScreenshotTab):
         edit_instruction: str = "",
         score_fidelity: bool = True,
         preview_width: str = "Desktop",
-        variant: str = DEFAULT_VARIANT,
-        quantization: str = "auto",
-        thinking: bool = False,
-        max_new_tokens: int = 4096,
-        image_budget: int = 1120,
+        *,
+        chosen: Settings,
     ):
         """Revise a generated HTML page by instruction; the new page replaces the old one.
 
@@ -237,11 +232,6 @@ def _handlers(tab: ScreenshotTab):
             edit_instruction: the change to make, e.g. "make the header sticky".
             score_fidelity: whether to score the new page's visual similarity (SSIM) to the screenshot.
             preview_width: preview frame width: Desktop, Tablet or Mobile.
-            variant: Gemma 4 variant (E2B, E4B, 26B-A4B, 31B, tiny).
-            quantization: auto, 4bit, 8bit, bf16 or fp32.
-            thinking: whether Gemma thinks before answering.
-            max_new_tokens: the longest reply, in tokens.
-            image_budget: soft tokens for the screenshot: 70, 140, 280, 560 or 1120.
         """
         # Nothing to edit yet: one message, and the outputs stay as they are (no error badge on each).
         for missing, message in (
@@ -252,7 +242,6 @@ def _handlers(tab: ScreenshotTab):
                 gr.Warning(message)
                 yield {tab.code: gr.skip()}  # and so every output is left as it is
                 return
-        chosen = settings(variant, quantization, thinking, max_new_tokens, image_budget)
         job = _screenshot_job(
             screenshot, instructions, chosen, current_html=current_html, edit_instruction=edit_instruction
         )

@@ -7,6 +7,7 @@ to probe which paths exist on the server.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,15 @@ EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"
 NOT_SERVED = "That file was not uploaded to this app. Upload the file with your request."
 NOT_AN_IMAGE = "That file is not a readable image (expected PNG, JPEG, WebP, GIF or BMP)."
 TOO_LARGE = "The image is too large to process safely; please upload a smaller one."
+
+
+def bundled_examples(folder: str, examples: Iterable) -> list[tuple[Path, Any]]:
+    """`(path, example)` for each example whose file (`example.filename`) is in `examples/<folder>/`.
+
+    A clone may lack the larger clips; the page then offers the examples it has.
+    """
+    paths = ((EXAMPLES_DIR / folder / example.filename, example) for example in examples)
+    return [(path, example) for path, example in paths if path.exists()]
 
 
 def _allowed_roots() -> tuple[Path, ...]:

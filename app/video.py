@@ -17,27 +17,25 @@ import dataclasses
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import gradio as gr
 from PIL import Image
 
 from app.api_types import CheckedNumber, CheckedSlider, ConversationJSON, IntegerChoice
-from app.controls import Settings, SharedControls, settings
+from app.controls import Settings, SharedControls, takes_settings
 from app.errors import user_facing
 from app.gpu import stream_on_gpu
 from app.history import history_as_dicts, normalize_history
 from app.reply import NO_ANSWER, StreamedReply, conversation_box
-from app.uploads import served_file
+from app.uploads import bundled_examples, served_file
 from pipelines.errors import InputError
 from pipelines.media.video import DEFAULT_NUM_FRAMES, MAX_NUM_FRAMES, MIN_NUM_FRAMES, VIDEO_FRAME_TOKENS
 from pipelines.media.video_audio import extract_audio_track
 from pipelines.media.video_decode import frame_labels
 from pipelines.model.contract import ChatModel, Delta, checked_image_budget, checked_integer
-from pipelines.model.variants import DEFAULT_VARIANT, VARIANTS, modalities_for
+from pipelines.model.variants import VARIANTS, modalities_for
 from pipelines.video_qa import VIDEO_EXAMPLES, VideoQAUpdate, VideoSession, VideoTurn, check_question
 
-EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples" / "video"
 FRAME_BUDGETS = (70, 140, 280)
 # The gallery shows small copies: every frame is encoded for the page, and the model keeps the full frames.
 GALLERY_MAX_SIDE = 480
@@ -210,15 +208,20 @@ def checked_frame_budget(value) -> int:
 
 def video_examples() -> tuple[list[list], list[str]]:
     """Example rows (video, question, include audio) and their labels, for the bundled clips that exist."""
-    rows, labels = [], []
-    for example in VIDEO_EXAMPLES:
-        path = EXAMPLES_DIR / example.filename
-        if not path.exists():
-            continue
-        rows.append([str(path), example.question, example.include_audio])
-        # The page cuts labels short, so they name the clip; picking one fills in its question.
-        labels.append(f"🎬 {example.filename}" + (" · 🔊 with its audio" if example.include_audio else ""))
+    found = bundled_examples("video", VIDEO_EXAMPLES)
+    rows = [[str(path), example.question, example.include_audio] for path, example in found]
+    # The page cuts labels short, so they name the clip; picking one fills in its question.
+    labels = [
+        f"🎬 {example.filename}" + (" · 🔊 with its audio" if example.include_audio else "")
+        for _, example in found
+    ]
     return rows, labels
+
+
+VIDEO_NOTES = {
+    "image_budget": "unused here (frame_budget sets the tokens per frame); kept so every endpoint takes the "
+    "same settings."
+}
 
 
 def build_video_tab(controls: SharedControls) -> None:
@@ -298,6 +301,7 @@ def build_video_tab(controls: SharedControls) -> None:
     sampling_inputs = [num_frames, start, end, frame_budget, include_audio]
 
     @user_facing("video_qa")
+    @takes_settings(notes=VIDEO_NOTES)
     def video_qa(
         video,
         question: str,
@@ -307,11 +311,8 @@ def build_video_tab(controls: SharedControls) -> None:
         frame_budget: int = VIDEO_FRAME_TOKENS,
         include_audio: bool = False,
         history: list | None = None,
-        variant: str = DEFAULT_VARIANT,
-        quantization: str = "auto",
-        thinking: bool = False,
-        max_new_tokens: int = 1024,
-        image_budget: int = 280,
+        *,
+        chosen: Settings,
         kept: SampledVideo | object | None = API_CALL,
     ):
         """Ask Gemma 4 about a video; streams the sampled frames (with mm:ss captions) and the conversation.
@@ -326,18 +327,11 @@ def build_video_tab(controls: SharedControls) -> None:
             include_audio: also send the video's audio track (E2B, E4B and tiny hear audio; others refuse).
             history: the conversation so far, exactly as this endpoint returned it last time ([] to start);
                 follow-ups about the same video pass it back with the same video and settings.
-            variant: Gemma 4 variant (E2B, E4B, 26B-A4B, 31B, tiny).
-            quantization: auto, 4bit, 8bit, bf16 or fp32.
-            thinking: whether Gemma thinks before answering (thoughts come back as a titled message).
-            max_new_tokens: the longest answer, in tokens.
-            image_budget: unused here (frame_budget sets the tokens per frame); kept so every endpoint
-                takes the same settings.
 
         Returns (streamed): the sampled frames as gallery items (image, "mm:ss" caption) and the
         conversation: the history, the question, the thoughts (a message titled "🧠 Thinking") and
         the answer.
         """
-        chosen = settings(variant, quantization, thinking, max_new_tokens, image_budget)
         # The browser keeps the sampled frames between questions; an API call (no session) samples anew.
         in_browser = kept is not API_CALL
         if in_browser:

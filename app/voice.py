@@ -16,18 +16,17 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import chain
-from pathlib import Path
 
 import gradio as gr
 import numpy as np
 
-from app.controls import Settings, SharedControls, settings
+from app.controls import Settings, SharedControls, takes_settings
 from app.errors import user_facing
 from app.gpu import stream_on_gpu
 from app.history import history_as_dicts, normalize_history
 from app.reply import NO_ANSWER, StreamedReply, conversation_box
 from app.static_files import STATIC_DIR, load_js_sections
-from app.uploads import require_served_file, served_file
+from app.uploads import bundled_examples, require_served_file, served_file
 from pipelines.errors import InputError
 from pipelines.media.audio import load_audio
 from pipelines.model.contract import ChatModel, Delta
@@ -43,7 +42,6 @@ from pipelines.voice import (
     task_prompt,
 )
 
-EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples" / "voice"
 AUDIO_VARIANT = "E4B"
 NOTICE_TITLE = "ℹ️ Context trimmed"
 # What the conversation shows for an empty answer (as app/reply.StreamedReply does); it stands for "".
@@ -188,20 +186,24 @@ def _stream_turn(job: VoiceJob, clip: str, shown):
         yield before_reply + reply.messages(done=update.done), update.turn, update.dropped_turns
 
 
+VOICE_NOTES = {
+    "variant": "Gemma 4 variant (E2B, E4B or tiny take audio; 26B-A4B and 31B don't).",
+    "image_budget": "unused here; kept so every endpoint takes the same settings.",
+}
+
+
 def voice_handler(chatbot, turns_state, spoken_answer):
     """The one handler of the Voice tab, for its buttons and for the `/voice_chat` endpoint."""
 
     @user_facing("voice_chat")
+    @takes_settings(variant=AUDIO_VARIANT, max_new_tokens=512, notes=VOICE_NOTES)
     def voice_chat(
         audio: str,
         history: list | None = None,
         task: str = "answer",
         target_language: str = DEFAULT_LANGUAGE,
-        variant: str = AUDIO_VARIANT,
-        quantization: str = "auto",
-        thinking: bool = False,
-        max_new_tokens: int = 512,
-        image_budget: int = 280,
+        *,
+        chosen: Settings,
         kept_turns: list | object | None = API_CALL,
     ):
         """Talk to Gemma 4 with a voice clip; streams the updated conversation (needs E2B or E4B).
@@ -215,13 +217,7 @@ def voice_handler(chatbot, turns_state, spoken_answer):
                 `handle_file(...)` before sending the history again.
             task: "answer" (reply to what was said), "transcribe" or "translate".
             target_language: the language to translate into (used by "translate").
-            variant: Gemma 4 variant (E2B, E4B or tiny take audio; 26B-A4B and 31B don't).
-            quantization: auto, 4bit, 8bit, bf16 or fp32.
-            thinking: whether Gemma thinks before answering (thoughts come back as a titled message).
-            max_new_tokens: the longest reply, in tokens.
-            image_budget: unused here; kept so every endpoint takes the same settings.
         """
-        chosen = settings(variant, quantization, thinking, max_new_tokens, image_budget)
         if task not in VOICE_TASKS:
             raise InputError(f"Unknown voice task {task!r}; choose one of: {', '.join(VOICE_TASKS)}.")
         clip = served_file(audio)
@@ -244,16 +240,14 @@ def voice_handler(chatbot, turns_state, spoken_answer):
 
 def voice_examples() -> tuple[list[list], list[str]]:
     """Example rows (clip, translation language) and their labels, for the clips that exist."""
-    rows, labels = [], []
-    for example in VOICE_EXAMPLES:
-        path = EXAMPLES_DIR / example.filename
-        if not path.exists():
-            continue
-        rows.append([str(path), example.target_language or DEFAULT_LANGUAGE])
-        if example.task == "translate":
-            labels.append(f"🌐 “{example.text}” → translate to {example.target_language}")
-        else:
-            labels.append(f"🗣️ “{example.text}”")
+    found = bundled_examples("voice", VOICE_EXAMPLES)
+    rows = [[str(path), example.target_language or DEFAULT_LANGUAGE] for path, example in found]
+    labels = [
+        f"🌐 “{example.text}” → translate to {example.target_language}"
+        if example.task == "translate"
+        else f"🗣️ “{example.text}”"
+        for _, example in found
+    ]
     return rows, labels
 
 

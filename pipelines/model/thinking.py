@@ -35,28 +35,25 @@ def split_thinking(text: str) -> tuple[str, str]:
 
 
 def _split_raw(text: str) -> tuple[str, str]:
+    # Text before the first channel is answer; each channel is thought up to its close (or to the end,
+    # while it streams), and what follows a close is answer again.
+    first, *channels = text.split(CHANNEL_OPEN)
     thought_parts: list[str] = []
-    answer_parts: list[str] = []
-    position = 0
-    while True:
-        start = text.find(CHANNEL_OPEN, position)
-        if start < 0:
-            answer_parts.append(text[position:])
-            break
-        answer_parts.append(text[position:start])
-        body_start = start + len(CHANNEL_OPEN)
-        # The channel name ("thought") is a label, not part of the thought.
-        if text.startswith(THOUGHT_LABEL, body_start):
-            body_start += len(THOUGHT_LABEL)
-        elif THOUGHT_LABEL.startswith(text[body_start:]):
-            body_start = len(text)
-        end = text.find(CHANNEL_CLOSE, body_start)
-        if end < 0:
-            thought_parts.append(text[body_start:])
-            break
-        thought_parts.append(text[body_start:end])
-        position = end + len(CHANNEL_CLOSE)
+    answer_parts = [first]
+    for channel in channels:
+        body, closed, after = channel.partition(CHANNEL_CLOSE)
+        thought_parts.append(_without_channel_label(body, closed=bool(closed)))
+        answer_parts.append(after)
     return "".join(thought_parts), "".join(answer_parts)
+
+
+def _without_channel_label(body: str, *, closed: bool) -> str:
+    """The channel name ("thought") is a label, not part of the thought, even while it is half streamed."""
+    if body.startswith(THOUGHT_LABEL):
+        return body[len(THOUGHT_LABEL) :]
+    if not closed and THOUGHT_LABEL.startswith(body):
+        return ""
+    return body
 
 
 def held_back_length(text: str, markers=_ALL_MARKERS) -> int:

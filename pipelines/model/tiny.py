@@ -10,6 +10,7 @@ download. Its outputs are random.
 
 from __future__ import annotations
 
+import json
 import os
 import string
 import tempfile
@@ -18,6 +19,8 @@ from pathlib import Path
 from pipelines.model.chat_template import CHAT_TEMPLATE
 
 TINY_SEED = 1234
+# The widths, and why two of them are what they are.
+TINY_CONFIG = Path(__file__).resolve().with_name("tiny_config.json")
 # Bump when the recipe changes so stale caches are rebuilt.
 TINY_RECIPE_VERSION = "4"
 
@@ -78,58 +81,22 @@ def build_tokenizer():
 def build_config(tokenizer):
     from transformers import Gemma4AudioConfig, Gemma4Config, Gemma4TextConfig, Gemma4VisionConfig
 
+    widths = json.loads(TINY_CONFIG.read_text())
     vocab_size = len(tokenizer)
+    ids = tokenizer.convert_tokens_to_ids
     text_config = Gemma4TextConfig(
+        **widths["text_config"],
         vocab_size=vocab_size,
         vocab_size_per_layer_input=vocab_size,
-        hidden_size=64,
-        # bitsandbytes on the CPU needs every quantized Linear to take at least 64 inputs.
-        hidden_size_per_layer_input=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        layer_types=["sliding_attention", "full_attention"],
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        head_dim=32,
-        global_head_dim=32,
-        sliding_window=128,
-        max_position_embeddings=32_768,
-        final_logit_softcapping=30.0,
         pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=[tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<turn|>")],
+        eos_token_id=[tokenizer.eos_token_id, ids("<turn|>")],
         bos_token_id=tokenizer.bos_token_id,
     )
-    vision_config = Gemma4VisionConfig(
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        head_dim=16,
-        patch_size=16,
-        pooling_kernel_size=3,
-        position_embedding_size=1024,
-    )
-    audio_config = Gemma4AudioConfig(
-        hidden_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        # The first subsampling conv must see all 128 mel bins of the feature extractor.
-        subsampling_conv_channels=[128, 16],
-        output_proj_dims=32,
-    )
-    ids = tokenizer.convert_tokens_to_ids
     return Gemma4Config(
         text_config=text_config,
-        vision_config=vision_config,
-        audio_config=audio_config,
-        boi_token_id=ids("<|image>"),
-        eoi_token_id=ids("<image|>"),
-        image_token_id=ids("<|image|>"),
-        video_token_id=ids(VIDEO_TOKEN),
-        boa_token_id=ids("<|audio>"),
-        eoa_token_index=ids("<audio|>"),
-        audio_token_id=ids("<|audio|>"),
+        vision_config=Gemma4VisionConfig(**widths["vision_config"]),
+        audio_config=Gemma4AudioConfig(**widths["audio_config"]),
+        **{field: ids(token) for field, token in widths["token_ids"].items()},
     )
 
 

@@ -162,24 +162,15 @@ class _Reader:
         return self.text[start:end]
 
     def mapping(self, depth: int) -> dict:
-        self.expect("{")
         result: dict = {}
-        self.skip_space()
-        if self.peek("}"):
-            self.pos += 1
-            return result
-        while True:
+
+        def entry():
             key = self.key()
             self.expect(":")
             result[key] = self.value(depth + 1)
-            self.skip_space()
-            if self.peek(","):
-                self.pos += 1
-            elif self.peek("}"):
-                self.pos += 1
-                return result
-            else:
-                raise _Malformed(f"expected ',' or '}}' at {self.pos}")
+
+        self.items("{", "}", entry)
+        return result
 
     def key(self) -> str:
         self.skip_space()
@@ -193,22 +184,27 @@ class _Reader:
         return key
 
     def sequence(self, depth: int) -> list:
-        self.expect("[")
         result: list = []
+        self.items("[", "]", lambda: result.append(self.value(depth + 1)))
+        return result
+
+    def items(self, opening: str, closing: str, read_item) -> None:
+        """Read `opening item, item, ... closing` (possibly empty), calling `read_item` for each item."""
+        self.expect(opening)
         self.skip_space()
-        if self.peek("]"):
+        if self.peek(closing):
             self.pos += 1
-            return result
+            return
         while True:
-            result.append(self.value(depth + 1))
+            read_item()
             self.skip_space()
             if self.peek(","):
                 self.pos += 1
-            elif self.peek("]"):
+            elif self.peek(closing):
                 self.pos += 1
-                return result
+                return
             else:
-                raise _Malformed(f"expected ',' or ']' at {self.pos}")
+                raise _Malformed(f"expected ',' or {closing!r} at {self.pos}")
 
     def bare(self) -> Any:
         end = self.pos

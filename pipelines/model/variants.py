@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipelines.model.reference_configs import reference
+
 # Google's recommended sampling for every Gemma 4 instruction-tuned variant.
 RECOMMENDED_SAMPLING = {"temperature": 1.0, "top_p": 0.95, "top_k": 64}
 
@@ -46,39 +48,32 @@ class VariantSpec:
 _ON_DEVICE = frozenset({"text", "image", "video", "audio"})
 _LARGE = frozenset({"text", "image", "video"})
 
+_DESCRIPTIONS = {
+    "E2B": "On-device, 2B effective parameters",
+    "E4B": "On-device, 4B effective parameters",
+    "26B-A4B": "Mixture of experts, 4B active parameters",
+    "31B": "Dense, 31B parameters",
+}
+
+
+def _released_variants() -> dict[str, VariantSpec]:
+    """The four released variants, from the same facts file the layout configs are built from."""
+    facts = reference()["variants"]
+    return {
+        key: VariantSpec(
+            key,
+            facts[key]["hub_id"],
+            _ON_DEVICE if facts[key]["audio"] else _LARGE,
+            facts[key]["context"],
+            dict(facts[key]["reference_weights_gb"]),
+            description=description,
+        )
+        for key, description in _DESCRIPTIONS.items()
+    }
+
+
 VARIANTS: dict[str, VariantSpec] = {
-    "E2B": VariantSpec(
-        "E2B",
-        "google/gemma-4-E2B-it",
-        _ON_DEVICE,
-        131_072,
-        {"bf16": 11.4, "sfp8": 5.7, "q4_0": 2.9},
-        description="On-device, 2B effective parameters",
-    ),
-    "E4B": VariantSpec(
-        "E4B",
-        "google/gemma-4-E4B-it",
-        _ON_DEVICE,
-        131_072,
-        {"bf16": 17.9, "sfp8": 8.9, "q4_0": 4.5},
-        description="On-device, 4B effective parameters",
-    ),
-    "26B-A4B": VariantSpec(
-        "26B-A4B",
-        "google/gemma-4-26B-A4B-it",
-        _LARGE,
-        262_144,
-        {"bf16": 57.7, "sfp8": 28.8, "q4_0": 14.4},
-        description="Mixture of experts, 4B active parameters",
-    ),
-    "31B": VariantSpec(
-        "31B",
-        "google/gemma-4-31B-it",
-        _LARGE,
-        262_144,
-        {"bf16": 69.9, "sfp8": 34.9, "q4_0": 17.5},
-        description="Dense, 31B parameters",
-    ),
+    **_released_variants(),
     "tiny": VariantSpec(
         "tiny",
         None,
