@@ -14,7 +14,7 @@ and the median rates are compared. The last step's logits of the two caches are 
 
 Prints one JSON line: tokens/s for each cache, `ratio` = ours / stock (goal >= 0.9), bytes held.
 
-    PYTHONPATH=. python bench/cache.py [--device cpu|cuda] [--context 8192] [--tokens 8] [--rounds 3]
+    python -m bench.cache [--device cpu|cuda] [--context 8192] [--tokens 8] [--rounds 3]
                                        [--hidden 512] [--experts 4] [--tiny] [--key-scratch] [--threads N]
 """
 

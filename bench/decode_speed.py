@@ -5,7 +5,7 @@ default 2 = one sliding + one full attention layer) is loaded through `pipelines
 in bf16 and in 4bit. Decode rate = new tokens / (time for prompt + N tokens - time for prompt + 1 token),
 greedy, so prefill is not counted.
 
-    python bench/decode_speed.py [--variants E2B 26B-A4B] [--tokens 16] [--layers 2] [--vocab 262144]
+    python -m bench.decode_speed [--variants E2B 26B-A4B] [--tokens 16] [--layers 2] [--vocab 262144]
 """
 
 from __future__ import annotations

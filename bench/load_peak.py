@@ -16,7 +16,7 @@ about one decoder layer in bf16, whatever the depth. This script measures that:
 * CUDA (`--device cuda`): full depth, synthetic weights generated on the GPU as the loader asks for
   them (no checkpoint on disk); `peak_bytes` is `torch.cuda.max_memory_allocated` over the load.
 
-    python bench/load_peak.py [--json] [--variants 26B-A4B 31B E4B] [--depths 2 4] [--device cuda]
+    python -m bench.load_peak [--json] [--variants 26B-A4B 31B E4B] [--depths 2 4] [--device cuda]
 """
 
 from __future__ import annotations

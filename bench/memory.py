@@ -11,7 +11,7 @@ weights, real 262,144-row vocabulary, full vision/audio towers) is written to di
   full depth is extrapolated per layer kind; the parts that grow with depth outside the layers (the
   per-layer-embedding projection, and the host-side PLE table) are scaled by depth. The output says so.
 
-    python bench/memory.py [--json] [--variants E2B 31B] [--quantization 4bit|bnb-linear]
+    python -m bench.memory [--json] [--variants E2B 31B] [--quantization 4bit|bnb-linear]
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ second of wall time. The server side is `transformers serve --continuous-batchin
 the tiny checkpoint (served text-only: transformers 5.23 batches continuously only
 models it treats as text LLMs); the local side is the in-process loader. Not run in CI.
 
-    python bench/serving.py [--requests 8] [--max-new-tokens 64] [--sequential-server]
+    python -m bench.serving [--requests 8] [--max-new-tokens 64] [--sequential-server]
 """
 
 from __future__ import annotations

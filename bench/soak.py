@@ -3,7 +3,7 @@
 Prints resident memory (RSS) after the 10th and the 100th request and their ratio. Goal: <= 1.05.
 The app is launched in this process and driven over its public API, like real users.
 
-    python bench/soak.py [--requests 100]
+    python -m bench.soak [--requests 100]
 """
 
 from __future__ import annotations

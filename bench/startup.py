@@ -2,7 +2,7 @@
 
 Both are measured in this run, alternating, so machine noise hits both alike. Goal: ratio <= 1.3.
 
-    python bench/startup.py [--runs 3]
+    python -m bench.startup [--runs 3]
 """
 
 from __future__ import annotations

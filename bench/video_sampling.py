@@ -6,8 +6,8 @@ times `sample_frames(path, 16)` and a decode of every frame with the same
 decoder and threading (PyAV, `thread_type="AUTO"`), and prints the ratio.
 The goal is a ratio of at most 0.05: sampling seeks instead of decoding.
 
-    .venv/bin/python bench/video_sampling.py               # keyframe every 48 and every 250 frames
-    .venv/bin/python bench/video_sampling.py --gop 250 --minutes 2
+    python -m bench.video_sampling               # keyframe every 48 and every 250 frames
+    python -m bench.video_sampling --gop 250 --minutes 2
 """
 
 from __future__ import annotations

@@ -92,6 +92,22 @@ def moe_checkpoint(tmp_path_factory):
 
 
 @pytest.mark.slow
+def test_checkpoint_rows_hold_only_the_rows_asked_for(tmp_path):
+    """A chunk of a memory-mapped table must not keep (or be metered as) the whole table."""
+    from safetensors.torch import save_file
+
+    table = torch.randn(1000, 256, dtype=torch.bfloat16)
+    save_file({"table": table}, str(tmp_path / "model.safetensors"))
+    reader = streaming_load.CheckpointReader(tmp_path)
+    meter = load_meter.LoadMeter("cpu")
+    with load_meter.metering(meter):
+        rows = reader.rows("table", 10, 20)
+    assert torch.equal(rows, table[10:20])
+    assert rows.untyped_storage().nbytes() == 10 * 256 * 2
+    assert meter.peak == 10 * 256 * 2
+    reader.close()
+
+
 def test_layer_by_layer_load_equals_quantizing_after_a_bf16_load():
     """Tiny model (PLE, vision, audio): same modules, bytes and logits as the in-memory fallback path."""
     from transformers import AutoModelForImageTextToText

@@ -73,7 +73,10 @@ class CheckpointReader:
         return tuple(self._handle(name).get_slice(name).get_shape())
 
     def rows(self, name: str, start: int, stop: int):
-        tensor = self._handle(name).get_slice(name)[start:stop]
+        # A slice is a view of the whole memory-mapped tensor: copying just these rows lets the mapping go
+        # (the kernel may drop its pages) and keeps what the load holds, and what the meter counts, to the
+        # rows asked for.
+        tensor = self._handle(name).get_slice(name)[start:stop].clone()
         meter_probe(tensor)
         return tensor
 
