@@ -33,6 +33,8 @@ class LoadMeter:
         self.host_peak = 0
         self.rss_anon_peak = 0
         self.host_phase = False
+        # Storages (by address) that map checkpoint files; the reader keeps them mapped for the whole load.
+        self.mapped_storages: set[int] = set()
 
     def _on_target(self, tensor) -> bool:
         place = tensor.device
@@ -41,11 +43,24 @@ class LoadMeter:
         )
 
     def _bytes(self, tensors) -> int:
-        return distinct_storage_bytes(
+        held = [
             tensor
             for tensor in tensors
             if tensor is not None and tensor.device.type != "meta" and self._on_target(tensor)
+        ]
+        mapped = [tensor for tensor in held if tensor.untyped_storage().data_ptr() in self.mapped_storages]
+        owned = [tensor for tensor in held if tensor.untyped_storage().data_ptr() not in self.mapped_storages]
+        return distinct_storage_bytes(owned) + sum(
+            tensor.numel() * tensor.element_size() for tensor in mapped
         )
+
+    def mapped(self, tensor) -> None:
+        """`tensor` views a memory-mapped checkpoint file: it holds the pages it covers, not its storage.
+
+        (A rows slice of the vocabulary is a view of the whole file mapping; counting its storage would
+        count 2.8 GB for 31B that are never read into memory.)
+        """
+        self.mapped_storages.add(tensor.untyped_storage().data_ptr())
 
     def probe(self, *tensors) -> None:
         held = self._bytes(tensors)
@@ -113,6 +128,12 @@ def meter_probe(*tensors) -> None:
     meter = _active.get()
     if meter is not None:
         meter.probe(*tensors)
+
+
+def meter_mapped(tensor) -> None:
+    meter = _active.get()
+    if meter is not None:
+        meter.mapped(tensor)
 
 
 def rss_anon_bytes() -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipelines.model.load_meter import LoadMeter, host_phase, meter_probe, metering
+from pipelines.model.load_meter import LoadMeter, host_phase, meter_mapped, meter_probe, metering
 from pipelines.model.nf4 import Nf4Tensor, linear_nf4, nf4_linear
 from pipelines.model.quantization import (
     TOWER_PREFIXES,
@@ -73,10 +73,9 @@ class CheckpointReader:
         return tuple(self._handle(name).get_slice(name).get_shape())
 
     def rows(self, name: str, start: int, stop: int):
-        # A slice is a view of the whole memory-mapped tensor: copying just these rows lets the mapping go
-        # (the kernel may drop its pages) and keeps what the load holds, and what the meter counts, to the
-        # rows asked for.
-        tensor = self._handle(name).get_slice(name)[start:stop].clone()
+        tensor = self._handle(name).get_slice(name)[start:stop]
+        # A view of the memory-mapped file: it holds the pages it reads, not the whole tensor's storage.
+        meter_mapped(tensor)
         meter_probe(tensor)
         return tensor
 
