@@ -8,7 +8,8 @@ about one decoder layer in bf16, whatever the depth. This script measures that:
   checkpoint is written shard by shard (one decoder layer at a time, so writing never holds the model),
   then a fresh subprocess loads it through `streaming_load.load_streaming` with a `LoadMeter`:
   `peak_bytes` is the meter's accounting (bytes placed in the model so far + the tensors the loader holds
-  at each probe point, on the target device; host-resident PLE work is `host_peak_bytes`), and
+  at each probe point, on the target device; host-resident PLE work is `host_peak_bytes`; a rows view of
+  the memory-mapped checkpoint counts as the rows it covers, since only those pages are read), and
   `resident_bytes` the final accelerator bytes (`quantization.accelerator_bytes`). The same subprocess
   reports the process's own view as a cross-check: the rise of peak RSS (VmHWM, reset through
   /proc/self/clear_refs before the load; includes the page cache of the mmapped checkpoint) and of

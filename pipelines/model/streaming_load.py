@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pipelines.model.accounting import map_large_allocations
 from pipelines.model.load_meter import LoadMeter, host_phase, meter_mapped, meter_probe, metering
 from pipelines.model.nf4 import Nf4Tensor, linear_nf4, nf4_linear
 from pipelines.model.quantization import (
@@ -118,6 +119,8 @@ def load_streaming(folder, device: str, *, meter: LoadMeter | None = None, reade
     from transformers import AutoConfig, AutoModelForImageTextToText, GenerationConfig
 
     quiet_int8_warning()
+    if str(device).startswith("cpu"):
+        map_large_allocations()
     # `reader` and `config` stand in for a folder in benchmarks (e.g. synthetic weights made on a GPU).
     reader = reader or CheckpointReader(folder)
     manifest = read_manifest(folder) if folder is not None else None
