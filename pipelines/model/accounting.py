@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import functools
 import gc
 from collections.abc import Iterator
 
@@ -77,20 +76,31 @@ def free_memory() -> None:
         pass
 
 
-# glibc's mallopt parameter number for the mmap threshold (malloc.h).
+# glibc's mallopt parameter number for the mmap threshold (malloc.h), and the most its adaptive threshold
+# rises to on 64-bit systems (DEFAULT_MMAP_THRESHOLD_MAX), which a long-running torch process soon reaches.
 _M_MMAP_THRESHOLD = -3
 MAPPED_ALLOCATION_BYTES = 1 << 20
+SETTLED_THRESHOLD_BYTES = 32 << 20
 
 
-@functools.cache
-def map_large_allocations() -> None:
-    """From now on, serve allocations over 1 MiB with their own mapping, returned to the OS when freed.
+@contextlib.contextmanager
+def large_allocations_mapped():
+    """Within this block, allocations over 1 MiB get their own mapping, returned to the OS when freed.
 
     glibc raises its mmap threshold as large blocks are freed (up to 32 MiB), after which such blocks come
     from the heap and stay there when freed. A CPU `4bit` load quantizes one expert or chunk at a time;
     with the adaptive threshold the process's anonymous memory grew by 1.7-2.6 GB per 26B-A4B layer although
-    it holds 0.42 GB more; with a fixed 1 MiB threshold it grows by what the load holds
-    (`bench/load_peak.py`, README). Not glibc (macOS, musl): nothing to do.
+    the load held 0.42 GB more; with a 1 MiB threshold it grows by what the load holds (`bench/load_peak.py`,
+    README). Afterwards the threshold is left where the adaptive one settles, so generation keeps reusing
+    its heap. Not glibc (macOS, musl): nothing changes.
     """
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").mallopt(_M_MMAP_THRESHOLD, MAPPED_ALLOCATION_BYTES)
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        yield
+        return
+    mallopt(_M_MMAP_THRESHOLD, MAPPED_ALLOCATION_BYTES)
+    try:
+        yield
+    finally:
+        mallopt(_M_MMAP_THRESHOLD, SETTLED_THRESHOLD_BYTES)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pipelines.model.accounting import map_large_allocations
+import contextlib
+
+from pipelines.model.accounting import large_allocations_mapped
 from pipelines.model.load_meter import LoadMeter, host_phase, meter_mapped, meter_probe, metering
 from pipelines.model.nf4 import Nf4Tensor, linear_nf4, nf4_linear
 from pipelines.model.quantization import (
@@ -119,8 +121,6 @@ def load_streaming(folder, device: str, *, meter: LoadMeter | None = None, reade
     from transformers import AutoConfig, AutoModelForImageTextToText, GenerationConfig
 
     quiet_int8_warning()
-    if str(device).startswith("cpu"):
-        map_large_allocations()
     # `reader` and `config` stand in for a folder in benchmarks (e.g. synthetic weights made on a GPU).
     reader = reader or CheckpointReader(folder)
     manifest = read_manifest(folder) if folder is not None else None
@@ -135,8 +135,9 @@ def load_streaming(folder, device: str, *, meter: LoadMeter | None = None, reade
         builder = _QuantizeOnLoad(model, reader, device)
     else:
         builder = _ReadQuantized(model, reader, device, manifest)
+    on_cpu = str(device).startswith("cpu")
     try:
-        with metering(meter):
+        with metering(meter), large_allocations_mapped() if on_cpu else contextlib.nullcontext():
             _fill(model, reader, builder, device, meter)
     finally:
         reader.close()
