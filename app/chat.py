@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import gradio as gr
 
@@ -15,13 +14,12 @@ from app.gpu import stream_on_gpu
 from app.history import history_as_dicts, normalize_history
 from app.model_access import loading, loading_text
 from app.reply import StreamedReply, conversation_box
-from app.uploads import require_served_file
+from app.uploads import EXAMPLES_DIR, require_served_file
 from pipelines.chat import build_chat_messages
 from pipelines.model.contract import ChatModel, Delta
 from pipelines.model.variants import VARIANTS, modalities_for
 from pipelines.tools import ToolContext, ToolStep, run_tool_loop
 
-EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"
 INPUT_PLACEHOLDER = "Message Gemma… (attach files with the clip)"
 SYSTEM_PROMPT = "You are Gemma, a helpful assistant. Answer clearly and concisely."
 

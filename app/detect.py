@@ -7,7 +7,6 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
-from pathlib import Path
 
 import gradio as gr
 import numpy as np
@@ -18,6 +17,7 @@ from app.downloads import write_download
 from app.errors import user_facing
 from app.gpu import stream_on_gpu
 from app.safe_markdown import safe_markdown
+from app.uploads import EXAMPLES_DIR as BUNDLED_EXAMPLES
 from app.uploads import served_file
 from pipelines.detection import DETECTION_MODES, Detection, DetectionUpdate, run_detection
 from pipelines.errors import InputError
@@ -31,7 +31,7 @@ from pipelines.media.annotate import (
 from pipelines.media.images import fit_for_model, open_image
 from pipelines.model.contract import ChatModel
 
-EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples" / "detect"
+EXAMPLES_DIR = BUNDLED_EXAMPLES / "detect"
 # The shown image is at most this big: AnnotatedImage builds one full-size RGBA mask per object,
 # so a 10000 x 10000 upload shown as is would take gigabytes. Downloads keep the original size.
 DISPLAY_MAX_SIDE = 1280

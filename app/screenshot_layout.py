@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import gradio as gr
 
 from app.static_files import STATIC_DIR, load_js_sections
+from app.uploads import EXAMPLES_DIR as BUNDLED_EXAMPLES
 from app.uploads import ServedImage
 from pipelines.screenshot import PREVIEW_WIDTHS, preview_iframe
 
-EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples" / "screenshots"
+EXAMPLES_DIR = BUNDLED_EXAMPLES / "screenshots"
 NO_SCORE_YET = "Fidelity: —"
 PREVIEW_JS = load_js_sections(STATIC_DIR / "screenshot_preview.js")
 

@@ -48,11 +48,13 @@ class LoadMeter:
             for tensor in tensors
             if tensor is not None and tensor.device.type != "meta" and self._on_target(tensor)
         ]
-        mapped = [tensor for tensor in held if tensor.untyped_storage().data_ptr() in self.mapped_storages]
-        owned = [tensor for tensor in held if tensor.untyped_storage().data_ptr() not in self.mapped_storages]
-        return distinct_storage_bytes(owned) + sum(
-            tensor.numel() * tensor.element_size() for tensor in mapped
-        )
+        owned, mapped_bytes = [], 0
+        for tensor in held:
+            if tensor.untyped_storage().data_ptr() in self.mapped_storages:
+                mapped_bytes += tensor.numel() * tensor.element_size()
+            else:
+                owned.append(tensor)
+        return distinct_storage_bytes(owned) + mapped_bytes
 
     def mapped(self, tensor) -> None:
         """`tensor` views a memory-mapped checkpoint file: it holds the pages it covers, not its storage.
