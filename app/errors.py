@@ -14,6 +14,7 @@ import html
 import inspect
 import logging
 import time
+import traceback
 
 import gradio as gr
 
@@ -34,8 +35,14 @@ def to_user_error(error: BaseException) -> gr.Error:
     if isinstance(error, ShowcaseError):
         # gr.Error renders HTML; our messages may quote file names, so they are escaped.
         return gr.Error(html.escape(error.message, quote=False), print_exception=False)
-    log.error("unexpected error", exc_info=error)
+    log_bug("unexpected error", error)
     return gr.Error(GENERIC_MESSAGE, print_exception=False)
+
+
+def log_bug(what: str, error: BaseException) -> None:
+    """Log a bug's type and where it happened; its message may quote user input, so it is left out."""
+    stack = "".join(traceback.format_tb(error.__traceback__))
+    log.error("%s: %s (message withheld)\n%s", what, type(error).__name__, stack)
 
 
 def describe_inputs(values) -> str:
@@ -102,15 +109,29 @@ class _Request:
             raise to_user_error(error) from None
 
 
-def user_facing(endpoint: str):
-    """Decorate a handler (function or generator): typed errors → `gr.Error`, one log line per request."""
+def user_facing(endpoint: str, *, files: tuple[str, ...] = ()):
+    """Decorate a handler (function or generator): typed errors → `gr.Error`, one log line per request.
+
+    Before the handler runs, every argument passes `app.boundary.check_request`: each file reference in it
+    must be an upload or a bundled example, and the request must be within its budget. `files` names the
+    parameters where a plain string is a file path.
+    """
 
     def decorate(handler):
+        signature = inspect.signature(handler)
+
+        def check(args, kwargs) -> None:
+            from app.boundary import check_request
+
+            bound = signature.bind_partial(*args, **kwargs).arguments
+            check_request([*args, *kwargs.values()], [bound.get(name) for name in files])
+
         if inspect.isgeneratorfunction(handler):
 
             @functools.wraps(handler)
             def stream(*args, **kwargs):
                 with _Request(endpoint, args) as request:
+                    check(args, kwargs)
                     steps = handler(*args, **kwargs)
                     while True:
                         # Gradio may run each step on another thread: the listener is set for every step.
@@ -131,6 +152,7 @@ def user_facing(endpoint: str):
         @functools.wraps(handler)
         def call(*args, **kwargs):
             with _Request(endpoint, args) as request, request.listening():
+                check(args, kwargs)
                 return handler(*args, **kwargs)
 
         return call

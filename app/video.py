@@ -300,7 +300,7 @@ def build_video_tab(controls: SharedControls) -> None:
 
     sampling_inputs = [num_frames, start, end, frame_budget, include_audio]
 
-    @user_facing("video_qa")
+    @user_facing("video_qa", files=("video",))
     @takes_settings(notes=VIDEO_NOTES)
     def video_qa(
         video,
