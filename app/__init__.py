@@ -9,6 +9,7 @@ from __future__ import annotations
 import gradio as gr
 
 from app.config import AppConfig
+from app.errors import explain_gradio_errors
 from app.static_files import STATIC_DIR, load_js_sections
 
 TITLE = "Gemma 4 Showcase"
@@ -59,6 +60,7 @@ def build_app(config: AppConfig | None = None) -> gr.Blocks:
         controls.refresh_status_on(demo.load)
     demo.queue(default_concurrency_limit=config.concurrency_limit, max_size=config.max_queue)
     _explain_full_queue(demo)
+    explain_gradio_errors(demo)
     return demo
 
 

@@ -158,3 +158,37 @@ def user_facing(endpoint: str, *, files: tuple[str, ...] = ()):
         return call
 
     return decorate
+
+
+# --- Gradio's own refusals -----------------------------------------------------------------------------
+
+NOT_ENOUGH_ARGUMENTS = "This endpoint takes {needed} arguments; the request sent {sent}. See its API page."
+UNREADABLE_ARGUMENT = "One of the arguments is not in a form this endpoint takes. See its API page."
+
+
+def explain_gradio_errors(demo: gr.Blocks) -> None:
+    """Turn what Gradio itself refuses (before or after a handler) into sentences for people.
+
+    Gradio checks each argument's shape and files before the handler runs; its messages quote pydantic,
+    component lists, the caller's value and server paths. Every request passes `process_api`, so it is
+    wrapped here (as `gr.Error` passes through unchanged) and its other errors become our messages, with
+    only their type logged.
+    """
+    original = demo.process_api
+
+    async def process_api(block_fn, inputs, *args, **kwargs):
+        try:
+            return await original(block_fn, inputs, *args, **kwargs)
+        except gr.Error:
+            raise
+        except Exception as error:
+            from app.gradio_refusals import refusal_message
+
+            function = demo.fns[block_fn] if isinstance(block_fn, int) else block_fn
+            message = refusal_message(function, inputs, error)
+            if message is None:
+                log_bug(f"gradio failed on {function.api_name or function.name}", error)
+                message = GENERIC_MESSAGE
+            raise gr.Error(html.escape(message, quote=False), print_exception=False) from None
+
+    demo.process_api = process_api
