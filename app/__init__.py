@@ -100,6 +100,10 @@ def _connect_backend(config: AppConfig) -> tuple[str, list[str] | None]:
 
 
 def launch_kwargs(config: AppConfig) -> dict:
+    from starlette.middleware import Middleware
+
+    from app.upload_quota import UploadQuota
+
     return {
         "server_name": config.host,
         "server_port": config.port,
@@ -109,8 +113,10 @@ def launch_kwargs(config: AppConfig) -> dict:
         "css": CSS,
         "theme": gr.themes.Soft(primary_hue="blue"),
         "footer_links": ["api"],
-        # Gradio's own refusals (a file that was not uploaded, a value of the wrong type) carry a message
-        # meant for the caller; without this they would arrive as a bare "Error". Our handlers turn every
-        # exception into a `gr.Error` themselves (app/errors.py), so no internal detail gets through.
+        # Every error reaches the caller as a `gr.Error` written for people: our handlers' own (app/errors.py
+        # `user_facing`) and Gradio's refusals of an argument (`explain_gradio_errors`), so nothing internal
+        # gets through; without this they would arrive as a bare "Error".
         "show_error": True,
+        # Uploads: an hourly allowance per client, and the oldest deleted first past a total on disk.
+        "app_kwargs": {"middleware": [Middleware(UploadQuota)]},
     }

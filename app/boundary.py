@@ -209,5 +209,5 @@ def _audio_seconds(path: str) -> float:
 
         info = soundfile.info(path)
         return min(cap, info.frames / info.samplerate) if info.samplerate > 0 else cap
-    except Exception:  # noqa: BLE001 - any unreadable header means "assume the most"
+    except Exception:  # any unreadable header means "assume the most"
         return cap

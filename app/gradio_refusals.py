@@ -71,7 +71,7 @@ def _wrong_shape(component, value: Any) -> str | None:
         return None
     try:
         model.model_validate(value, context={"validate_meta": True})
-    except Exception:  # noqa: BLE001 - any failure of Gradio's own check is the caller's shape
+    except Exception:  # any failure of Gradio's own check is the caller's shape
         return _expected_shape(component)
     return None
 

@@ -28,6 +28,7 @@ from app.gpu import stream_on_gpu
 from app.history import history_as_dicts, normalize_history
 from app.reply import NO_ANSWER, StreamedReply, conversation_box
 from app.uploads import bundled_examples, served_file
+from app.video_store import TTL_S, KeptVideos
 from pipelines.errors import InputError
 from pipelines.media.video import DEFAULT_NUM_FRAMES, MAX_NUM_FRAMES, MIN_NUM_FRAMES, VIDEO_FRAME_TOKENS
 from pipelines.media.video_audio import extract_audio_track
@@ -40,8 +41,6 @@ FRAME_BUDGETS = (70, 140, 280)
 # The gallery shows small copies: every frame is encoded for the page, and the model keeps the full frames.
 GALLERY_MAX_SIDE = 480
 # What the conversation shows for an empty answer (as app/reply.StreamedReply does); it stands for "".
-# Sampled frames take up to about 60 MB per session; a session idle this long lets them go.
-SAMPLED_VIDEO_TTL_S = 3600
 # `kept` of a call that came through the API, which keeps no session between calls.
 API_CALL = object()
 
@@ -229,7 +228,9 @@ def build_video_tab(controls: SharedControls) -> None:
         "Gemma 4 watches a video as frames sampled evenly over the chosen span, each labelled with its "
         "`mm:ss` time. Ask a question, then follow-ups: the frames are decoded once per video and settings."
     )
-    sampled_state = gr.State(None, time_to_live=SAMPLED_VIDEO_TTL_S)
+    # The session's state holds a handle; the frames are kept in `kept_videos`, bounded per session and in all.
+    kept_videos = KeptVideos()
+    sampled_state = gr.State(None, time_to_live=TTL_S, delete_callback=kept_videos.forget)
     with gr.Row():
         with gr.Column(scale=2):
             video_input = gr.Video(
@@ -313,7 +314,7 @@ def build_video_tab(controls: SharedControls) -> None:
         history: list | None = None,
         *,
         chosen: Settings,
-        kept: SampledVideo | object | None = API_CALL,
+        kept: str | object | None = API_CALL,
     ):
         """Ask Gemma 4 about a video; streams the sampled frames (with mm:ss captions) and the conversation.
 
@@ -339,17 +340,18 @@ def build_video_tab(controls: SharedControls) -> None:
             include_audio = bool(include_audio) and audio_available(chosen.variant)
         sampling = (num_frames, start, end, frame_budget, include_audio)
         for frames, conversation, sampled in _answer(
-            video, question, sampling, history, kept if in_browser else None, chosen
+            video, question, sampling, history, kept_videos.get(kept) if in_browser else None, chosen
         ):
             changes = {chatbot: conversation}
             if frames is not None:
                 changes[gallery] = frames
             if in_browser:
-                changes[sampled_state] = sampled
+                changes[sampled_state] = kept = kept_videos.keep(kept, sampled)
                 if frames is not None:
                     changes[question_input] = ""
             yield changes
 
+    video_qa.kept_videos = kept_videos  # what the browser sessions hold, for operators and tests
     browser_inputs = [video_input, question_input, *sampling_inputs, chatbot, *controls.inputs, sampled_state]
     events = [
         trigger(

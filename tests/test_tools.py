@@ -478,7 +478,16 @@ def test_current_datetime_in_utc_and_a_time_zone():
 
 @pytest.mark.parametrize(
     "zone",
-    ["Mars/Olympus_Mons", "../etc/passwd", "Europe/", "America", "Etc", "/etc/localtime", "UTC\x00", "a" * 300],
+    [
+        "Mars/Olympus_Mons",
+        "../etc/passwd",
+        "Europe/",
+        "America",
+        "Etc",
+        "/etc/localtime",
+        "UTC\x00",
+        "a" * 300,
+    ],
 )
 def test_current_datetime_rejects_unknown_zones(zone):
     """A folder of the zone database ("America"), a path or a too-long name: one sentence, no server path."""
