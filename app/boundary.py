@@ -105,11 +105,18 @@ def _reference_text(reference: Any) -> str:
 
 
 def count_request(arguments: Iterable[Any], file_arguments: Iterable[Any] = ()) -> RequestCount:
-    """Walk every argument; `file_arguments` are values given where a file goes (a plain string is a path)."""
-    count = RequestCount()
+    """Walk every argument; `file_arguments` are values given where a file goes (a plain string is a path).
+
+    The messages (the items of each list argument) are counted first, so a huge history is refused unwalked.
+    """
+    arguments = list(arguments)
+    count = RequestCount(messages=sum(len(value) for value in arguments if isinstance(value, list | tuple)))
+    if count.messages > MAX_MESSAGES:
+        raise InputError(
+            f"This conversation has {count.messages:,} messages; the limit is {MAX_MESSAGES} per request. "
+            "Remove the oldest messages (or start a new conversation) and send it again."
+        )
     for value in arguments:
-        if isinstance(value, list | tuple):
-            count.messages += len(value)
         _walk(value, count)
     for value in file_arguments:
         if isinstance(value, str) and value:
@@ -125,11 +132,6 @@ def check_request(arguments: Iterable[Any], file_arguments: Iterable[Any] = ()) 
     from app.uploads import served_file
 
     count = count_request(arguments, file_arguments)
-    if count.messages > MAX_MESSAGES:
-        raise InputError(
-            f"This conversation has {count.messages:,} messages; the limit is {MAX_MESSAGES} per request. "
-            "Remove the oldest messages (or start a new conversation) and send it again."
-        )
     total_references = sum(count.references.values())
     if total_references > MAX_FILE_REFERENCES:
         raise InputError(
