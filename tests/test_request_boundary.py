@@ -57,11 +57,11 @@ def test_every_file_reference_is_found_whatever_its_role_title_or_nesting(index)
 @pytest.fixture
 def server_files(tmp_path_factory) -> dict[str, str]:
     """Files Gradio would serve if they were echoed: the app's code, its git config, a file in the temp folder."""
-    temp_file = tempfile.NamedTemporaryFile(dir=tempfile.gettempdir(), suffix=".txt", delete=False)
-    temp_file.write(b"private")
-    temp_file.close()
-    yield {"app.py": "app.py", ".git/config": str(ROOT / ".git" / "config"), "temp file": temp_file.name}
-    os.unlink(temp_file.name)
+    descriptor, temp_file = tempfile.mkstemp(suffix=".txt")
+    os.write(descriptor, b"private")
+    os.close(descriptor)
+    yield {"app.py": "app.py", ".git/config": str(ROOT / ".git" / "config"), "temp file": temp_file}
+    os.unlink(temp_file)
 
 
 @pytest.mark.parametrize("index", range(len(shapes_naming("x"))))
