@@ -232,3 +232,67 @@ def test_old_fixed_download_folder_is_never_used(tmp_path):
     written = write_download("x.json", "{}", kind="detect")
     assert not Path(written).is_relative_to(planted)
     assert (planted.exists() or planted.is_symlink()) == before
+
+
+# --- uploads ---------------------------------------------------------------------------------------------
+
+
+async def _accept(scope, receive, send):
+    while (await receive()).get("more_body"):
+        pass
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"[]"})
+
+
+def test_each_client_has_an_hourly_upload_allowance():
+    import asyncio
+
+    import httpx
+
+    from app.upload_quota import UploadQuota
+
+    now = [0.0]
+    quota = UploadQuota(_accept, per_client_bytes=1000, window_s=3600, clock=lambda: now[0])
+
+    async def scenario():
+        transport = httpx.ASGITransport(app=quota, client=("10.0.0.1", 1234))
+        async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+
+            def send(size, **headers):
+                return client.post("/gradio_api/upload", content=b"x" * size, headers=headers)
+
+            first, second = await send(600), await send(600)
+            other = await send(600, **{"x-forwarded-for": "203.0.113.9"})
+            elsewhere = await client.post("/gradio_api/queue/join", content=b"x" * 5000)
+            now[0] = 3601
+            later = await send(600)
+            return first, second, other, elsewhere, later
+
+    first, second, other, elsewhere, later = asyncio.run(scenario())
+    assert first.status_code == 200 and other.status_code == 200 and elsewhere.status_code == 200
+    assert second.status_code == 429
+    assert second.json()["detail"] == (
+        "You have uploaded 0 MB in the last hour; the limit is 0 MB an hour. Wait a while, or send smaller files."
+    )
+    assert later.status_code == 200, "the allowance frees up as the hour passes"
+
+
+def test_past_the_total_the_oldest_uploads_go_first(tmp_path):
+    from app.upload_quota import evict_oldest_uploads
+
+    paths = []
+    for index in range(4):
+        path = tmp_path / f"upload-{index}.bin"
+        path.write_bytes(b"x" * 100)
+        os.utime(path, (1000 + index, 1000 + index))
+        paths.append(str(path))
+    outside = tmp_path / "outside.txt"
+    outside.write_text("mine")
+    link = tmp_path / "link.bin"
+    link.symlink_to(outside)
+    uploaded = {*paths, str(link), str(tmp_path / "gone.bin")}
+    os.utime(link, (1, 1), follow_symlinks=False)
+    evict_oldest_uploads(uploaded, room=250)
+    assert uploaded == set(paths[2:]) and all(Path(path).exists() for path in paths[2:])
+    assert not any(Path(path).exists() for path in paths[:2]) and not link.is_symlink()
+    assert outside.read_text() == "mine", "a link is removed, never followed"
