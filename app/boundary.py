@@ -18,6 +18,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import gradio as gr
+
 from pipelines.errors import InputError
 
 MAX_MESSAGES = 400
@@ -213,3 +215,20 @@ def _audio_seconds(path: str) -> float:
         return min(cap, info.frames / info.samplerate) if info.samplerate > 0 else cap
     except Exception:  # any unreadable header means "assume the most"
         return cap
+
+
+class ServedConversation(gr.Chatbot):
+    """`gr.Chatbot` whose incoming value passes the request check before Gradio reads it.
+
+    Gradio builds the components a message names (and reads their files) while it preprocesses the
+    value, before any handler runs; so every file reference in it is checked here first.
+    """
+
+    is_template = True  # rendered by the frontend as a plain gr.Chatbot
+
+    def preprocess(self, payload):
+        try:
+            check_request([payload])
+        except InputError as error:
+            raise gr.Error(error.message, print_exception=False) from None
+        return super().preprocess(payload)

@@ -162,9 +162,6 @@ def user_facing(endpoint: str, *, files: tuple[str, ...] = ()):
 
 # --- Gradio's own refusals -----------------------------------------------------------------------------
 
-NOT_ENOUGH_ARGUMENTS = "This endpoint takes {needed} arguments; the request sent {sent}. See its API page."
-UNREADABLE_ARGUMENT = "One of the arguments is not in a form this endpoint takes. See its API page."
-
 
 def explain_gradio_errors(demo: gr.Blocks) -> None:
     """Turn what Gradio itself refuses (before or after a handler) into sentences for people.

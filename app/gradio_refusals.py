@@ -13,9 +13,10 @@ from typing import Any
 
 import gradio as gr
 
-from app.errors import NOT_ENOUGH_ARGUMENTS, UNREADABLE_ARGUMENT
 from app.uploads import NOT_SERVED
 
+NOT_ENOUGH_ARGUMENTS = "This endpoint takes {needed} arguments; the request sent {sent}. See its API page."
+UNREADABLE_ARGUMENT = "One of the arguments is not in a form this endpoint takes. See its API page."
 FILE_SHAPE = (
     'a file uploaded to this app: upload it first, then send what the upload returned as {"path": ..., '
     '"meta": {"_type": "gradio.FileData"}} (with gradio_client: handle_file(path))'

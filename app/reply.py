@@ -97,7 +97,7 @@ class StreamedReply:
 
 def conversation_box(placeholder: str, *, height: int, elem_id: str):
     """The chat view every conversational tab shows (chat, video, voice)."""
-    from app.uploads import ServedConversation
+    from app.boundary import ServedConversation
 
     return ServedConversation(
         label="Conversation",

@@ -95,22 +95,3 @@ class ServedImage(gr.Image):
             raise gr.Error(TOO_LARGE, print_exception=False) from error
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
             raise gr.Error(NOT_AN_IMAGE, print_exception=False) from error
-
-
-class ServedConversation(gr.Chatbot):
-    """`gr.Chatbot` whose incoming value passes the request check before Gradio reads it.
-
-    Gradio builds the components a message names (and reads their files) while it preprocesses the
-    value, before any handler runs; so every file reference in it is checked here first.
-    """
-
-    is_template = True  # rendered by the frontend as a plain gr.Chatbot
-
-    def preprocess(self, payload):
-        from app.boundary import check_request
-
-        try:
-            check_request([payload])
-        except InputError as error:
-            raise gr.Error(error.message, print_exception=False) from None
-        return super().preprocess(payload)

@@ -96,7 +96,9 @@ def main() -> None:
     png = Path(tempfile.mkdtemp()) / "big.png"
     Image.new("RGB", (2048, 2048), (200, 10, 10)).save(png)
     with png.open("rb") as file:
-        uploaded = httpx.post(f"{url}gradio_api/upload", files={"files": ("big.png", file)}, timeout=30).json()[0]
+        uploaded = httpx.post(
+            f"{url}gradio_api/upload", files={"files": ("big.png", file)}, timeout=30
+        ).json()[0]
     reference = {"type": "file", "file": {"path": uploaded, "meta": {"_type": "gradio.FileData"}}}
     history = [{"role": "user", "content": [reference] * args.references} for _ in range(args.turns)]
     message = {"text": "And this?", "files": []}
