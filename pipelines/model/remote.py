@@ -238,13 +238,13 @@ class OpenAIChatModel(ChatModel):
                 delta = chunk.choices[0].delta
                 reasoning = _reasoning_text(delta)
                 content = delta.content if isinstance(delta.content, str) else ""
-                characters_left -= len(reasoning) + len(content)
+                # Tool-call names and arguments are model output too: they count against the same cap.
+                characters_left -= len(reasoning) + len(content) + calls.add(getattr(delta, "tool_calls", None))
                 if characters_left < 0:
                     log.warning(
                         "model server sent more text than %d new tokens can hold; cut off", max_new_tokens
                     )
                     return
-                calls.add(getattr(delta, "tool_calls", None))
                 if reasoning:
                     if not reasoning_started:
                         reasoning = reasoning.lstrip()
@@ -278,7 +278,9 @@ class ServerToolCalls:
     def __init__(self) -> None:
         self.fragments: dict[int, dict] = {}
 
-    def add(self, tool_calls) -> None:
+    def add(self, tool_calls) -> int:
+        """Add a chunk's fragments; returns how many characters of names and arguments they held."""
+        added = 0
         for position, call in enumerate(tool_calls or ()):
             index = getattr(call, "index", None)
             slot = self.fragments.setdefault(
@@ -289,8 +291,11 @@ class ServerToolCalls:
             arguments = getattr(function, "arguments", None)
             if isinstance(name, str):
                 slot["name"] += name
+                added += len(name)
             if isinstance(arguments, str):
                 slot["arguments"] += arguments
+                added += len(arguments)
+        return added
 
     def finished(self) -> tuple[ToolCall, ...]:
         import json
