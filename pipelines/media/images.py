@@ -30,10 +30,7 @@ def open_image(source, *, what: str = "image", max_side: int | None = None) -> I
     """
     if source is None:
         raise InputError(f"Please provide {_with_article(what)}.")
-    if isinstance(source, Image.Image):
-        image = source
-    else:
-        image = _decode(source, what, max_side)
+    image = source if isinstance(source, Image.Image) else _decode(source, what, max_side)
     if image.width == 0 or image.height == 0:
         raise InputError(f"The {what} has no pixels.")
     # Broken EXIF must not block an otherwise good image.

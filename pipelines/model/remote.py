@@ -239,7 +239,9 @@ class OpenAIChatModel(ChatModel):
                 reasoning = _reasoning_text(delta)
                 content = delta.content if isinstance(delta.content, str) else ""
                 # Tool-call names and arguments are model output too: they count against the same cap.
-                characters_left -= len(reasoning) + len(content) + calls.add(getattr(delta, "tool_calls", None))
+                characters_left -= (
+                    len(reasoning) + len(content) + calls.add(getattr(delta, "tool_calls", None))
+                )
                 if characters_left < 0:
                     log.warning(
                         "model server sent more text than %d new tokens can hold; cut off", max_new_tokens

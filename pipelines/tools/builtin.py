@@ -259,7 +259,9 @@ def run_tool(
     response, image = outcome if isinstance(outcome, tuple) else (outcome, None)
     response = _without_control_tokens(dict(response))
     if _json_length(response) > MAX_TOOL_RESULT_CHARS:
-        message = f"{call.name} returned more than {MAX_TOOL_RESULT_CHARS:,} characters; the result was dropped."
+        message = (
+            f"{call.name} returned more than {MAX_TOOL_RESULT_CHARS:,} characters; the result was dropped."
+        )
         return ToolResult(call.name, {"error": message}, ok=False)
     return ToolResult(call.name, response, image=image, ok=True)
 

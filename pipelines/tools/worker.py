@@ -12,6 +12,7 @@ wrote is ever unpickled or imported by name: the name comes from the `Tool` the 
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
@@ -76,10 +77,8 @@ def _limit_memory(extra_bytes: int) -> None:
 
 def _answer(request: dict) -> dict:
     limit = int(request["memory_bytes"])
-    try:
+    with contextlib.suppress(OSError, ValueError, ImportError):  # not Linux: the time limit still holds
         _limit_memory(limit)
-    except (OSError, ValueError, ImportError):
-        pass  # not Linux: the time limit still holds
     function = importlib.import_module(request["module"])
     for part in request["name"].split("."):
         function = getattr(function, part)
