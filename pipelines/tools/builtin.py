@@ -92,8 +92,8 @@ def zoom_image(box: list, image_index: int | None = None, *, context: ToolContex
     right, bottom = max(right, left + 1), max(bottom, top + 1)
     crop = image.crop((left, top, right, bottom))
     crop_width, crop_height = crop.size
-    scale = min(ZOOM_MAX_UPSCALE, ZOOM_MIN_SIDE / max(crop_width, crop_height))
-    scale = min(scale, ZOOM_MAX_SIDE / max(crop_width, crop_height))
+    longest = max(crop_width, crop_height)
+    scale = min(max(1.0, min(ZOOM_MAX_UPSCALE, ZOOM_MIN_SIDE / longest)), ZOOM_MAX_SIDE / longest)
     if scale != 1:
         from PIL import Image
 
