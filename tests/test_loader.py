@@ -13,6 +13,9 @@ from pipelines.errors import ModelLoadError
 from pipelines.model import loader
 from pipelines.model.loader import load_count, load_model
 
+# Every test here loads models through the loader (or starts the app): slow.
+pytestmark = pytest.mark.slow
+
 
 def test_same_arguments_return_the_same_object_without_reloading():
     first = load_model("tiny", "fp32")

@@ -15,6 +15,9 @@ from pipelines.model.loader import LoadedModel, _load_from_folder, load_model, t
 from pipelines.model.reference_configs import build_config, tiny_special_token_ids, write_checkpoint
 from pipelines.model.variants import get_variant
 
+# Every test here loads models through the loader (or starts the app): slow.
+pytestmark = pytest.mark.slow
+
 PROMPT_COUNT = 6
 PROMPT_LENGTH = 12
 

@@ -8,6 +8,9 @@ from conftest import SETTINGS
 
 from pipelines.model import generation
 
+# Every test here loads models through the loader (or starts the app): slow.
+pytestmark = pytest.mark.slow
+
 
 class LongRunningTiny:
     """The real tiny model, made to generate until stopped (random weights may end a reply early)."""
