@@ -8,9 +8,6 @@ from conftest import SETTINGS
 
 from pipelines.model import generation
 
-# Every test here loads models through the loader (or starts the app): slow.
-pytestmark = pytest.mark.slow
-
 
 class LongRunningTiny:
     """The real tiny model, made to generate until stopped (random weights may end a reply early)."""
@@ -118,6 +115,7 @@ def _next_request_starts_at_once(client):
     assert time.monotonic() - started < 60
 
 
+@pytest.mark.slow
 def test_full_queue_answers_busy_try_again(scripted_model):
     import httpx
     from conftest import free_port
