@@ -48,6 +48,36 @@ TOWER_PREFIXES = ("vision_tower", "audio_tower", "embed_vision", "embed_audio")
 INT8_CHUNK_ROWS = 16_384
 
 
+# bitsandbytes' CPU kernel for processors with AVX512-BF16 repacks a `Linear4bit`'s weight on its first call,
+# in blocks of 32 output rows and whole 4-bit blocks, and asserts (instead of falling back) on other shapes.
+PACKED_CPU_BLOCK_ROWS = 32
+
+
+def packed_cpu_path_accepts(out_features: int, in_features: int, blocksize: int) -> bool:
+    """Whether bitsandbytes' AVX512-BF16 CPU path can repack a 4-bit weight of this shape."""
+    return out_features % PACKED_CPU_BLOCK_ROWS == 0 and in_features % 2 == 0 and in_features % blocksize == 0
+
+
+def keep_4bit_layers_on_cpu_paths_that_fit(model) -> list[str]:
+    """Send each `Linear4bit` the AVX512-BF16 path would refuse down bitsandbytes' generic CPU path.
+
+    Machines without AVX512-BF16 use the generic path for every layer anyway; on those with it, this
+    keeps a shape the packed path can't take (tiny's 387-row vocabulary head, say) from failing mid-reply.
+    Returns the names of the layers sent down the generic path.
+    """
+    import bitsandbytes as bnb
+
+    generic = []
+    for name, module in model.named_modules():
+        if not isinstance(module, bnb.nn.Linear4bit) or module.weight.quant_state is None:
+            continue
+        state = module.weight.quant_state
+        if not packed_cpu_path_accepts(*state.shape, state.blocksize):
+            module.support_avx512bf16_for_cpu = False
+            generic.append(name)
+    return generic
+
+
 def finish_4bit(model, device: str) -> None:
     """In-memory fallback: quantize what bitsandbytes left in bf16 after `from_pretrained` (same layout
     as `load_streaming`, but the bf16 experts, vocabulary and PLE pass through the device first)."""
