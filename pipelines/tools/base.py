@@ -41,8 +41,8 @@ class Tool:
 
     `function(**arguments)` returns the response dict, or `(response, image)`; it raises `ToolError`
     for a clear, expected failure. With `takes_context=True` it also gets `context=ToolContext`.
-    With `isolated=True` it runs in a worker process under a time and memory limit
-    (`pipelines.tools.worker`): it must be a module-level function taking and returning JSON values.
+    With `isolated=True` it runs in a forked worker process under a time and memory limit
+    (`pipelines.tools.worker`); it can't return an image then.
     """
 
     declaration: dict

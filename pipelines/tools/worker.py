@@ -1,23 +1,21 @@
-"""Running one tool call in a short-lived Python process with a time and a memory limit.
+"""Running one tool call in a forked worker process with a time and a memory limit.
 
 A thread can't be stopped and holds the GIL while it computes, so a call that runs away (a bug, or an
 expression no bound foresaw) would freeze every request the app serves. A child process can be killed:
-`run_isolated` starts `python -m pipelines.tools.worker`, sends it the call as JSON, and kills it when
-the time limit passes; the child caps its own address space before it runs anything, so a call that
-asks for too much memory fails there with `MemoryError`, not in the server.
+`run_isolated` forks, the child caps its own address space and runs the call, and the parent waits at
+most the time limit for the answer before killing it. A call that asks for too much memory fails in the
+child with `MemoryError`, never in the server.
 
-Only JSON goes in and out, and the function is named by module and qualified name, so nothing the model
-wrote is ever unpickled or imported by name: the name comes from the `Tool` the app registered.
+Forking (not starting a new interpreter) costs milliseconds and needs nothing imported again; the child
+only runs the tool's pure-Python code and sends back its JSON-like answer, then exits without running the
+parent's exit handlers. Where `fork` is missing, the call runs in-process and the tool's own bounds apply.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
-import json
+import multiprocessing
 import os
-import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -29,38 +27,34 @@ DEFAULT_TOOL_MEMORY_BYTES = 512 * 2**20
 
 @dataclass(frozen=True)
 class ToolLimits:
-    """How long one isolated call may run, and how much memory it may add to a bare interpreter."""
+    """How long one isolated call may run, and how much memory it may add to the process it forks from."""
 
     seconds: float = DEFAULT_TOOL_SECONDS
     memory_bytes: int = DEFAULT_TOOL_MEMORY_BYTES
 
 
 def run_isolated(function: Callable[..., dict], arguments: dict, limits: ToolLimits) -> dict:
-    """`function(**arguments)` in a worker process; raises `ToolError` on its errors and at either limit."""
-    request = {
-        "module": function.__module__,
-        "name": function.__qualname__,
-        "arguments": arguments,
-        "memory_bytes": limits.memory_bytes,
-    }
-    # The worker imports the tool's module the way this process did.
-    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(path for path in sys.path if path)}
+    """`function(**arguments)` in a forked worker; raises `ToolError` on its errors and at either limit."""
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return function(**arguments)
+    context = multiprocessing.get_context("fork")
+    receiver, sender = context.Pipe(duplex=False)
+    worker = context.Process(
+        target=_run_in_child, args=(sender, function, arguments, limits.memory_bytes), daemon=True
+    )
+    worker.start()
+    sender.close()
     try:
-        completed = subprocess.run(
-            [sys.executable, "-m", "pipelines.tools.worker"],
-            input=json.dumps(request),
-            capture_output=True,
-            text=True,
-            timeout=limits.seconds,
-            env=environment,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise ToolError(f"The tool call took longer than {limits.seconds:g} s and was stopped.") from None
-    try:
-        answer = json.loads(completed.stdout.strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        raise ToolError("The tool stopped without an answer (it may have run out of memory).") from None
+        if not receiver.poll(limits.seconds):
+            raise ToolError(f"The tool call took longer than {limits.seconds:g} s and was stopped.")
+        answer = receiver.recv()
+    except EOFError:
+        raise ToolError("The tool call stopped without an answer (it may have run out of memory).") from None
+    finally:
+        if worker.is_alive():
+            worker.kill()
+        worker.join()
+        receiver.close()
     if "error" in answer:
         raise ToolError(answer["error"])
     return answer["response"]
@@ -75,28 +69,20 @@ def _limit_memory(extra_bytes: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
-def _answer(request: dict) -> dict:
-    limit = int(request["memory_bytes"])
+def _run_in_child(sender, function: Callable[..., dict], arguments: dict, memory_bytes: int) -> None:
     with contextlib.suppress(OSError, ValueError, ImportError):  # not Linux: the time limit still holds
-        _limit_memory(limit)
-    function = importlib.import_module(request["module"])
-    for part in request["name"].split("."):
-        function = getattr(function, part)
+        _limit_memory(memory_bytes)
     try:
-        return {"response": dict(function(**request["arguments"]))}
+        answer = {"response": dict(function(**arguments))}
     except ToolError as error:
-        return {"error": str(error)}
+        answer = {"error": str(error)}
     except MemoryError:
-        return {"error": f"The tool call needed more than {limit // 2**20} MB of memory and was stopped."}
+        answer = {
+            "error": f"The tool call needed more than {memory_bytes // 2**20} MB of memory and was stopped."
+        }
     except RecursionError:
-        return {"error": "The expression is nested too deeply."}
+        answer = {"error": "The expression is nested too deeply."}
     except Exception as error:  # reported like run_tool reports a tool bug
-        return {"error": f"{type(error).__name__}: {error}"}
-
-
-def main() -> None:
-    print(json.dumps(_answer(json.loads(sys.stdin.read()))))
-
-
-if __name__ == "__main__":
-    main()
+        answer = {"error": f"{type(error).__name__}: {error}"}
+    sender.send(answer)
+    sender.close()
