@@ -31,10 +31,10 @@ import av
 
 from pipelines.errors import InputError
 from pipelines.media.video_decode import (
-    SUPPORTED_FORMATS_TEXT,
-    Frame,
     FRAME_LIMIT_TEXT,
     MAX_FRAME_PIXELS,
+    SUPPORTED_FORMATS_TEXT,
+    Frame,
     KeyframeIndex,
     check_frame_size,
     decode_samples,

@@ -239,9 +239,8 @@ class OpenAIChatModel(ChatModel):
                 reasoning = _reasoning_text(delta)
                 content = delta.content if isinstance(delta.content, str) else ""
                 # Tool-call names and arguments are model output too: they count against the same cap.
-                characters_left -= (
-                    len(reasoning) + len(content) + calls.add(getattr(delta, "tool_calls", None))
-                )
+                tool_text = calls.add(getattr(delta, "tool_calls", None))
+                characters_left -= len(reasoning) + len(content) + tool_text
                 if characters_left < 0:
                     log.warning(
                         "model server sent more text than %d new tokens can hold; cut off", max_new_tokens
@@ -289,14 +288,11 @@ class ServerToolCalls:
                 index if isinstance(index, int) else position, {"name": "", "arguments": ""}
             )
             function = getattr(call, "function", None)
-            name = getattr(function, "name", None)
-            arguments = getattr(function, "arguments", None)
-            if isinstance(name, str):
-                slot["name"] += name
-                added += len(name)
-            if isinstance(arguments, str):
-                slot["arguments"] += arguments
-                added += len(arguments)
+            name, arguments = (getattr(function, key, None) for key in ("name", "arguments"))
+            name, arguments = (text if isinstance(text, str) else "" for text in (name, arguments))
+            slot["name"] += name
+            slot["arguments"] += arguments
+            added += len(name) + len(arguments)
         return added
 
     def finished(self) -> tuple[ToolCall, ...]:
