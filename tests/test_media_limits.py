@@ -50,12 +50,12 @@ def test_the_default_cap_is_below_pillows_own_guard(tmp_path):
         open_image(sixty)
 
 
-@pytest.mark.parametrize("suffix", ["jpg", "png"])
-def test_model_bound_images_are_decoded_at_about_the_models_size(tmp_path, suffix):
+@pytest.mark.parametrize(("suffix", "mode"), [("jpg", "RGB"), ("png", "RGB"), ("png", "P"), ("gif", "P")])
+def test_model_bound_images_are_decoded_at_about_the_models_size(tmp_path, suffix, mode):
     path = tmp_path / f"photo.{suffix}"
     picture = Image.new("RGB", (6000, 4000), (200, 40, 40))
     picture.paste((40, 40, 200), (3000, 0, 6000, 4000))
-    picture.save(path)
+    picture.convert(mode).save(path)
     image = open_image(path, max_side=MAX_MODEL_SIDE)
     assert MAX_MODEL_SIDE <= max(image.size) < 2 * MAX_MODEL_SIDE
     assert image.width / image.height == pytest.approx(1.5, rel=0.01)

@@ -36,10 +36,10 @@ def open_image(source, *, what: str = "image", max_side: int | None = None) -> I
     # Broken EXIF must not block an otherwise good image.
     with contextlib.suppress(Exception):
         image = ImageOps.exif_transpose(image)
-    if max_side is not None and max(image.size) >= 2 * max_side:
-        image = image.reduce(max(image.size) // max_side)
     if image.mode != "RGB":
         image = _to_rgb(image)
+    if max_side is not None and max(image.size) >= 2 * max_side:
+        image = image.reduce(max(image.size) // max_side)
     return image
 
 
