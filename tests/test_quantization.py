@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pipelines.model import quantization, quantized_modules
+from pipelines.model import nf4, quantization, quantized_modules
 from pipelines.model.contract import drain
 from pipelines.model.loader import LoadedModel, _load_from_folder, load_model, tensor_bytes_by_device
 from pipelines.model.reference_configs import build_config, tiny_special_token_ids, write_checkpoint
@@ -261,7 +261,7 @@ def test_every_4bit_layer_the_avx512_bf16_cpu_path_would_repack_meets_its_shape_
                 continue
             state = module.weight.quant_state
             if not module.support_avx512bf16_for_cpu:
-                assert not quantization.packed_cpu_path_accepts(*state.shape, state.blocksize), name
+                assert not nf4.packed_cpu_path_accepts(*state.shape, state.blocksize), name
                 generic.append(name)
                 continue
             weight, kept = module.weight.data.clone(), copy.deepcopy(state)
@@ -282,7 +282,7 @@ def test_the_packed_cpu_path_rules_match_what_bitsandbytes_asserts():
     for rows, columns in [(64, 128), (96, 64), (387, 64), (40, 64)]:
         weight = torch.randn(rows, columns, dtype=torch.bfloat16)
         packed, state = bnb_functional.quantize_4bit(weight, blocksize=64, quant_type="nf4")
-        accepted = quantization.packed_cpu_path_accepts(rows, columns, 64)
+        accepted = nf4.packed_cpu_path_accepts(rows, columns, 64)
         if accepted:
             bnb_functional._convert_weight_packed_for_cpu(packed, state)
         else:

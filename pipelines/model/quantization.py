@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from pipelines.model.load_meter import meter_probe
-from pipelines.model.nf4 import Nf4Tensor, nf4_linear
+from pipelines.model.nf4 import Nf4Tensor, nf4_linear, packed_cpu_path_accepts
 from pipelines.model.quantized_modules import (
     HOST,
     get_classes,
@@ -46,16 +46,6 @@ INT8_OUTLIER_THRESHOLD = 6.0
 TOWER_PREFIXES = ("vision_tower", "audio_tower", "embed_vision", "embed_audio")
 # Rows quantized per chunk, so an int8 conversion never needs a second full-size copy of a big matrix.
 INT8_CHUNK_ROWS = 16_384
-
-
-# bitsandbytes' CPU kernel for processors with AVX512-BF16 repacks a `Linear4bit`'s weight on its first call,
-# in blocks of 32 output rows and whole 4-bit blocks, and asserts (instead of falling back) on other shapes.
-PACKED_CPU_BLOCK_ROWS = 32
-
-
-def packed_cpu_path_accepts(out_features: int, in_features: int, blocksize: int) -> bool:
-    """Whether bitsandbytes' AVX512-BF16 CPU path can repack a 4-bit weight of this shape."""
-    return out_features % PACKED_CPU_BLOCK_ROWS == 0 and in_features % 2 == 0 and in_features % blocksize == 0
 
 
 def keep_4bit_layers_on_cpu_paths_that_fit(model) -> list[str]:
