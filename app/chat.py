@@ -11,7 +11,7 @@ from app.api_types import ConversationJSON
 from app.controls import Settings, SharedControls, takes_settings
 from app.errors import user_facing
 from app.gpu import stream_on_gpu
-from app.history import history_as_dicts, normalize_history
+from app.history import history_as_dicts, merged_replies, normalize_history, settled_thoughts
 from app.model_access import loading, loading_text
 from app.reply import StreamedReply, conversation_box
 from app.uploads import EXAMPLES_DIR, require_served_file
@@ -92,7 +92,7 @@ def chat(
             attached image); each call and its result come back as a titled message.
     """
     conversation = history_as_dicts(history) + _user_messages(message)
-    turns = normalize_history(conversation)
+    turns = merged_replies(normalize_history(conversation))
     # History is free JSON over the API: it may only point at files this app received or ships.
     for turn in turns:
         turn.files = [require_served_file(path) for path in turn.files]
@@ -159,7 +159,7 @@ def _mark_unanswered(history: list, pending: list | str | None):
     if pending == CLEARED:
         return [], _unlocked_input()  # a chunk that streamed in before the cancel must not bring it back
     if pending == STOPPED:
-        return gr.skip(), _unlocked_input()  # the reply so far stays
+        return settled_thoughts(history), _unlocked_input()  # the reply so far stays, its spinner stops
     shown = _without_last_reply(history)
     if pending and not (shown and shown[-1]["role"] == "user"):
         shown += pending  # the chat lost the message (it was replaced while failing): show it again

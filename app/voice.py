@@ -23,8 +23,8 @@ import numpy as np
 from app.controls import Settings, SharedControls, takes_settings
 from app.errors import user_facing
 from app.gpu import stream_on_gpu
-from app.history import history_as_dicts, normalize_history
-from app.reply import NO_ANSWER, StreamedReply, conversation_box
+from app.history import history_as_dicts, merged_replies, normalize_history, settled_thoughts
+from app.reply import StreamedReply, conversation_box
 from app.static_files import STATIC_DIR, load_js_sections
 from app.uploads import bundled_examples, require_served_file, served_file
 from pipelines.errors import InputError
@@ -118,27 +118,21 @@ def user_turn_messages(clip: str, task: str, prompt: str) -> list[dict]:
 def voice_turns_from_history(history) -> list:
     """Rebuild the `VoiceTurn`s of a conversation from its chatbot messages (the API's `history`).
 
-    Each turn is a user clip, optionally the instruction it was asked with (a user text
-    message), then the reply. Thoughts and notices are skipped; a clip that never got a
-    reply is left out.
+    Each turn is a user clip, optionally the instruction it was asked with (a user text message), then
+    the reply (one answer, however many messages show it). Thoughts and notices are skipped, and so are a
+    clip that never got a reply, a text with no clip before it and a reply to no clip.
     """
     turns = []
     clip, prompt = None, None
-    for message in normalize_history(history):
+    for message in merged_replies(normalize_history(history)):
         if message.role == "user":
             if message.files:
                 clip, prompt = message.files[-1], None
-            if message.text:
-                if clip is None:
-                    raise InputError(
-                        "Each turn of the voice history must start with an audio clip; "
-                        "a text message came before any clip."
-                    )
+            if message.text and clip is not None:
                 prompt = message.text
         elif clip is not None:
-            reply = "" if message.text == NO_ANSWER else message.text
             turns.append(
-                VoiceTurn(load_audio(require_served_file(clip)), None, reply, prompt or ANSWER_PROMPT)
+                VoiceTurn(load_audio(require_served_file(clip)), None, message.text, prompt or ANSWER_PROMPT)
             )
             clip, prompt = None, None
     return turns
@@ -323,6 +317,9 @@ def build_voice_tab(controls: SharedControls) -> None:
     spoken_answer.change(None, [spoken_answer, voice_choice, rate, speak], None, js=SPEECH_JS["speak"])
     stop_speaking.click(None, js=SPEECH_JS["stop_speaking"])
     stop.click(None, js=SPEECH_JS["stop_speaking"], cancels=events)
+    for event in events:
+        # Also after Stop: a reply stopped while thinking keeps its thoughts, without the spinner.
+        event.failure(settled_thoughts, chatbot, chatbot, queue=False, api_visibility="private")
     clear.click(
         lambda: ([], [], ""),
         None,

@@ -20,8 +20,8 @@ from gradio_client.exceptions import AppError
 import pipelines.media.video as video_pipeline
 import pipelines.video_qa as video_qa
 from app.controls import MODEL_QUEUE
-from app.reply import THOUGHT_TITLE
-from app.video import NO_ANSWER, audio_available, video_examples, video_turns
+from app.reply import NO_ANSWER, THOUGHT_TITLE
+from app.video import audio_available, video_examples, video_turns
 from pipelines.media.video import format_timestamp, sample_frames
 from pipelines.media.video_audio import extract_audio_track
 from pipelines.model.contract import AUDIO_SAMPLE_RATE
@@ -44,6 +44,12 @@ MM_SS = re.compile(r"^\d\d:\d\d$")
 
 def ask_api(client, clip, question, *, history=None, **overrides):
     """Call the public endpoint; returns (gallery, conversation)."""
+    gallery, conversation, _times = api_reply(client, clip, question, history=history, **overrides)
+    return gallery, conversation
+
+
+def api_reply(client, clip, question, *, history=None, **overrides):
+    """Call the public endpoint; returns (gallery, conversation, times named in the answer)."""
     arguments = {
         "num_frames": 4,
         "start": 0,
@@ -117,7 +123,7 @@ def questions(conversation: list) -> list[str]:
 def count_decoder_calls(monkeypatch) -> dict[str, int]:
     """Live counts of frame sampling and of every file the decoder opens (frames and audio alike)."""
     counts = {"sample_frames": 0, "av.open": 0}
-    sample, open_file = video_pipeline.sample_frames, video_pipeline.av.open
+    sample, open_file = video_pipeline.sample_clip, video_pipeline.av.open
 
     def counting_sample(*args, **kwargs):
         counts["sample_frames"] += 1
@@ -127,7 +133,7 @@ def count_decoder_calls(monkeypatch) -> dict[str, int]:
         counts["av.open"] += 1
         return open_file(*args, **kwargs)
 
-    monkeypatch.setattr(video_qa, "sample_frames", counting_sample)
+    monkeypatch.setattr(video_qa, "sample_clip", counting_sample)
     monkeypatch.setattr(video_pipeline.av, "open", counting_open)
     return counts
 
@@ -472,11 +478,63 @@ def test_turns_come_from_the_conversation_without_thoughts_or_unanswered_questio
     assert video_turns([]) == [] and video_turns(None) == []
 
 
-def test_an_answer_without_a_question_is_refused():
-    from pipelines.errors import InputError
+# The shapes a stored or passed-in conversation can have; each ends with a question answered "At 00:03."
+SPLIT_REPLY = [  # tiny often thinks between two pieces of the answer
+    {"role": "user", "content": "When does the square appear?"},
+    {"role": "assistant", "content": "The square"},
+    {
+        "role": "assistant",
+        "content": "Checking 00:02.",
+        "metadata": {"title": THOUGHT_TITLE, "status": "done"},
+    },
+    {"role": "assistant", "content": " appears at 00:03."},
+]
+HISTORY_SHAPES = {
+    "a thought between two pieces of the answer": SPLIT_REPLY,
+    "several answers in a row": [
+        {"role": "user", "content": "When?"},
+        {"role": "assistant", "content": "At 00:03."},
+        {"role": "assistant", "content": "It stays."},
+    ],
+    "a tool step between answers": [
+        {"role": "user", "content": "When?"},
+        {"role": "assistant", "content": "At"},
+        {"role": "assistant", "content": "`zoom()`", "metadata": {"title": "🛠️ Used zoom_image"}},
+        {"role": "assistant", "content": "00:03."},
+    ],
+    "a stopped reply with no answer, then an answer": [
+        {"role": "user", "content": "When?"},
+        {
+            "role": "assistant",
+            "content": "Thinking…",
+            "metadata": {"title": THOUGHT_TITLE, "status": "pending"},
+        },
+        {"role": "user", "content": "When does it appear?"},
+        {"role": "assistant", "content": "At 00:03."},
+    ],
+    "an answer before any question": [
+        {"role": "assistant", "content": "Hello! Ask me about the video."},
+        {"role": "user", "content": "When?"},
+        {"role": "assistant", "content": "At 00:03."},
+    ],
+    "times shown as chips": [
+        {"role": "user", "content": "When?"},
+        {
+            "role": "assistant",
+            "content": 'At <button type="button" class="time-chip" value="3" name="1">00:03</button>.',
+        },
+    ],
+}
 
-    with pytest.raises(InputError, match="must follow a question"):
-        video_turns([{"role": "assistant", "content": "Hello."}])
+
+@pytest.mark.parametrize("shape", list(HISTORY_SHAPES))
+def test_every_history_shape_gives_question_and_answer_turns(shape):
+    (turn,) = video_turns(HISTORY_SHAPES[shape])
+
+    assert turn.question.endswith(("When?", "When does the square appear?", "When does it appear?"))
+    assert "00:03" in turn.answer and "Checking" not in turn.answer and "<" not in turn.answer
+    if shape == "a thought between two pieces of the answer":
+        assert turn.answer == "The square\n\n appears at 00:03."
 
 
 @pytest.mark.parametrize(
