@@ -9,6 +9,8 @@ import gradio as gr
 
 from app.api_types import ConversationJSON
 from app.controls import Settings, SharedControls, takes_settings
+from app.conversation_controls import conversation_file_row, shared_settings, wire_download
+from app.conversation_file import restored_conversation
 from app.errors import user_facing
 from app.gpu import stream_on_gpu
 from app.history import history_as_dicts, merged_replies, normalize_history, settled_thoughts
@@ -188,6 +190,14 @@ def undo_last_exchange(history: list):
     return shown, gr.MultimodalTextbox(value={"text": text, "files": files})
 
 
+@user_facing("conversation_import")
+def open_chat_conversation(path: str | None):
+    """Show a saved chat again (Open conversation), with its tools setting."""
+    restored = restored_conversation(path, "chat")
+    tools = restored.settings.get("tools")
+    return restored.messages, tools if isinstance(tools, bool) else gr.skip()
+
+
 def chat_examples() -> list[dict]:
     images = EXAMPLES_DIR / "detect"
     examples = [{"text": "Explain mixture-of-experts models in three sentences.", "files": []}]
@@ -225,6 +235,15 @@ def build_chat_tab(controls: SharedControls) -> None:
         stop = gr.Button("⏹ Stop", variant="stop", size="sm", min_width=90, elem_id="chat-stop")
         clear = gr.Button("🗑 Clear", size="sm", min_width=90, elem_id="chat-clear")
     gr.Examples(examples=chat_examples(), inputs=textbox, label="Examples (press Enter to send)")
+    conversation_file = conversation_file_row("chat")
+    wire_download(conversation_file, "chat", chatbot, {**shared_settings(controls), "tools": use_tools})
+    conversation_file.open_file.upload(
+        open_chat_conversation,
+        conversation_file.open_file,
+        [chatbot, use_tools],
+        queue=False,
+        api_visibility="private",
+    )
 
     settings_inputs = controls.inputs
     no_message = gr.State(None)

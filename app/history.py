@@ -87,10 +87,9 @@ def normalize_history(history: Any) -> list[ChatTurn]:
         if isinstance(metadata, dict) and metadata.get("title"):
             continue  # a thought or a notice: shown to the user, never sent to the model
         text, files = _split_content(content)
-        # What the chat shows of a reply has "<" escaped (and times as chips); the model gets back what it wrote.
-        turns.append(
-            ChatTurn(role, unescaped(without_time_chips(text)) if role == "assistant" else text, files)
-        )
+        # What the chat shows has "<" escaped (replies, restored files) and times as chips; the model gets back
+        # what was written.
+        turns.append(ChatTurn(role, unescaped(without_time_chips(text)), files))
     return turns
 
 
@@ -112,6 +111,13 @@ def merged_replies(turns: list[ChatTurn]) -> list[ChatTurn]:
         else:
             merged.append(ChatTurn(turn.role, text, list(turn.files)))
     return merged
+
+
+def message_parts(message: Any) -> tuple[str, str, list[str], dict]:
+    """One chat message's role, text (as shown), file paths and metadata, whatever its shape."""
+    role, content, metadata = _message_fields(message)
+    text, files = _split_content(content)
+    return role, text, files, dict(metadata) if isinstance(metadata, dict) else {}
 
 
 def history_as_dicts(history: Any) -> list[dict]:
