@@ -45,9 +45,16 @@ def conversation_file_row(tab: str) -> ConversationFileControls:
 
 
 @user_facing("conversation_export")
-def export_conversation(tab: str, setting_names: tuple[str, ...], history, *values):
-    """Write the conversation as JSON and Markdown; returns the two download buttons' new values."""
-    document = conversation_document(tab, history, dict(zip(setting_names, values, strict=True)))
+def export_conversation(tab: str, setting_names: tuple[str, ...], describe_tab, history, *values):
+    """Write the conversation as JSON and Markdown; returns the two download buttons' new values.
+
+    `values` are the named settings' values, then the inputs of `describe_tab` (None: none), which says
+    what else the tab records (e.g. the video).
+    """
+    settings = dict(zip(setting_names, values[: len(setting_names)], strict=True))
+    if describe_tab is not None:
+        settings.update(describe_tab(*values[len(setting_names) :]))
+    document = conversation_document(tab, history, settings)
     stem = f"gemma4-{tab}-conversation-{document['saved_at'].replace(':', '')}"
     text = json.dumps(document, ensure_ascii=False, indent=1)
     json_path = write_download(f"{stem}.json", text, kind="conversations")
@@ -55,13 +62,21 @@ def export_conversation(tab: str, setting_names: tuple[str, ...], history, *valu
     return gr.DownloadButton(value=json_path), gr.DownloadButton(value=markdown_path, visible=True)
 
 
-def wire_download(controls: ConversationFileControls, tab: str, chatbot, settings: dict) -> None:
-    """Download writes the files from the chatbot and `settings` (name → component), then downloads the JSON."""
-    names = tuple(settings)
-    handler = functools.partial(export_conversation, tab, names)
+def wire_download(
+    controls: ConversationFileControls,
+    tab: str,
+    chatbot,
+    settings: dict,
+    *,
+    describe_tab=None,
+    tab_inputs: list | None = None,
+) -> None:
+    """Download writes the files from the chatbot, `settings` (name → component) and `describe_tab(*tab_inputs)`,
+    then downloads the JSON."""
+    handler = functools.partial(export_conversation, tab, tuple(settings), describe_tab)
     controls.download.click(
         handler,
-        [chatbot, *settings.values()],
+        [chatbot, *settings.values(), *(tab_inputs or [])],
         [controls.json_file, controls.markdown_file],
         queue=False,
         api_visibility="private",

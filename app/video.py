@@ -20,6 +20,7 @@ import gradio as gr
 
 from app.api_types import CheckedNumber, CheckedSlider, ConversationJSON, IntegerChoice
 from app.controls import Settings, SharedControls, takes_settings
+from app.conversation_controls import conversation_file_row, shared_settings, wire_download
 from app.errors import user_facing
 from app.gpu import stream_on_gpu
 from app.history import history_as_dicts, merged_replies, normalize_history, settled_thoughts
@@ -27,14 +28,14 @@ from app.reply import StreamedReply, conversation_box
 from app.static_files import STATIC_DIR, load_js_sections
 from app.time_chips import chipped_messages, times_found
 from app.uploads import bundled_examples
-from app.video_sampling import SampledVideo, sample_video
+from app.video_conversation import open_video_conversation, start_over_for_new_video, video_settings
+from app.video_sampling import FRAME_BUDGETS, SampledVideo, sample_video
 from pipelines.errors import InputError
 from pipelines.media.video import DEFAULT_NUM_FRAMES, MAX_NUM_FRAMES, MIN_NUM_FRAMES, VIDEO_FRAME_TOKENS
 from pipelines.model.contract import ChatModel, Delta, checked_image_budget
 from pipelines.model.variants import VARIANTS, modalities_for
 from pipelines.video_qa import VIDEO_EXAMPLES, VideoQAUpdate, VideoSession, VideoTurn, check_question
 
-FRAME_BUDGETS = (70, 140, 280)
 TIME_CHIPS_JS = load_js_sections(STATIC_DIR / "video_times.js")
 # Sampled frames take up to about 60 MB per session; a session idle this long lets them go.
 SAMPLED_VIDEO_TTL_S = 3600
@@ -220,6 +221,7 @@ def build_video_tab(controls: SharedControls) -> None:
                 ask_button = gr.Button("🎬 Ask", variant="primary", elem_id="video-ask")
                 stop = gr.Button("⏹ Stop", variant="stop", elem_id="video-stop")
                 clear = gr.Button("🗑 New conversation", elem_id="video-clear")
+            conversation_file = conversation_file_row("video")
             example_rows, example_labels = video_examples()
             gr.Examples(
                 examples=example_rows,
@@ -303,7 +305,29 @@ def build_video_tab(controls: SharedControls) -> None:
         event.failure(settled_thoughts, chatbot, chatbot, queue=False, api_visibility="private")
     clear.click(lambda: [], None, chatbot, queue=False, api_visibility="private")
     # A new video starts a new conversation: the old answers were about other frames.
-    video_input.change(lambda: ([], []), None, [gallery, chatbot], queue=False, api_visibility="private")
+    restored_video = gr.State(None)
+    video_input.change(
+        start_over_for_new_video,
+        [video_input, restored_video],
+        [gallery, chatbot, restored_video],
+        queue=False,
+        api_visibility="private",
+    )
+    wire_download(
+        conversation_file,
+        "video",
+        chatbot,
+        shared_settings(controls),
+        describe_tab=video_settings,
+        tab_inputs=[video_input, *sampling_inputs],
+    )
+    conversation_file.open_file.upload(
+        open_video_conversation,
+        conversation_file.open_file,
+        [chatbot, gallery, video_input, *sampling_inputs, restored_video],
+        queue=False,
+        api_visibility="private",
+    )
 
     def show_audio_choice(variant: str):
         if audio_available(variant):

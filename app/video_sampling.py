@@ -18,6 +18,8 @@ from pipelines.media.video_decode import frame_labels
 from pipelines.model.contract import checked_integer
 from pipelines.video_qa import VideoSession, VideoTurn
 
+# Soft tokens per frame the tab offers (70 is Gemma's video default).
+FRAME_BUDGETS = (70, 140, 280)
 # The gallery shows small copies: every frame is encoded for the page, and the model keeps the full frames.
 GALLERY_MAX_SIDE = 480
 
@@ -67,20 +69,25 @@ def _range_end(value):
     return value
 
 
+def content_digest(path: str | None) -> str | None:
+    """The file's SHA-256, or None when there is no file or it can't be read."""
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as file:
+            return hashlib.file_digest(file, "sha256").hexdigest()
+    except OSError:
+        return None
+
+
 def sampling_key(path: str | None, num_frames, start, end) -> SamplingKey | None:
     """The key for reusing frames, or None when the file can't be read (the pipeline then says why).
 
     The key holds the content's digest, not the path: Gradio writes a file that is uploaded again
     (each API call uploads its video) anew, and reading it costs far less than decoding it.
     """
-    if path is None:
-        return None
-    try:
-        with open(path, "rb") as file:
-            digest = hashlib.file_digest(file, "sha256").hexdigest()
-    except OSError:
-        return None
-    return SamplingKey(digest, num_frames, start, end)
+    digest = content_digest(path)
+    return None if digest is None else SamplingKey(digest, num_frames, start, end)
 
 
 def gallery_items(session: VideoSession) -> list[tuple[Image.Image, str]]:

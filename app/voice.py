@@ -21,6 +21,8 @@ import gradio as gr
 import numpy as np
 
 from app.controls import Settings, SharedControls, takes_settings
+from app.conversation_controls import conversation_file_row, shared_settings, wire_download
+from app.conversation_file import restored_conversation
 from app.errors import user_facing
 from app.gpu import stream_on_gpu
 from app.history import history_as_dicts, merged_replies, normalize_history, settled_thoughts
@@ -34,6 +36,7 @@ from pipelines.model.variants import VARIANTS
 from pipelines.voice import (
     ANSWER_PROMPT,
     DEFAULT_TARGET_LANGUAGE,
+    MAX_LANGUAGE_NAME_LENGTH,
     VOICE_EXAMPLES,
     VOICE_TASKS,
     VoiceTurn,
@@ -232,6 +235,15 @@ def voice_handler(chatbot, turns_state, spoken_answer):
     return voice_chat
 
 
+@user_facing("conversation_import")
+def open_voice_conversation(path: str | None):
+    """Show a saved voice conversation again; its clips (those still here) are heard again on follow-ups."""
+    restored = restored_conversation(path, "voice")
+    language = restored.settings.get("target_language")
+    usable = isinstance(language, str) and 0 < len(language) <= MAX_LANGUAGE_NAME_LENGTH
+    return restored.messages, voice_turns_from_history(restored.messages), language if usable else gr.skip()
+
+
 def voice_examples() -> tuple[list[list], list[str]]:
     """Example rows (clip, translation language) and their labels, for the clips that exist."""
     found = bundled_examples("voice", VOICE_EXAMPLES)
@@ -283,6 +295,7 @@ def build_voice_tab(controls: SharedControls) -> None:
         label="Example clips (then press a button)",
         elem_id="voice-examples",
     )
+    conversation_file = conversation_file_row("voice")
     spoken_reply = gr.Accordion("🔊 Spoken reply (your browser reads the answer aloud)", open=True)
     with spoken_reply, gr.Row():
         speak = gr.Checkbox(True, label="Speak the answer", elem_id="voice-speak")
@@ -329,6 +342,16 @@ def build_voice_tab(controls: SharedControls) -> None:
         api_visibility="private",
     )
     voices_probe.change(None, None, voice_choice, js=SPEECH_JS["list_voices"])
+    wire_download(
+        conversation_file, "voice", chatbot, {**shared_settings(controls), "target_language": language}
+    )
+    conversation_file.open_file.upload(
+        open_voice_conversation,
+        conversation_file.open_file,
+        [chatbot, turns_state, language],
+        queue=False,
+        api_visibility="private",
+    )
     language.change(
         lambda chosen: gr.Button(f"🌐 Translate to {chosen or DEFAULT_TARGET_LANGUAGE}"),
         language,
