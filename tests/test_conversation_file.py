@@ -238,3 +238,27 @@ def test_a_malformed_or_hostile_file_gets_a_sentence_and_changes_nothing(kind, t
         else ("too large" if kind == "too large" else "not a conversation")
     )
     assert expected in message
+
+
+# --- follow-ups never lock: /chat with a reply split by its thoughts ---------------------------------------
+
+
+def test_a_chat_follow_up_after_a_split_reply_sends_one_answer(client, use_scripted):
+    from conftest import SETTINGS
+
+    model = use_scripted(
+        "<|channel>thought\nGreet.<channel|>Hello<|channel>thought\nAdd more.<channel|> there."
+    )
+    first = client.predict(
+        {"text": "Hi", "files": []}, history=[], thinking=True, api_name="/chat", **SETTINGS
+    )
+    model.reply = "Sure."
+
+    second = client.predict(
+        {"text": "More?", "files": []}, history=first, thinking=True, api_name="/chat", **SETTINGS
+    )
+
+    assert second[-1]["content"] == [{"type": "text", "text": "Sure."}]
+    sent = model.calls[-1]["messages"]
+    assert [message["role"] for message in sent] == ["system", "user", "assistant", "user"]
+    assert sent[2]["content"] == [{"type": "text", "text": "Hello\n\nthere."}]
