@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -140,3 +141,31 @@ def test_a_time_in_the_answer_moves_the_player_and_shows_the_nearest_frame(page,
         "outline-style", "none"
     )
     page.screenshot(path=f"/tmp/video_time_chip_{viewport['width']}.png")
+
+
+def test_stop_while_thinking_stops_the_spinner_and_the_next_question_is_answered(page, use_scripted):
+    model = use_scripted("<|channel>thought\n" + "Looking at the frames. " * 200 + "<channel|>Done.", chunk=2)
+    streamed = model._stream
+
+    def slowly(*args, **kwargs):
+        for delta in streamed(*args, **kwargs):
+            time.sleep(0.02)  # paces the stream (as test_browser_ux.SlowModel), so Stop lands while it thinks
+            yield delta
+
+    model._stream = slowly
+    page.get_by_label("Thinking mode").first.check()
+    open_tab_with_red_square_example(page, frames=2)
+    page.locator("#video-ask").click()
+    conversation = page.locator("#video-conversation")
+    expect(conversation.locator(".loading-spinner")).to_be_visible(timeout=60_000)
+
+    page.locator("#video-stop").click()
+
+    assert model.calls[-1]["stop_event"].wait(10)
+    expect(conversation.locator(".loading-spinner")).to_have_count(0)
+    expect(conversation.get_by_text("Looking at the frames.").first).to_be_attached()
+    use_scripted(FOLLOW_UP_REPLY)
+    question = page.locator("#video-question textarea")
+    question.fill("Where is the square?")
+    question.press("Enter")
+    expect(conversation.get_by_text(FOLLOW_UP_REPLY)).to_be_visible(timeout=60_000)

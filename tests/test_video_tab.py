@@ -274,9 +274,7 @@ def test_a_follow_up_after_a_split_reply_completes_over_the_api_and_in_the_sessi
     for conversation in (second, in_session):
         assert answers(conversation)[-1] == FOLLOW_UP_REPLY
     for call in model.calls[-2:]:
-        assert call["messages"][1]["content"] == [
-            {"type": "text", "text": "The square\n\nappears at 00:03."}
-        ]
+        assert call["messages"][1]["content"] == [{"type": "text", "text": "The square\n\nappears at 00:03."}]
     chipped = [part for message in in_session for part in texts(message) if "time-chip" in part]
     assert any('value="3"' in part for part in chipped), "the page shows times as chips"
 
