@@ -25,7 +25,10 @@ _NUMBER = (int, float)
 
 def video_settings(video, num_frames, start, end, frame_budget, include_audio) -> dict:
     """What a saved video conversation records about its video, besides the shared settings."""
-    path = served_file(video)
+    try:
+        path = served_file(video)
+    except InputError:
+        path = None  # nothing this app can serve again: the conversation is kept without it
     return {
         "video": path,
         "video_sha256": content_digest(path),
