@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from app import security_headers
 from app.config import AppConfig
 from app.static_files import STATIC_DIR, load_js_sections
 
@@ -111,4 +112,6 @@ def launch_kwargs(config: AppConfig) -> dict:
         # meant for the caller; without this they would arrive as a bare "Error". Our handlers turn every
         # exception into a `gr.Error` themselves (app/errors.py), so no internal detail gets through.
         "show_error": True,
+        # Content-Security-Policy and friends on every response (see app/security_headers.py).
+        "app_kwargs": security_headers.app_kwargs(),
     }

@@ -8,7 +8,7 @@ from app import model_access
 from app.controls import variant_choices
 from app.downloads import write_download
 from app.errors import user_facing
-from app.safe_markdown import safe_markdown
+from app.safe_markdown import page_html
 from app.uploads import ServedImage
 from pipelines import compare
 
@@ -35,8 +35,8 @@ def _column(result: compare.RunResult, side: str) -> str:
     elif result.load_s is not None:
         lines.append(f"load (s): **{result.load_s:.2f}**")
     if result.thought:
-        lines.append(f"<details><summary>Thinking</summary>\n\n{safe_markdown(result.thought)}\n\n</details>")
-    lines.append(safe_markdown(result.answer) or ("" if result.stage != "done" else "*(no answer)*"))
+        lines.append(f"<details><summary>Thinking</summary>\n\n{page_html(result.thought)}\n\n</details>")
+    lines.append(page_html(result.answer) or ("" if result.stage != "done" else "*(no answer)*"))
     return "\n\n".join(lines)
 
 

@@ -16,7 +16,7 @@ from app.controls import Settings, SharedControls, takes_settings
 from app.downloads import write_download
 from app.errors import user_facing
 from app.gpu import stream_on_gpu
-from app.safe_markdown import safe_markdown
+from app.safe_markdown import page_html
 from app.uploads import EXAMPLES_DIR as BUNDLED_EXAMPLES
 from app.uploads import served_file
 from pipelines.detection import DETECTION_MODES, Detection, DetectionUpdate, run_detection
@@ -292,7 +292,7 @@ def build_detect_tab(controls: SharedControls) -> None:
                     continue
                 changes = {view.raw_text: update.answer}
                 if update.thought:
-                    changes[view.thoughts] = safe_markdown(update.thought)
+                    changes[view.thoughts] = page_html(update.thought)
                 if update.detections != shown and time.monotonic() - last_redraw >= REDRAW_INTERVAL_S:
                     shown = update.detections
                     last_redraw = time.monotonic()
@@ -311,14 +311,15 @@ def build_detect_tab(controls: SharedControls) -> None:
             gr.Warning(NO_OBJECTS_WARNING)
         yield {
             view.annotated: annotated_image(display, original.size, detections),
-            view.status: summary(detections) if detections else NO_OBJECTS_STATUS,
+            # The labels are the model's words.
+            view.status: page_html(summary(detections)) if detections else NO_OBJECTS_STATUS,
             view.table: detections_table(detections),
             view.png_file: png_path,
             view.json_file: json_path,
             view.raw_panel: gr.Accordion(open=not detections),
             view.raw_text: final.answer or EMPTY_ANSWER,
             view.thoughts_panel: gr.Accordion(visible=bool(final.thought)),
-            view.thoughts: safe_markdown(final.thought),
+            view.thoughts: page_html(final.thought),
         }
 
     inputs = [image, query, mode, *controls.inputs]

@@ -14,7 +14,7 @@ from app.controls import Settings, SharedControls, takes_settings
 from app.downloads import write_download
 from app.errors import user_facing
 from app.gpu import stream_on_gpu
-from app.safe_markdown import safe_markdown
+from app.safe_markdown import page_html
 from app.screenshot_layout import ScreenshotTab
 from app.uploads import require_served_file
 from pipelines.errors import InputError
@@ -53,7 +53,7 @@ def _quoted_reply(answer: str) -> str:
         return ""
     if len(answer) > MAX_QUOTED_REPLY_CHARS:
         answer = answer[:MAX_QUOTED_REPLY_CHARS] + "…"
-    quoted = "\n".join("> " + line for line in safe_markdown(answer).splitlines())
+    quoted = "\n".join("> " + line for line in answer.splitlines())
     return f"\n\n**The model said:**\n\n{quoted}"
 
 
@@ -98,7 +98,7 @@ def _stream_page(
             if update.done:
                 final = update
                 break
-            changes = {tab.thought: safe_markdown(update.thought)} if update.thought else {}
+            changes = {tab.thought: page_html(update.thought)} if update.thought else {}
             if update.html and update.html != shown_code:
                 shown_code = changes[tab.code] = update.html
             now = time.monotonic()
@@ -116,13 +116,14 @@ def _stream_page(
     if notice:
         shown_notice = f"⚠️ {notice}"
         if final is not None and not final.html:
-            shown_notice += _quoted_reply(final.answer)
+            # The notice quotes the model's words: the whole notice is shown as sanitized HTML.
+            shown_notice = page_html(shown_notice + _quoted_reply(final.answer))
     path = _download_file(html)
     page = {
         tab.code: html,
         tab.preview: preview_iframe(html, width),
         tab.notice: shown_notice,
-        tab.thought: safe_markdown(final.thought) if final is not None else "",
+        tab.thought: page_html(final.thought) if final is not None else "",
         tab.download: gr.DownloadButton(value=path, interactive=path is not None),
     }
     yield {**page, tab.fidelity_note: SCORING_NOTE if score and html else ""}

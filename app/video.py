@@ -27,6 +27,7 @@ from app.errors import user_facing
 from app.gpu import stream_on_gpu
 from app.history import history_as_dicts, normalize_history
 from app.reply import NO_ANSWER, StreamedReply, conversation_box
+from app.safe_markdown import page_messages
 from app.uploads import bundled_examples, served_file
 from pipelines.errors import InputError
 from pipelines.media.video import DEFAULT_NUM_FRAMES, MAX_NUM_FRAMES, MIN_NUM_FRAMES, VIDEO_FRAME_TOKENS
@@ -341,7 +342,8 @@ def build_video_tab(controls: SharedControls) -> None:
         for frames, conversation, sampled in _answer(
             video, question, sampling, history, kept if in_browser else None, chosen
         ):
-            changes = {chatbot: conversation}
+            # The page shows the reply as sanitized HTML; API clients get the model's own text.
+            changes = {chatbot: page_messages(conversation) if in_browser else conversation}
             if frames is not None:
                 changes[gallery] = frames
             if in_browser:
