@@ -147,6 +147,11 @@ def fenced_document(html: str) -> str:
     return html[:end] + PREVIEW_CSP_META + html[end:]
 
 
+def unfenced_document(document: str) -> str:
+    """The page a `fenced_document` holds (what a preview's `srcdoc` shows, without the policy)."""
+    return document.replace(PREVIEW_CSP_META, "", 1)
+
+
 def preview_iframe(html: str, width: int | None = None) -> str:
     """Markup for a sandboxed, network-less iframe that shows `html` (for a `gr.HTML`).
 

@@ -50,7 +50,9 @@ def watch(page, app_url: str) -> list[str]:
     page.evaluate(WATCH_VIOLATIONS)
     left = []
     app_origin = re.match(r"https?://[^/]+", app_url).group(0)
-    page.on("request", lambda request: None if request.url.startswith(app_origin) else left.append(request.url))
+    page.on(
+        "request", lambda request: None if request.url.startswith(app_origin) else left.append(request.url)
+    )
     return left
 
 

@@ -33,7 +33,9 @@ def test_hostile_markup_becomes_only_allowed_tags_and_attributes():
         if "style" in attributes:
             assert attributes["style"].startswith("text-align:") and "url" not in attributes["style"]
     # Links may point anywhere (following one is the visitor's choice); nothing else names the listener.
-    assert all(LISTENER not in value for tag, attributes in found if tag != "a" for value in attributes.values())
+    assert all(
+        LISTENER not in value for tag, attributes in found if tag != "a" for value in attributes.values()
+    )
 
 
 def test_the_reported_bypass_shows_the_tag_as_text():
@@ -46,7 +48,7 @@ def test_the_reported_bypass_shows_the_tag_as_text():
 def test_images_become_links_and_mermaid_and_code_keep_no_class():
     shown = page_html(HOSTILE)
     assert f'<a href="{LISTENER}/markdown-image" rel="noopener noreferrer nofollow">🖼 a picture</a>' in shown
-    assert "class=" not in shown and "mermaid\"" not in shown
+    assert "class=" not in shown and 'mermaid"' not in shown
     assert "<pre><code>graph TD" in shown
 
 
@@ -89,7 +91,9 @@ def test_only_assistant_text_is_made_a_page_copy():
     ]
     shown = page_messages(messages)
     assert shown[:2] == messages[:2]
-    assert shown[2]["content"] == page_html("<b>model</b>") and shown[2]["metadata"] == messages[2]["metadata"]
+    assert (
+        shown[2]["content"] == page_html("<b>model</b>") and shown[2]["metadata"] == messages[2]["metadata"]
+    )
 
 
 def test_the_page_stream_ends_with_the_last_conversation():

@@ -25,9 +25,11 @@ from pipelines.media import browser
 from pipelines.screenshot import (
     EMPTY_REPLY_NOTICE,
     NO_HTML_NOTICE,
+    PREVIEW_CSP_META,
     PREVIEW_WIDTHS,
     TRUNCATED_NOTICE,
     extract_html,
+    unfenced_document,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,10 +76,15 @@ class _IframeCollector(HTMLParser):
 
 
 def iframe_in(markup: str) -> dict | None:
+    """The preview iframe's attributes; `srcdoc` is the page it shows (the policy in front checked, then left out)."""
     collector = _IframeCollector()
     collector.feed(markup)
     assert len(collector.iframes) <= 1
-    return collector.iframes[0] if collector.iframes else None
+    if not collector.iframes:
+        return None
+    frame = dict(collector.iframes[0])
+    assert frame["srcdoc"].count(PREVIEW_CSP_META) == 1
+    return {**frame, "srcdoc": unfenced_document(frame["srcdoc"])}
 
 
 def named(output: tuple | list) -> dict:
