@@ -139,3 +139,26 @@ def shown_on_page(handler: Callable[..., Iterator]) -> Callable[..., Iterator]:
             yield page_messages(pending)
 
     return on_page
+
+
+def outputs_on_page(handler: Callable[..., Iterator], shown: tuple) -> Callable[..., Iterator]:
+    """A streaming handler for the page's own events: the outputs in `shown` (components, for a handler that
+    yields {component: value}; positions, for one that yields tuples) go to the page as `page_html`."""
+
+    @functools.wraps(handler)
+    def on_page(*args, **kwargs):
+        for outputs in handler(*args, **kwargs):
+            if isinstance(outputs, dict):
+                yield {key: _page_value(value, _holds(shown, key)) for key, value in outputs.items()}
+            else:
+                yield tuple(_page_value(value, index in shown) for index, value in enumerate(outputs))
+
+    return on_page
+
+
+def _holds(shown: tuple, component) -> bool:
+    return any(component is output for output in shown)
+
+
+def _page_value(value, model_text: bool):
+    return page_html(value) if model_text and isinstance(value, str) else value
