@@ -11,6 +11,7 @@ from app.history import normalize_history
 from app.safe_markdown import (
     ALLOWED_ATTRIBUTES,
     ALLOWED_TAGS,
+    outputs_on_page,
     page_html,
     page_messages,
     shown_on_page,
@@ -104,6 +105,21 @@ def test_the_page_stream_ends_with_the_last_conversation():
     shown = list(shown_on_page(handler)(50))
     assert shown[-1] == [{"role": "assistant", "content": page_html("part 49")}]
     assert len(shown) < 50, "the page is not re-rendered for every piece"
+
+
+def test_the_page_events_of_dict_and_tuple_handlers_show_only_the_named_outputs_as_page_copies():
+    notice, code = object(), object()
+
+    def by_component():
+        yield {notice: "<b>quoted</b>", code: "<p>the page's code</p>"}
+
+    def by_position():
+        yield "<b>a</b>", "<b>b</b>", None
+
+    assert list(outputs_on_page(by_component, (notice,))()) == [
+        {notice: page_html("<b>quoted</b>"), code: "<p>the page's code</p>"}
+    ]
+    assert list(outputs_on_page(by_position, (0,))()) == [(page_html("<b>a</b>"), "<b>b</b>", None)]
 
 
 @pytest.mark.parametrize(
