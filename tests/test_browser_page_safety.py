@@ -11,7 +11,6 @@ browser that ignores the iframe's `csp` attribute.
 from __future__ import annotations
 
 import html
-import json
 import re
 
 import pytest
@@ -139,64 +138,3 @@ def test_escaping_the_preview_attribute_keeps_the_page_intact():
     markup = preview_iframe("<!DOCTYPE html><p>x</p>")
     srcdoc = html.unescape(re.search(r'srcdoc="([^"]*)"', markup).group(1))
     assert srcdoc.startswith('<!DOCTYPE html><meta http-equiv="Content-Security-Policy"')
-
-
-def open_tab(page, name: str) -> None:
-    page.get_by_role("tab", name=name).click()
-
-
-def test_a_hostile_reply_fetches_nothing_in_every_other_tab(page, app_server, use_scripted, listener):
-    """Screenshot (notice and thoughts), Detect (status and thoughts), Compare, Video and Voice, on one page."""
-    hostile = hostile_markup(listener.url)
-    thinking = f"<|channel>thought\n{hostile}<channel|>"
-    left = watch(page, app_server.url)
-
-    # Without its one HTML code block, the reply has no page: the notice quotes it.
-    use_scripted(thinking + re.sub(r"~~~\nfenced.*?~~~\n", "", hostile, flags=re.DOTALL))
-    open_tab(page, "🖼️ Screenshot → HTML")
-    page.locator("#screenshot-examples [data-testid='dataset-cell-0-0']").click()
-    page.locator("#screenshot-input img").wait_for()
-    page.locator("#screenshot-generate").click()
-    expect(page.locator("#screenshot-notice")).to_contain_text("The model said", timeout=90_000)
-    expect(page.locator("#screenshot-notice")).to_contain_text(
-        f'Sure ``` ok <img src="{listener.url}/midline-fence">'
-    )
-    expect(page.locator("#screenshot-thought")).to_contain_text(LAST_WORDS)
-
-    label = f'<img src="{listener.url}/detect-label">'
-    detections = json.dumps([{"box_2d": [100, 100, 600, 600], "label": label}])
-    use_scripted(f"{thinking}```json\n{detections}\n```")
-    open_tab(page, "🔎 Detect")
-    page.get_by_text("the rocket on the launch pad").first.click()
-    page.locator("#detect-run").click()
-    expect(page.locator("#detect-status")).to_contain_text(label, timeout=90_000)
-    expect(page.locator("#detect-thoughts")).to_contain_text(LAST_WORDS)
-
-    use_scripted(thinking + hostile, variant="E2B")
-    open_tab(page, "🧮 Which Gemma 4?")
-    open_tab(page, "⚖️ Compare")
-    page.locator("#compare-run").click()
-    for side in ("#compare-a", "#compare-b"):
-        expect(page.locator(side)).to_contain_text(LAST_WORDS, timeout=90_000)
-
-    use_scripted(thinking + hostile)
-    open_tab(page, "🎬 Video Q&A")
-    page.locator("#video-examples [data-testid='dataset-cell-0-0']").click()
-    expect(page.locator("#video-input video").first).to_be_attached()
-    page.locator("#video-ask").click()
-    expect(page.locator("#video-conversation")).to_contain_text(LAST_WORDS, timeout=90_000)
-
-    open_tab(page, "🎙️ Voice")
-    page.get_by_text("What is the capital of France?").first.click()
-    expect(page.locator("#voice-input")).to_contain_text("0:0")
-    page.locator("#voice-answer").click()
-    expect(page.locator("#voice-conversation")).to_contain_text(LAST_WORDS, timeout=90_000)
-
-    for where in (
-        "#screenshot-notice",
-        "#detect-status",
-        "#compare-a",
-        "#video-conversation",
-        "#voice-conversation",
-    ):
-        assert_nothing_fetched(page, listener, left, where)
