@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from app import security_headers
 from app.config import AppConfig
 from app.errors import explain_gradio_errors
 from app.static_files import STATIC_DIR, load_js_sections
@@ -117,6 +118,7 @@ def launch_kwargs(config: AppConfig) -> dict:
         # `user_facing`) and Gradio's refusals of an argument (`explain_gradio_errors`), so nothing internal
         # gets through; without this they would arrive as a bare "Error".
         "show_error": True,
-        # Uploads: an hourly allowance per client, and the oldest deleted first past a total on disk.
-        "app_kwargs": {"middleware": [Middleware(UploadQuota)]},
+        # Uploads: an hourly allowance per client, and the oldest deleted first past a total on disk; and
+        # Content-Security-Policy and friends on every response (see app/security_headers.py).
+        "app_kwargs": {"middleware": [Middleware(UploadQuota), *security_headers.app_kwargs()["middleware"]]},
     }

@@ -16,6 +16,7 @@ from app.gpu import stream_on_gpu
 from app.history import history_as_dicts, merged_replies, normalize_history, settled_thoughts
 from app.model_access import loading, loading_text
 from app.reply import StreamedReply, conversation_box
+from app.safe_markdown import shown_on_page
 from app.uploads import EXAMPLES_DIR, require_served_file
 from pipelines.chat import build_chat_messages
 from pipelines.model.contract import ChatModel, Delta
@@ -260,8 +261,9 @@ def build_chat_tab(controls: SharedControls) -> None:
             queue=False,
             api_visibility="private",
         )
+        # The page's own events show the reply as sanitized HTML; `/chat` returns the model's own text.
         replying = prepared.then(
-            chat,
+            shown_on_page(chat),
             [no_message, chatbot, *settings_inputs, use_tools],
             chatbot,
             api_name=f"chat_{prepare.__name__.strip('_')}",

@@ -8,7 +8,7 @@ from app import model_access
 from app.controls import variant_choices
 from app.downloads import write_download
 from app.errors import user_facing
-from app.safe_markdown import safe_markdown
+from app.safe_markdown import outputs_on_page
 from app.uploads import ServedImage
 from pipelines import compare
 
@@ -35,8 +35,9 @@ def _column(result: compare.RunResult, side: str) -> str:
     elif result.load_s is not None:
         lines.append(f"load (s): **{result.load_s:.2f}**")
     if result.thought:
-        lines.append(f"<details><summary>Thinking</summary>\n\n{safe_markdown(result.thought)}\n\n</details>")
-    lines.append(safe_markdown(result.answer) or ("" if result.stage != "done" else "*(no answer)*"))
+        quoted = "\n".join(f"> {line}" for line in result.thought.splitlines())
+        lines.append(f"**🧠 Thinking**\n\n{quoted}")
+    lines.append(result.answer or ("" if result.stage != "done" else "*(no answer)*"))
     return "\n\n".join(lines)
 
 
@@ -141,11 +142,20 @@ def build_compare_section(controls) -> None:
     )
     download = gr.DownloadButton("Download CSV", value=None, elem_id="compare-csv")
     gr.Markdown(MEMORY_NOTE)
+    inputs = [*choice_a, *choice_b, prompt, image, controls.max_new_tokens, controls.image_budget, history]
+    outputs = [column_a, column_b, results, history, download, controls.variant, controls.quantization]
+    endpoint = user_facing("compare")(run_compare)
+    # The page's button shows both columns (they quote the models) as sanitized HTML; the public `/compare`
+    # (a hidden button) returns the models' own text.
     button.click(
-        user_facing("compare")(run_compare),
-        [*choice_a, *choice_b, prompt, image, controls.max_new_tokens, controls.image_budget, history],
-        [column_a, column_b, results, history, download, controls.variant, controls.quantization],
-        api_name="compare",
+        outputs_on_page(endpoint, (0, 1)),
+        inputs,
+        outputs,
+        api_name="compare_ui",
+        api_visibility="private",
         show_progress="full",
         **controls.model_event(),
+    )
+    gr.Button(visible=False).click(
+        endpoint, inputs, outputs, api_name="compare", show_progress="full", **controls.model_event()
     )

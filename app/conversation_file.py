@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from app.history import history_as_dicts, message_parts
 from app.reply import THOUGHT_TITLE
-from app.safe_markdown import safe_markdown, unescaped
+from app.safe_markdown import escaped_text, page_html, source_text
 from app.time_chips import without_time_chips
 from app.uploads import served_file
 from pipelines.errors import InputError
@@ -88,7 +88,7 @@ def _kind(role: str, metadata: dict) -> str:
 
 def _saved_message(message: dict) -> dict:
     role, text, files, metadata = message_parts(message)
-    text = unescaped(without_time_chips(text))  # what was written, not the display copy
+    text = source_text(without_time_chips(text))  # what was written, not the page's copy
     figures = {key: metadata[key] for key in _FIGURES if metadata.get(key) is not None}
     saved = {"role": role, "kind": _kind(role, metadata), "text": text}
     if files:
@@ -146,7 +146,7 @@ def _restored_file(file: SavedFile) -> dict:
     except InputError:
         path = None
     if path is None:
-        name = safe_markdown(file.name)
+        name = escaped_text(file.name)
         note = f"{name} is no longer on this server; upload it again to ask about it."
         return {"role": "assistant", "content": note, "metadata": {"title": MISSING_FILE_TITLE}}
     return {"role": "user", "content": {"path": path}}
@@ -157,9 +157,9 @@ def _restored_messages(message: SavedMessage) -> list[dict]:
     metadata = message.metadata.model_dump(exclude_none=True) if message.metadata else {}
     if metadata.get("title"):
         # Shown again as it was, finished: a restored thought has no spinner.
-        metadata = {**metadata, "title": safe_markdown(metadata["title"]), "status": "done"}
+        metadata = {**metadata, "title": escaped_text(metadata["title"]), "status": "done"}
     if message.text or not message.files:
-        text = safe_markdown(message.text)
+        text = page_html(message.text)
         shown.append({"role": message.role, "content": text, **({"metadata": metadata} if metadata else {})})
     return shown
 

@@ -16,7 +16,7 @@ from app.controls import Settings, SharedControls, takes_settings
 from app.downloads import write_download
 from app.errors import user_facing
 from app.gpu import stream_on_gpu
-from app.safe_markdown import safe_markdown
+from app.safe_markdown import outputs_on_page
 from app.uploads import EXAMPLES_DIR as BUNDLED_EXAMPLES
 from app.uploads import served_file
 from pipelines.detection import DETECTION_MODES, Detection, DetectionUpdate, run_detection
@@ -292,7 +292,7 @@ def build_detect_tab(controls: SharedControls) -> None:
                     continue
                 changes = {view.raw_text: update.answer}
                 if update.thought:
-                    changes[view.thoughts] = safe_markdown(update.thought)
+                    changes[view.thoughts] = update.thought
                 if update.detections != shown and time.monotonic() - last_redraw >= REDRAW_INTERVAL_S:
                     shown = update.detections
                     last_redraw = time.monotonic()
@@ -318,22 +318,29 @@ def build_detect_tab(controls: SharedControls) -> None:
             view.raw_panel: gr.Accordion(open=not detections),
             view.raw_text: final.answer or EMPTY_ANSWER,
             view.thoughts_panel: gr.Accordion(visible=bool(final.thought)),
-            view.thoughts: safe_markdown(final.thought),
+            view.thoughts: final.thought,
         }
 
     inputs = [image, query, mode, *controls.inputs]
     # Without preprocessing the handler gets the upload's payload, so a corrupt file reaches our
     # clear message instead of failing inside Gradio; uploads are still checked to be uploads.
-    run = detect_button.click(
-        detect, inputs, view.outputs, api_name="detect", preprocess=False, **controls.model_event()
+    # The page's events show the status (its labels are the model's words) and the thoughts as sanitized
+    # HTML; the public `/detect` (a hidden button) returns the model's own text.
+    on_page = outputs_on_page(detect, (view.status, view.thoughts))
+    run, submit = (
+        trigger(
+            on_page,
+            inputs,
+            view.outputs,
+            api_name=name,
+            api_visibility="private",
+            preprocess=False,
+            **controls.model_event(),
+        )
+        for trigger, name in ((detect_button.click, "detect_ui"), (query.submit, "detect_submit"))
     )
-    submit = query.submit(
-        detect,
-        inputs,
-        view.outputs,
-        api_visibility="private",
-        preprocess=False,
-        **controls.model_event(),
+    gr.Button(visible=False).click(
+        detect, inputs, view.outputs, api_name="detect", preprocess=False, **controls.model_event()
     )
     stop.click(
         lambda shown: STOPPED_STATUS if shown == WORKING_STATUS else shown,

@@ -13,8 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.reply import NO_ANSWER
-from app.safe_markdown import unescaped
-from app.time_chips import without_time_chips
+from app.safe_markdown import source_text
 from pipelines.chat import ChatTurn
 from pipelines.errors import InputError
 
@@ -37,16 +36,17 @@ def _file_path(part: Any) -> str | None:
 def _split_content(content: Any) -> tuple[str, list[str]]:
     if content is None:
         return "", []
+    # The page's copy of a reply is HTML made from it (app/safe_markdown.py); the model gets back what it wrote.
     if isinstance(content, str):
-        return content, []
+        return source_text(content), []
     parts = content if isinstance(content, list | tuple) else [content]
     texts: list[str] = []
     files: list[str] = []
     for part in parts:
         if isinstance(part, str):
-            texts.append(part)
+            texts.append(source_text(part))
         elif isinstance(part, dict) and part.get("type") == "text":
-            texts.append(str(part.get("text", "")))
+            texts.append(source_text(str(part.get("text", ""))))
         elif (path := _file_path(part)) is not None:
             files.append(path)
         elif isinstance(part, dict) and part.get("type") == "component":
@@ -87,9 +87,8 @@ def normalize_history(history: Any) -> list[ChatTurn]:
         if isinstance(metadata, dict) and metadata.get("title"):
             continue  # a thought or a notice: shown to the user, never sent to the model
         text, files = _split_content(content)
-        # What the chat shows has "<" escaped (replies, restored files) and times as chips; the model gets back
-        # what was written.
-        turns.append(ChatTurn(role, unescaped(without_time_chips(text)), files))
+        # What the page shows is its signed copy (sanitized, times as chips); the model gets back what it wrote.
+        turns.append(ChatTurn(role, text, files))
     return turns
 
 

@@ -10,7 +10,6 @@ import json
 import time
 from dataclasses import dataclass, field
 
-from app.safe_markdown import safe_markdown
 from pipelines.model.contract import Delta
 
 THOUGHT_TITLE = "🧠 Thinking"
@@ -75,8 +74,8 @@ class StreamedReply:
         """`gr.Chatbot` messages: each thought (pending while it streams) and tool step, and the answer text."""
         shown: list[dict] = []
         for index, block in enumerate(self.blocks):
-            # Model text never makes the browser fetch anything (see app/safe_markdown.py).
-            content = safe_markdown(block.text)
+            # The model's own text: the page's events show it through app/safe_markdown.page_messages.
+            content = block.text
             if block.kind == "answer":
                 shown.append({"role": "assistant", "content": content})
                 continue

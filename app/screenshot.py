@@ -14,7 +14,7 @@ from app.controls import Settings, SharedControls, takes_settings
 from app.downloads import write_download
 from app.errors import user_facing
 from app.gpu import stream_on_gpu
-from app.safe_markdown import safe_markdown
+from app.safe_markdown import outputs_on_page
 from app.screenshot_layout import ScreenshotTab
 from app.uploads import require_served_file
 from pipelines.errors import InputError
@@ -53,7 +53,7 @@ def _quoted_reply(answer: str) -> str:
         return ""
     if len(answer) > MAX_QUOTED_REPLY_CHARS:
         answer = answer[:MAX_QUOTED_REPLY_CHARS] + "…"
-    quoted = "\n".join("> " + line for line in safe_markdown(answer).splitlines())
+    quoted = "\n".join("> " + line for line in answer.splitlines())
     return f"\n\n**The model said:**\n\n{quoted}"
 
 
@@ -98,7 +98,7 @@ def _stream_page(
             if update.done:
                 final = update
                 break
-            changes = {tab.thought: safe_markdown(update.thought)} if update.thought else {}
+            changes = {tab.thought: update.thought} if update.thought else {}
             if update.html and update.html != shown_code:
                 shown_code = changes[tab.code] = update.html
             now = time.monotonic()
@@ -122,7 +122,7 @@ def _stream_page(
         tab.code: html,
         tab.preview: preview_iframe(html, width),
         tab.notice: shown_notice,
-        tab.thought: safe_markdown(final.thought) if final is not None else "",
+        tab.thought: final.thought if final is not None else "",
         tab.download: gr.DownloadButton(value=path, interactive=path is not None),
     }
     yield {**page, tab.fidelity_note: SCORING_NOTE if score and html else ""}
@@ -271,28 +271,36 @@ def build_screenshot_tab(controls: SharedControls) -> None:
     tab = ScreenshotTab()
     screenshot_to_html, edit_html = _handlers(tab)
     settings_inputs = controls.inputs
-    generating = tab.generate.click(
-        screenshot_to_html,
-        [tab.screenshot, tab.instructions, tab.score, tab.width, *settings_inputs],
-        tab.outputs,
-        api_name="screenshot_to_html",
-        **controls.model_event(),
+    generate_inputs = [tab.screenshot, tab.instructions, tab.score, tab.width, *settings_inputs]
+    edit_inputs = [
+        tab.screenshot,
+        tab.instructions,
+        tab.code,
+        tab.edit_instruction,
+        tab.score,
+        tab.width,
+        *settings_inputs,
+    ]
+    # The page's buttons show the notice (it quotes the model) and the thoughts as sanitized HTML; the public
+    # endpoints (hidden buttons) return the model's own text.
+    generating, editing = (
+        button.click(
+            outputs_on_page(handler, (tab.notice, tab.thought)),
+            inputs,
+            tab.outputs,
+            api_name=f"{handler.__name__}_ui",
+            api_visibility="private",
+            **controls.model_event(),
+        )
+        for button, handler, inputs in (
+            (tab.generate, screenshot_to_html, generate_inputs),
+            (tab.edit, edit_html, edit_inputs),
+        )
     )
-    editing = tab.edit.click(
-        edit_html,
-        [
-            tab.screenshot,
-            tab.instructions,
-            tab.code,
-            tab.edit_instruction,
-            tab.score,
-            tab.width,
-            *settings_inputs,
-        ],
-        tab.outputs,
-        api_name="edit_html",
-        **controls.model_event(),
-    )
+    for handler, inputs in ((screenshot_to_html, generate_inputs), (edit_html, edit_inputs)):
+        gr.Button(visible=False).click(
+            handler, inputs, tab.outputs, api_name=handler.__name__, **controls.model_event()
+        )
     tab.stop.click(None, cancels=[generating, editing], api_visibility="private")
     tab.width.change(
         show_page,

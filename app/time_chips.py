@@ -47,25 +47,14 @@ def without_time_chips(text: str) -> str:
 
 
 def chipped_messages(messages: list[dict], timestamps: Sequence[float], duration: float | None) -> list[dict]:
-    """Chat messages with chips in every assistant message (answers and thoughts); others as they were."""
-    return [_chipped(message, timestamps, duration) for message in messages]
+    """The page's copy of chat messages, with chips in every assistant message (answers and thoughts).
 
+    The chips go into the sanitized HTML before it is signed (`app.safe_markdown.page_html`), so the model's
+    own markup never becomes a chip and the conversation sent back gives the model what it wrote.
+    """
+    from app.safe_markdown import page_messages
 
-def _chipped(message: dict, timestamps: Sequence[float], duration: float | None) -> dict:
-    if message.get("role") != "assistant":
-        return message
-    content = message.get("content")
-    if isinstance(content, str):
-        return {**message, "content": with_time_chips(content, timestamps, duration)}
-    if isinstance(content, list):
-        parts = [
-            {**part, "text": with_time_chips(str(part.get("text", "")), timestamps, duration)}
-            if isinstance(part, dict) and part.get("type") == "text"
-            else part
-            for part in content
-        ]
-        return {**message, "content": parts}
-    return message
+    return page_messages(messages, lambda html: with_time_chips(html, timestamps, duration))
 
 
 def times_found(thought: str, answer: str, timestamps: Sequence[float], duration: float | None) -> list[dict]:

@@ -26,6 +26,7 @@ from app.errors import user_facing
 from app.gpu import stream_on_gpu
 from app.history import history_as_dicts, merged_replies, normalize_history, settled_thoughts
 from app.reply import StreamedReply, conversation_box
+from app.safe_markdown import page_messages
 from app.static_files import STATIC_DIR, load_js_sections
 from app.time_chips import chipped_messages, times_found
 from app.uploads import bundled_examples
@@ -283,7 +284,8 @@ def build_video_tab(controls: SharedControls) -> None:
             chosen,
             chips=in_browser,
         ):
-            changes = {chatbot: step.conversation}
+            # The page shows the reply as sanitized HTML (times as chips); API clients get the model's own text.
+            changes = {chatbot: page_messages(step.conversation) if in_browser else step.conversation}
             if step.gallery is not None:
                 changes[gallery] = step.gallery
             if in_browser:

@@ -27,6 +27,7 @@ from app.errors import user_facing
 from app.gpu import stream_on_gpu
 from app.history import history_as_dicts, merged_replies, normalize_history, settled_thoughts
 from app.reply import StreamedReply, conversation_box
+from app.safe_markdown import page_messages
 from app.static_files import STATIC_DIR, load_js_sections
 from app.uploads import bundled_examples, require_served_file, served_file
 from pipelines.errors import InputError
@@ -225,7 +226,8 @@ def voice_handler(chatbot, turns_state, spoken_answer):
             # Cleared first so that the same answer twice in a row is still spoken.
             yield {spoken_answer: ""}
         for conversation, turn, dropped_turns in _stream_turn(job, clip, history):
-            changes = {chatbot: conversation}
+            # The page shows the reply as sanitized HTML; API clients get the model's own text.
+            changes = {chatbot: page_messages(conversation) if in_browser else conversation}
             if turn is not None and in_browser:
                 # Dropped turns never fit again, so the state lets go of their audio.
                 changes[turns_state] = [*turns[dropped_turns:], turn]

@@ -33,6 +33,12 @@ PREVIEW_CSP = (
     "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
     "img-src data: blob:; font-src data:; media-src data: blob:; form-action 'none'"
 )
+# Only Chromium enforces the iframe's `csp` attribute, so the same policy also opens the document itself, where
+# every browser enforces it. It goes after a leading doctype (so the page keeps its rendering mode) and before
+# anything else the page holds: nothing the model wrote is parsed before it.
+PREVIEW_CSP_META = f'<meta http-equiv="Content-Security-Policy" content="{PREVIEW_CSP}">'
+# A doctype at the very start, as the HTML tokenizer reads one: only HTML whitespace before it, ended by ">".
+_LEADING_DOCTYPE = re.compile(r"[\t\n\f\r ]*<!doctype[^>]*>", re.IGNORECASE)
 
 SYSTEM_PROMPT = (
     "You are an expert front-end developer. You turn screenshots of user interfaces into a single, "
@@ -134,6 +140,18 @@ def looks_truncated(document: str) -> bool:
     return bool(_DOCUMENT_START.search(document)) and _DOCUMENT_END not in document.lower()
 
 
+def fenced_document(html: str) -> str:
+    """`html` with the preview's Content-Security-Policy as the first thing in it (after a leading doctype)."""
+    doctype = _LEADING_DOCTYPE.match(html)
+    end = doctype.end() if doctype else 0
+    return html[:end] + PREVIEW_CSP_META + html[end:]
+
+
+def unfenced_document(document: str) -> str:
+    """The page a `fenced_document` holds (what a preview's `srcdoc` shows, without the policy)."""
+    return document.replace(PREVIEW_CSP_META, "", 1)
+
+
 def preview_iframe(html: str, width: int | None = None) -> str:
     """Markup for a sandboxed, network-less iframe that shows `html` (for a `gr.HTML`).
 
@@ -165,7 +183,7 @@ def preview_iframe(html: str, width: int | None = None) -> str:
     return (
         f'<div class="screenshot-preview" data-width="{width or ""}" style="width:100%;overflow-x:auto;">'
         f"{caption}"
-        f'<iframe title="Generated page preview" srcdoc="{html_lib.escape(html, quote=True)}" '
+        f'<iframe title="Generated page preview" srcdoc="{html_lib.escape(fenced_document(html), quote=True)}" '
         f'sandbox="{PREVIEW_SANDBOX}" csp="{PREVIEW_CSP}" referrerpolicy="no-referrer" '
         f'style="width:{frame_width};height:{PREVIEW_HEIGHT_PX}px;{scale}border:1px solid #d1d5db;'
         'border-radius:8px;background:#fff;display:block;"></iframe></div>'

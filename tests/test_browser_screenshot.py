@@ -16,6 +16,7 @@ from starlette.routing import Route
 from test_preview_sandbox import ACTION_ATTEMPTS, HOSTILE_PAGE, MARKER, READ_ATTEMPTS, SECRET
 
 from app.screenshot import SCORING_OFF_NOTE
+from pipelines.screenshot import fenced_document, unfenced_document
 
 pytestmark = pytest.mark.browser
 
@@ -42,7 +43,8 @@ def wait_until_finished(page, *, fidelity_note_part: str) -> None:
 
 
 def preview_srcdoc(page) -> str:
-    return page.locator("#screenshot-preview iframe").get_attribute("srcdoc")
+    """The page the preview shows, without the policy in front of it."""
+    return unfenced_document(page.locator("#screenshot-preview iframe").get_attribute("srcdoc"))
 
 
 def test_example_runs_end_to_end_with_preview_widths_download_and_edit(page, use_scripted):
@@ -78,7 +80,7 @@ def test_example_runs_end_to_end_with_preview_widths_download_and_edit(page, use
     page.locator("#screenshot-edit-instruction textarea").fill("make the header sticky")
     page.locator("#screenshot-edit").click()
     # The edit first clears the old score, so the new page showing comes before the new score.
-    expect(frame).to_have_attribute("srcdoc", STICKY_SOURCE, timeout=90_000)
+    expect(frame).to_have_attribute("srcdoc", fenced_document(STICKY_SOURCE), timeout=90_000)
     wait_until_finished(page, fidelity_note_part="SSIM")
     expect(page.locator("#screenshot-code")).to_contain_text("position: sticky")
     request = str(edit_model.calls[0]["messages"])
@@ -164,7 +166,7 @@ def test_hostile_reply_cannot_escape_the_preview_in_the_real_app(
     use_scripted(reply_with(EXAMPLE_SOURCE), chunk=40)
     page.locator("#screenshot-generate").click()
     expect(page.locator("#screenshot-preview iframe")).to_have_attribute(
-        "srcdoc", EXAMPLE_SOURCE, timeout=90_000
+        "srcdoc", fenced_document(EXAMPLE_SOURCE), timeout=90_000
     )
     wait_until_finished(page, fidelity_note_part=SCORING_OFF_NOTE)
     expect(

@@ -18,7 +18,8 @@ from app.conversation_controls import export_conversation
 from app.conversation_file import MISSING_FILE_TITLE, conversation_markdown, restored_conversation
 from app.history import normalize_history
 from app.reply import NO_ANSWER, THOUGHT_TITLE
-from app.safe_markdown import safe_markdown
+from app.safe_markdown import page_html, source_text
+from app.time_chips import with_time_chips
 from app.video_conversation import MISSING_VIDEO_TITLE, open_video_conversation, video_settings
 from app.voice import open_voice_conversation, voice_turns_from_history
 from pipelines.media.audio import load_audio
@@ -35,7 +36,7 @@ CHAT = [
     {"role": "user", "content": "What is in this picture, and is 2 < 3?"},
     {
         "role": "assistant",
-        "content": "A cup; checking &lt;the&gt; rim.",
+        "content": page_html("A cup; checking <the> rim."),
         "metadata": {"title": THOUGHT_TITLE, "status": "done", "duration": 1.3},
     },
     {"role": "assistant", "content": "A cup of coffee."},
@@ -44,7 +45,7 @@ CHAT = [
         "content": '`calculator(expression="2<3")`',
         "metadata": {"title": "🛠️ Used calculator", "status": "done"},
     },
-    {"role": "assistant", "content": "And yes, 2 &lt; 3."},
+    {"role": "assistant", "content": page_html("And yes, 2 < 3.")},
 ]
 
 
@@ -86,7 +87,7 @@ def test_a_chat_opens_as_it_was_and_the_model_gets_the_same_turns(tmp_path):
 
     # Shown as before; what a person wrote is made safe to show too ("<" escaped, rendered the same).
     assert [message["content"] for message in messages] == [
-        safe_markdown(message["content"]) if isinstance(message["content"], str) else message["content"]
+        page_html(message["content"]) if isinstance(message["content"], str) else message["content"]
         for message in CHAT
     ]
     assert messages[2]["metadata"] == {"title": THOUGHT_TITLE, "duration": 1.3, "status": "done"}
@@ -99,7 +100,7 @@ def test_a_video_conversation_brings_back_its_video_and_sampling(tmp_path):
         {"role": "user", "content": "When does the square appear?"},
         {
             "role": "assistant",
-            "content": 'At <button type="button" class="time-chip" value="3" name="1">00:03</button>.',
+            "content": page_html("At 00:03.", lambda html: with_time_chips(html, [0.0, 3.0], 5.0)),
         },
     ]
     sampling = (str(VIDEO), 8, 0, 0, 140, False)
@@ -110,7 +111,11 @@ def test_a_video_conversation_brings_back_its_video_and_sampling(tmp_path):
         str(path)
     )
 
-    assert messages == [history[0], {"role": "assistant", "content": "At 00:03."}]
+    # Shown as the page shows model text (a signed, sanitized copy); the words are the ones written.
+    assert [(m["role"], source_text(m["content"])) for m in messages] == [
+        ("user", "When does the square appear?"),
+        ("assistant", "At 00:03."),
+    ]
     assert (gallery, video, num_frames, start, end, budget, audio) == ([], str(VIDEO), 8, 0, 0, 140, False)
     assert digest == video_settings(*sampling)["video_sha256"]
 
@@ -189,7 +194,7 @@ def test_model_text_in_a_file_is_made_safe_to_show(tmp_path):
 
     user, thought = restored_conversation(str(path), "chat").messages
 
-    assert user["content"] == thought["content"] == safe_markdown(hostile)
+    assert user["content"] == thought["content"] == page_html(hostile)
     assert thought["metadata"] == {"title": "&lt;b>t&lt;/b>", "status": "done"}
 
 

@@ -29,6 +29,7 @@ from pipelines.screenshot import (
     FidelityUnavailable,
     build_screenshot_messages,
     extract_html,
+    fenced_document,
     fidelity_comparison,
     preview_iframe,
     run_screenshot_to_html,
@@ -181,7 +182,7 @@ TRICKY_DOCUMENT = (
 
 def test_srcdoc_round_trips_exactly_and_cannot_break_out_of_the_iframe():
     markup = preview_iframe(TRICKY_DOCUMENT)
-    assert iframe_attributes(markup)["srcdoc"] == TRICKY_DOCUMENT
+    assert iframe_attributes(markup)["srcdoc"] == fenced_document(TRICKY_DOCUMENT)
     # Everything in the document stays inside the attribute: the app page gets no script or
     # second iframe of its own.
     assert [tag for tag, _ in parsed_tags(markup)] == ["div", "iframe"]

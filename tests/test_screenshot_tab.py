@@ -25,9 +25,11 @@ from pipelines.media import browser
 from pipelines.screenshot import (
     EMPTY_REPLY_NOTICE,
     NO_HTML_NOTICE,
+    PREVIEW_CSP_META,
     PREVIEW_WIDTHS,
     TRUNCATED_NOTICE,
     extract_html,
+    unfenced_document,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,10 +76,15 @@ class _IframeCollector(HTMLParser):
 
 
 def iframe_in(markup: str) -> dict | None:
+    """The preview iframe's attributes; `srcdoc` is the page it shows (the policy in front checked, then left out)."""
     collector = _IframeCollector()
     collector.feed(markup)
     assert len(collector.iframes) <= 1
-    return collector.iframes[0] if collector.iframes else None
+    if not collector.iframes:
+        return None
+    frame = dict(collector.iframes[0])
+    assert frame["srcdoc"].count(PREVIEW_CSP_META) == 1
+    return {**frame, "srcdoc": unfenced_document(frame["srcdoc"])}
 
 
 def named(output: tuple | list) -> dict:
@@ -241,8 +248,8 @@ def test_thoughts_are_shown_apart_from_the_code(client, use_scripted):
     thought = "A dark header over a white main area; I will use <header> and <main>."
     model = use_scripted(f"<|channel>thought\n{thought}<channel|>{realistic_reply(SMALL_PAGE)}")
     state = final_state(generate(client, thinking=True))
-    # Shown as text: "<" is escaped so the model's words can't become HTML in the page.
-    assert state["thought"].strip() == thought.replace("<", "&lt;")
+    # The API gets the model's own words; the page's copy is made safe on the page side (app/safe_markdown.py).
+    assert state["thought"].strip() == thought
     assert state["code"] == SMALL_PAGE
     assert "dark header" not in state["code"]
     assert model.calls[-1]["thinking"] is True
@@ -372,8 +379,8 @@ def test_reply_without_html_says_so_and_quotes_the_model(client, use_scripted):
     use_scripted("I can't turn this into a web page: it shows a <b>photo</b>, not a user interface.")
     state = final_state(generate(client))
     assert state["notice"].startswith(f"⚠️ {NO_HTML_NOTICE}")
-    # Quoted escaped, so the model's markup is shown as text, never rendered.
-    assert "it shows a &lt;b>photo&lt;/b>" in state["notice"], "the model's words are quoted as text"
+    # Quoted as written for the API; the page's copy is made safe on the page side (app/safe_markdown.py).
+    assert "> I can't turn this into a web page: it shows a <b>photo</b>" in state["notice"]
     assert state["code"] == ""
     assert iframe_in(state["preview"]) is None
 

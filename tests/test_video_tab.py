@@ -21,6 +21,8 @@ import pipelines.media.video as video_pipeline
 import pipelines.video_qa as video_qa
 from app.controls import MODEL_QUEUE
 from app.reply import NO_ANSWER, THOUGHT_TITLE
+from app.safe_markdown import page_html
+from app.time_chips import with_time_chips
 from app.video import audio_available, video_examples, video_turns
 from pipelines.media.video import format_timestamp, sample_frames
 from pipelines.media.video_audio import extract_audio_track
@@ -556,7 +558,7 @@ HISTORY_SHAPES = {
         {"role": "user", "content": "When?"},
         {
             "role": "assistant",
-            "content": 'At <button type="button" class="time-chip" value="3" name="1">00:03</button>.',
+            "content": page_html("At 00:03.", lambda html: with_time_chips(html, [0.0, 3.0], 5.0)),
         },
     ],
 }

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from app.history import normalize_history
-from app.safe_markdown import safe_markdown
+from app.safe_markdown import page_html
 from app.time_chips import chipped_messages, times_found, with_time_chips, without_time_chips
 from pipelines.video_times import find_times, frames_near, in_clip
 
@@ -55,23 +55,23 @@ def test_a_mention_points_at_the_frames_its_label_covers_else_the_nearest():
 
 def test_chips_carry_the_seconds_and_frames_and_come_off_again():
     answer = "The red square appears at **00:03** and is gone by 00:09 (`<b>` at 00:01)."
-    shown = safe_markdown(answer)
+    timestamps = [0.0, 1.5, 3.2, 4.4]
 
-    chipped = with_time_chips(shown, [0.0, 1.5, 3.2, 4.4], 5.0)
+    chipped = page_html(answer, lambda html: with_time_chips(html, timestamps, 5.0))
 
     assert '<button type="button" class="time-chip" value="3" name="2" ' in chipped
     assert '<span class="time-chip time-chip-outside"' in chipped and ">00:09</span>" in chipped
-    assert "<b>" in chipped  # code is left alone
-    assert without_time_chips(chipped) == shown
-    assert with_time_chips(chipped, [0.0, 1.5, 3.2, 4.4], 5.0) == chipped, "chipping twice changes nothing"
+    assert "<code>&lt;b&gt;</code>" in chipped  # code is left alone
+    assert "time-chip" not in without_time_chips(chipped)
+    assert page_html(chipped) == chipped, "a page copy is not made twice"
     history = [{"role": "assistant", "content": chipped}]
     assert normalize_history(history)[0].text == answer, "the model gets back what it wrote"
 
 
 def test_model_text_that_looks_like_a_chip_stays_text():
-    shown = safe_markdown('<button class="time-chip" value="1" onclick="x()">00:01</button>')
+    written = '<button class="time-chip" value="1" onclick="x()">00:01</button>'
 
-    chipped = with_time_chips(shown, [1.0], 5.0)
+    chipped = page_html(written, lambda html: with_time_chips(html, [1.0], 5.0))
 
     assert "onclick" in chipped and "&lt;button" in chipped, "the model's own markup stays escaped"
     assert chipped.count("<button") == 1
