@@ -60,9 +60,7 @@ def test_stop_frees_the_model(client, long_running_tiny, request_log):
         lambda: generation.concurrency.active == 1 and len(job.outputs()) >= 2, "the reply starts streaming"
     )
     job.cancel()
-    wait_for(
-        lambda: generation.concurrency.active == 0 and not generation_threads(), "Stop frees the model"
-    )
+    wait_for(lambda: generation.concurrency.active == 0 and not generation_threads(), "Stop frees the model")
     (logged,) = wait_for(lambda: request_log("chat"), "the cancelled request is logged")
     # Cut short by the Stop, not ended by reaching its length.
     assert logged["outcome"] == "cancelled" and logged["tokens_out"] < LONG_REPLY_TOKENS
