@@ -4,7 +4,6 @@ import threading
 
 import pytest
 from conftest import SETTINGS
-from fixed_length import FixedLength
 from held_reply import HeldReply
 from waiting import wait_for
 
@@ -14,13 +13,9 @@ LONG_REPLY_TOKENS = 8192
 
 
 @pytest.fixture
-def long_running_tiny(tiny_model):
+def long_running_tiny(fixed_length_tiny):
     """The real tiny model, made to generate until stopped (random weights may end a reply early)."""
-    from app import model_access
-
-    model_access.use_provider(lambda variant, quantization, progress=None: FixedLength(tiny_model))
-    yield
-    model_access.use_provider(None)
+    return fixed_length_tiny
 
 
 def generation_threads():
