@@ -439,7 +439,7 @@ def test_a_flood_of_text_is_cut_off_at_what_max_new_tokens_can_hold(scripted_ser
         scripted_backend.get_model("E4B").generate([{"role": "user", "content": "Hi"}], max_new_tokens=16)
     )
     assert len(reply.answer) <= 16 * 32
-    assert scripted_server.client_left.wait(5), "the stream is closed, not read to its end"
+    assert scripted_server.client_left.wait(HELD_REQUEST_LIMIT_S), "the stream is closed, not read to its end"
 
 
 def test_credentials_in_the_base_url_are_never_shown(scripted_server):

@@ -202,12 +202,12 @@ def _render(html: str, width: int, height: int, timeout_s: float) -> Image.Image
         watchdog = _Watchdog(before, page_budget_s=3 * timeout_s)
         try:
             return _render_fenced(html, width, height, timeout_s, watchdog.start_page_clock)
-        except RenderError as error:
+        except RenderError:
             # The page's own verdict (it never finished loading) stands, even if the watchdog then had to
             # kill a browser that a spinning script kept from closing; running out of memory explains more.
             if watchdog.killed_for and watchdog.over_memory:
                 raise RenderError(watchdog.killed_for) from None
-            raise error
+            raise
         except Exception:
             if watchdog.killed_for:
                 raise RenderError(watchdog.killed_for) from None
