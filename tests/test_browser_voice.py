@@ -35,8 +35,9 @@ def open_voice_tab(page):
 def load_example(page, spoken_text: str, filename: str) -> None:
     page.get_by_text(spoken_text).first.click()
     seconds = round(soundfile.info(str(CLIPS / filename)).duration)
-    # The player shows the clip's length once the example has reached the audio input.
-    expect(page.locator("#voice-input")).to_contain_text(f"0:{seconds:02d}")
+    # The player shows the clip's length once the example has reached the audio input (a generous safety net:
+    # Playwright's 5 s default is shorter than a loaded machine takes to decode a clip).
+    expect(page.locator("#voice-input")).to_contain_text(f"0:{seconds:02d}", timeout=60_000)
 
 
 def spoken(page) -> list[dict]:
