@@ -97,6 +97,7 @@ def _next_request_is_answered(client):
     assert generation.concurrency.active == 0 and not generation_threads()
 
 
+@pytest.mark.slow
 def test_full_queue_answers_busy_try_again():
     import httpx
     from conftest import free_port
