@@ -48,38 +48,33 @@ def _calls_outside_loops(tree: ast.AST, in_loop: bool = False):
         yield from _calls_outside_loops(child, inside)
 
 
-def test_no_fixed_sleep_outside_a_polling_loop():
+def fixed_waits(sources: dict[str, ast.Module]) -> list[str]:
     found = []
-    for name, tree in _sources().items():
+    for name, tree in sources.items():
         for call, in_loop in _calls_outside_loops(tree):
             called = _dotted(call.func)
             if called[-1:] == ("sleep",) and not in_loop:
                 found.append(f"{name}:{call.lineno} sleeps outside a polling loop")
             if called[-1:] == ("wait_for_timeout",):
                 found.append(f"{name}:{call.lineno} waits a fixed time in the browser")
-    assert found == [], "wait for the event instead (waiting.wait_for, an Event, expect):\n" + "\n".join(
-        found
-    )
+    return found
 
 
-def test_no_assertion_reads_the_clock():
+def clock_assertions(sources: dict[str, ast.Module]) -> list[str]:
     found = []
-    for name, tree in _sources().items():
+    for name, tree in sources.items():
         for node in ast.walk(tree):
-            if not isinstance(node, ast.Assert):
-                continue
-            for inner in ast.walk(node):
-                if isinstance(inner, ast.Call) and _dotted(inner.func)[-2:] in CLOCKS:
-                    found.append(f"{name}:{node.lineno} asserts on the clock")
-    assert found == [], "assert what happened, not how long it took (speed belongs in bench/):\n" + "\n".join(
-        found
-    )
+            if isinstance(node, ast.Assert) and any(
+                isinstance(inner, ast.Call) and _dotted(inner.func)[-2:] in CLOCKS for inner in ast.walk(node)
+            ):
+                found.append(f"{name}:{node.lineno} asserts on the clock")
+    return found
 
 
-def test_no_elapsed_time_is_compared():
+def measured_time_assertions(sources: dict[str, ast.Module]) -> list[str]:
     """`took = time.monotonic() - started` then `assert took < 2` is the same limit in two steps."""
-    found = []
-    for name, tree in _sources().items():
+    found = set()
+    for name, tree in sources.items():
         for function in ast.walk(tree):
             if not isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
                 continue
@@ -94,23 +89,46 @@ def test_no_elapsed_time_is_compared():
                 if isinstance(node, ast.Assert) and any(
                     isinstance(inner, ast.Name) and inner.id in timed for inner in ast.walk(node.test)
                 ):
-                    found.append(f"{name}:{node.lineno} asserts on a time it measured")
-    assert found == [], "assert what happened, not how long it took (speed belongs in bench/):\n" + "\n".join(
-        sorted(set(found))
+                    found.add(f"{name}:{node.lineno} asserts on a time it measured")
+    return sorted(found)
+
+
+SPEED_BELONGS_IN_BENCH = "assert what happened, not how long it took (speed belongs in bench/):\n"
+
+
+def test_no_fixed_sleep_outside_a_polling_loop():
+    found = fixed_waits(_sources())
+    assert found == [], "wait for the event instead (waiting.wait_for, an Event, expect):\n" + "\n".join(
+        found
     )
 
 
+def test_no_assertion_reads_the_clock():
+    found = clock_assertions(_sources())
+    assert found == [], SPEED_BELONGS_IN_BENCH + "\n".join(found)
+
+
+def test_no_elapsed_time_is_compared():
+    found = measured_time_assertions(_sources())
+    assert found == [], SPEED_BELONGS_IN_BENCH + "\n".join(found)
+
+
 def test_the_guards_catch_what_they_are_for():
-    """The checks above on small samples: a fixed sleep and a timed assertion are found, a poll is not."""
-    fixed = ast.parse("def t():\n    time.sleep(0.5)\n    assert done\n")
-    polling = ast.parse("def t():\n    while not done():\n        time.sleep(0.02)\n")
-    in_browser = ast.parse("def t(page):\n    page.wait_for_timeout(500)\n")
-    assert [
-        in_loop for call, in_loop in _calls_outside_loops(fixed) if _dotted(call.func) == ("time", "sleep")
-    ] == [False]
-    assert [
-        in_loop for call, in_loop in _calls_outside_loops(polling) if _dotted(call.func) == ("time", "sleep")
-    ] == [True]
-    assert [_dotted(call.func) for call, _ in _calls_outside_loops(in_browser)] == [
-        ("page", "wait_for_timeout")
+    """The checks above on small samples: fixed waits and timed assertions are found, a poll is not."""
+    samples = {
+        "fixed": "def t():\n    time.sleep(0.5)\n    assert done\n",
+        "polling": "def t():\n    while not done():\n        time.sleep(0.02)\n",
+        "browser": "def t(page):\n    for _ in range(9):\n        page.wait_for_timeout(500)\n",
+        "clock": "def t():\n    started = time.monotonic()\n    assert time.monotonic() - started < 2\n",
+        "measured": "def t():\n    took = time.perf_counter() - started\n    assert took < 2\n",
+    }
+    sources = {name: ast.parse(code) for name, code in samples.items()}
+    assert fixed_waits(sources) == [
+        "fixed:2 sleeps outside a polling loop",
+        "browser:3 waits a fixed time in the browser",
+    ]
+    assert clock_assertions(sources) == ["clock:3 asserts on the clock"]
+    assert measured_time_assertions(sources) == [
+        "clock:3 asserts on a time it measured",
+        "measured:3 asserts on a time it measured",
     ]
