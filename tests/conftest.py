@@ -128,6 +128,18 @@ def use_scripted(scripted_model):
     model_access.use_provider(None)
 
 
+@pytest.fixture
+def fixed_length_tiny(tiny_model):
+    """Serve the real tiny model through the app, writing exactly `max_new_tokens` from a fixed seed."""
+    from fixed_length import FixedLength
+
+    from app import model_access
+
+    model_access.use_provider(lambda variant, quantization, progress=None: FixedLength(tiny_model))
+    yield FixedLength(tiny_model)
+    model_access.use_provider(None)
+
+
 SETTINGS = {"variant": "tiny", "quantization": "fp32", "max_new_tokens": 32, "image_budget": 70}
 
 

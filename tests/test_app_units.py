@@ -1,6 +1,5 @@
 """App pieces without a server: history shapes, undo/retry, config, start-up imports, the Spaces card."""
 
-import os
 import subprocess
 import sys
 
@@ -138,7 +137,10 @@ def test_readme_has_exactly_two_setup_commands():
     ]
 
 
-def test_spaces_gpu_wrapper_is_a_no_op_off_zero_gpu(monkeypatch):
+def test_spaces_gpu_wrapper_is_a_no_op_off_zero_gpu(monkeypatch, use_scripted):
+    import threading
+    from types import SimpleNamespace
+
     from app import gpu
 
     monkeypatch.delenv("SPACES_ZERO_GPU", raising=False)
@@ -147,7 +149,20 @@ def test_spaces_gpu_wrapper_is_a_no_op_off_zero_gpu(monkeypatch):
         return 7
 
     assert gpu._gpu_slice(work) is work
-    assert os.environ.get("SPACES_ZERO_GPU") is None
+    # A job streams in this very thread, on the model the settings select, with nothing pickled on the way.
+    model = use_scripted("unused", variant="E2B")
+    ran = []
+
+    class Job:
+        settings = SimpleNamespace(variant="E2B", quantization="bf16")
+
+        def run(self, given):
+            ran.append((given, threading.current_thread()))
+            yield from ("first", "second")
+
+    job = Job()
+    assert list(gpu.stream_on_gpu(job)) == ["first", "second"]
+    assert ran == [(model, threading.current_thread())]
 
 
 def test_zero_gpu_places_weights_on_cuda_in_bf16(monkeypatch):

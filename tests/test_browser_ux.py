@@ -7,10 +7,12 @@ the words deterministic; one test loads and runs the real tiny model.
 from __future__ import annotations
 
 import re
-import time
+import threading
 
 import pytest
+from held_reply import HeldReply
 from playwright.sync_api import expect
+from waiting import wait_for
 
 from app.chat import BUSY_PLACEHOLDER, INPUT_PLACEHOLDER, NOT_ANSWERED_TITLE
 from app.screenshot import NO_PAGE_TO_EDIT
@@ -36,6 +38,8 @@ EXAMPLES_AND_RUN = {
 }
 SPECIAL_TOKENS_REPLY = "<bos>The answer is <|image|>forty-two.<eos>"
 PAGE_HTML = "<!DOCTYPE html><html><body><h1 style='width:1200px'>Wide page</h1></body></html>"
+# The longest a test holds a reply or a load for the page to catch up: a safety net, not an expectation.
+HELD_LIMIT_S = 60
 
 
 @pytest.fixture(params=list(SIZES))
@@ -57,19 +61,25 @@ def ui(chromium, app_server, size):
     context.close()
 
 
-class SlowModel:
-    """Wraps a scripted model so each streamed piece takes `delay_s`: a reply streams long enough to act on."""
+STREAMING_WORDS = "Streaming words. "
 
-    def __init__(self, model, delay_s=0.05):
-        self.model, self.delay_s = model, delay_s
-        original = model._stream
 
-        def slow(*args, **kwargs):
-            for delta in original(*args, **kwargs):
-                time.sleep(self.delay_s)
-                yield delta
+@pytest.fixture
+def use_held_reply(use_scripted):
+    """Serve a reply that streams its first words and then holds until stopped (see held_reply.py)."""
+    from app import model_access
 
-        model._stream = slow
+    installed = []
+
+    def install(reply: str, **kwargs) -> HeldReply:
+        model = HeldReply(reply, hold_after=len(STREAMING_WORDS), **kwargs)
+        installed.append(model)
+        model_access.use_provider(lambda variant, quantization, progress=None: model)
+        return model
+
+    yield install
+    for model in installed:
+        model.release.set()
 
 
 def open_tab(page, key: str) -> None:
@@ -153,9 +163,10 @@ def test_examples_sit_next_to_the_inputs_they_fill(ui, size):
 # ---------------------------------------------------------------- 1, 2, 8 · chat while a reply streams
 
 
-def test_input_locks_while_a_reply_streams_and_clear_stops_it(ui, size, use_scripted):
-    model = use_scripted("Streaming words. " * 60, chunk=2)
-    SlowModel(model)
+def test_input_locks_while_a_reply_streams_and_clear_stops_it(
+    ui, size, use_scripted, use_held_reply, request_log
+):
+    model = use_held_reply(STREAMING_WORDS * 60, chunk=2)
     send(ui, "First question")
     textbox = ui.locator("#chat-input textarea")
     expect(textbox).to_be_disabled()
@@ -169,8 +180,9 @@ def test_input_locks_while_a_reply_streams_and_clear_stops_it(ui, size, use_scri
     expect(chat_messages(ui, "user")).to_have_count(0)
     expect(textbox).to_be_enabled()
     expect(textbox).to_have_attribute("placeholder", INPUT_PLACEHOLDER)
-    assert model.calls[-1]["stop_event"].wait(5), "Clear must stop the reply"
-    ui.wait_for_timeout(1000)
+    assert model.calls[-1]["stop_event"].wait(HELD_LIMIT_S), "Clear must stop the reply"
+    wait_for(model.ended.is_set, "the cleared reply's stream ends")
+    wait_for(lambda: request_log("chat"), "the cleared request is over")
     expect(chat_messages(ui, "bot")).to_have_count(0)  # the cancelled stream does not bring it back
 
     # A message after Clear gets answered; the reply's special tokens never show.
@@ -181,25 +193,32 @@ def test_input_locks_while_a_reply_streams_and_clear_stops_it(ui, size, use_scri
     expect(answer).to_contain_text("The answer is forty-two.")
     for token in ("<bos>", "<|image|>", "<eos>", "<|", "|>"):
         assert token not in answer.inner_text()
+    # Answered after the cleared stream was over: nothing of it came back in between.
     expect(chat_messages(ui, "user")).to_have_count(1)
+    expect(chat_messages(ui, "bot")).to_have_count(1)
+    expect(ui.locator("#chat-conversation")).not_to_contain_text(STREAMING_WORDS.strip())
 
 
-def test_stop_ends_the_reply_and_unlocks_the_input(ui, use_scripted):
-    model = use_scripted("Streaming words. " * 60, chunk=2)
-    SlowModel(model)
+def test_stop_ends_the_reply_and_unlocks_the_input(ui, use_scripted, use_held_reply, request_log):
+    model = use_held_reply(STREAMING_WORDS * 60, chunk=2)
     send(ui, "Tell me a story")
     expect(chat_messages(ui, "bot").last).to_contain_text("Streaming words.")
     use_scripted("Short answer.")  # for the next message: nothing keeps streaming after this test
     ui.locator("#chat-stop").click()
     expect(ui.locator("#chat-input textarea")).to_be_enabled()
-    assert model.calls[-1]["stop_event"].wait(5)
+    assert model.calls[-1]["stop_event"].wait(HELD_LIMIT_S)
+    wait_for(model.ended.is_set, "the stopped reply's stream ends")
+    wait_for(lambda: request_log("chat"), "the stopped request is over")
     # Stopped is not failed: the words so far stay, with no "not answered" mark.
-    ui.wait_for_timeout(1000)
     expect(chat_messages(ui, "bot").last).to_contain_text("Streaming words.")
     expect(ui.locator("#chat-conversation")).not_to_contain_text(NOT_ANSWERED_TITLE)
     send(ui, "And now?")
     expect(chat_messages(ui, "user")).to_have_count(2)
     wait_until_unlocked(ui)
+    # The next answer came after anything the stopped request could still send: the stopped words stand.
+    expect(chat_messages(ui, "bot").last).to_contain_text("Short answer.")
+    expect(chat_messages(ui, "bot").first).to_contain_text("Streaming words.")
+    expect(ui.locator("#chat-conversation")).not_to_contain_text(NOT_ANSWERED_TITLE)
 
 
 # ---------------------------------------------------------------- 3 · an error keeps the user's words
@@ -244,14 +263,17 @@ def test_first_reply_shows_the_model_loading_in_the_chat_on_real_tiny(chromium, 
     from app import model_access
     from pipelines.model import loader
 
-    def load_taking_two_seconds(variant, quantization, progress=None):
-        # A warm machine loads tiny in well under a poll interval; a real variant takes minutes.
+    pending_seen = threading.Event()
+
+    def load_until_the_page_shows_it(variant, quantization, progress=None):
+        # A warm machine loads tiny faster than the page can show it; a real variant takes minutes. The
+        # load goes on once the test has seen the page say so.
         if progress is not None:
             progress(0.4, "Loading tiny weights")
-        time.sleep(2)
+        assert pending_seen.wait(HELD_LIMIT_S), "the page never showed the load"
         return loader.load_model(variant, quantization, progress=progress)
 
-    model_access.use_provider(load_taking_two_seconds)
+    model_access.use_provider(load_until_the_page_shows_it)
     context = chromium.new_context(viewport={"width": 1366, "height": 900})
     context.set_default_timeout(30_000)
     page = context.new_page()
@@ -267,11 +289,13 @@ def test_first_reply_shows_the_model_loading_in_the_chat_on_real_tiny(chromium, 
         # Where the user is looking: inside the conversation's visible area.
         shown, conversation = pending.bounding_box(), box(page, "#chat-conversation")
         assert conversation["y"] <= shown["y"] <= conversation["y"] + conversation["height"]
+        pending_seen.set()
         wait_until_unlocked(page)
         expect(pending).to_have_count(0)
         expect(chat_messages(page, "bot").last).not_to_have_text("")
         assert loader.current_model() is not None and loader.current_model().variant == "tiny"
     finally:
+        pending_seen.set()
         model_access.use_provider(None)
         context.close()
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 from test_video_tab import count_decoder_calls
+from waiting import wait_for
 
 from pipelines.media.video import sample_frames
 from pipelines.media.video_decode import frame_labels
@@ -26,14 +27,10 @@ THINKING_REPLY = (
 FOLLOW_UP_REPLY = "It stays in the top-right corner until the end."
 
 
-def wait_for_generation(page, finished_before: int) -> None:
+def wait_for_generation(finished_before: int) -> None:
     from pipelines.model import generation
 
-    for _ in range(480):
-        if generation.concurrency.finished > finished_before:
-            return
-        page.wait_for_timeout(250)
-    raise AssertionError("the generation must finish")
+    wait_for(lambda: generation.concurrency.finished > finished_before, "the generation finishes")
 
 
 def open_tab_with_red_square_example(page, *, frames: int) -> None:
@@ -61,7 +58,7 @@ def test_example_runs_end_to_end_on_tiny_with_timestamped_frames(page):
 
     finished_before = generation.concurrency.finished
     page.locator("#video-ask").click()
-    wait_for_generation(page, finished_before)
+    wait_for_generation(finished_before)
 
     captions = page.locator("#video-frames .caption-label")
     expect(captions).to_have_text(expected_captions(4), timeout=30_000)

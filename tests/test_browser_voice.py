@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import soundfile
 from playwright.sync_api import expect
+from waiting import wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -34,8 +35,9 @@ def open_voice_tab(page):
 def load_example(page, spoken_text: str, filename: str) -> None:
     page.get_by_text(spoken_text).first.click()
     seconds = round(soundfile.info(str(CLIPS / filename)).duration)
-    # The player shows the clip's length once the example has reached the audio input.
-    expect(page.locator("#voice-input")).to_contain_text(f"0:{seconds:02d}")
+    # The player shows the clip's length once the example has reached the audio input (a generous safety net:
+    # Playwright's 5 s default is shorter than a loaded machine takes to decode a clip).
+    expect(page.locator("#voice-input")).to_contain_text(f"0:{seconds:02d}", timeout=60_000)
 
 
 def spoken(page) -> list[dict]:
@@ -48,7 +50,7 @@ def wait_for_answer_to_speak(page, text: str) -> None:
 
 
 def test_example_answer_is_spoken_without_the_thoughts(page, use_scripted):
-    use_scripted(THINKING_REPLY)
+    model = use_scripted(THINKING_REPLY)
     open_voice_tab(page)
     page.get_by_label("Speaking rate").first.fill("1.5")
     load_example(page, "What is the capital of France?", "capital_of_france.wav")
@@ -61,8 +63,16 @@ def test_example_answer_is_spoken_without_the_thoughts(page, use_scripted):
     expect(conversation).to_contain_text("🧠 Thinking")
     expect(conversation).to_contain_text("Paris is the capital of France.")
     expect(conversation.locator("audio")).to_have_count(1)
-    page.wait_for_timeout(500)
-    assert [utterance["text"] for utterance in spoken(page)] == ["Paris is the capital of France."]
+
+    # A second turn is spoken after everything the first could still set off: spoken once, it is next.
+    model.reply = "Octopuses have three hearts."
+    load_example(page, "Tell me a fun fact about octopuses.", "octopus_fact.wav")
+    page.locator("#voice-answer").click()
+    page.wait_for_function("() => window.__spoken.length > 1")
+    assert [utterance["text"] for utterance in spoken(page)] == [
+        "Paris is the capital of France.",
+        "Octopuses have three hearts.",
+    ]
     assert "The user asks X." not in str(spoken(page))
 
 
@@ -104,7 +114,7 @@ def test_translate_uses_the_chosen_language(page, use_scripted):
 
 
 def test_speaking_can_be_turned_off_and_stopped(page, use_scripted):
-    use_scripted("Octopuses have three hearts.")
+    model = use_scripted("Octopuses have three hearts.")
     open_voice_tab(page)
 
     page.locator("#voice-stop-speaking").click()
@@ -113,9 +123,13 @@ def test_speaking_can_be_turned_off_and_stopped(page, use_scripted):
     load_example(page, "Tell me a fun fact about octopuses.", "octopus_fact.wav")
     page.locator("#voice-answer").click()
     wait_for_answer_to_speak(page, "Octopuses have three hearts.")
-    page.wait_for_timeout(500)
 
-    assert spoken(page) == []
+    # Turned back on, the next answer is the first one spoken: the earlier one, with speaking off, never was.
+    model.reply = "They also have blue blood."
+    page.get_by_label("Speak the answer").check()
+    page.locator("#voice-answer").click()
+    page.wait_for_function("() => window.__spoken.length > 0")
+    assert [utterance["text"] for utterance in spoken(page)] == ["They also have blue blood."]
 
 
 def test_voice_choices_come_from_the_browser(page):
@@ -154,8 +168,8 @@ def test_variant_without_audio_shows_a_notice_and_switches_to_e4b(page, use_scri
 
     expect(page.get_by_label("Gemma 4 variant").first).to_have_value("E4B · text + image + video + audio")
     expect(notice).to_be_hidden()
-    for _ in range(120):
-        if requested[-1:] == ["E4B"] and model_access.load_state().stage == "ready":
-            break
-        page.wait_for_timeout(250)
+    wait_for(
+        lambda: requested[-1:] == ["E4B"] and model_access.load_state().stage == "ready",
+        "the switch loads E4B through the shared controls",
+    )
     assert requested == ["31B", "E4B"], "each selection loads through the shared controls"

@@ -106,29 +106,20 @@ def plain_photo(tmp_path) -> Path:
 # The real tiny model
 
 
-@pytest.mark.slow
-def test_detect_runs_end_to_end_on_the_tiny_model(client):
+def test_detect_runs_end_to_end_on_the_tiny_model(client, fixed_length_tiny, request_log):
     result = detect(client, EXAMPLES / "coffee.jpg", "cup, spoon")
 
+    (logged,) = request_log("detect")
+    assert logged["outcome"] == "ok" and logged["tokens_out"] == SETTINGS["max_new_tokens"]
     with Image.open(EXAMPLES / "coffee.jpg") as photo:
         original_size = photo.size
     assert image_size(result.shown["image"]) == original_size
     assert result.table["headers"] == TABLE_HEADERS
-    detections = result.detections()
-    assert len(result.table["data"]) == len(detections) == len(result.shown["annotations"])
-    for row, detection in zip(result.table["data"], detections, strict=True):
-        assert row[0] == detection["label"]
-        assert row[2:] == detection["box"]
-    # Random weights rarely write valid JSON: either some objects, or the notice with the raw text shown.
-    if detections:
-        assert result.status.startswith(f"✅ **Found {len(detections)} ")
-    else:
-        assert result.status == NO_OBJECTS_STATUS
+    # 32 tokens of random weights are not a JSON list of boxes: the notice, with the raw text shown.
+    assert result.detections() == [] and result.table["data"] == [] and result.shown["annotations"] == []
+    assert result.status == NO_OBJECTS_STATUS
     assert result.raw.strip()
-    if detections:
-        assert image_size(result.png) == original_size
-    else:
-        assert result.png is None and result.json is None, "nothing found: nothing to download"
+    assert result.png is None and result.json is None, "nothing found: nothing to download"
 
 
 # ---------------------------------------------------------------------------

@@ -2,7 +2,6 @@
 
 import dataclasses
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -26,16 +25,15 @@ def generation_threads():
 
 
 def test_streams_deltas_for_an_image_prompt(tiny_model, tiny_image):
-    stream = tiny_model.generate(
-        user({"type": "image", "image": tiny_image}, text("What is this?")),
-        thinking=False,
-        max_new_tokens=12,
-        min_new_tokens=12,
-    )
-    reply, usage = drain(stream)
-    assert reply.answer or reply.thought
+    messages = user({"type": "image", "image": tiny_image}, text("What is this?"))
+    options = {"thinking": False, "max_new_tokens": 12, "min_new_tokens": 12, "seed": 7}
+    reply, usage = drain(tiny_model.generate(messages, **options))
+    assert reply.thought == "" and reply.answer.strip(), "thinking is off: all 12 tokens are the answer"
     assert usage.output_tokens == 12 and usage.input_tokens > 0 and usage.outcome == "ok"
     assert not generation_threads()
+    # The same seed gives the same reply: the image and the seed, not leftovers of earlier runs, decide it.
+    again, _ = drain(tiny_model.generate(messages, **options))
+    assert again == reply
 
 
 def test_streams_deltas_for_an_audio_prompt(tiny_model):
@@ -76,19 +74,18 @@ def test_image_budget_sets_the_number_of_soft_tokens(tiny_model, tiny_image):
         tiny_model.prompt_inputs(user(text("x")), image_budget=100)
 
 
-def test_closing_the_stream_stops_the_worker_quickly(tiny_model):
+def test_closing_the_stream_stops_the_worker(tiny_model):
     usages = []
     with reporting_usage_to(usages.append):
         stream = tiny_model.generate(
             user(text("Count")), thinking=False, max_new_tokens=5000, min_new_tokens=5000
         )
         next(stream)
-        started = time.monotonic()
         stream.close()
-    assert time.monotonic() - started < 2.0
+    # close() returns once the worker has ended: no thread is left, and the reply was cut short.
     assert not generation_threads()
     (usage,) = usages
-    assert usage.outcome == "cancelled" and usage.output_tokens < 5000
+    assert usage.outcome == "cancelled" and 0 < usage.output_tokens < 5000
 
 
 def test_stop_event_stops_generation(tiny_model):
@@ -99,10 +96,8 @@ def test_stop_event_stops_generation(tiny_model):
     for _ in range(3):
         next(stream)
     stop.set()
-    started = time.monotonic()
     _, usage = drain(stream)
-    assert time.monotonic() - started < 2.0
-    assert usage.outcome == "stopped" and usage.output_tokens < 5000
+    assert usage.outcome == "stopped" and 3 <= usage.output_tokens < 5000
     assert not generation_threads()
 
 

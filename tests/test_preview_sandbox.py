@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import pytest
+from waiting import wait_for
 
 from pipelines.media.browser import headless_chromium
 from pipelines.screenshot import preview_iframe
@@ -130,10 +130,8 @@ def preview_app():
     server = uvicorn.Server(uvicorn.Config(server_app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the test app did not start"
-        time.sleep(0.05)
+    started = wait_for(lambda: server.started or not thread.is_alive(), "the test app starts or fails")
+    assert started and server.started, "the test app did not start"
     try:
         yield running
     finally:

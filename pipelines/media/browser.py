@@ -66,7 +66,11 @@ for (const name of ["RTCPeerConnection", "webkitRTCPeerConnection", "RTCDataChan
 if (navigator.sendBeacon) navigator.sendBeacon = () => false;
 """
 WATCHDOG_INTERVAL_S = 0.25
+# How long a page may take to load and be captured: an endless script is told apart from a slow page by this.
 RENDER_TIMEOUT_S = 15.0
+# Starting Chromium is the machine's work, not the page's: it gets its own, longer limit, so a loaded machine
+# doesn't turn a slow start into a verdict about the page.
+LAUNCH_TIMEOUT_S = 60.0
 MAX_RENDER_WIDTH = 3840
 MAX_RENDER_HEIGHT = 8192
 MAX_HTML_CHARS = 2_000_000
@@ -151,7 +155,9 @@ def headless_chromium(*, block_network: bool = False, timeout_s: float | None = 
         try:
             yield browser
         finally:
-            browser.close()
+            # A browser that crashed or was killed has nothing left to close.
+            with contextlib.suppress(PlaywrightError):
+                browser.close()
 
 
 def render_html(html: str, width: int, height: int, *, timeout_s: float | None = None) -> Image.Image:
@@ -192,9 +198,16 @@ _one_render_at_a_time = threading.Lock()
 def _render(html: str, width: int, height: int, timeout_s: float) -> Image.Image:
     with _one_render_at_a_time:
         before = _descendants()
-        watchdog = _Watchdog(before, deadline=time.monotonic() + 3 * timeout_s)
+        # The time limit starts with the page (set by `_render_fenced`): the launch has its own limit.
+        watchdog = _Watchdog(before, page_budget_s=3 * timeout_s)
         try:
-            return _render_fenced(html, width, height, timeout_s)
+            return _render_fenced(html, width, height, timeout_s, watchdog.start_page_clock)
+        except RenderError:
+            # The page's own verdict (it never finished loading) stands, even if the watchdog then had to
+            # kill a browser that a spinning script kept from closing; running out of memory explains more.
+            if watchdog.killed_for and watchdog.over_memory:
+                raise RenderError(watchdog.killed_for) from None
+            raise
         except Exception:
             if watchdog.killed_for:
                 raise RenderError(watchdog.killed_for) from None
@@ -203,11 +216,11 @@ def _render(html: str, width: int, height: int, timeout_s: float) -> Image.Image
             watchdog.stop()
 
 
-def _render_fenced(html: str, width: int, height: int, timeout_s: float) -> Image.Image:
+def _render_fenced(html: str, width: int, height: int, timeout_s: float, page_started) -> Image.Image:
     from playwright.sync_api import Error as PlaywrightError
 
     timeout_ms = timeout_s * 1000
-    with headless_chromium(block_network=True, timeout_s=timeout_s) as browser:
+    with headless_chromium(block_network=True, timeout_s=max(timeout_s, LAUNCH_TIMEOUT_S)) as browser:
         context = browser.new_context(
             viewport={"width": width, "height": height},
             device_scale_factor=1,
@@ -220,6 +233,7 @@ def _render_fenced(html: str, width: int, height: int, timeout_s: float) -> Imag
             context.route_web_socket("**/*", lambda web_socket: web_socket.close())
             context.add_init_script(NO_NETWORK_SCRIPT)
             page = context.new_page()
+            page_started()
             try:
                 page.set_content(html, wait_until="load", timeout=timeout_ms)
                 png = page.screenshot(type="png", animations="disabled", caret="hide", timeout=timeout_ms)
@@ -229,7 +243,9 @@ def _render_fenced(html: str, width: int, height: int, timeout_s: float) -> Imag
                     "(it may run an endless script)."
                 ) from error
         finally:
-            context.close()
+            # A browser the watchdog killed can't close its context; the render's outcome is already known.
+            with contextlib.suppress(PlaywrightError):
+                context.close()
     with Image.open(io.BytesIO(png)) as capture:
         return capture.convert("RGB")
 
@@ -251,17 +267,23 @@ def _descendants() -> set[int]:
 
 
 class _Watchdog:
-    """Kills the browser started after `before` when it holds more memory than the cap, or runs too long."""
+    """Kills the browser started after `before` when it holds more memory than the cap, or when its page
+    runs longer than `page_budget_s` after `start_page_clock()`."""
 
-    def __init__(self, before: set[int], *, deadline: float) -> None:
+    def __init__(self, before: set[int], *, page_budget_s: float) -> None:
         self.before = before
-        self.deadline = deadline
+        self.page_budget_s = page_budget_s
+        self.deadline: float | None = None
         self.cap = render_memory_cap_bytes()
         self.killed_for = ""
+        self.over_memory = False
         self.peak = 0
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="render-watchdog", daemon=True)
         self._thread.start()
+
+    def start_page_clock(self) -> None:
+        self.deadline = time.monotonic() + self.page_budget_s
 
     def stop(self) -> None:
         self._stopped.set()
@@ -282,8 +304,9 @@ class _Watchdog:
                         used += process.memory_full_info().uss
             self.peak = max(self.peak, used)
             if used > self.cap:
+                self.over_memory = True
                 self.killed_for = f"The page used more than {self.cap // 2**20} MB of memory and was stopped."
-            elif time.monotonic() > self.deadline:
+            elif self.deadline is not None and time.monotonic() > self.deadline:
                 self.killed_for = "The page took too long to render and was stopped."
             if self.killed_for:
                 for process in browser:
