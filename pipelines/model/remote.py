@@ -26,7 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pipelines.errors import BackendError, InputError
 from pipelines.model.contract import ChatModel, Delta, GenerationOptions, ToolCall, Usage
-from pipelines.model.remote_messages import openai_messages
+from pipelines.model.remote_messages import openai_messages, read_server_usage
 from pipelines.model.reply_parser import ReplyParser
 from pipelines.model.variants import modalities_for
 
@@ -162,6 +162,7 @@ class OpenAIChatModel(ChatModel):
         self, messages: list[dict], options: GenerationOptions, stop_event: threading.Event, usage: Usage
     ) -> Iterator[Delta]:
         request = self.build_request(messages, options)
+        usage.backend = "openai"
         deadline = time.monotonic() + self.backend.timeout_s
         # Opened eagerly so connection and HTTP errors surface at the call, like local input errors.
         try:
@@ -231,8 +232,7 @@ class OpenAIChatModel(ChatModel):
                 if time.monotonic() > deadline:
                     raise self._late()
                 if chunk.usage is not None:
-                    usage.input_tokens = int(chunk.usage.prompt_tokens or 0)
-                    usage.output_tokens = int(chunk.usage.completion_tokens or 0)
+                    read_server_usage(usage, chunk.usage)
                 if not chunk.choices:
                     continue
                 delta = chunk.choices[0].delta
