@@ -17,6 +17,7 @@ from app.gpu import stream_on_gpu
 from app.safe_markdown import safe_markdown
 from app.screenshot_layout import ScreenshotTab
 from app.uploads import require_served_file
+from app.usage_line import showing_usage
 from pipelines.errors import InputError
 from pipelines.media.images import fit_for_model, open_image
 from pipelines.model.contract import ChatModel
@@ -198,7 +199,8 @@ def _handlers(tab: ScreenshotTab):
             preview_width: preview frame width: Desktop, Tablet or Mobile.
 
         Returns (streamed): the HTML code, the preview, a notice (why there is no page, quoting the reply), the
-        thoughts, the download, the fidelity score, its note, and the two images compared.
+        thoughts, the download, the fidelity score, its note, the two images compared, and the numbers line
+        (time to first token, tokens/s, tokens, memory, where it ran).
         """
         job = _screenshot_job(screenshot, instructions, chosen)
         yield {
@@ -267,12 +269,13 @@ def build_screenshot_tab(controls: SharedControls) -> None:
         "shown live in a sandboxed preview (scripts run, but it can't reach this app or the network)."
     )
     tab = ScreenshotTab()
-    screenshot_to_html, edit_html = _handlers(tab)
+    screenshot_to_html, edit_html = (showing_usage(handler, tab.numbers) for handler in _handlers(tab))
+    outputs = [*tab.outputs, tab.numbers]
     settings_inputs = controls.inputs
     generating = tab.generate.click(
         screenshot_to_html,
         [tab.screenshot, tab.instructions, tab.score, tab.width, *settings_inputs],
-        tab.outputs,
+        outputs,
         api_name="screenshot_to_html",
         **controls.model_event(),
     )
@@ -287,7 +290,7 @@ def build_screenshot_tab(controls: SharedControls) -> None:
             tab.width,
             *settings_inputs,
         ],
-        tab.outputs,
+        outputs,
         api_name="edit_html",
         **controls.model_event(),
     )

@@ -28,6 +28,7 @@ from app.gpu import stream_on_gpu
 from app.history import history_as_dicts, normalize_history
 from app.reply import NO_ANSWER, StreamedReply, conversation_box
 from app.uploads import bundled_examples, served_file
+from app.usage_line import showing_usage, usage_box
 from pipelines.errors import InputError
 from pipelines.media.video import DEFAULT_NUM_FRAMES, MAX_NUM_FRAMES, MIN_NUM_FRAMES, VIDEO_FRAME_TOKENS
 from pipelines.media.video_audio import extract_audio_track
@@ -279,6 +280,7 @@ def build_video_tab(controls: SharedControls) -> None:
                 height=380,
                 elem_id="video-conversation",
             )
+            numbers = usage_box("video-numbers")
             question_input = gr.Textbox(
                 label="Question",
                 placeholder="What happens in this video? When does it change?",
@@ -330,7 +332,7 @@ def build_video_tab(controls: SharedControls) -> None:
 
         Returns (streamed): the sampled frames as gallery items (image, "mm:ss" caption) and the
         conversation: the history, the question, the thoughts (a message titled "🧠 Thinking") and
-        the answer.
+        the answer; and the numbers line (time to first token, tokens/s, tokens, memory, where it ran).
         """
         # The browser keeps the sampled frames between questions; an API call (no session) samples anew.
         in_browser = kept is not API_CALL
@@ -351,11 +353,12 @@ def build_video_tab(controls: SharedControls) -> None:
             yield changes
 
     browser_inputs = [video_input, question_input, *sampling_inputs, chatbot, *controls.inputs, sampled_state]
+    video_qa_with_numbers = showing_usage(video_qa, numbers)
     events = [
         trigger(
-            video_qa,
+            video_qa_with_numbers,
             browser_inputs,
-            [gallery, chatbot, sampled_state, question_input],
+            [gallery, chatbot, sampled_state, question_input, numbers],
             # The browser's own event: hidden from the API docs; tests drive the session path through it.
             api_name="video_ask" if index == 0 else "video_ask_submit",
             api_visibility="undocumented" if index == 0 else "private",
@@ -382,9 +385,9 @@ def build_video_tab(controls: SharedControls) -> None:
     api_button = gr.Button(visible=False)
     api_history = ConversationJSON(value=[], visible=False, label="history")
     api_button.click(
-        video_qa,
+        video_qa_with_numbers,
         [video_input, question_input, *sampling_inputs, api_history, *controls.inputs],
-        [gallery, chatbot],
+        [gallery, chatbot, numbers],
         api_name="video_qa",
         **controls.model_event(),
     )

@@ -52,6 +52,7 @@ class DetectResult:
     json: str
     raw: str
     thoughts: str
+    numbers: str  # the reply's numbers line (time to first token, tokens/s, tokens, where it ran)
 
     @property
     def shown(self) -> dict:

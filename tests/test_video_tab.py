@@ -55,9 +55,10 @@ def ask_api(client, clip, question, *, history=None, **overrides):
         **overrides,
     }
     video = handle_file(str(clip)) if clip is not None else None
-    return client.predict(
+    gallery, conversation, _numbers = client.predict(
         video=video, question=question, history=history or [], api_name="/video_qa", **arguments
     )
+    return gallery, conversation
 
 
 def ask_in_session(client, clip, question, history=None, **overrides):
@@ -72,7 +73,7 @@ def ask_in_session(client, clip, question, history=None, **overrides):
         **SETTINGS,
         **overrides,
     }
-    gallery, conversation, question_box = client.predict(
+    gallery, conversation, question_box, _numbers = client.predict(
         handle_file(str(clip)),
         question,
         options["num_frames"],
