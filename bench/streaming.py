@@ -7,7 +7,10 @@ gradio_client. "Engine alone" reads the same stream with the openai client. Also
 CPU seconds per 1,000 tokens (user + system, from /proc). Each figure is the best of `--runs` (the machine is
 shared and noisy; the best run is the one least disturbed). Goal: app ÷ engine ≤ 1.1 at both rates.
 
-    python -m bench.streaming [--tokens 4000] [--runs 2] [--json]
+    python -m bench.streaming [--tokens 4000] [--runs 2] [--json] [--app-dir DIR]
+
+`--app-dir` runs the app of another checkout (e.g. `git archive 14fada3 | tar -x -C /tmp/before`), for a
+before/after comparison; an app older than the numbers line returns the conversation alone.
 """
 
 from __future__ import annotations
@@ -41,10 +44,10 @@ def _wait_for(url: str, process: subprocess.Popen, timeout_s: float = 180) -> No
 
 
 @contextlib.contextmanager
-def _process(arguments: list[str], ready_url: str):
+def _process(arguments: list[str], ready_url: str, cwd: Path = ROOT):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
     process = subprocess.Popen(
-        [sys.executable, *arguments], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [sys.executable, *arguments], cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
         _wait_for(ready_url, process)
@@ -90,16 +93,16 @@ def engine_alone(engine_url: str, max_tokens: int) -> float:
 def through_app(client, max_new_tokens: int) -> tuple[float, str]:
     """Seconds for `/chat` to return the whole reply, and its numbers line."""
     started = time.perf_counter()
-    _conversation, numbers = client.predict(
+    outputs = client.predict(
         {"text": "Count.", "files": []},
-        variant="E2B",
+        variant="google/gemma-4-E2B-it",
         max_new_tokens=max_new_tokens,
         api_name="/chat",
     )
-    return time.perf_counter() - started, numbers
+    return time.perf_counter() - started, outputs[-1] if isinstance(outputs, tuple) else ""
 
 
-def measure(tokens: int, runs: int) -> list[dict]:
+def measure(tokens: int, runs: int, app_dir: Path = ROOT) -> list[dict]:
     from gradio_client import Client
 
     engine_port, app_port = free_port(), free_port()
@@ -110,7 +113,8 @@ def measure(tokens: int, runs: int) -> list[dict]:
     app_command = ["app.py", "--backend", "openai", "--base-url", engine_url + "/v1", "--variant", "E2B",
                    "--port", str(app_port), "--no-mcp-server"]  # fmt: skip
     results = []
-    with _process(engine_command, engine_url + "/v1/models"), _process(app_command, app_url) as app:
+    engine = _process(engine_command, engine_url + "/v1/models")
+    with engine, _process(app_command, app_url, cwd=app_dir) as app:
         client = Client(app_url, verbose=False)
         set_engine(engine_url, 50, 0)
         through_app(client, 64)  # warm-up: the first request builds what later ones reuse
@@ -142,8 +146,9 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=4000)
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--app-dir", type=Path, default=ROOT, help="the checkout whose app.py to run")
     args = parser.parse_args()
-    results = measure(args.tokens, args.runs)
+    results = measure(args.tokens, args.runs, args.app_dir)
     if args.json:
         print(json.dumps(results, indent=1))
         return

@@ -124,13 +124,3 @@ def audio_part(samples) -> dict:
     soundfile.write(buffer, samples, AUDIO_SAMPLE_RATE, format="WAV", subtype="PCM_16")
     encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
     return {"type": "input_audio", "input_audio": {"data": encoded, "format": "wav"}}
-
-
-def read_server_usage(usage, reported) -> None:
-    """Token counts the server reports (thinking tokens where it counts them, never more than it generated)."""
-    usage.input_tokens = int(reported.prompt_tokens or 0)
-    usage.output_tokens = int(reported.completion_tokens or 0)
-    details = getattr(reported, "completion_tokens_details", None)
-    reasoning = getattr(details, "reasoning_tokens", None)
-    if isinstance(reasoning, int):
-        usage.thought_tokens = min(reasoning, usage.output_tokens)
