@@ -188,7 +188,9 @@ def build_shared_controls(
                 choices=list(QUANTIZATIONS),
                 value=quantization,
                 label="Quantization",
-                info="set by the model server" if remote else "auto: the least lossy that fits the GPU; bf16 on a CPU",
+                info="set by the model server"
+                if remote
+                else "auto: the least lossy that fits the GPU; bf16 on a CPU",
                 interactive=not remote,
                 scale=2,
             )

@@ -28,6 +28,13 @@ class _Block:
     started: float = field(default_factory=time.monotonic)
     seconds: float | None = None
     title: str = ""
+    rendered: tuple[str, str] = ("", "")  # (text, its safe Markdown): a finished block is rendered once
+
+    def shown(self) -> str:
+        """The block as safe Markdown (model text never makes the browser fetch anything)."""
+        if self.rendered[0] != self.text:
+            self.rendered = (self.text, safe_markdown(self.text))
+        return self.rendered[1]
 
 
 @dataclass
@@ -75,8 +82,7 @@ class StreamedReply:
         """`gr.Chatbot` messages: each thought (pending while it streams) and tool step, and the answer text."""
         shown: list[dict] = []
         for index, block in enumerate(self.blocks):
-            # Model text never makes the browser fetch anything (see app/safe_markdown.py).
-            content = safe_markdown(block.text)
+            content = block.shown()
             if block.kind == "answer":
                 shown.append({"role": "assistant", "content": content})
                 continue

@@ -21,6 +21,14 @@ def usage_box(elem_id: str) -> gr.Markdown:
     return gr.Markdown("", label="Numbers", elem_id=elem_id, elem_classes=["usage-line"])
 
 
+def _changes_nothing(update) -> bool:
+    """An update that leaves every output as it is (e.g. a refusal shown as a warning)."""
+    return isinstance(update, dict) and all(
+        isinstance(value, dict) and value.get("__type__") == "update" and "value" not in value
+        for value in update.values()
+    )
+
+
 def _with_line(update, line: str, box):
     if isinstance(update, dict):
         return {**update, box: line}
@@ -43,8 +51,10 @@ def showing_usage(handler, box: gr.Markdown):
                     update = next(steps)
                 except StopIteration:
                     return
+            # Until this request has generated, an update that changes nothing leaves the last line too.
+            line = gr.skip() if not usages and _changes_nothing(update) else safe_markdown(usage_line(usages))
             try:
-                yield _with_line(update, safe_markdown(usage_line(usages)), box)
+                yield _with_line(update, line, box)
             except GeneratorExit:
                 with reporting_usage_to(usages.append):
                     steps.close()

@@ -209,6 +209,7 @@ def load_model(
             and _resident.quantization == resolved_quantization
             and _resident.device == resolved_device
         ):
+            _resident.auto_reason = reason  # what this request asked for: auto, or a named choice
             return _resident
         if _resident is not None:
             report(0.0, f"Unloading {_resident.variant}")
