@@ -110,6 +110,7 @@ def test_checkpoint_rows_are_metered_as_the_rows_read_not_the_whole_mapped_table
     reader.close()
 
 
+@pytest.mark.slow
 def test_layer_by_layer_load_equals_quantizing_after_a_bf16_load():
     """Tiny model (PLE, vision, audio): same modules, bytes and logits as the in-memory fallback path."""
     from transformers import AutoModelForImageTextToText

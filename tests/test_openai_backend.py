@@ -248,6 +248,7 @@ def test_a_server_that_never_answers_times_out(scripted_server, scripted_backend
     assert time.monotonic() - started < 3
 
 
+@pytest.mark.slow
 def test_a_server_that_is_not_running_is_explained():
     backend = OpenAIBackend(f"http://127.0.0.1:{free_port()}/v1")
     with pytest.raises(BackendError, match=r"Can't reach the model server at http://127\.0\.0\.1:\d+/v1"):
@@ -516,6 +517,7 @@ def run_loop_against(first: list[dict], then: list[dict], question: str):
         server.server_close()
 
 
+@pytest.mark.slow
 def test_the_tool_loop_runs_through_a_server_that_parses_tool_calls():
     from pipelines.tools import ToolStep
 
@@ -543,6 +545,7 @@ def test_the_tool_loop_runs_through_a_server_that_parses_tool_calls():
     assert json.loads(tool["content"])["result"] == 391
 
 
+@pytest.mark.slow
 def test_raw_tool_call_markers_from_a_server_that_does_not_parse_them_still_work():
     from pipelines.tools import ToolStep
 
