@@ -239,14 +239,15 @@ class OpenAIChatModel(ChatModel):
                 delta = chunk.choices[0].delta
                 reasoning = reasoning_text(delta)
                 content = delta.content if isinstance(delta.content, str) else ""
-                characters_left -= len(reasoning) + len(content)
+                # Tool-call names and arguments are model output too: they count against the same cap.
+                tool_text = calls.add(getattr(delta, "tool_calls", None))
+                characters_left -= len(reasoning) + len(content) + tool_text
                 if characters_left < 0:
                     log.warning(
                         "model server sent more text than %d new tokens can hold; cut off", max_new_tokens
                     )
                     yield parser.feed(text.take())
                     return
-                calls.add(getattr(delta, "tool_calls", None))
                 if reasoning:
                     if not reasoning_started:
                         reasoning = reasoning.lstrip()
