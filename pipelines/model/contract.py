@@ -234,18 +234,15 @@ _usage_listener: contextvars.ContextVar[Callable[[Usage], None] | None] = contex
 def reporting_usage_to(listener: Callable[[Usage], None]) -> Iterator[None]:
     """Within this block, every generation that ends calls `listener(usage)` (and any listener outside it)."""
     outer = _usage_listener.get()
-    if outer is not None and outer is not listener:
-        inner = listener
-
-        def listener(usage: Usage) -> None:
-            inner(usage)
-            outer(usage)
-
-    token = _usage_listener.set(listener)
+    token = _usage_listener.set(listener if outer is None else _both(listener, outer))
     try:
         yield
     finally:
         _usage_listener.reset(token)
+
+
+def _both(first: Callable[[Usage], None], second: Callable[[Usage], None]) -> Callable[[Usage], None]:
+    return lambda usage: (first(usage), second(usage))
 
 
 class ChatModel(ABC):
