@@ -18,6 +18,7 @@ from app.model_access import loading, loading_text
 from app.reply import StreamedReply, conversation_box
 from app.safe_markdown import shown_on_page
 from app.uploads import EXAMPLES_DIR, require_served_file
+from app.usage_line import showing_usage, usage_box
 from pipelines.chat import build_chat_messages
 from pipelines.model.contract import ChatModel, Delta
 from pipelines.model.variants import VARIANTS, modalities_for
@@ -86,6 +87,9 @@ def chat(
     tools: bool = False,
 ):
     """Chat with Gemma 4. Send text and optional image/audio/video files; streams the updated conversation.
+
+    The second output is the reply's numbers line: time to first token, prefill and decode tokens/s, tokens
+    in and out, thinking tokens, peak accelerator memory and where it ran.
 
     Args:
         message: {"text": str, "files": [file paths]} or plain text: the new user message. The browser sends
@@ -235,6 +239,7 @@ def build_chat_tab(controls: SharedControls) -> None:
         )
         stop = gr.Button("⏹ Stop", variant="stop", size="sm", min_width=90, elem_id="chat-stop")
         clear = gr.Button("🗑 Clear", size="sm", min_width=90, elem_id="chat-clear")
+    numbers = usage_box("chat-numbers")
     gr.Examples(examples=chat_examples(), inputs=textbox, label="Examples (press Enter to send)")
     conversation_file = conversation_file_row("chat")
     wire_download(conversation_file, "chat", chatbot, {**shared_settings(controls), "tools": use_tools})
@@ -245,6 +250,7 @@ def build_chat_tab(controls: SharedControls) -> None:
         queue=False,
         api_visibility="private",
     )
+    reply_with_numbers = showing_usage(chat, numbers)
 
     settings_inputs = controls.inputs
     no_message = gr.State(None)
@@ -263,9 +269,9 @@ def build_chat_tab(controls: SharedControls) -> None:
         )
         # The page's own events show the reply as sanitized HTML; `/chat` returns the model's own text.
         replying = prepared.then(
-            shown_on_page(chat),
+            showing_usage(shown_on_page(chat), numbers),
             [no_message, chatbot, *settings_inputs, use_tools],
-            chatbot,
+            [chatbot, numbers],
             api_name=f"chat_{prepare.__name__.strip('_')}",
             api_visibility="private",
             **controls.model_event(),
@@ -296,9 +302,9 @@ def build_chat_tab(controls: SharedControls) -> None:
     api_button = gr.Button(visible=False)
     api_history = ConversationJSON(visible=False, label="history")
     api_button.click(
-        chat,
+        reply_with_numbers,
         [textbox, api_history, *settings_inputs, use_tools],
-        chatbot,
+        [chatbot, numbers],
         api_name="chat",
         **controls.model_event(),
     )

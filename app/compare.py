@@ -8,11 +8,15 @@ from app import model_access
 from app.controls import variant_choices
 from app.downloads import write_download
 from app.errors import user_facing
-from app.safe_markdown import outputs_on_page
+from app.safe_markdown import escaped_text, outputs_on_page
 from app.uploads import ServedImage
 from pipelines import compare
+from pipelines.model.contract import IMAGE_BUDGETS, checked_image_budget
+from pipelines.usage_report import usage_line
 
 QUANTIZATIONS = ["4bit", "8bit", "bf16", "fp32"]
+# A choice's own image budget (soft tokens per image); 0 keeps the shared setting.
+IMAGE_BUDGET_CHOICES = [("shared setting", 0), *((f"{budget} tokens", budget) for budget in IMAGE_BUDGETS)]
 MEMORY_NOTE = (
     f"Peak accelerator memory is `torch.cuda.max_memory_allocated` during generation on a CUDA GPU; on a CPU it "
     f"shows **{compare.CPU_NOTE}** (torch keeps no allocator statistics there), and on the OpenAI-compatible "
@@ -28,12 +32,13 @@ def _column(result: compare.RunResult, side: str) -> str:
         lines.append(f"*{result.stage}…*")
     if result.error:
         lines.append(f"**{result.error}**")
-    if result.stage == "done":
-        row = compare.table_row(0, result)
-        numbers = dict(zip(compare.COLUMNS, row, strict=True))
-        lines.append(" · ".join(f"{name}: **{numbers[name]}**" for name in compare.COLUMNS[4:11]))
-    elif result.load_s is not None:
+    if result.load_s is not None:
         lines.append(f"load (s): **{result.load_s:.2f}**")
+    if result.stage == "done" and result.usage is not None:
+        # The numbers line every tab shows; the table below holds the same figures.
+        lines.append(
+            escaped_text(usage_line([result.usage])) + f" · peak accelerator memory: {result.peak_memory}"
+        )
     if result.thought:
         quoted = "\n".join(f"> {line}" for line in result.thought.splitlines())
         lines.append(f"**🧠 Thinking**\n\n{quoted}")
@@ -43,7 +48,8 @@ def _column(result: compare.RunResult, side: str) -> str:
 
 def run_compare(
     variant_a, quantization_a, thinking_a, variant_b, quantization_b, thinking_b,
-    prompt, image, max_new_tokens, image_budget, history, progress=gr.Progress(),
+    prompt, image, max_new_tokens, image_budget, history, image_budget_a=0, image_budget_b=0,
+    progress=gr.Progress(),
 ):  # fmt: skip
     """Run one prompt (and an optional image) on two model choices, one after the other, and compare them.
 
@@ -58,13 +64,16 @@ def run_compare(
         image: an optional image both choices see.
         max_new_tokens: the longest answer, in tokens.
         image_budget: soft tokens for the image: 70, 140, 280, 560 or 1120.
+        image_budget_a: choice A's own image budget (70 to 1120), or 0 for `image_budget`; with the same
+            variant on both sides and 70 against 1120, the answers show what the budget buys and costs.
+        image_budget_b: choice B's own image budget, or 0 for `image_budget`.
 
     Returns (streamed): both answers with their load time, time to first token, decode speed, tokens in
     and out, thinking tokens and peak accelerator memory; the table of runs; the runs as CSV.
     """
     choices = (
-        compare.Choice(str(variant_a), str(quantization_a), bool(thinking_a)),
-        compare.Choice(str(variant_b), str(quantization_b), bool(thinking_b)),
+        compare.Choice(str(variant_a), str(quantization_a), bool(thinking_a), _own_budget(image_budget_a)),
+        compare.Choice(str(variant_b), str(quantization_b), bool(thinking_b), _own_budget(image_budget_b)),
     )
     messages = compare.build_messages(prompt, image)
     history = list(history or [])
@@ -98,6 +107,13 @@ def run_compare(
     )
 
 
+def _own_budget(value) -> int | None:
+    """A choice's own image budget, checked as every budget is; 0 or None: the shared setting."""
+    if value in (0, None):
+        return None
+    return checked_image_budget(value)
+
+
 def _table(rows):
     import pandas as pd
 
@@ -110,7 +126,13 @@ def _choice(side: str, variant: str, quantization: str, thinking: bool):
         variant_box = gr.Dropdown(variant_choices(), value=variant, label=f"Variant {side}")
         quantization_box = gr.Dropdown(QUANTIZATIONS, value=quantization, label=f"Quantization {side}")
         thinking_box = gr.Checkbox(value=thinking, label=f"Thinking {side}")
-    return [variant_box, quantization_box, thinking_box]
+        budget_box = gr.Dropdown(
+            IMAGE_BUDGET_CHOICES,
+            value=0,
+            label=f"Image budget {side}",
+            elem_id=f"compare-budget-{side.lower()}",
+        )
+    return [variant_box, quantization_box, thinking_box], budget_box
 
 
 def build_compare_section(controls) -> None:
@@ -120,9 +142,9 @@ def build_compare_section(controls) -> None:
     )
     with gr.Row():
         with gr.Column(scale=1):
-            choice_a = _choice("A", "E2B", "4bit", False)
+            choice_a, budget_a = _choice("A", "E2B", "4bit", False)
         with gr.Column(scale=1):
-            choice_b = _choice("B", "E4B", "4bit", True)
+            choice_b, budget_b = _choice("B", "E4B", "4bit", True)
         with gr.Column(scale=2):
             prompt = gr.Textbox(
                 label="Prompt", lines=4, value="Explain grouped-query attention in two sentences.",
@@ -142,7 +164,17 @@ def build_compare_section(controls) -> None:
     )
     download = gr.DownloadButton("Download CSV", value=None, elem_id="compare-csv")
     gr.Markdown(MEMORY_NOTE)
-    inputs = [*choice_a, *choice_b, prompt, image, controls.max_new_tokens, controls.image_budget, history]
+    inputs = [
+        *choice_a,
+        *choice_b,
+        prompt,
+        image,
+        controls.max_new_tokens,
+        controls.image_budget,
+        history,
+        budget_a,
+        budget_b,
+    ]
     outputs = [column_a, column_b, results, history, download, controls.variant, controls.quantization]
     endpoint = user_facing("compare")(run_compare)
     # The page's button shows both columns (they quote the models) as sanitized HTML; the public `/compare`

@@ -192,7 +192,9 @@ def build_shared_controls(
                 choices=quantization_choices(),
                 value=quantization,
                 label="Quantization",
-                info="set by the model server" if remote else "auto: 4-bit on a GPU, bf16 on a CPU",
+                info="set by the model server"
+                if remote
+                else "auto: the least lossy that fits the GPU; bf16 on a CPU",
                 interactive=not remote,
                 scale=2,
             )

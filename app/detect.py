@@ -19,6 +19,7 @@ from app.gpu import stream_on_gpu
 from app.safe_markdown import outputs_on_page
 from app.uploads import EXAMPLES_DIR as BUNDLED_EXAMPLES
 from app.uploads import served_file
+from app.usage_line import showing_usage, usage_box
 from pipelines.detection import DETECTION_MODES, Detection, DetectionUpdate, run_detection
 from pipelines.errors import InputError
 from pipelines.media.annotate import (
@@ -224,6 +225,7 @@ def build_detect_tab(controls: SharedControls) -> None:
                 label="Detections", show_legend=True, height=420, elem_id="detect-annotated"
             )
             status = gr.Markdown(label="Status", elem_id="detect-status")
+            numbers = usage_box("detect-numbers")
             table = gr.Dataframe(
                 headers=TABLE_HEADERS,
                 label="Objects (pixels of the original image)",
@@ -263,8 +265,8 @@ def build_detect_tab(controls: SharedControls) -> None:
         Returns (streamed): the annotated image (an update: `value` is the shown image, at most 1280
         px a side, with one mask per object, and `color_map` maps labels to colours), a status line,
         a table (label, score, x0, y0, x1, y1 in original pixels), the annotated PNG at original size,
-        the detections as JSON (label, box, point, score in original pixels), Gemma's raw answer and
-        its thoughts.
+        the detections as JSON (label, box, point, score in original pixels), Gemma's raw answer,
+        its thoughts and the numbers line (time to first token, tokens/s, tokens, memory, where it ran).
         """
         job = DetectJob(chosen, *checked_detect_inputs(image, query, mode))
         original = job.image
@@ -322,16 +324,17 @@ def build_detect_tab(controls: SharedControls) -> None:
         }
 
     inputs = [image, query, mode, *controls.inputs]
+    detect_with_numbers, outputs = showing_usage(detect, numbers), [*view.outputs, numbers]
     # Without preprocessing the handler gets the upload's payload, so a corrupt file reaches our
     # clear message instead of failing inside Gradio; uploads are still checked to be uploads.
     # The page's events show the status (its labels are the model's words) and the thoughts as sanitized
-    # HTML; the public `/detect` (a hidden button) returns the model's own text.
-    on_page = outputs_on_page(detect, (view.status, view.thoughts))
+    # HTML; the public `/detect` (a hidden button) returns the model's own text. Both add the numbers line.
+    on_page = showing_usage(outputs_on_page(detect, (view.status, view.thoughts)), numbers)
     run, submit = (
         trigger(
             on_page,
             inputs,
-            view.outputs,
+            outputs,
             api_name=name,
             api_visibility="private",
             preprocess=False,
@@ -340,7 +343,7 @@ def build_detect_tab(controls: SharedControls) -> None:
         for trigger, name in ((detect_button.click, "detect_ui"), (query.submit, "detect_submit"))
     )
     gr.Button(visible=False).click(
-        detect, inputs, view.outputs, api_name="detect", preprocess=False, **controls.model_event()
+        detect_with_numbers, inputs, outputs, api_name="detect", preprocess=False, **controls.model_event()
     )
     stop.click(
         lambda shown: STOPPED_STATUS if shown == WORKING_STATUS else shown,

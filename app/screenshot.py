@@ -17,6 +17,7 @@ from app.gpu import stream_on_gpu
 from app.safe_markdown import outputs_on_page
 from app.screenshot_layout import ScreenshotTab
 from app.uploads import require_served_file
+from app.usage_line import showing_usage
 from pipelines.errors import InputError
 from pipelines.media.images import MAX_MODEL_SIDE, fit_for_model, open_image
 from pipelines.model.contract import ChatModel
@@ -200,7 +201,8 @@ def _handlers(tab: ScreenshotTab):
             preview_width: preview frame width: Desktop, Tablet or Mobile.
 
         Returns (streamed): the HTML code, the preview, a notice (why there is no page, quoting the reply), the
-        thoughts, the download, the fidelity score, its note, and the two images compared.
+        thoughts, the download, the fidelity score, its note, the two images compared, and the numbers line
+        (time to first token, tokens/s, tokens, memory, where it ran).
         """
         job = _screenshot_job(screenshot, instructions, chosen)
         yield {
@@ -269,7 +271,11 @@ def build_screenshot_tab(controls: SharedControls) -> None:
         "shown live in a sandboxed preview (scripts run, but it can't reach this app or the network)."
     )
     tab = ScreenshotTab()
-    screenshot_to_html, edit_html = _handlers(tab)
+    plain_generate, plain_edit = _handlers(tab)
+    screenshot_to_html, edit_html = (
+        showing_usage(handler, tab.numbers) for handler in (plain_generate, plain_edit)
+    )
+    outputs = [*tab.outputs, tab.numbers]
     settings_inputs = controls.inputs
     generate_inputs = [tab.screenshot, tab.instructions, tab.score, tab.width, *settings_inputs]
     edit_inputs = [
@@ -285,21 +291,21 @@ def build_screenshot_tab(controls: SharedControls) -> None:
     # endpoints (hidden buttons) return the model's own text.
     generating, editing = (
         button.click(
-            outputs_on_page(handler, (tab.notice, tab.thought)),
+            showing_usage(outputs_on_page(handler, (tab.notice, tab.thought)), tab.numbers),
             inputs,
-            tab.outputs,
+            outputs,
             api_name=f"{handler.__name__}_ui",
             api_visibility="private",
             **controls.model_event(),
         )
         for button, handler, inputs in (
-            (tab.generate, screenshot_to_html, generate_inputs),
-            (tab.edit, edit_html, edit_inputs),
+            (tab.generate, plain_generate, generate_inputs),
+            (tab.edit, plain_edit, edit_inputs),
         )
     )
     for handler, inputs in ((screenshot_to_html, generate_inputs), (edit_html, edit_inputs)):
         gr.Button(visible=False).click(
-            handler, inputs, tab.outputs, api_name=handler.__name__, **controls.model_event()
+            handler, inputs, outputs, api_name=handler.__name__, **controls.model_event()
         )
     tab.stop.click(None, cancels=[generating, editing], api_visibility="private")
     tab.width.change(

@@ -7,6 +7,7 @@ import gradio as gr
 from app.static_files import STATIC_DIR, load_js_sections
 from app.uploads import EXAMPLES_DIR as BUNDLED_EXAMPLES
 from app.uploads import ServedImage
+from app.usage_line import usage_box
 from pipelines.screenshot import PREVIEW_WIDTHS, preview_iframe
 
 EXAMPLES_DIR = BUNDLED_EXAMPLES / "screenshots"
@@ -76,6 +77,7 @@ class ScreenshotTab:
                         elem_id="screenshot-download",
                     )
                 self.notice = gr.Markdown(label="Notice", elem_id="screenshot-notice")
+                self.numbers = usage_box("screenshot-numbers")
                 self.preview = gr.HTML(
                     preview_iframe(""),
                     label="Live preview",

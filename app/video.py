@@ -30,6 +30,7 @@ from app.safe_markdown import page_messages
 from app.static_files import STATIC_DIR, load_js_sections
 from app.time_chips import chipped_messages, times_found
 from app.uploads import bundled_examples
+from app.usage_line import showing_usage, usage_box
 from app.video_conversation import open_video_conversation, start_over_for_new_video, video_settings
 from app.video_sampling import FRAME_BUDGETS, SampledVideo, sample_video
 from app.video_store import TTL_S, KeptVideos
@@ -214,6 +215,7 @@ def build_video_tab(controls: SharedControls) -> None:
                 height=380,
                 elem_id="video-conversation",
             )
+            numbers = usage_box("video-numbers")
             question_input = gr.Textbox(
                 label="Question",
                 placeholder="What happens in this video? When does it change?",
@@ -268,6 +270,7 @@ def build_video_tab(controls: SharedControls) -> None:
         conversation (the history, the question, the thoughts in a message titled "🧠 Thinking", and the
         answer) and, with the finished answer, the times it names: one {"text", "start", "end" (seconds,
         end excluded), "in" ("answer" or "thought"), "in_clip", "frames" (gallery indices)} per time.
+        Last, the numbers line (time to first token, tokens/s, tokens, memory, where it ran).
         """
         # The browser keeps the sampled frames between questions; an API call (no session) samples anew.
         in_browser = kept is not API_CALL
@@ -298,11 +301,12 @@ def build_video_tab(controls: SharedControls) -> None:
 
     video_qa.kept_videos = kept_videos  # what the browser sessions hold, for operators and tests
     browser_inputs = [video_input, question_input, *sampling_inputs, chatbot, *controls.inputs, sampled_state]
+    video_qa_with_numbers = showing_usage(video_qa, numbers)
     events = [
         trigger(
-            video_qa,
+            video_qa_with_numbers,
             browser_inputs,
-            [gallery, chatbot, sampled_state, question_input],
+            [gallery, chatbot, sampled_state, question_input, numbers],
             # The browser's own event: hidden from the API docs; tests drive the session path through it.
             api_name="video_ask" if index == 0 else "video_ask_submit",
             api_visibility="undocumented" if index == 0 else "private",
@@ -355,9 +359,9 @@ def build_video_tab(controls: SharedControls) -> None:
     api_history = ConversationJSON(value=[], visible=False, label="history")
     api_times = gr.JSON(visible=False, label="times")
     api_button.click(
-        video_qa,
+        video_qa_with_numbers,
         [video_input, question_input, *sampling_inputs, api_history, *controls.inputs],
-        [gallery, chatbot, api_times],
+        [gallery, chatbot, api_times, numbers],
         api_name="video_qa",
         **controls.model_event(),
     )

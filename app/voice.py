@@ -30,6 +30,7 @@ from app.reply import StreamedReply, conversation_box
 from app.safe_markdown import page_messages
 from app.static_files import STATIC_DIR, load_js_sections
 from app.uploads import bundled_examples, require_served_file, served_file
+from app.usage_line import showing_usage, usage_box
 from pipelines.errors import InputError
 from pipelines.media.audio import load_audio
 from pipelines.model.contract import ChatModel, Delta
@@ -206,6 +207,8 @@ def voice_handler(chatbot, turns_state, spoken_answer):
     ):
         """Talk to Gemma 4 with a voice clip; streams the updated conversation (needs E2B or E4B).
 
+        The second output is the reply's numbers line (time to first token, tokens/s, tokens, where it ran).
+
         Args:
             audio: the spoken clip (WAV, MP3, OGG/Opus, WebM, M4A/AAC or FLAC).
             history: the conversation so far as this endpoint returned it last time ([] to start): user
@@ -270,6 +273,7 @@ def build_voice_tab(controls: SharedControls) -> None:
         height=460,
         elem_id="voice-conversation",
     )
+    numbers = usage_box("voice-numbers")
     turns_state = gr.State([])
     with gr.Row(equal_height=True):
         audio_input = gr.Audio(
@@ -313,12 +317,12 @@ def build_voice_tab(controls: SharedControls) -> None:
     spoken_answer = gr.Textbox(visible="hidden", elem_id="voice-spoken-answer")
     voices_probe = gr.HTML("", visible="hidden", js_on_load=SPEECH_JS["voices_probe"])
 
-    voice_chat = voice_handler(chatbot, turns_state, spoken_answer)
+    voice_chat = showing_usage(voice_handler(chatbot, turns_state, spoken_answer), numbers)
     events = [
         button.click(
             voice_chat,
             [audio_input, chatbot, gr.State(task), language, *controls.inputs, turns_state],
-            [chatbot, turns_state, spoken_answer],
+            [chatbot, turns_state, spoken_answer, numbers],
             api_name=f"voice_{task}_ui",
             api_visibility="private",
             **controls.model_event(),
@@ -381,7 +385,7 @@ def build_voice_tab(controls: SharedControls) -> None:
     api_button.click(
         voice_chat,
         [audio_input, chatbot, task_choice, language, *controls.inputs],
-        chatbot,
+        [chatbot, numbers],
         api_name="voice_chat",
         **controls.model_event(),
     )

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field, replace
 
 from pipelines.errors import InputError, ShowcaseError
 from pipelines.model.contract import ChatModel, Usage, require_modality
+from pipelines.streaming import CoalescedModel
+from pipelines.usage_report import usage_figures
 
 ProgressCallback = Callable[[float | None, str], None]
 GetModel = Callable[[str, str, ProgressCallback | None], ChatModel]
@@ -26,10 +28,14 @@ class Choice:
     variant: str
     quantization: str
     thinking: bool
+    # Soft tokens per image for this choice; None: the shared setting. Two budgets on one variant show
+    # the quality/speed trade-off the budget controls.
+    image_budget: int | None = None
 
     @property
     def label(self) -> str:
-        return f"{self.variant} · {self.quantization} · thinking {'on' if self.thinking else 'off'}"
+        label = f"{self.variant} · {self.quantization} · thinking {'on' if self.thinking else 'off'}"
+        return label + (f" · image {self.image_budget} tokens" if self.image_budget else "")
 
 
 @dataclass(frozen=True)
@@ -44,9 +50,11 @@ class RunResult:
     tokens_in: int | None = None
     tokens_out: int | None = None
     thinking_tokens: int | None = None
+    image_budget: int | None = None
     peak_memory: str = "—"
     peak_memory_bytes: int | None = None
     error: str = ""
+    usage: Usage | None = None
     extras: dict = field(default_factory=dict)
 
 
@@ -55,6 +63,7 @@ COLUMNS = [
     "variant",
     "quantization",
     "thinking",
+    "image budget",
     "load (s)",
     "time to first token (s)",
     "decode (tokens/s)",
@@ -79,6 +88,7 @@ def table_row(number: int, result: RunResult) -> list:
         choice.variant,
         choice.quantization,
         "on" if choice.thinking else "off",
+        _fmt(result.image_budget),
         _fmt(result.load_s),
         _fmt(result.ttft_s),
         _fmt(result.decode_tokens_per_s, 1),
@@ -123,20 +133,22 @@ def run_choice(
     A `ShowcaseError` (load failure, out of memory, ...) ends the run as "failed" with its message, so
     the other run still happens; anything else is a bug and propagates.
     """
-    result = RunResult(choice, stage="loading")
+    result = RunResult(choice, stage="loading", image_budget=choice.image_budget or image_budget)
     yield result
     try:
         started = clock()
-        model = get_model(choice.variant, choice.quantization, progress)
+        # Deltas at the page's pace (pipelines/streaming.py): the page re-renders the answer per update.
+        model = CoalescedModel(get_model(choice.variant, choice.quantization, progress))
         result = replace(result, stage="generating", load_s=clock() - started)
         yield result
         if any(part.get("type") == "image" for m in messages for part in m["content"]):
             require_modality(model, "image")
         thought, answer = [], []
-        started = clock()
-        first = None
         stream = model.generate(
-            messages, thinking=choice.thinking, max_new_tokens=max_new_tokens, image_budget=image_budget
+            messages,
+            thinking=choice.thinking,
+            max_new_tokens=max_new_tokens,
+            image_budget=result.image_budget,
         )
         while True:
             try:
@@ -144,31 +156,26 @@ def run_choice(
             except StopIteration as finished:
                 usage: Usage = finished.value
                 break
-            if first is None and delta:
-                first = clock()
             thought.append(delta.thought)
             answer.append(delta.answer)
             result = replace(result, thought="".join(thought), answer="".join(answer))
             yield result
-        ended = clock()
     except ShowcaseError as error:
         yield replace(result, stage="failed", error=f"failed: {error}")
         return
-    tokens_in, tokens_out = usage.input_tokens, usage.output_tokens
-    ttft = (first - started) if first is not None else None
-    decode = None
-    if first is not None and tokens_out > 1 and ended > first:
-        decode = (tokens_out - 1) / (ended - first)
+    # The same figures as the numbers line under every reply, timed by the engine where it can.
+    figures = usage_figures([usage])
     yield replace(
         result,
         stage="done",
-        ttft_s=ttft,
-        decode_tokens_per_s=decode,
-        tokens_in=tokens_in,
-        tokens_out=tokens_out,
-        thinking_tokens=usage.thought_tokens,
+        ttft_s=figures.first_token_s,
+        decode_tokens_per_s=figures.decode_tokens_per_s,
+        tokens_in=figures.tokens_in,
+        tokens_out=figures.tokens_out,
+        thinking_tokens=figures.thinking_tokens,
         peak_memory=peak_memory_note(usage),
         peak_memory_bytes=usage.peak_memory_bytes,
+        usage=usage,
     )
 
 

@@ -343,3 +343,25 @@ def longest_context_table(
             cells.append(f"{stock:,} → {ours:,}")
         lines.append(f"| {variant} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+# Least lossy first: what `auto` tries, in order.
+QUALITY_ORDER = ("bf16", "8bit", "4bit")
+
+
+def best_quantization(variant: str, capacity_bytes: int, context_tokens: int) -> str | None:
+    """The least lossy quantization whose peak (weights, KV cache at `context_tokens`, prefill, overhead)
+    fits `capacity_bytes` of accelerator memory; None if not even 4bit fits."""
+    for quantization in QUALITY_ORDER:
+        if estimate_memory(variant, quantization, context_tokens).fits(capacity_bytes):
+            return quantization
+    return None
+
+
+def quantization_reason(variant: str, quantization: str | None, free_bytes: int, context_tokens: int) -> str:
+    """Why `auto` chose what it chose: "bf16: 10.3 of 70 GB free" (the peak it needs, of what is free)."""
+    if quantization is None:
+        needed = estimate_memory(variant, QUALITY_ORDER[-1], context_tokens).peak_bytes
+        return f"even 4bit needs {needed / GB:.1f} GB; {free_bytes / GB:.0f} GB free"
+    needed = estimate_memory(variant, quantization, context_tokens).peak_bytes
+    return f"{quantization}: {needed / GB:.1f} of {free_bytes / GB:.0f} GB free at {context_tokens:,} tokens"

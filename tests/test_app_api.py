@@ -25,17 +25,22 @@ def test_chat_streams_on_the_tiny_model(client):
         api_name="/chat",
         **SETTINGS,
     )
-    final = job.result(timeout=120)
+    final, numbers = job.result(timeout=120)
     updates = job.outputs()
     assert len(updates) >= 2, "the conversation must stream in several updates"
     assert final[0]["role"] == "user"
     assert final[-1]["role"] == "assistant"
+    # The reply's numbers, as the page shows them under it: timed, counted, and where it ran.
+    assert numbers.startswith("⏱ first token ") and " tok/s" in numbers
+    assert numbers.endswith("tiny · fp32 · cpu (in-process)")
+    tokens_out = int(numbers.split(" out")[0].rsplit("→ ", 1)[1].replace(",", ""))
+    assert 1 <= tokens_out <= SETTINGS["max_new_tokens"]
 
 
 def test_chat_with_an_image_on_the_tiny_model(client, tmp_path, tiny_image):
     path = tmp_path / "photo.png"
     tiny_image.save(path)
-    final = client.predict(
+    final, _numbers = client.predict(
         message={"text": "What is this?", "files": [handle_file(str(path))]},
         history=[],
         thinking=False,
@@ -48,7 +53,7 @@ def test_chat_with_an_image_on_the_tiny_model(client, tmp_path, tiny_image):
 
 def test_thinking_on_yields_a_thought_message_then_the_answer(client, use_scripted):
     model = use_scripted(REALISTIC_THINKING_REPLY)
-    final = client.predict(
+    final, _numbers = client.predict(
         message={"text": "Hi", "files": []}, history=[], thinking=True, api_name="/chat", **SETTINGS
     )
     thought, answer = final[-2], final[-1]
@@ -62,7 +67,7 @@ def test_thinking_on_yields_a_thought_message_then_the_answer(client, use_script
 
 def test_thoughts_are_never_sent_back_in_later_turns(client, use_scripted):
     model = use_scripted(REALISTIC_THINKING_REPLY)
-    first = client.predict(
+    first, _numbers = client.predict(
         message={"text": "Hi", "files": []}, history=[], thinking=True, api_name="/chat", **SETTINGS
     )
     client.predict(

@@ -293,6 +293,14 @@ def test_first_reply_shows_the_model_loading_in_the_chat_on_real_tiny(chromium, 
         wait_until_unlocked(page)
         expect(pending).to_have_count(0)
         expect(chat_messages(page, "bot").last).not_to_have_text("")
+        # Under the reply: its numbers, timed and counted by the engine, and where it ran.
+        numbers = page.locator("#chat-numbers")
+        expect(numbers).to_contain_text(
+            re.compile(
+                r"⏱ first token [\d.]+ s · prefill [\d,.]+ tok/s · decode (?:[\d,.]+|n/a) tok/s · [\d,]+ in → \d+ out"
+            )
+        )
+        expect(numbers).to_contain_text("tiny · fp32 · cpu (in-process)")
         assert loader.current_model() is not None and loader.current_model().variant == "tiny"
     finally:
         pending_seen.set()

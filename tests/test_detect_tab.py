@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,7 @@ class DetectResult:
     json: str
     raw: str
     thoughts: str
+    numbers: str  # the reply's numbers line (time to first token, tokens/s, tokens, where it ran)
 
     @property
     def shown(self) -> dict:
@@ -163,8 +165,22 @@ def test_boxes_from_a_thinking_reply_fill_the_image_table_and_downloads(client, 
     assert '"cup", "saucer", "spoon"' in call["messages"][0]["content"][1]["text"]
 
 
+def at_model_pace(model, seconds_per_delta: float):
+    """A scripted model streaming at a model-like pace: the app hands streams on at most every 40 ms."""
+    scripted_generate = model.generate
+
+    def generate_at_pace(*args, **kwargs):
+        stream = scripted_generate(*args, **kwargs)
+        for delta in stream:
+            time.sleep(seconds_per_delta)
+            yield delta
+
+    model.generate = generate_at_pace
+    return model
+
+
 def test_detect_streams_the_raw_answer_before_the_result(client, use_scripted, plain_photo):
-    use_scripted(THREE_BOXES_REPLY)
+    at_model_pace(use_scripted(THREE_BOXES_REPLY, chunk=6), 0.03)
     job = client.submit(
         image=handle_file(str(plain_photo)),
         query="cup",

@@ -246,6 +246,43 @@ def test_compare_handler_moves_the_shared_selector_to_the_resident_model(use_scr
     assert "unknown (served by a remote server)" in column_b
 
 
+def test_compare_runs_one_variant_at_two_image_budgets(use_scripted, tiny_image):
+    from app.compare import run_compare
+    from pipelines.errors import InputError
+
+    model = use_scripted("A blue square with a yellow patch.", variant="E2B")
+    outputs = list(
+        run_compare(
+            "E2B",
+            "bf16",
+            False,
+            "E2B",
+            "bf16",
+            False,
+            "Describe it.",
+            tiny_image,
+            32,
+            280,
+            [],
+            image_budget_a=70,
+            image_budget_b=1120,
+            progress=lambda *a, **k: None,
+        )
+    )
+    column_a, column_b, table, *_ = outputs[-1]
+    assert [call["image_budget"] for call in model.calls] == [70, 1120]
+    assert list(table["image budget"]) == [70, 1120]
+    assert "image 70 tokens" in column_a and "image 1120 tokens" in column_b
+    # Each side shows the numbers line every tab shows.
+    assert "first token" in column_a and "decode" in column_b
+    with pytest.raises(InputError, match="image token budget"):
+        list(
+            run_compare(
+                "E2B", "bf16", False, "E2B", "bf16", False, "Hi", None, 32, 280, [], image_budget_a=99
+            )
+        )
+
+
 # --- the tab in a browser --------------------------------------------------------------------------------
 
 

@@ -238,7 +238,7 @@ def test_exported_checkpoint_serves_chat_through_variant_dir(exported_tiny):
             image_budget=70,
             api_name="/chat",
         )
-        final = job.result(timeout=600)
+        final, _numbers = job.result(timeout=600)
         assert final[0]["role"] == "user"
         assert final[-1]["role"] == "assistant" and final[-1]["content"]
     finally:

@@ -45,6 +45,7 @@ def test_auto_quantization_on_cpu_and_loaded_model_fields():
     loaded = load_model("tiny", "auto")
     assert loaded.device == "cpu"
     assert loaded.quantization == "fp32"
+    assert "(auto, fp32: the random tiny model stays exact)" in loaded.describe()
     assert loaded.variant == "tiny"
     assert loaded.processor.tokenizer.image_token == "<|image|>"
     memory = loaded.memory_bytes()

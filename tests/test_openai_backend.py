@@ -398,10 +398,11 @@ def test_the_app_chats_and_detects_through_the_server(served_tiny, tmp_path, tin
         demo.launch(prevent_thread_lock=True, quiet=True, **launch_kwargs(config))
         client = Client(f"http://127.0.0.1:{config.port}/", verbose=False)
         settings = {"variant": name, "quantization": "auto", "max_new_tokens": 16, "image_budget": 70}
-        final = client.predict(
+        final, numbers = client.predict(
             message={"text": "Hello", "files": []}, history=[], thinking=False, api_name="/chat", **settings
         )
         assert final[0]["role"] == "user" and final[-1]["role"] == "assistant"
+        assert numbers.endswith(f"{name} · OpenAI-compatible server") and "first token" in numbers
         tiny_image.save(tmp_path / "scene.png")
         client.predict(
             image=handle_file(str(tmp_path / "scene.png")),

@@ -240,17 +240,23 @@ def test_every_endpoint_works_with_only_its_required_arguments(client, use_scrip
     use_scripted(
         '```html\n<!DOCTYPE html><html><body><h1>Hi</h1></body></html>\n```\n[{"box_2d": [10, 10, 500, 500], "label": "cat"}]'
     )
-    assert client.predict({"text": "Hello", "files": []}, api_name="/chat")[-1]["role"] == "assistant"
-    annotated, *_ = client.predict(handle_file(str(EXAMPLE_IMAGE)), "cat", api_name="/detect")
+    conversation, *_, chat_numbers = client.predict({"text": "Hello", "files": []}, api_name="/chat")
+    assert conversation[-1]["role"] == "assistant"
+    annotated, *_, detect_numbers = client.predict(handle_file(str(EXAMPLE_IMAGE)), "cat", api_name="/detect")
     assert annotated is not None
-    code, *_ = client.predict(handle_file(str(EXAMPLE_SCREENSHOT)), api_name="/screenshot_to_html")
+    code, *_, page_numbers = client.predict(
+        handle_file(str(EXAMPLE_SCREENSHOT)), api_name="/screenshot_to_html"
+    )
     assert "<h1>Hi</h1>" in code
-    frames, conversation, _times = client.predict(
+    frames, conversation, _times, video_numbers = client.predict(
         handle_file(str(EXAMPLE_VIDEO)), "What happens?", api_name="/video_qa"
     )
     assert frames and conversation[-1]["role"] == "assistant"
-    conversation = client.predict(handle_file(str(EXAMPLE_CLIP)), api_name="/voice_chat")
+    conversation, voice_numbers = client.predict(handle_file(str(EXAMPLE_CLIP)), api_name="/voice_chat")
     assert conversation[-1]["role"] == "assistant"
+    # Every endpoint's last output is the reply's numbers line, as its tab shows it under the reply.
+    for numbers in (chat_numbers, detect_numbers, page_numbers, video_numbers, voice_numbers):
+        assert numbers.startswith("⏱ first token ") and "tok/s" in numbers and " in → " in numbers
 
 
 def test_outputs_have_names_endpoints_descriptions_and_internal_events_are_hidden(client):

@@ -46,6 +46,7 @@ OUTPUTS = (
     "fidelity_note",
     "fidelity_screenshot",
     "fidelity_rendered",
+    "numbers",
 )
 
 SMALL_PAGE = """<!DOCTYPE html>

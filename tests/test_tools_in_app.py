@@ -19,9 +19,10 @@ def message(text: str) -> dict:
 
 def test_the_tool_loop_runs_through_chat_and_shows_each_step(client, use_scripted):
     model = use_scripted(REPLIES)
-    conversation = client.predict(
+    conversation, numbers = client.predict(
         message("What is 17*23?"), history=[], tools=True, api_name="/chat", **{**SETTINGS, "thinking": True}
     )
+    assert "2 generations" in numbers  # the call, then the answer after the tool's result
     titles = [(turn.get("metadata") or {}).get("title") for turn in conversation]
     assert "🛠️ Used calculator" in titles
     step = conversation[titles.index("🛠️ Used calculator")]
@@ -39,7 +40,9 @@ def test_the_tool_loop_runs_through_chat_and_shows_each_step(client, use_scripte
 def test_a_bad_tool_call_goes_back_as_an_error_and_the_user_sees_it(client, use_scripted):
     bad = format_tool_call(ToolCall("calculator", {"expression": "__import__('os')"})) + "<|tool_response>"
     use_scripted([bad, "That didn't work."])
-    conversation = client.predict(message("Break it"), history=[], tools=True, api_name="/chat", **SETTINGS)
+    conversation, _numbers = client.predict(
+        message("Break it"), history=[], tools=True, api_name="/chat", **SETTINGS
+    )
     titles = [(turn.get("metadata") or {}).get("title") for turn in conversation]
     assert "⚠️ calculator failed" in titles
     assert conversation[-1]["content"][0]["text"] == "That didn't work."
@@ -48,7 +51,7 @@ def test_a_bad_tool_call_goes_back_as_an_error_and_the_user_sees_it(client, use_
 def test_tools_on_the_real_tiny_model(client):
     # Random weights rarely call a tool; the declarations still go through the real template and processor,
     # and the reply ends normally whatever the model writes.
-    conversation = client.predict(
+    conversation, _numbers = client.predict(
         message("What is 2+2?"), history=[], tools=True, api_name="/chat", **SETTINGS
     )
     assert conversation[-1]["role"] == "assistant"

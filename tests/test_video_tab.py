@@ -63,9 +63,10 @@ def api_reply(client, clip, question, *, history=None, **overrides):
         **overrides,
     }
     video = handle_file(str(clip)) if clip is not None else None
-    return client.predict(
+    gallery, conversation, _numbers = client.predict(
         video=video, question=question, history=history or [], api_name="/video_qa", **arguments
     )
+    return gallery, conversation
 
 
 def ask_in_session(client, clip, question, history=None, **overrides):
@@ -80,7 +81,7 @@ def ask_in_session(client, clip, question, history=None, **overrides):
         **SETTINGS,
         **overrides,
     }
-    gallery, conversation, question_box = client.predict(
+    gallery, conversation, question_box, _numbers = client.predict(
         handle_file(str(clip)),
         question,
         options["num_frames"],

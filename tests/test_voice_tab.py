@@ -40,7 +40,10 @@ THINKING_REPLY = "<|channel>thought\nThe user asks about France.<channel|>Paris 
 
 def ask(client, clip: Path, history: list, **overrides):
     arguments = {"task": "answer", "target_language": "French", "thinking": False, **SETTINGS, **overrides}
-    return client.predict(audio=handle_file(str(clip)), history=history, api_name="/voice_chat", **arguments)
+    conversation, _numbers = client.predict(
+        audio=handle_file(str(clip)), history=history, api_name="/voice_chat", **arguments
+    )
+    return conversation
 
 
 def sendable(history: list) -> list:

@@ -104,6 +104,16 @@ class Usage:
     peak_memory_bytes: int | None = None
     # Tokens of the thought text, where this process has the tokenizer to count them (None: unknown).
     thought_tokens: int | None = None
+    # Which engine ran it ("local" in this process, "openai" for a server) and the weights' quantization.
+    backend: str = "local"
+    quantization: str | None = None
+    # Seconds from the request to its first generated token; the engine's prompt processing (prefill);
+    # and from the first generated token to the last (decode). None: not measured.
+    first_token_s: float | None = None
+    prefill_s: float | None = None
+    decode_s: float | None = None
+    # When the request started (time.monotonic()), so a backend can time its first token against it.
+    started_at: float = field(default_factory=time.monotonic, repr=False)
 
 
 @dataclass(frozen=True)
@@ -222,12 +232,17 @@ _usage_listener: contextvars.ContextVar[Callable[[Usage], None] | None] = contex
 
 @contextlib.contextmanager
 def reporting_usage_to(listener: Callable[[Usage], None]) -> Iterator[None]:
-    """Within this block, every generation that ends calls `listener(usage)`."""
-    token = _usage_listener.set(listener)
+    """Within this block, every generation that ends calls `listener(usage)` (and any listener outside it)."""
+    outer = _usage_listener.get()
+    token = _usage_listener.set(listener if outer is None else _both(listener, outer))
     try:
         yield
     finally:
         _usage_listener.reset(token)
+
+
+def _both(first: Callable[[Usage], None], second: Callable[[Usage], None]) -> Callable[[Usage], None]:
+    return lambda usage: (first(usage), second(usage))
 
 
 class ChatModel(ABC):
@@ -266,7 +281,7 @@ class ChatModel(ABC):
         )
         stop_event = stop_event or threading.Event()
         usage = Usage(variant=self.variant)
-        started = time.monotonic()
+        started = usage.started_at
         try:
             stream = self._stream(messages, options, stop_event, usage)
         except BaseException:
@@ -318,9 +333,12 @@ class ChatModel(ABC):
 def _metered(
     stream: Iterator[Delta], usage: Usage, stop_event: threading.Event, started: float
 ) -> Generator[Delta, None, Usage]:
+    first = last = None
     try:
         for delta in stream:
             if delta:
+                last = time.monotonic()
+                first = first or last
                 yield delta
         usage.outcome = "stopped" if stop_event.is_set() else "ok"
     except GeneratorExit:
@@ -334,8 +352,21 @@ def _metered(
         close = getattr(stream, "close", None)
         if close is not None:
             close()
+        _time_from_deltas(usage, started, first, last)
         _report(usage, started)
     return usage
+
+
+def _time_from_deltas(usage: Usage, started: float, first: float | None, last: float | None) -> None:
+    """Times a backend didn't measure at its engine, from when the deltas reached this process."""
+    if first is None:
+        return
+    if usage.first_token_s is None:
+        usage.first_token_s = first - started
+    if usage.prefill_s is None:
+        usage.prefill_s = usage.first_token_s
+    if usage.decode_s is None:
+        usage.decode_s = last - first
 
 
 def _report(usage: Usage, started: float) -> None:

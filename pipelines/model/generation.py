@@ -109,6 +109,7 @@ def stream_local(
     inputs = prepare_inputs(loaded, messages, options)
     usage.input_tokens = int(inputs["input_ids"].shape[1])
     usage.device = str(loaded.device)
+    usage.quantization = loaded.quantization
     return _stream(loaded, inputs, options, stop_event, usage)
 
 
@@ -116,14 +117,14 @@ def _stream(
     loaded, inputs, options: GenerationOptions, stop_event: threading.Event, usage: Usage
 ) -> Iterator[Delta]:
     import torch
-    from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+    from transformers import StoppingCriteria, StoppingCriteriaList
 
     from pipelines.model.cache import generation_cache_kwargs
 
     tokenizer = loaded.processor.tokenizer
     # Set when this stream ends, however it ends; the caller's stop_event stays the caller's to set.
     finished = threading.Event()
-    streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=False, timeout=0.25)
+    streamer = _timed_streamer(tokenizer)
 
     class StopWhenAsked(StoppingCriteria):
         def __call__(self, input_ids, scores, **kwargs):
@@ -163,8 +164,10 @@ def _stream(
             with torch.inference_mode():
                 # KV cache with one tensor per K=V global layer (pipelines/model/cache.py, issue #18).
                 generation_kwargs.update(generation_cache_kwargs(loaded.model))
+                streamer.engine_started_at = time.monotonic()
                 output = loaded.model.generate(**generation_kwargs)
             usage.output_tokens = int(output.shape[1] - usage.input_tokens)
+            _time_from_engine(usage, streamer)
             if on_cuda:
                 usage.peak_memory_bytes = int(torch.cuda.max_memory_allocated(loaded.device))
         except BaseException as error:  # re-raised in the consuming thread
@@ -195,7 +198,10 @@ def _stream(
             raise _explain_generation_failure(failure[0], loaded)
         delta = parser.close()
         thought.append(delta.thought)
-        usage.thought_tokens = len(tokenizer("".join(thought), add_special_tokens=False)["input_ids"])
+        worker.join(timeout=30)  # the streamer has ended: the worker is writing this request's usage
+        # Re-tokenized thought text can split differently from what was generated: never more than generated.
+        counted = len(tokenizer("".join(thought), add_special_tokens=False)["input_ids"])
+        usage.thought_tokens = min(counted, usage.output_tokens)
         yield delta
     finally:
         # Reached on normal end, on error, and when the consumer closes the generator (Stop / disconnect).
@@ -205,6 +211,31 @@ def _stream(
         _running.pop(worker, None)
         if worker.is_alive():
             log.warning("generation worker still running %.1fs after stop", time.monotonic() - started)
+
+
+def _timed_streamer(tokenizer):
+    """A `TextIteratorStreamer` that notes when the engine produced its first and last new token."""
+    from transformers import TextIteratorStreamer
+
+    class TimedStreamer(TextIteratorStreamer):
+        engine_started_at = first_token_at = last_token_at = None
+
+        def put(self, value) -> None:
+            if not self.next_tokens_are_prompt:  # the first put is the prompt itself
+                self.last_token_at = time.monotonic()
+                self.first_token_at = self.first_token_at or self.last_token_at
+            super().put(value)
+
+    return TimedStreamer(tokenizer, skip_prompt=True, skip_special_tokens=False, timeout=0.25)
+
+
+def _time_from_engine(usage: Usage, streamer) -> None:
+    """Prefill ends at the first new token; decode runs from it to the last (so its rate leaves both out)."""
+    if streamer.first_token_at is None or streamer.engine_started_at is None:
+        return
+    usage.first_token_s = streamer.first_token_at - usage.started_at
+    usage.prefill_s = streamer.first_token_at - streamer.engine_started_at
+    usage.decode_s = streamer.last_token_at - streamer.first_token_at
 
 
 def _explain_generation_failure(error: BaseException, loaded) -> Exception:

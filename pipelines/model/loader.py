@@ -50,6 +50,8 @@ class LoadedModel(ChatModel):
     spec: VariantSpec
     source: str
     extras: dict = field(default_factory=dict)
+    # Why `auto` chose this quantization ("bf16: 12.8 of 70 GB free at 18,192 tokens"); "" if it was named.
+    auto_reason: str = ""
 
     @property
     def modalities(self) -> frozenset[str]:
@@ -78,7 +80,8 @@ class LoadedModel(ChatModel):
         memory = ", ".join(
             f"{device}: {size / 2**30:.2f} GiB" for device, size in self.memory_bytes().items()
         )
-        return f"{self.variant} · {self.quantization} on {self.device} · weights {memory}"
+        chosen = f" (auto, {self.auto_reason})" if self.auto_reason else ""
+        return f"{self.variant} · {self.quantization}{chosen} on {self.device} · weights {memory}"
 
 
 # --- the resident model --------------------------------------------------------------------------------
@@ -130,19 +133,50 @@ def pick_device(requested: str | None = None) -> str:
 
 
 def resolve_quantization(quantization: str, device: str, variant: str) -> str:
+    return choose_quantization(quantization, device, variant)[0]
+
+
+def choose_quantization(quantization: str, device: str, variant: str) -> tuple[str, str]:
+    """The quantization to load, and why `auto` chose it ("" when it was asked for by name)."""
     if quantization not in QUANTIZATIONS:
         raise ModelLoadError(
             f"Unknown quantization {quantization!r}. Choose one of: {', '.join(QUANTIZATIONS)}."
         )
     if quantization != "auto":
-        return quantization
+        return quantization, ""
     if on_zero_gpu():
         # bitsandbytes layers can't be packed and moved by ZeroGPU between calls; bf16 can.
-        return "bf16"
+        return "bf16", "bf16: ZeroGPU moves bf16 weights between calls"
     if device.startswith("cuda"):
-        return "4bit"
+        return _best_fitting(variant, device)
     # On a CPU, bf16 halves memory and runs at a similar speed; the random tiny model stays exact in fp32.
-    return "fp32" if variant == "tiny" else "bf16"
+    if variant == "tiny":
+        return "fp32", "fp32: the random tiny model stays exact"
+    return "bf16", "bf16: on a CPU 4-bit kernels are slow"
+
+
+def _best_fitting(variant: str, device: str) -> tuple[str, str]:
+    """On a GPU: the least lossy quantization whose estimated peak fits the memory free for a model."""
+    from pipelines import fit
+    from pipelines.model.contract import MAX_NEW_TOKENS_LIMIT, max_input_tokens
+
+    if variant not in fit.VARIANT_NAMES:
+        return "4bit", "4bit: no memory estimate for this checkpoint"
+    # What the resident model holds there is freed before a new one loads.
+    held = _resident.memory_bytes().get(device, 0) if _resident is not None else 0
+    capacity = accelerator_free_bytes(device) + held
+    context = max_input_tokens() + MAX_NEW_TOKENS_LIMIT
+    chosen = fit.best_quantization(variant, capacity, context)
+    reason = fit.quantization_reason(variant, chosen, capacity, context)
+    return chosen or "4bit", reason
+
+
+def accelerator_free_bytes(device: str) -> int:
+    """Free memory on a CUDA device, as the driver reports it."""
+    import torch
+
+    free, _total = torch.cuda.mem_get_info(torch.device(device))
+    return int(free)
 
 
 def load_model(
@@ -167,15 +201,16 @@ def load_model(
                     f"{variant} is a pre-quantized {spec.prequantized} checkpoint; it can't be loaded as "
                     f"{quantization}. Choose auto or {spec.prequantized}, or the base variant."
                 )
-            resolved_quantization = spec.prequantized
+            resolved_quantization, reason = spec.prequantized, ""
         else:
-            resolved_quantization = resolve_quantization(quantization, resolved_device, variant)
+            resolved_quantization, reason = choose_quantization(quantization, resolved_device, variant)
         if (
             _resident is not None
             and _resident.variant == variant
             and _resident.quantization == resolved_quantization
             and _resident.device == resolved_device
         ):
+            _resident.auto_reason = reason  # what this request asked for: auto, or a named choice
             return _resident
         if _resident is not None:
             report(0.0, f"Unloading {_resident.variant}")
@@ -189,6 +224,7 @@ def load_model(
         except Exception as error:
             free_memory()
             raise explain_load_failure(error, spec, resolved_quantization) from error
+        loaded.auto_reason = reason
         _resident = loaded
         _load_count += 1
         report(1.0, f"Loaded {variant}")

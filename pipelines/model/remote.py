@@ -25,8 +25,9 @@ from collections.abc import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 from pipelines.errors import BackendError, InputError
-from pipelines.model.contract import ChatModel, Delta, GenerationOptions, ToolCall, Usage
+from pipelines.model.contract import ChatModel, Delta, GenerationOptions, Usage
 from pipelines.model.remote_messages import openai_messages
+from pipelines.model.remote_stream import ServerToolCalls, TextBatches, read_server_usage, reasoning_text
 from pipelines.model.reply_parser import ReplyParser
 from pipelines.model.variants import modalities_for
 
@@ -38,8 +39,6 @@ CONNECT_TIMEOUT_S = 10.0
 # to the server's defaults: `transformers serve` rejects unknown fields with HTTP 422, and vLLM
 # takes its defaults from the checkpoint's generation_config, which for Gemma 4 sets top_k=64.
 STANDARD_SAMPLING = ("temperature", "top_p", "seed")
-# The server fields vLLM and transformers serve use for parsed thoughts.
-REASONING_FIELDS = ("reasoning_content", "reasoning")
 # How long a /v1/models answer is reused when resolving a request's model.
 MODEL_LIST_TTL_S = 30.0
 MAX_LOGGED_DETAIL = 500
@@ -162,6 +161,7 @@ class OpenAIChatModel(ChatModel):
         self, messages: list[dict], options: GenerationOptions, stop_event: threading.Event, usage: Usage
     ) -> Iterator[Delta]:
         request = self.build_request(messages, options)
+        usage.backend = "openai"
         deadline = time.monotonic() + self.backend.timeout_s
         # Opened eagerly so connection and HTTP errors surface at the call, like local input errors.
         try:
@@ -208,6 +208,8 @@ class OpenAIChatModel(ChatModel):
     ) -> Iterator[Delta]:
         parser = ReplyParser()
         calls = ServerToolCalls()
+        # The parser re-reads the reply so far: fed in batches, its work grows with time, not the token rate.
+        text = TextBatches()
         reasoning_started = False
         finished = threading.Event()
         expired = threading.Event()
@@ -231,12 +233,11 @@ class OpenAIChatModel(ChatModel):
                 if time.monotonic() > deadline:
                     raise self._late()
                 if chunk.usage is not None:
-                    usage.input_tokens = int(chunk.usage.prompt_tokens or 0)
-                    usage.output_tokens = int(chunk.usage.completion_tokens or 0)
+                    read_server_usage(usage, chunk.usage)
                 if not chunk.choices:
                     continue
                 delta = chunk.choices[0].delta
-                reasoning = _reasoning_text(delta)
+                reasoning = reasoning_text(delta)
                 content = delta.content if isinstance(delta.content, str) else ""
                 # Tool-call names and arguments are model output too: they count against the same cap.
                 tool_text = calls.add(getattr(delta, "tool_calls", None))
@@ -245,15 +246,18 @@ class OpenAIChatModel(ChatModel):
                     log.warning(
                         "model server sent more text than %d new tokens can hold; cut off", max_new_tokens
                     )
+                    yield parser.feed(text.take())
                     return
                 if reasoning:
                     if not reasoning_started:
                         reasoning = reasoning.lstrip()
                         reasoning_started = bool(reasoning)
                     if reasoning:
+                        yield parser.feed(text.take())  # what came before it, first
                         yield Delta(thought=reasoning)
                 if content:
-                    yield parser.feed(content)
+                    yield parser.feed(text.add(content))
+            yield parser.feed(text.take())
             yield parser.close()
             yield Delta(tool_calls=calls.finished())
         except Exception as error:
@@ -271,52 +275,6 @@ class OpenAIChatModel(ChatModel):
             f"The model server at {self.backend.shown_url} didn't finish the reply within "
             f"{self.backend.timeout_s:.0f} s. It may be overloaded; try again, or ask for fewer new tokens."
         )
-
-
-class ServerToolCalls:
-    """Tool calls a server parsed itself (vLLM's Gemma 4 tool parser), streamed in fragments by index."""
-
-    def __init__(self) -> None:
-        self.fragments: dict[int, dict] = {}
-
-    def add(self, tool_calls) -> int:
-        """Add a chunk's fragments; returns how many characters of names and arguments they held."""
-        added = 0
-        for position, call in enumerate(tool_calls or ()):
-            index = getattr(call, "index", None)
-            slot = self.fragments.setdefault(
-                index if isinstance(index, int) else position, {"name": "", "arguments": ""}
-            )
-            function = getattr(call, "function", None)
-            name, arguments = (getattr(function, key, None) for key in ("name", "arguments"))
-            name, arguments = (text if isinstance(text, str) else "" for text in (name, arguments))
-            slot["name"] += name
-            slot["arguments"] += arguments
-            added += len(name) + len(arguments)
-        return added
-
-    def finished(self) -> tuple[ToolCall, ...]:
-        import json
-
-        calls = []
-        for _, slot in sorted(self.fragments.items()):
-            try:
-                arguments = json.loads(slot["arguments"] or "{}")
-            except ValueError:
-                # Kept as text, so the tool runner tells the model its arguments didn't parse.
-                arguments = {"arguments": slot["arguments"]}
-            if slot["name"]:
-                calls.append(ToolCall(slot["name"], arguments if isinstance(arguments, dict) else {}))
-        return tuple(calls)
-
-
-def _reasoning_text(delta) -> str:
-    extra = getattr(delta, "model_extra", None) or {}
-    for field in REASONING_FIELDS:
-        value = getattr(delta, field, None) or extra.get(field)
-        if isinstance(value, str) and value:
-            return value
-    return ""
 
 
 def _server_detail(error) -> str:
