@@ -103,7 +103,11 @@ class _Request:
 
 
 def user_facing(endpoint: str):
-    """Decorate a handler (function or generator): typed errors → `gr.Error`, one log line per request."""
+    """Decorate a handler (function or generator): typed errors → `gr.Error`, one log line per request.
+
+    The decorated handler is named after `endpoint`: Gradio names an MCP tool after its function, so a public
+    event's tool is called like its endpoint (`fit`, `compare`), not like the Python function behind it.
+    """
 
     def decorate(handler):
         if inspect.isgeneratorfunction(handler):
@@ -126,13 +130,18 @@ def user_facing(endpoint: str):
                                 steps.close()
                             raise
 
-            return stream
+            return _named(stream, endpoint)
 
         @functools.wraps(handler)
         def call(*args, **kwargs):
             with _Request(endpoint, args) as request, request.listening():
                 return handler(*args, **kwargs)
 
-        return call
+        return _named(call, endpoint)
 
     return decorate
+
+
+def _named(handler, endpoint: str):
+    handler.__name__ = handler.__qualname__ = endpoint
+    return handler

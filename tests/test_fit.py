@@ -216,11 +216,11 @@ def test_compare_runs_tiny_fp32_against_4bit_with_and_without_thinking():
 
 
 def test_compare_handler_moves_the_shared_selector_to_the_resident_model(use_scripted, tmp_path):
-    from app.compare import run_compare
+    from app.compare import compare_on_page
 
     use_scripted("<|channel>thought\nHmm.<channel|>Hello!", variant="E2B")
     outputs = list(
-        run_compare(
+        compare_on_page(
             "E2B", "4bit", True, "E4B", "bf16", False, "hi", None, 32, 280, [], progress=lambda *a, **k: None
         )
     )
