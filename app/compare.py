@@ -145,22 +145,21 @@ def _table(rows):
 
 
 def _choice(side: str, variant: str, quantization: str, thinking: bool, locked: tuple[str, str] | None):
-    """One side's selectors; with a locked model only thinking can differ (`--lock-model`)."""
+    """One side's selectors; with a locked model (`--lock-model`) only thinking can differ.
+
+    The locked selectors keep every choice, so a request naming another model gets the lock's message."""
+    variants, quantizations = variant_choices(), list(QUANTIZATIONS)
     if locked is not None:
         variant, quantization = locked
+        variants += [] if variant in [key for _, key in variants] else [(variant, variant)]
+        quantizations += [] if quantization in quantizations else [quantization]
     with gr.Group():
         gr.Markdown(f"**Model {side}**")
         variant_box = gr.Dropdown(
-            [variant] if locked else variant_choices(),
-            value=variant,
-            label=f"Variant {side}",
-            interactive=locked is None,
+            variants, value=variant, label=f"Variant {side}", interactive=locked is None
         )
         quantization_box = gr.Dropdown(
-            [quantization] if locked else QUANTIZATIONS,
-            value=quantization,
-            label=f"Quantization {side}",
-            interactive=locked is None,
+            quantizations, value=quantization, label=f"Quantization {side}", interactive=locked is None
         )
         thinking_box = gr.Checkbox(value=thinking, label=f"Thinking {side}")
     return [variant_box, quantization_box, thinking_box]

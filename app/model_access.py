@@ -80,21 +80,31 @@ class ModelGate:
         self._current: tuple[str, str] | None = None  # the choice the provider last returned
         self._loading: tuple[str, str] | None = None
         self._leases = 0
+        self.waiting = 0  # callers held back now (by a load, or a switch by requests in flight)
         self.locked: tuple[str, str] | None = None  # --lock-model: the only choice served
 
     def enter(self, choice: tuple[str, str]) -> bool:
         """Wait until `choice` may be used; True when the caller must load it (then call `loaded`)."""
         with self._changed:
-            self._changed.wait_for(lambda: self._loading is None)
+            self._wait(lambda: self._loading is None)
             if self._current == choice:
                 self._leases += 1
                 return False
             self._loading = choice
-            if not self._changed.wait_for(lambda: self._leases == 0, timeout=SWITCH_WAIT_S):
+            if not self._wait(lambda: self._leases == 0, timeout=SWITCH_WAIT_S):
                 self._loading = None
                 self._changed.notify_all()
                 raise ModelLoadError(STILL_BUSY)
             return True
+
+    def _wait(self, ready: Callable[[], bool], timeout: float | None = None) -> bool:
+        if ready():
+            return True
+        self.waiting += 1
+        try:
+            return self._changed.wait_for(ready, timeout=timeout)
+        finally:
+            self.waiting -= 1
 
     def loaded(self, choice: tuple[str, str], succeeded: bool) -> None:
         with self._changed:
@@ -132,6 +142,11 @@ def lock_model(choice: tuple[str, str] | None) -> None:
 
 def locked_choice() -> tuple[str, str] | None:
     return _gate.locked
+
+
+def waiting_for_model() -> int:
+    """How many requests wait now for a load to finish, or for requests in flight before a switch."""
+    return _gate.waiting
 
 
 def check_allowed(variant: str, quantization: str) -> None:
