@@ -23,6 +23,10 @@ SESSION_FULL = (
     "You already have {limit} requests waiting or running. Wait for one of them to finish (or stop it), "
     "then try again."
 )
+TOO_FEW_VALUES = (
+    "This request sent {received} values but the endpoint takes {expected}, in the order /gradio_api/info "
+    "lists them."
+)
 ADDRESS_FULL = (
     "{limit} requests from your network address are already waiting or running. Wait for one of them to "
     "finish, then try again."
@@ -66,22 +70,28 @@ def _is_internal(address: str | None) -> bool:
 
 
 class FairQueue:
-    """Caps each visitor's share of an app's queue; install with `FairQueue(...).install(demo)`."""
+    """Caps each visitor's share of an app's queue, and turns away requests of the wrong shape before they
+    queue; install with `FairQueue(...).install(demo)`."""
 
     def __init__(self, per_session: int, per_address: int) -> None:
         self.per_session, self.per_address = per_session, per_address
-        self._queue = None
-        self._push = None
+        self._blocks = self._queue = self._push = None
         # Counting and joining happen as one step, so two requests of one visitor can't both slip in.
         self._joining = asyncio.Lock()
 
     def install(self, demo: gr.Blocks) -> FairQueue:
+        self._blocks = demo
         self._queue = demo._queue
         self._push = demo._queue.push
         demo._queue.push = self.push
         return self
 
     async def push(self, body, request, username=None):
+        # Gradio's own answer to too few values lists its components' reprs; ours says what to send.
+        fn = self._blocks.fns.get(body.fn_index) if body.fn_index is not None else None
+        if fn is not None and isinstance(body.data, list) and len(body.data) < len(fn.inputs):
+            detail = TOO_FEW_VALUES.format(received=len(body.data), expected=len(fn.inputs))
+            raise HTTPException(status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, detail=detail)
         async with self._joining:
             refusal = self.refusal(visitor_of(request, body.session_hash))
             if refusal is not None:

@@ -222,10 +222,15 @@ def test_a_switch_waits_until_no_request_uses_the_model(slot):
         )
         switch.start()
         assert wait_until(lambda: model_access.waiting_for_model() == 1)
-        # Held back: a request for the current model waits behind the pending switch, it doesn't overtake it.
         assert slot.loads == [("E2B", "4bit")] and not done.is_set()
+        # A later request for the current model queues behind the pending switch instead of overtaking it.
+        late = threading.Thread(target=model_access.get_model, args=("E2B", "4bit"), daemon=True)
+        late.start()
+        assert wait_until(lambda: model_access.waiting_for_model() == 2)
     switch.join(30)
-    assert done.is_set() and slot.loads == [("E2B", "4bit"), ("E4B", "bf16")]
+    late.join(30)
+    assert done.is_set()
+    assert slot.loads == [("E2B", "4bit"), ("E4B", "bf16"), ("E2B", "4bit")]
 
 
 # --- --lock-model --------------------------------------------------------------------------------------
@@ -323,3 +328,23 @@ def test_compare_takes_no_image_by_http_client_and_mcp_and_tools_are_named_like_
     text = json.dumps([getattr(part, "text", "") for part in result.content])
     assert not result.isError, text[:400]
     assert "Grouped heads" in text
+
+
+def test_visitors_are_told_apart_by_session_mcp_session_and_address():
+    from types import SimpleNamespace
+
+    from app.admission import Visitor, visitor_of
+
+    def request(host, **headers):
+        return SimpleNamespace(headers=headers, client=SimpleNamespace(host=host))
+
+    assert visitor_of(request("198.51.100.4"), "tab-1") == Visitor("tab-1", "198.51.100.4")
+    # Gradio's MCP server calls the queue itself, with one session for every MCP caller and their headers.
+    assert visitor_of(request("127.0.0.1", **{"mcp-session-id": "m-7"}), "shared") == Visitor(
+        "mcp:m-7", "127.0.0.1"
+    )
+    # Behind a proxy on a private address, the address the proxy saw; a public caller can't claim another one.
+    proxied = request("10.16.3.80", **{"x-forwarded-for": "1.2.3.4, 198.51.100.9"})
+    assert visitor_of(proxied, "tab-2").address == "198.51.100.9"
+    spoofing = request("198.51.100.4", **{"x-forwarded-for": "203.0.113.1"})
+    assert visitor_of(spoofing, "tab-3").address == "198.51.100.4"
