@@ -17,7 +17,7 @@ import time
 
 import gradio as gr
 
-from pipelines.errors import ShowcaseError
+from pipelines.errors import BackendError, GenerationError, ShowcaseError
 from pipelines.model.contract import Usage, reporting_usage_to
 
 request_log = logging.getLogger("showcase.requests")
@@ -98,6 +98,10 @@ class _Request:
         elif isinstance(error, Exception):
             self.outcome = _outcome(error)
         _log_request(self.endpoint, self.args, self.started, self.outcome, self.usages)
+        if isinstance(error, GenerationError | BackendError):
+            from app.model_access import note_generation_failure
+
+            note_generation_failure(error)
         if isinstance(error, Exception):
             raise to_user_error(error) from None
 

@@ -27,7 +27,7 @@ from pipelines.tools import (
     run_tool_loop,
     step_messages,
 )
-from pipelines.tools.builtin import ZOOM_MAX_UPSCALE, ZOOM_MIN_SIDE
+from pipelines.tools.builtin import ZOOM_MAX_SIDE, ZOOM_MAX_UPSCALE, ZOOM_MIN_SIDE
 from pipelines.tools.loop import step_limit_note
 
 MARKERS = ("<|tool_call>", "<tool_call|>", "<|tool_response>", "<tool_response|>", "<|channel>", "<channel|>")
@@ -522,7 +522,9 @@ def test_zoom_image_picks_the_image_and_keeps_large_crops(quadrant_image):
     first = run_tool(ToolCall("zoom_image", {"box": [0, 0, 1000, 500], "image_index": 1}), context)
     assert first.ok and first.image.getpixel((5, 5)) == (255, 0, 0)
     last = run_tool(ToolCall("zoom_image", {"box": [0, 0, 1000, 500]}), context)
-    assert last.ok and last.image.size == (2000, 2000)  # already large: not resized
+    # A large crop is scaled down to what the encoder uses: every zoom stays in the conversation.
+    assert last.ok and last.image.size == (ZOOM_MAX_SIDE, ZOOM_MAX_SIDE)
+    assert (last.response["width"], last.response["height"]) == (ZOOM_MAX_SIDE, ZOOM_MAX_SIDE)
 
 
 @pytest.mark.parametrize(
