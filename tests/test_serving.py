@@ -338,7 +338,7 @@ def test_visitors_are_told_apart_by_session_mcp_session_and_address():
     def request(host, **headers):
         return SimpleNamespace(headers=headers, client=SimpleNamespace(host=host))
 
-    assert visitor_of(request("198.51.100.4"), "tab-1") == Visitor("tab-1", "198.51.100.4")
+    assert visitor_of(request("8.8.4.4"), "tab-1") == Visitor("tab-1", "8.8.4.4")
     # Gradio's MCP server calls the queue itself, with one session for every MCP caller and their headers.
     assert visitor_of(request("127.0.0.1", **{"mcp-session-id": "m-7"}), "shared") == Visitor(
         "mcp:m-7", "127.0.0.1"
@@ -346,5 +346,5 @@ def test_visitors_are_told_apart_by_session_mcp_session_and_address():
     # Behind a proxy on a private address, the address the proxy saw; a public caller can't claim another one.
     proxied = request("10.16.3.80", **{"x-forwarded-for": "1.2.3.4, 198.51.100.9"})
     assert visitor_of(proxied, "tab-2").address == "198.51.100.9"
-    spoofing = request("198.51.100.4", **{"x-forwarded-for": "203.0.113.1"})
-    assert visitor_of(spoofing, "tab-3").address == "198.51.100.4"
+    spoofing = request("8.8.4.4", **{"x-forwarded-for": "203.0.113.1"})
+    assert visitor_of(spoofing, "tab-3").address == "8.8.4.4"
