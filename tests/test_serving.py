@@ -348,3 +348,11 @@ def test_visitors_are_told_apart_by_session_mcp_session_and_address():
     assert visitor_of(proxied, "tab-2").address == "198.51.100.9"
     spoofing = request("8.8.4.4", **{"x-forwarded-for": "203.0.113.1"})
     assert visitor_of(spoofing, "tab-3").address == "8.8.4.4"
+
+
+def test_too_few_values_are_refused_with_a_sentence_not_component_reprs(app_server):
+    from app.admission import TOO_FEW_VALUES
+
+    response = join(app_server.url, None, [], api="edit_html")
+    assert response.status_code == 422
+    assert response.json()["detail"] == TOO_FEW_VALUES.format(received=0, expected=11)
