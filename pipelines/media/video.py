@@ -26,6 +26,7 @@ import math
 import operator
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import av
 
@@ -70,6 +71,25 @@ def sample_frames(
     `end` past the end of the video is clamped to it. Raises `InputError` for a
     missing, empty, corrupt or non-video file, a bad range or frame count.
     """
+    return sample_clip(path, num_frames, start=start, end=end, max_pixels=max_pixels).frames
+
+
+class SampledClip(NamedTuple):
+    """Sampled frames and the length of the whole video they came from (in seconds)."""
+
+    frames: list[Frame]
+    duration: float
+
+
+def sample_clip(
+    path,
+    num_frames: int = DEFAULT_NUM_FRAMES,
+    *,
+    start: float | None = None,
+    end: float | None = None,
+    max_pixels: int = FRAME_MAX_PIXELS,
+) -> SampledClip:
+    """`sample_frames`, with the video's length, read while the file is open anyway."""
     num_frames = _check_num_frames(num_frames)
     with open_video(path) as container:
         stream = _video_stream(container)
@@ -78,9 +98,10 @@ def sample_frames(
         keyframes = KeyframeIndex(stream, origin)
         video_end = _video_end_seconds(container, stream, origin, keyframes)
         range_start, range_end = resolve_range(start, end, video_end)
-        return decode_samples(
+        frames = decode_samples(
             container, stream, origin, keyframes, range_start, range_end, num_frames, max_pixels
         )
+        return SampledClip(frames, video_end)
 
 
 def _check_num_frames(num_frames) -> int:
