@@ -181,7 +181,7 @@ SCREENSHOT_NOTES = {
 
 
 def _handlers(tab: ScreenshotTab):
-    @user_facing("screenshot_to_html")
+    @user_facing("screenshot_to_html", files=("screenshot",))
     @takes_settings(max_new_tokens=4096, image_budget=1120, notes=SCREENSHOT_NOTES)
     def screenshot_to_html(
         screenshot: str,
@@ -210,7 +210,7 @@ def _handlers(tab: ScreenshotTab):
         }
         yield from _stream_page(tab, job, previous_html="", preview_width=preview_width, score=score_fidelity)
 
-    @user_facing("edit_html")
+    @user_facing("edit_html", files=("screenshot",))
     @takes_settings(max_new_tokens=4096, image_budget=1120, notes=SCREENSHOT_NOTES)
     def edit_html(
         screenshot: str,

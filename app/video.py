@@ -2,7 +2,8 @@
 
 The video is decoded once per file and sampling settings (frame count and time
 range): the sampled frames, and the audio track once it is asked for, are kept
-in the session's `gr.State` as a `SampledVideo`. A follow-up question on the
+as a `SampledVideo` in a store bounded per session and in all (app/video_store.py;
+the session's `gr.State` holds its handle). A follow-up question on the
 same video and settings reuses them; a new file or new settings sample again.
 
 The conversation itself is what the chatbot shows (the API's `history`): the
@@ -30,6 +31,7 @@ from app.time_chips import chipped_messages, times_found
 from app.uploads import bundled_examples
 from app.video_conversation import open_video_conversation, start_over_for_new_video, video_settings
 from app.video_sampling import FRAME_BUDGETS, SampledVideo, sample_video
+from app.video_store import TTL_S, KeptVideos
 from pipelines.errors import InputError
 from pipelines.media.video import DEFAULT_NUM_FRAMES, MAX_NUM_FRAMES, MIN_NUM_FRAMES, VIDEO_FRAME_TOKENS
 from pipelines.model.contract import ChatModel, Delta, checked_image_budget
@@ -37,8 +39,6 @@ from pipelines.model.variants import VARIANTS, modalities_for
 from pipelines.video_qa import VIDEO_EXAMPLES, VideoQAUpdate, VideoSession, VideoTurn, check_question
 
 TIME_CHIPS_JS = load_js_sections(STATIC_DIR / "video_times.js")
-# Sampled frames take up to about 60 MB per session; a session idle this long lets them go.
-SAMPLED_VIDEO_TTL_S = 3600
 # `kept` of a call that came through the API, which keeps no session between calls.
 API_CALL = object()
 
@@ -159,7 +159,9 @@ def build_video_tab(controls: SharedControls) -> None:
         "Gemma 4 watches a video as frames sampled evenly over the chosen span, each labelled with its "
         "`mm:ss` time. Ask a question, then follow-ups: the frames are decoded once per video and settings."
     )
-    sampled_state = gr.State(None, time_to_live=SAMPLED_VIDEO_TTL_S)
+    # The session's state holds a handle; the frames are kept in `kept_videos`, bounded per session and in all.
+    kept_videos = KeptVideos()
+    sampled_state = gr.State(None, time_to_live=TTL_S, delete_callback=kept_videos.forget)
     # Clicks on the time chips in answers (app/time_chips.py) move the player and pick the frames.
     gr.HTML("", visible="hidden", js_on_load=TIME_CHIPS_JS["install"])
     with gr.Row():
@@ -233,7 +235,7 @@ def build_video_tab(controls: SharedControls) -> None:
 
     sampling_inputs = [num_frames, start, end, frame_budget, include_audio]
 
-    @user_facing("video_qa")
+    @user_facing("video_qa", files=("video",))
     @takes_settings(notes=VIDEO_NOTES)
     def video_qa(
         video,
@@ -246,7 +248,7 @@ def build_video_tab(controls: SharedControls) -> None:
         history: list | None = None,
         *,
         chosen: Settings,
-        kept: SampledVideo | object | None = API_CALL,
+        kept: str | object | None = API_CALL,
     ):
         """Ask Gemma 4 about a video; streams the sampled frames (with mm:ss captions) and the conversation.
 
@@ -273,19 +275,26 @@ def build_video_tab(controls: SharedControls) -> None:
             include_audio = bool(include_audio) and audio_available(chosen.variant)
         sampling = (num_frames, start, end, frame_budget, include_audio)
         for step in _answer(
-            video, question, sampling, history, kept if in_browser else None, chosen, chips=in_browser
+            video,
+            question,
+            sampling,
+            history,
+            kept_videos.get(kept) if in_browser else None,
+            chosen,
+            chips=in_browser,
         ):
             changes = {chatbot: step.conversation}
             if step.gallery is not None:
                 changes[gallery] = step.gallery
             if in_browser:
-                changes[sampled_state] = step.sampled
+                changes[sampled_state] = kept = kept_videos.keep(kept, step.sampled)
                 if step.gallery is not None:
                     changes[question_input] = ""
             elif step.times is not None:
                 changes[api_times] = step.times
             yield changes
 
+    video_qa.kept_videos = kept_videos  # what the browser sessions hold, for operators and tests
     browser_inputs = [video_input, question_input, *sampling_inputs, chatbot, *controls.inputs, sampled_state]
     events = [
         trigger(

@@ -192,7 +192,7 @@ VOICE_NOTES = {
 def voice_handler(chatbot, turns_state, spoken_answer):
     """The one handler of the Voice tab, for its buttons and for the `/voice_chat` endpoint."""
 
-    @user_facing("voice_chat")
+    @user_facing("voice_chat", files=("audio",))
     @takes_settings(variant=AUDIO_VARIANT, max_new_tokens=512, notes=VOICE_NOTES)
     def voice_chat(
         audio: str,

@@ -19,7 +19,9 @@ failures become `{"error": "..."}` responses the model can read, never exception
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
+import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -33,6 +35,9 @@ from pipelines.tools.worker import ToolLimits, run_isolated
 MAX_TOOL_ARGUMENT_CHARS = 2_000
 MAX_TOOL_RESULT_CHARS = 4_000
 
+log = logging.getLogger(__name__)
+TOOL_FAILED = "{name} could not run with these arguments. Try other arguments, or answer without the tool."
+
 # --- current_datetime ------------------------------------------------------------------------------
 
 
@@ -41,8 +46,11 @@ def current_datetime(timezone: str | None = None, *, context: ToolContext) -> di
 
     name = (timezone or "UTC").strip() or "UTC"
     try:
+        # Only names in the zone database: any other key is a file lookup whose errors quote server paths.
+        if name not in _known_time_zones():
+            raise ZoneInfoNotFoundError(name)
         zone = ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         raise ToolError(
             f"Unknown time zone '{name}'. Use an IANA name such as 'Europe/Paris' or 'America/New_York'."
         ) from None
@@ -56,6 +64,13 @@ def current_datetime(timezone: str | None = None, *, context: ToolContext) -> di
         "weekday": now.strftime("%A"),
         "utc_offset": f"{offset[:3]}:{offset[3:]}",
     }
+
+
+@functools.cache
+def _known_time_zones() -> frozenset[str]:
+    from zoneinfo import available_timezones
+
+    return frozenset(available_timezones()) | {"UTC"}
 
 
 # --- zoom_image ------------------------------------------------------------------------------------
@@ -253,9 +268,9 @@ def run_tool(
     except ToolError as error:
         return ToolResult(call.name, {"error": str(error)}, ok=False)
     except Exception as error:  # a tool bug must not take the chat down
-        return ToolResult(
-            call.name, {"error": f"{call.name} failed: {type(error).__name__}: {error}"}, ok=False
-        )
+        # The exception's text may quote server paths or the arguments: neither the reply nor the log gets it.
+        log.error("tool %s failed: %s (message withheld)", call.name, type(error).__name__)
+        return ToolResult(call.name, {"error": TOOL_FAILED.format(name=call.name)}, ok=False)
     response, image = outcome if isinstance(outcome, tuple) else (outcome, None)
     response = _without_control_tokens(dict(response))
     if _json_length(response) > MAX_TOOL_RESULT_CHARS:

@@ -159,8 +159,11 @@ def calculator(expression: str) -> dict:
         raise ToolError("Division by zero.") from None
     except OverflowError:
         raise ToolError("The result is too large.") from None
-    except (ValueError, TypeError) as error:
-        raise ToolError(f"Math error: {error}.") from None
+    except (ValueError, TypeError):
+        raise ToolError(
+            "A function got a value it can't take (for example, the square root or logarithm of a negative "
+            "number, or the wrong number of arguments)."
+        ) from None
     except RecursionError:
         raise ToolError("The expression is nested too deeply.") from None
     if isinstance(value, float) and not math.isfinite(value):
