@@ -24,6 +24,8 @@ SHELL_JS = load_js_sections(STATIC_DIR / "app.js")
 
 
 def build_app(config: AppConfig | None = None) -> gr.Blocks:
+    from app import model_access
+    from app.admission import FairQueue
     from app.chat import build_chat_tab
     from app.controls import build_shared_controls
     from app.detect import build_detect_tab
@@ -34,6 +36,7 @@ def build_app(config: AppConfig | None = None) -> gr.Blocks:
 
     config = config or AppConfig()
     variant, served_models = _connect_backend(config)
+    model_access.lock_model((variant, config.quantization) if config.lock_model else None)
     with gr.Blocks(title=TITLE, fill_width=False, delete_cache=config.delete_cache) as demo:
         gr.Markdown(INTRO)
         # Folded on a phone (see app/static/app.js), so the tabs show in the first screen.
@@ -43,6 +46,7 @@ def build_app(config: AppConfig | None = None) -> gr.Blocks:
                 quantization=config.quantization,
                 concurrency_limit=config.concurrency_limit,
                 served_models=served_models,
+                locked=config.lock_model,
             )
             gr.HTML("", visible="hidden", js_on_load=SHELL_JS["collapse_on_phone"])
         tabs = (
@@ -62,6 +66,7 @@ def build_app(config: AppConfig | None = None) -> gr.Blocks:
     demo.queue(default_concurrency_limit=config.concurrency_limit, max_size=config.max_queue)
     _explain_full_queue(demo)
     explain_gradio_errors(demo)
+    FairQueue(config.max_per_session, config.max_per_ip).install(demo)
     return demo
 
 

@@ -46,9 +46,13 @@ def _column(result: compare.RunResult, side: str) -> str:
     return "\n\n".join(lines)
 
 
+DEFAULT_PROMPT = "Explain grouped-query attention in two sentences."
+
+
 def run_compare(
-    variant_a, quantization_a, thinking_a, variant_b, quantization_b, thinking_b,
-    prompt, image, max_new_tokens, image_budget, history, image_budget_a=0, image_budget_b=0,
+    variant_a="E2B", quantization_a="4bit", thinking_a=False, variant_b="E4B", quantization_b="4bit",
+    thinking_b=True, prompt=DEFAULT_PROMPT, image=None, max_new_tokens=1024, image_budget=280,
+    image_budget_a=0, image_budget_b=0,
     progress=gr.Progress(),
 ):  # fmt: skip
     """Run one prompt (and an optional image) on two model choices, one after the other, and compare them.
@@ -61,7 +65,7 @@ def run_compare(
         quantization_b: quantization of choice B.
         thinking_b: whether choice B thinks first.
         prompt: the prompt both choices answer.
-        image: an optional image both choices see.
+        image: an optional image both choices see (leave it out for a text-only prompt).
         max_new_tokens: the longest answer, in tokens.
         image_budget: soft tokens for the image: 70, 140, 280, 560 or 1120.
         image_budget_a: choice A's own image budget (70 to 1120), or 0 for `image_budget`; with the same
@@ -69,41 +73,74 @@ def run_compare(
         image_budget_b: choice B's own image budget, or 0 for `image_budget`.
 
     Returns (streamed): both answers with their load time, time to first token, decode speed, tokens in
-    and out, thinking tokens and peak accelerator memory; the table of runs; the runs as CSV.
+    and out, thinking tokens and peak accelerator memory; the table of both runs; the runs as CSV.
+    """
+    yield from _compare_streaming(
+        (variant_a, quantization_a, thinking_a, variant_b, quantization_b, thinking_b, image_budget_a,
+         image_budget_b),
+        prompt, image, max_new_tokens, image_budget, None, progress,
+    )  # fmt: skip
+
+
+def compare_on_page(
+    variant_a, quantization_a, thinking_a, variant_b, quantization_b, thinking_b,
+    prompt, image, max_new_tokens, image_budget, image_budget_a, image_budget_b, history,
+    progress=gr.Progress(),
+):  # fmt: skip
+    """The page's Compare button: `run_compare`, with the table of every run since the page opened (a
+    `gr.State`, which only the page has; the public endpoint and MCP tool keep none)."""
+    yield from _compare_streaming(
+        (variant_a, quantization_a, thinking_a, variant_b, quantization_b, thinking_b, image_budget_a,
+         image_budget_b),
+        prompt, image, max_new_tokens, image_budget, list(history or []), progress,
+    )  # fmt: skip
+
+
+def _compare_streaming(chosen, prompt, image, max_new_tokens, image_budget, history, progress):
+    """Stream both columns, then the table (earlier runs in `history` first), the CSV and the resident model.
+
+    `history` is the page's runs so far, returned after the table; None for the endpoint, which returns none.
     """
     choices = (
-        compare.Choice(str(variant_a), str(quantization_a), bool(thinking_a), _own_budget(image_budget_a)),
-        compare.Choice(str(variant_b), str(quantization_b), bool(thinking_b), _own_budget(image_budget_b)),
+        compare.Choice(str(chosen[0]), str(chosen[1]), bool(chosen[2]), _own_budget(chosen[6])),
+        compare.Choice(str(chosen[3]), str(chosen[4]), bool(chosen[5]), _own_budget(chosen[7])),
     )
+    for choice in choices:
+        model_access.check_allowed(choice.variant, choice.quantization)
     messages = compare.build_messages(prompt, image)
-    history = list(history or [])
+    earlier = history or []
 
     def report(fraction, message):
         progress(fraction if fraction is not None else 0.0, desc=message)
 
     a = b = None
     keep = gr.update()
-    for a, b in compare.compare(
-        choices,
-        messages,
-        get_model=model_access.get_model,
-        max_new_tokens=int(max_new_tokens),
-        image_budget=int(image_budget),
-        progress=report,
-    ):
-        yield _column(a, "A"), _column(b, "B"), keep, history, keep, keep, keep
-    rows = [*history, *(compare.table_row(len(history) + i + 1, r) for i, r in enumerate((a, b)))]
+    leases = model_access.Leases()
+    try:
+        for a, b in compare.compare(
+            choices,
+            messages,
+            get_model=leases.get_model,
+            max_new_tokens=int(max_new_tokens),
+            image_budget=int(image_budget),
+            progress=report,
+        ):
+            yield _outputs(history, _column(a, "A"), _column(b, "B"), keep, keep, keep, keep)
+    finally:
+        leases.close()
+    rows = [*earlier, *(compare.table_row(len(earlier) + i + 1, r) for i, r in enumerate((a, b)))]
     csv_path = write_download("gemma4-compare.csv", compare.csv_text(rows), kind="compare")
     # The loader now holds B: the shared selector follows, so every tab sees the resident model.
     resident = b if b.stage == "done" else a
-    yield (
+    moved = resident.stage == "done"
+    yield _outputs(
+        None if history is None else rows,
         _column(a, "A"),
         _column(b, "B"),
         _table(rows),
-        rows,
         str(csv_path),
-        gr.update(value=resident.choice.variant) if resident.stage == "done" else keep,
-        gr.update(value=resident.choice.quantization) if resident.stage == "done" else keep,
+        gr.update(value=resident.choice.variant) if moved else keep,
+        gr.update(value=resident.choice.quantization) if moved else keep,
     )
 
 
@@ -114,17 +151,36 @@ def _own_budget(value) -> int | None:
     return checked_image_budget(value)
 
 
+def _outputs(history, column_a, column_b, table, csv_path, variant, quantization) -> tuple:
+    """The event's outputs in order: the page's carry its history (a `gr.State`) after the table."""
+    if history is None:
+        return column_a, column_b, table, csv_path, variant, quantization
+    return column_a, column_b, table, history, csv_path, variant, quantization
+
+
 def _table(rows):
     import pandas as pd
 
     return pd.DataFrame(rows, columns=compare.COLUMNS)
 
 
-def _choice(side: str, variant: str, quantization: str, thinking: bool):
+def _choice(side: str, variant: str, quantization: str, thinking: bool, locked: tuple[str, str] | None):
+    """One side's selectors; with a locked model (`--lock-model`) only thinking can differ.
+
+    The locked selectors keep every choice, so a request naming another model gets the lock's message."""
+    variants, quantizations = variant_choices(), list(QUANTIZATIONS)
+    if locked is not None:
+        variant, quantization = locked
+        variants += [] if variant in [key for _, key in variants] else [(variant, variant)]
+        quantizations += [] if quantization in quantizations else [quantization]
     with gr.Group():
         gr.Markdown(f"**Model {side}**")
-        variant_box = gr.Dropdown(variant_choices(), value=variant, label=f"Variant {side}")
-        quantization_box = gr.Dropdown(QUANTIZATIONS, value=quantization, label=f"Quantization {side}")
+        variant_box = gr.Dropdown(
+            variants, value=variant, label=f"Variant {side}", interactive=locked is None
+        )
+        quantization_box = gr.Dropdown(
+            quantizations, value=quantization, label=f"Quantization {side}", interactive=locked is None
+        )
         thinking_box = gr.Checkbox(value=thinking, label=f"Thinking {side}")
         budget_box = gr.Dropdown(
             IMAGE_BUDGET_CHOICES,
@@ -142,12 +198,12 @@ def build_compare_section(controls) -> None:
     )
     with gr.Row():
         with gr.Column(scale=1):
-            choice_a, budget_a = _choice("A", "E2B", "4bit", False)
+            choice_a, budget_a = _choice("A", "E2B", "4bit", False, controls.locked)
         with gr.Column(scale=1):
-            choice_b, budget_b = _choice("B", "E4B", "4bit", True)
+            choice_b, budget_b = _choice("B", "E4B", "4bit", True, controls.locked)
         with gr.Column(scale=2):
             prompt = gr.Textbox(
-                label="Prompt", lines=4, value="Explain grouped-query attention in two sentences.",
+                label="Prompt", lines=4, value=DEFAULT_PROMPT,
                 elem_id="compare-prompt",
             )  # fmt: skip
             image = ServedImage(type="pil", label="Image (optional)", height=160)
@@ -171,23 +227,26 @@ def build_compare_section(controls) -> None:
         image,
         controls.max_new_tokens,
         controls.image_budget,
-        history,
         budget_a,
         budget_b,
     ]
-    outputs = [column_a, column_b, results, history, download, controls.variant, controls.quantization]
-    endpoint = user_facing("compare")(run_compare)
+    shared = [controls.variant, controls.quantization]
     # The page's button shows both columns (they quote the models) as sanitized HTML; the public `/compare`
     # (a hidden button) returns the models' own text.
     button.click(
-        outputs_on_page(endpoint, (0, 1)),
-        inputs,
-        outputs,
-        api_name="compare_ui",
+        outputs_on_page(user_facing("compare")(compare_on_page), (0, 1)),
+        [*inputs, history],
+        [column_a, column_b, results, history, download, *shared],
+        api_name="compare_on_page",
         api_visibility="private",
         show_progress="full",
         **controls.model_event(),
     )
+    # The public endpoint (and MCP tool): the same run without the page's history, so no gr.State.
     gr.Button(visible=False).click(
-        endpoint, inputs, outputs, api_name="compare", show_progress="full", **controls.model_event()
+        user_facing("compare")(run_compare),
+        inputs,
+        [column_a, column_b, results, download, *shared],
+        api_name="compare",
+        **controls.model_event(),
     )

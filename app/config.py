@@ -29,6 +29,12 @@ class AppConfig:
     # One model, many users: how many generations may run at once, and how many may wait.
     concurrency_limit: int = 1
     max_queue: int = 16
+    # What one visitor may have waiting or running at once: per browser tab / API session, and per address
+    # (0: no cap). Beyond it a request is refused at once, so one client can't fill the queue.
+    max_per_session: int = 3
+    max_per_ip: int = 8
+    # Serve only the configured variant and quantization: no request may switch (and reload) the model.
+    lock_model: bool = False
     max_file_size: str = "50mb"
     mcp_server: bool = True
     # Where generation runs: "local" (this process) or "openai" (an OpenAI-compatible server).
@@ -81,6 +87,24 @@ def parse_config(argv: list[str] | None = None) -> AppConfig:
         "--concurrency-limit", type=int, default=int(env.get("SHOWCASE_CONCURRENCY_LIMIT", "1"))
     )
     parser.add_argument("--max-queue", type=int, default=int(env.get("SHOWCASE_MAX_QUEUE", "16")))
+    parser.add_argument(
+        "--max-per-session",
+        type=int,
+        default=int(env.get("SHOWCASE_MAX_PER_SESSION", "3")),
+        help="requests one browser tab or API session may have waiting or running (0: no cap)",
+    )
+    parser.add_argument(
+        "--max-per-ip",
+        type=int,
+        default=int(env.get("SHOWCASE_MAX_PER_IP", "8")),
+        help="requests one network address may have waiting or running (0: no cap)",
+    )
+    parser.add_argument(
+        "--lock-model",
+        action=argparse.BooleanOptionalAction,
+        default=_env_bool("SHOWCASE_LOCK_MODEL", False),
+        help="serve only --variant/--quantization: requests can't switch the model",
+    )
     parser.add_argument("--max-file-size", default=env.get("SHOWCASE_MAX_FILE_SIZE", "50mb"))
     parser.add_argument(
         "--mcp-server", action=argparse.BooleanOptionalAction, default=_env_bool("SHOWCASE_MCP_SERVER", True)
@@ -98,6 +122,9 @@ def parse_config(argv: list[str] | None = None) -> AppConfig:
         preload=args.preload,
         concurrency_limit=max(1, args.concurrency_limit),
         max_queue=max(1, args.max_queue),
+        max_per_session=max(0, args.max_per_session),
+        max_per_ip=max(0, args.max_per_ip),
+        lock_model=args.lock_model,
         max_file_size=args.max_file_size,
         mcp_server=args.mcp_server,
         backend=args.backend,

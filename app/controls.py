@@ -50,6 +50,8 @@ class SharedControls:
     status: gr.Markdown
     tiny_banner: gr.Markdown
     concurrency_limit: int
+    # --lock-model: the (variant, quantization) every request uses; None when visitors may switch.
+    locked: tuple[str, str] | None = None
 
     @property
     def inputs(self) -> list:
@@ -81,6 +83,7 @@ def settings(variant, quantization, thinking, max_new_tokens, image_budget) -> S
     unavailable = unavailable_quantizations()
     if quantization in unavailable:
         raise InputError(f"{quantization} can't run on this machine: it {unavailable[quantization]}.")
+    model_access.check_allowed(variant, quantization)
     return Settings(
         variant,
         quantization,
@@ -170,10 +173,19 @@ def _with_settings_documented(docstring: str, descriptions: dict[str, str]) -> s
     return "\n".join([*lines[:end], *added, *lines[end:]])
 
 
+LOCKED_INFO = "Fixed by the operator: every request uses this model."
+
+
 def build_shared_controls(
-    *, variant: str, quantization: str, concurrency_limit: int, served_models: list[str] | None = None
+    *,
+    variant: str,
+    quantization: str,
+    concurrency_limit: int,
+    served_models: list[str] | None = None,
+    locked: bool = False,
 ) -> SharedControls:
-    """`served_models`: the names a model server reports (openai backend); None for the local loader."""
+    """`served_models`: the names a model server reports (openai backend); None for the local loader.
+    `locked`: the variant and quantization are shown read-only (`--lock-model`)."""
     remote = served_models is not None
     with gr.Group():
         with gr.Row(equal_height=True):
@@ -181,21 +193,24 @@ def build_shared_controls(
                 choices=variant_choices(served_models or [variant]) if remote else variant_choices(),
                 value=variant,
                 label="Gemma 4 variant",
-                info=(
-                    "The models the server reports."
-                    if remote
-                    else "Changing it loads the new model and unloads the old one."
-                ),
+                info=LOCKED_INFO
+                if locked
+                else "The models the server reports."
+                if remote
+                else "Changing it loads the new model and unloads the old one.",
+                interactive=not locked,
                 scale=3,
             )
             quantization_box = gr.Dropdown(
                 choices=quantization_choices(),
                 value=quantization,
                 label="Quantization",
-                info="set by the model server"
+                info=LOCKED_INFO
+                if locked
+                else "set by the model server"
                 if remote
                 else "auto: the least lossy that fits the GPU; bf16 on a CPU",
-                interactive=not remote,
+                interactive=not (remote or locked),
                 scale=2,
             )
             thinking_box = gr.Checkbox(
@@ -222,6 +237,7 @@ def build_shared_controls(
         status,
         tiny_banner,
         concurrency_limit,
+        (variant, quantization) if locked else None,
     )
     _wire(controls)
     return controls

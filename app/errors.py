@@ -119,6 +119,9 @@ def user_facing(endpoint: str, *, files: tuple[str, ...] = ()):
     Before the handler runs, every argument passes `app.boundary.check_request`: each file reference in it
     must be an upload or a bundled example, and the request must be within its budget. `files` names the
     parameters where a plain string is a file path.
+
+    The decorated handler is named after `endpoint`: Gradio names an MCP tool after its function, so a public
+    event's tool is called like its endpoint (`fit`, `compare`), not like the Python function behind it.
     """
 
     def decorate(handler):
@@ -151,7 +154,7 @@ def user_facing(endpoint: str, *, files: tuple[str, ...] = ()):
                                 steps.close()
                             raise
 
-            return stream
+            return _named(stream, endpoint)
 
         @functools.wraps(handler)
         def call(*args, **kwargs):
@@ -159,7 +162,7 @@ def user_facing(endpoint: str, *, files: tuple[str, ...] = ()):
                 check(args, kwargs)
                 return handler(*args, **kwargs)
 
-        return call
+        return _named(call, endpoint)
 
     return decorate
 
@@ -193,3 +196,8 @@ def explain_gradio_errors(demo: gr.Blocks) -> None:
             raise gr.Error(html.escape(message, quote=False), print_exception=False) from None
 
     demo.process_api = process_api
+
+
+def _named(handler, endpoint: str):
+    handler.__name__ = handler.__qualname__ = endpoint
+    return handler

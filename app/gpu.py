@@ -39,9 +39,18 @@ def _gpu_slice(function):
     return spaces.GPU(duration=GPU_SECONDS)(function)
 
 
-@_gpu_slice
 def stream_on_gpu(job: GpuJob) -> Iterator:
-    """Get the selected model (loading it if needed) and stream the job's pipeline updates."""
-    model = model_access.get_model(job.settings.variant, job.settings.quantization)
+    """Get the selected model (loading it if needed) and stream the job's pipeline updates.
+
+    The model stays leased until the stream ends, so another visitor's switch waits for this request.
+    """
+    with model_access.lease(job.settings.variant, job.settings.quantization):
+        yield from _run_on_gpu(job)
+
+
+@_gpu_slice
+def _run_on_gpu(job: GpuJob) -> Iterator:
+    # The lease above has the model loaded: here it is only looked up (in ZeroGPU's worker, a copy).
+    model = model_access.resident_model(job.settings.variant, job.settings.quantization)
     # Deltas reach the tab at most every 40 ms, so the app's work grows with time, not the token rate.
     yield from job.run(CoalescedModel(model))

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from pipelines.errors import ShowcaseError
+from pipelines.errors import InputError, ModelLoadError, ShowcaseError
 from pipelines.model.contract import ChatModel
 from pipelines.model.variants import VARIANTS
 
@@ -58,15 +58,162 @@ def _describe_with_loader(model) -> str:
 
 _provider: Callable[[str, str, ProgressCallback | None], ChatModel] = _load_with_loader
 
+# How long a switch to another model waits for the requests still generating with the current one.
+SWITCH_WAIT_S = 600.0
+STILL_BUSY = (
+    "Gemma is still answering other people's requests with the current model, so it can't switch now. "
+    "Please try again in a minute."
+)
+
+
+class ModelGate:
+    """One resident model shared by every request: who may use it, who may replace it, and whether anyone may.
+
+    A request holds a lease on the model while it generates. A request for another variant or quantization
+    (a switch) waits until no lease is held, and holds back new requests while it loads; a request for the
+    model being loaded waits for that load rather than starting another. One model lives in a process, so
+    there is one gate per process (like the loader's resident model).
+    """
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._current: tuple[str, str] | None = None  # the choice the provider last returned
+        self._loading: tuple[str, str] | None = None
+        self._leases = 0
+        self.waiting = 0  # callers held back now (by a load, or a switch by requests in flight)
+        self.locked: tuple[str, str] | None = None  # --lock-model: the only choice served
+
+    def enter(self, choice: tuple[str, str]) -> bool:
+        """Wait until `choice` may be used; True when the caller must load it (then call `loaded`)."""
+        with self._changed:
+            self._wait(lambda: self._loading is None)
+            if self._current == choice:
+                self._leases += 1
+                return False
+            self._loading = choice
+            if not self._wait(lambda: self._leases == 0, timeout=SWITCH_WAIT_S):
+                self._loading = None
+                self._changed.notify_all()
+                raise ModelLoadError(STILL_BUSY)
+            return True
+
+    def _wait(self, ready: Callable[[], bool], timeout: float | None = None) -> bool:
+        if ready():
+            return True
+        self.waiting += 1
+        try:
+            return self._changed.wait_for(ready, timeout=timeout)
+        finally:
+            self.waiting -= 1
+
+    def loaded(self, choice: tuple[str, str], succeeded: bool) -> None:
+        with self._changed:
+            self._loading = None
+            # A failed load leaves no model resident (the loader unloads before it loads).
+            self._current = choice if succeeded else None
+            self._leases += succeeded
+            self._changed.notify_all()
+
+    def leave(self) -> None:
+        with self._changed:
+            self._leases -= 1
+            self._changed.notify_all()
+
+    def forget(self) -> None:
+        """A new provider: nothing it holds is known yet."""
+        with self._changed:
+            self._current = None
+
+
+_gate = ModelGate()
+
 
 def use_provider(provider: Callable[[str, str, ProgressCallback | None], ChatModel] | None) -> None:
     """Swap how models are obtained (tests, remote backends); `None` restores the local loader."""
     global _provider
     _provider = provider or _load_with_loader
+    _gate.forget()
+
+
+def lock_model(choice: tuple[str, str] | None) -> None:
+    """Serve only `choice` (variant, quantization) to every request (`--lock-model`); None lifts the lock."""
+    _gate.locked = choice
+
+
+def locked_choice() -> tuple[str, str] | None:
+    return _gate.locked
+
+
+def waiting_for_model() -> int:
+    """How many requests wait now for a load to finish, or for requests in flight before a switch."""
+    return _gate.waiting
+
+
+def check_allowed(variant: str, quantization: str) -> None:
+    """Refuse another model than the locked one, before any work is done for the request."""
+    locked = _gate.locked
+    if locked is not None and (variant, quantization) != locked:
+        raise InputError(
+            f"This app serves only {locked[0]} with {locked[1]} quantization: its operator locked the "
+            f"model, so requests can't change it. Send variant {locked[0]!r} and quantization "
+            f"{locked[1]!r}, or leave both out."
+        )
+
+
+@contextlib.contextmanager
+def lease(variant: str, quantization: str, progress: ProgressCallback | None = None) -> Iterator[ChatModel]:
+    """The model for `variant`/`quantization`, held for the `with` block: no switch replaces it meanwhile."""
+    check_allowed(variant, quantization)
+    choice = (variant, quantization)
+    if _gate.enter(choice):
+        try:
+            model = _obtain(variant, quantization, progress)
+        except BaseException:
+            _gate.loaded(choice, succeeded=False)
+            raise
+        _gate.loaded(choice, succeeded=True)
+    else:
+        try:
+            model = _obtain(variant, quantization, progress)
+        except BaseException:
+            _gate.leave()
+            raise
+    try:
+        yield model
+    finally:
+        _gate.leave()
+
+
+class Leases:
+    """`get_model` for a run that uses models one after another (Compare): each model stays leased until the
+    next one is asked for, or until `close`."""
+
+    def __init__(self) -> None:
+        self._held = contextlib.ExitStack()
+
+    def get_model(
+        self, variant: str, quantization: str, progress: ProgressCallback | None = None
+    ) -> ChatModel:
+        self._held.close()  # never hold one model while waiting to switch to another
+        return self._held.enter_context(lease(variant, quantization, progress))
+
+    def close(self) -> None:
+        self._held.close()
 
 
 def get_model(variant: str, quantization: str, progress: ProgressCallback | None = None) -> ChatModel:
-    """The model for `variant`/`quantization`, loading it if needed; updates the status area."""
+    """The model for `variant`/`quantization`, loading it if needed (a switch waits for requests in flight)."""
+    with lease(variant, quantization, progress) as model:
+        return model
+
+
+def resident_model(variant: str, quantization: str) -> ChatModel:
+    """The model a caller already holds a lease on (inside the GPU slice): no waiting, no switch."""
+    return _obtain(variant, quantization, None)
+
+
+def _obtain(variant: str, quantization: str, progress: ProgressCallback | None) -> ChatModel:
+    """Ask the provider for the model (a load, or the resident one); updates the status area."""
 
     def report(fraction: float | None, message: str) -> None:
         _set_state("loading", message, fraction)

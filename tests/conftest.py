@@ -97,8 +97,15 @@ def app_server():
     from app import build_app, launch_kwargs
     from app.config import AppConfig
 
+    # Every test client comes from this machine and several run at once: the per-visitor caps stand aside.
     config = AppConfig(
-        variant="tiny", quantization="fp32", port=free_port(), max_queue=64, max_file_size="5mb"
+        variant="tiny",
+        quantization="fp32",
+        port=free_port(),
+        max_queue=64,
+        max_file_size="5mb",
+        max_per_session=0,
+        max_per_ip=0,
     )
     demo = build_app(config)
     kwargs = launch_kwargs(config)
@@ -190,6 +197,15 @@ class BlocksWiring:
 # such things without these fixtures carry `@pytest.mark.slow` themselves; `HeavyWorkGuard` below fails any
 # unmarked test that does them anyway, so the quick loop can be trusted.
 SLOW_FIXTURES = {"tiny_model", "app_server", "client", "page", "chromium", "served_tiny", "scripted_server"}
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--fuzz-long",
+        action="store_true",
+        default=False,
+        help="run the generated API/MCP fuzz suite with many more examples (tests/test_fuzz_public.py)",
+    )
 
 
 def pytest_collection_modifyitems(items):

@@ -229,12 +229,25 @@ def test_compare_runs_tiny_fp32_against_4bit_with_and_without_thinking():
 
 
 def test_compare_handler_moves_the_shared_selector_to_the_resident_model(use_scripted, tmp_path):
-    from app.compare import run_compare
+    from app.compare import compare_on_page
 
     use_scripted("<|channel>thought\nHmm.<channel|>Hello!", variant="E2B")
     outputs = list(
-        run_compare(
-            "E2B", "4bit", True, "E4B", "bf16", False, "hi", None, 32, 280, [], progress=lambda *a, **k: None
+        compare_on_page(
+            "E2B",
+            "4bit",
+            True,
+            "E4B",
+            "bf16",
+            False,
+            "hi",
+            None,
+            32,
+            280,
+            0,
+            0,
+            [],
+            progress=lambda *a, **k: None,
         )
     )
     column_a, column_b, table, history, csv_path, variant, quantization = outputs[-1]
@@ -263,7 +276,6 @@ def test_compare_runs_one_variant_at_two_image_budgets(use_scripted, tiny_image)
             tiny_image,
             32,
             280,
-            [],
             image_budget_a=70,
             image_budget_b=1120,
             progress=lambda *a, **k: None,
@@ -276,11 +288,7 @@ def test_compare_runs_one_variant_at_two_image_budgets(use_scripted, tiny_image)
     # Each side shows the numbers line every tab shows.
     assert "first token" in column_a and "decode" in column_b
     with pytest.raises(InputError, match="image token budget"):
-        list(
-            run_compare(
-                "E2B", "bf16", False, "E2B", "bf16", False, "Hi", None, 32, 280, [], image_budget_a=99
-            )
-        )
+        list(run_compare("E2B", "bf16", False, "E2B", "bf16", False, "Hi", None, 32, 280, image_budget_a=99))
 
 
 # --- the tab in a browser --------------------------------------------------------------------------------

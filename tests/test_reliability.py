@@ -131,7 +131,8 @@ def test_full_queue_answers_busy_try_again():
             Client(url, verbose=False).predict(**request)
         config_json = httpx.get(url + "config").json()
         fn_index = next(dep["id"] for dep in config_json["dependencies"] if dep.get("api_name") == "chat")
-        data = [{"text": "Hi", "files": []}, [], "tiny", "fp32", False, 32, 70]
+        # All eight inputs (tools last): a request with fewer is refused for its shape before the queue.
+        data = [{"text": "Hi", "files": []}, [], "tiny", "fp32", False, 32, 70, False]
         response = httpx.post(
             url + "gradio_api/queue/join", json={"data": data, "fn_index": fn_index, "session_hash": "late"}
         )
