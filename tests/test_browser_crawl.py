@@ -29,8 +29,9 @@ from app.errors import GENERIC_MESSAGE
 pytestmark = pytest.mark.browser
 
 SIZES = {"laptop": (1366, 900), "phone": (390, 844)}
-# Examples clicked per tab: enough to cover each kind of example row, few enough to keep the crawl short.
-EXAMPLES_PER_TAB = 2
+# One example per tab and size keeps the crawl to a few minutes: the laptop takes each tab's first example, the
+# phone its last, so both kinds of rows (with and without text, with and without audio) are crawled.
+PICKED_EXAMPLE = {"laptop": 0, "phone": -1}
 REPLY = (
     '```json\n[{"box_2d": [120, 80, 880, 620], "label": "cup"}]\n```\n'
     "```html\n<!DOCTYPE html><html><body><h1>Pricing</h1><p>One plan.</p></body></html>\n```"
@@ -40,11 +41,11 @@ SENTENCE = re.compile(r"[A-Z\"“‘(].*[.!?)”]", re.DOTALL)
 NOT_FOR_PEOPLE = re.compile(r"Traceback|Exception|Error\(|NoneType|object has no|\bself\b|__\w+__")
 
 # Page-side probes. Each returns plain data; the crawl turns it into findings.
-FIND_CONTROLS = """(panel_index) => {
+FIND_CONTROLS = """() => {
     const shown = (e) => e.offsetParent !== null && getComputedStyle(e).visibility !== "hidden";
     const panels = [...document.querySelectorAll(".tabitem")].filter(shown)
         .filter((p) => ![...p.querySelectorAll(".tabitem")].some(shown));
-    const panel = panels[panel_index] || panels[0];
+    const panel = panels[0];
     document.querySelectorAll("[data-crawl]").forEach((e) => e.removeAttribute("data-crawl"));
     const mark = (e, kind, i) => { e.dataset.crawl = `${kind}-${i}`; return {
         key: `${kind}-${i}`,
@@ -134,7 +135,6 @@ class Crawl:
     size: str
     findings: list[str] = field(default_factory=list)
     console: list[str] = field(default_factory=list)
-    steps: int = 0
 
     def wait_until_idle(self) -> None:
         """Until the server has no request queued or running and the page shows no progress."""
@@ -151,7 +151,6 @@ class Crawl:
 
     def look(self, where: str, *, errors_expected: bool) -> None:
         """Record what is wrong on the page after the step `where`."""
-        self.steps += 1
         seen = self.page.evaluate(LOOK)
         problems = [f"error pill on {pill}" for pill in seen["pills"]]
         for toast in seen["toasts"]:
@@ -207,25 +206,26 @@ def open_tab(page, name: str, container=None) -> None:
     tab.first.click()
 
 
-def crawl_panel(crawl: Crawl, where: str, panel_index: int) -> None:
+def crawl_panel(crawl: Crawl, where: str) -> None:
     """Every button before any input, then examples with each button, twice quickly, and after Stop."""
     page = crawl.page
-    controls = page.evaluate(FIND_CONTROLS, panel_index)
+    controls = page.evaluate(FIND_CONTROLS)
     crawl.look(f"{where} (opened)", errors_expected=False)
     for button in controls["buttons"]:
         # Before any input, a button may refuse with a sentence that says what is missing.
         crawl.click(button["key"], f"{where}: {button['text']} before any input", errors_expected=True)
-    for example in controls["examples"][:EXAMPLES_PER_TAB]:
-        controls = page.evaluate(FIND_CONTROLS, panel_index)  # re-marked: a run may redraw the panel
+    picked = controls["examples"][PICKED_EXAMPLE[crawl.size] :][:1] if controls["examples"] else []
+    for example in picked:
+        controls = page.evaluate(FIND_CONTROLS)  # re-marked: a run may redraw the panel
         label = f"{where}: example {example['text']!r}"
         crawl.click(example["key"], f"{label} picked")
-        for button in page.evaluate(FIND_CONTROLS, panel_index)["buttons"]:
+        for button in page.evaluate(FIND_CONTROLS)["buttons"]:
             crawl.click(button["key"], f"{label}, then {button['text']}")
-    main = [button for button in page.evaluate(FIND_CONTROLS, panel_index)["buttons"] if button["primary"]]
-    stops = [button for button in page.evaluate(FIND_CONTROLS, panel_index)["buttons"] if button["stop"]]
+    main = [button for button in page.evaluate(FIND_CONTROLS)["buttons"] if button["primary"]]
+    stops = [button for button in page.evaluate(FIND_CONTROLS)["buttons"] if button["stop"]]
     for button in main[:1]:
-        if controls["examples"]:
-            crawl.click(controls["examples"][0]["key"], f"{where}: first example again")
+        for example in picked:
+            crawl.click(example["key"], f"{where}: the example again")
         # A run may use up its input (a question is cleared once asked): a repeat may then say what's missing.
         crawl.click(button["key"], f"{where}: {button['text']} twice quickly", wait=False)
         crawl.click(button["key"], f"{where}: {button['text']} twice quickly", errors_expected=True)
@@ -258,7 +258,7 @@ def test_crawl_every_tab_example_and_button(chromium, app_server, use_scripted, 
             for subtab in subtabs or [None]:
                 if subtab is not None:
                     open_tab(page, subtab, page.locator(".tabitem:visible").first)
-                crawl_panel(crawl, f"{name} › {subtab}" if subtab else name, 0)
+                crawl_panel(crawl, f"{name} › {subtab}" if subtab else name)
                 panels += 1
     finally:
         context.close()
