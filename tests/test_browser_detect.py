@@ -85,7 +85,7 @@ def test_a_refused_input_shows_one_message_and_the_results_stay(page, use_script
 
     not_an_image = tmp_path / "notes.png"
     not_an_image.write_text("these are notes, not a picture")
-    page.locator("#detect-image button[aria-label='Clear']").first.click()
+    page.locator("#detect-image button[aria-label='Remove Image']").first.click()
     for attempt in ("no image", "not an image"):
         if attempt == "not an image":
             page.locator("#detect-image input[type=file]").set_input_files(str(not_an_image))
