@@ -11,7 +11,7 @@ is idle (no pending request on the server, no progress shown in the page) and lo
 - a browser console error or an uncaught page error;
 - a page wider than the window;
 - a word broken across lines although it fits on one (text broken letter by letter);
-- an example label cut short.
+- an example label or a field's value cut short.
 
 A new tab, button or example is crawled without a new case. The model is scripted: one reply that every tab
 can show (boxes for Detect, a page for Screenshot → HTML, text elsewhere).
@@ -96,7 +96,9 @@ LOOK = """() => {
     }));
     document.querySelectorAll(".toast-close").forEach((b) => b.click());
     const cut = [...document.querySelectorAll("button.gallery-item")].filter(shown)
-        .map((e) => e.innerText.trim()).filter((t) => t.endsWith("..."));
+        .map((e) => e.innerText.trim()).filter((t) => t.endsWith("..."))
+        .concat([...document.querySelectorAll("input[type=text], input:not([type])")].filter(shown)
+            .filter((e) => e.value && e.scrollWidth > e.clientWidth + 1).map((e) => `${describe(e)}: ${e.value}`));
     // A word split over two lines although it fits on one line of its block.
     const broken = [];
     const word = /[\\p{L}\\p{N}]+(?:[.,'’][\\p{L}\\p{N}]+)*/gu;
@@ -164,7 +166,7 @@ class Crawl:
                 or NOT_FOR_PEOPLE.search(toast["text"])
             ):
                 problems.append(f"error toast not meant for people: {toast['text']!r}")
-        problems += [f"example label cut short: {label!r}" for label in seen["cut"]]
+        problems += [f"label or value cut short: {label!r}" for label in seen["cut"]]
         problems += [f"word broken across lines: {text}" for text in seen["broken"]]
         if seen["overflow"] > 0:
             problems.append(f"the page is {seen['overflow']} px wider than the window")
