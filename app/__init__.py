@@ -9,6 +9,7 @@ from __future__ import annotations
 import gradio as gr
 
 from app.config import AppConfig
+from app.errors import explain_gradio_errors
 from app.static_files import STATIC_DIR, load_js_sections
 
 TITLE = "Gemma 4 Showcase"
@@ -61,6 +62,7 @@ def build_app(config: AppConfig | None = None) -> gr.Blocks:
         controls.refresh_status_on(demo.load)
     demo.queue(default_concurrency_limit=config.concurrency_limit, max_size=config.max_queue)
     _explain_full_queue(demo)
+    explain_gradio_errors(demo)
     return demo
 
 
@@ -100,6 +102,10 @@ def _connect_backend(config: AppConfig) -> tuple[str, list[str] | None]:
 
 
 def launch_kwargs(config: AppConfig) -> dict:
+    from starlette.middleware import Middleware
+
+    from app.upload_quota import UploadQuota
+
     return {
         "server_name": config.host,
         "server_port": config.port,
@@ -109,8 +115,10 @@ def launch_kwargs(config: AppConfig) -> dict:
         "css": CSS,
         "theme": gr.themes.Soft(primary_hue="blue"),
         "footer_links": ["api"],
-        # Gradio's own refusals (a file that was not uploaded, a value of the wrong type) carry a message
-        # meant for the caller; without this they would arrive as a bare "Error". Our handlers turn every
-        # exception into a `gr.Error` themselves (app/errors.py), so no internal detail gets through.
+        # Every error reaches the caller as a `gr.Error` written for people: our handlers' own (app/errors.py
+        # `user_facing`) and Gradio's refusals of an argument (`explain_gradio_errors`), so nothing internal
+        # gets through; without this they would arrive as a bare "Error".
         "show_error": True,
+        # Uploads: an hourly allowance per client, and the oldest deleted first past a total on disk.
+        "app_kwargs": {"middleware": [Middleware(UploadQuota)]},
     }

@@ -6,6 +6,7 @@ which no JSON-schema validator (an MCP client's, say) accepts. These subclasses 
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import gradio as gr
@@ -39,13 +40,18 @@ def _number_error(component, payload) -> gr.Error:
     return gr.Error(f"{component.label or 'This setting'} must be a number{span}.", print_exception=False)
 
 
+def _finite_number(payload) -> bool:
+    # NaN and infinity arrive as JSON numbers too; no setting means either.
+    return isinstance(payload, int | float) and not isinstance(payload, bool) and math.isfinite(payload)
+
+
 class CheckedSlider(gr.Slider):
     """A slider whose out-of-type values (text, lists…) get a clear message instead of a developer error."""
 
     is_template = True
 
     def preprocess(self, payload):
-        if isinstance(payload, bool) or not isinstance(payload, int | float):
+        if not _finite_number(payload):
             raise _number_error(self, payload)
         return super().preprocess(payload)
 
@@ -56,6 +62,6 @@ class CheckedNumber(gr.Number):
     is_template = True
 
     def preprocess(self, payload):
-        if payload is not None and (isinstance(payload, bool) or not isinstance(payload, int | float)):
+        if payload is not None and not _finite_number(payload):
             raise _number_error(self, payload)
         return super().preprocess(payload)

@@ -9,9 +9,11 @@ import gradio as gr
 
 from app.api_types import ConversationJSON
 from app.controls import Settings, SharedControls, takes_settings
+from app.conversation_controls import conversation_file_row, shared_settings, wire_download
+from app.conversation_file import restored_conversation
 from app.errors import user_facing
 from app.gpu import stream_on_gpu
-from app.history import history_as_dicts, normalize_history
+from app.history import history_as_dicts, merged_replies, normalize_history, settled_thoughts
 from app.model_access import loading, loading_text
 from app.reply import StreamedReply, conversation_box
 from app.uploads import EXAMPLES_DIR, require_served_file
@@ -92,7 +94,7 @@ def chat(
             attached image); each call and its result come back as a titled message.
     """
     conversation = history_as_dicts(history) + _user_messages(message)
-    turns = normalize_history(conversation)
+    turns = merged_replies(normalize_history(conversation))
     # History is free JSON over the API: it may only point at files this app received or ships.
     for turn in turns:
         turn.files = [require_served_file(path) for path in turn.files]
@@ -189,7 +191,7 @@ def _mark_unanswered(history: list, pending: list | str | None):
     if pending == CLEARED:
         return [], _unlocked_input()  # a chunk that streamed in before the cancel must not bring it back
     if pending == STOPPED:
-        return gr.skip(), _unlocked_input()  # the reply so far stays
+        return settled_thoughts(history), _unlocked_input()  # the reply so far stays, its spinner stops
     explained = [
         message["content"]
         for message in history_as_dicts(history)[-1:]
@@ -220,6 +222,14 @@ def undo_last_exchange(history: list):
         text = text or turn.text
         files = turn.files + files
     return shown, gr.MultimodalTextbox(value={"text": text, "files": files})
+
+
+@user_facing("conversation_import")
+def open_chat_conversation(path: str | None):
+    """Show a saved chat again (Open conversation), with its tools setting."""
+    restored = restored_conversation(path, "chat")
+    tools = restored.settings.get("tools")
+    return restored.messages, tools if isinstance(tools, bool) else gr.skip()
 
 
 def chat_examples() -> list[dict]:
@@ -259,6 +269,15 @@ def build_chat_tab(controls: SharedControls) -> None:
         stop = gr.Button("⏹ Stop", variant="stop", size="sm", min_width=90, elem_id="chat-stop")
         clear = gr.Button("🗑 Clear", size="sm", min_width=90, elem_id="chat-clear")
     gr.Examples(examples=chat_examples(), inputs=textbox, label="Examples (press Enter to send)")
+    conversation_file = conversation_file_row("chat")
+    wire_download(conversation_file, "chat", chatbot, {**shared_settings(controls), "tools": use_tools})
+    conversation_file.open_file.upload(
+        open_chat_conversation,
+        conversation_file.open_file,
+        [chatbot, use_tools],
+        queue=False,
+        api_visibility="private",
+    )
 
     settings_inputs = controls.inputs
     no_message = gr.State(None)

@@ -13,6 +13,7 @@ from app import model_access
 from app.api_types import CheckedSlider, IntegerChoice
 from app.errors import user_facing
 from pipelines.errors import InputError
+from pipelines.model.backends import unavailable_quantizations
 from pipelines.model.contract import (
     IMAGE_BUDGETS,
     MAX_NEW_TOKENS_LIMIT,
@@ -82,6 +83,9 @@ def settings(variant, quantization, thinking, max_new_tokens, image_budget) -> S
         raise InputError("Choose a Gemma 4 variant and a quantization.")
     if quantization not in QUANTIZATIONS:
         raise InputError(f"Unknown quantization {quantization!r}. Choose one of: {', '.join(QUANTIZATIONS)}.")
+    unavailable = unavailable_quantizations()
+    if quantization in unavailable:
+        raise InputError(f"{quantization} can't run on this machine: it {unavailable[quantization]}.")
     return Settings(
         variant,
         quantization,
@@ -189,7 +193,7 @@ def build_shared_controls(
             scale=3,
         )
         quantization_box = gr.Dropdown(
-            choices=list(QUANTIZATIONS),
+            choices=quantization_choices(),
             value=quantization,
             label="Quantization",
             info="set by the model server" if remote else "auto: 4-bit on a GPU, bf16 on a CPU",
@@ -225,6 +229,15 @@ def build_shared_controls(
     )
     _wire(controls)
     return controls
+
+
+def quantization_choices() -> list[tuple[str, str]]:
+    """Every quantization, those this machine can't run labelled with why, so nobody waits for a failed load."""
+    unavailable = unavailable_quantizations()
+    return [
+        (f"{name} (unavailable: {unavailable[name]})" if name in unavailable else name, name)
+        for name in QUANTIZATIONS
+    ]
 
 
 def variant_choices(served_models: list[str] | None = None) -> list[tuple[str, str]]:

@@ -249,7 +249,7 @@ def build_detect_tab(controls: SharedControls) -> None:
         annotated, status, table, png_file, json_file, raw_panel, raw_text, thoughts_panel, thoughts
     )
 
-    @user_facing("detect")
+    @user_facing("detect", files=("image",))
     @takes_settings()
     def detect(image: str, query: str = "", mode: str = "boxes", *, chosen: Settings):
         """Find objects in an image with Gemma 4: labelled boxes (or points) in pixels, streamed as it answers.

@@ -14,10 +14,11 @@ import html
 import inspect
 import logging
 import time
+import traceback
 
 import gradio as gr
 
-from pipelines.errors import ShowcaseError
+from pipelines.errors import BackendError, GenerationError, ShowcaseError
 from pipelines.model.contract import Usage, reporting_usage_to
 
 request_log = logging.getLogger("showcase.requests")
@@ -34,8 +35,14 @@ def to_user_error(error: BaseException) -> gr.Error:
     if isinstance(error, ShowcaseError):
         # gr.Error renders HTML; our messages may quote file names, so they are escaped.
         return gr.Error(html.escape(error.message, quote=False), print_exception=False)
-    log.error("unexpected error", exc_info=error)
+    log_bug("unexpected error", error)
     return gr.Error(GENERIC_MESSAGE, print_exception=False)
+
+
+def log_bug(what: str, error: BaseException) -> None:
+    """Log a bug's type and where it happened; its message may quote user input, so it is left out."""
+    stack = "".join(traceback.format_tb(error.__traceback__))
+    log.error("%s: %s (message withheld)\n%s", what, type(error).__name__, stack)
 
 
 def describe_inputs(values) -> str:
@@ -98,19 +105,37 @@ class _Request:
         elif isinstance(error, Exception):
             self.outcome = _outcome(error)
         _log_request(self.endpoint, self.args, self.started, self.outcome, self.usages)
+        if isinstance(error, GenerationError | BackendError):
+            from app.model_access import note_generation_failure
+
+            note_generation_failure(error)
         if isinstance(error, Exception):
             raise to_user_error(error) from None
 
 
-def user_facing(endpoint: str):
-    """Decorate a handler (function or generator): typed errors → `gr.Error`, one log line per request."""
+def user_facing(endpoint: str, *, files: tuple[str, ...] = ()):
+    """Decorate a handler (function or generator): typed errors → `gr.Error`, one log line per request.
+
+    Before the handler runs, every argument passes `app.boundary.check_request`: each file reference in it
+    must be an upload or a bundled example, and the request must be within its budget. `files` names the
+    parameters where a plain string is a file path.
+    """
 
     def decorate(handler):
+        signature = inspect.signature(handler)
+
+        def check(args, kwargs) -> None:
+            from app.boundary import check_request
+
+            bound = signature.bind_partial(*args, **kwargs).arguments
+            check_request([*args, *kwargs.values()], [bound.get(name) for name in files])
+
         if inspect.isgeneratorfunction(handler):
 
             @functools.wraps(handler)
             def stream(*args, **kwargs):
                 with _Request(endpoint, args) as request:
+                    check(args, kwargs)
                     steps = handler(*args, **kwargs)
                     while True:
                         # Gradio may run each step on another thread: the listener is set for every step.
@@ -131,8 +156,40 @@ def user_facing(endpoint: str):
         @functools.wraps(handler)
         def call(*args, **kwargs):
             with _Request(endpoint, args) as request, request.listening():
+                check(args, kwargs)
                 return handler(*args, **kwargs)
 
         return call
 
     return decorate
+
+
+# --- Gradio's own refusals -----------------------------------------------------------------------------
+
+
+def explain_gradio_errors(demo: gr.Blocks) -> None:
+    """Turn what Gradio itself refuses (before or after a handler) into sentences for people.
+
+    Gradio checks each argument's shape and files before the handler runs; its messages quote pydantic,
+    component lists, the caller's value and server paths. Every request passes `process_api`, so it is
+    wrapped here (as `gr.Error` passes through unchanged) and its other errors become our messages, with
+    only their type logged.
+    """
+    original = demo.process_api
+
+    async def process_api(block_fn, inputs, *args, **kwargs):
+        try:
+            return await original(block_fn, inputs, *args, **kwargs)
+        except gr.Error:
+            raise
+        except Exception as error:
+            from app.gradio_refusals import refusal_message
+
+            function = demo.fns[block_fn] if isinstance(block_fn, int) else block_fn
+            message = refusal_message(function, inputs, error)
+            if message is None:
+                log_bug(f"gradio failed on {function.api_name or function.name}", error)
+                message = GENERIC_MESSAGE
+            raise gr.Error(html.escape(message, quote=False), print_exception=False) from None
+
+    demo.process_api = process_api

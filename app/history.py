@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.reply import NO_ANSWER
 from app.safe_markdown import unescaped
+from app.time_chips import without_time_chips
 from pipelines.chat import ChatTurn
 from pipelines.errors import InputError
 
@@ -85,9 +87,37 @@ def normalize_history(history: Any) -> list[ChatTurn]:
         if isinstance(metadata, dict) and metadata.get("title"):
             continue  # a thought or a notice: shown to the user, never sent to the model
         text, files = _split_content(content)
-        # What the chat shows of a reply has "<" escaped; the model gets back what it wrote.
-        turns.append(ChatTurn(role, unescaped(text) if role == "assistant" else text, files))
+        # What the chat shows has "<" escaped (replies, restored files) and times as chips; the model gets back
+        # what was written.
+        turns.append(ChatTurn(role, unescaped(without_time_chips(text)), files))
     return turns
+
+
+def merged_replies(turns: list[ChatTurn]) -> list[ChatTurn]:
+    """The turns with each run of assistant turns as one reply, as the model wrote it.
+
+    The chat shows one reply as several messages when thoughts or tool steps come between pieces of the
+    answer; with those dropped, the pieces are one answer. A reply that ended empty (`NO_ANSWER`) is "".
+    """
+    merged: list[ChatTurn] = []
+    for turn in turns:
+        text = "" if turn.role == "assistant" and turn.text == NO_ANSWER else turn.text
+        if turn.role == "assistant" and merged and merged[-1].role == "assistant":
+            merged[-1] = ChatTurn(
+                "assistant",
+                "\n\n".join(t for t in (merged[-1].text, text) if t),
+                merged[-1].files + turn.files,
+            )
+        else:
+            merged.append(ChatTurn(turn.role, text, list(turn.files)))
+    return merged
+
+
+def message_parts(message: Any) -> tuple[str, str, list[str], dict]:
+    """One chat message's role, text (as shown), file paths and metadata, whatever its shape."""
+    role, content, metadata = _message_fields(message)
+    text, files = _split_content(content)
+    return role, text, files, dict(metadata) if isinstance(metadata, dict) else {}
 
 
 def history_as_dicts(history: Any) -> list[dict]:
@@ -108,4 +138,14 @@ def history_as_dicts(history: Any) -> list[dict]:
                 shown.append({"role": "user", "content": user})
             if assistant is not None:
                 shown.append({"role": "assistant", "content": assistant})
+    return shown
+
+
+def settled_thoughts(history: Any) -> list[dict]:
+    """The conversation with every thought marked done, so a reply stopped while thinking stops its spinner."""
+    shown = history_as_dicts(history)
+    for message in shown:
+        metadata = message.get("metadata")
+        if isinstance(metadata, dict) and metadata.get("status") == "pending":
+            message["metadata"] = {**metadata, "status": "done"}
     return shown

@@ -86,6 +86,11 @@ def get_model(variant: str, quantization: str, progress: ProgressCallback | None
     return model
 
 
+def note_generation_failure(error: ShowcaseError) -> None:
+    """A reply that failed in the model (not the user's input) turns the status area red, with the reason."""
+    _set_state("failed", f"The last reply failed: {error}")
+
+
 def loading(variant: str, quantization: str, poll_s: float = 0.25) -> Iterator[LoadState]:
     """Get the model ready in a thread, yielding the load state every `poll_s` while it loads.
 

@@ -97,9 +97,9 @@ class StreamedReply:
 
 def conversation_box(placeholder: str, *, height: int, elem_id: str):
     """The chat view every conversational tab shows (chat, video, voice)."""
-    import gradio as gr
+    from app.boundary import ServedConversation
 
-    return gr.Chatbot(
+    return ServedConversation(
         label="Conversation",
         height=height,
         buttons=["copy", "copy_all"],

@@ -18,7 +18,7 @@ from app.safe_markdown import safe_markdown
 from app.screenshot_layout import ScreenshotTab
 from app.uploads import require_served_file
 from pipelines.errors import InputError
-from pipelines.media.images import fit_for_model, open_image
+from pipelines.media.images import MAX_MODEL_SIDE, fit_for_model, open_image
 from pipelines.model.contract import ChatModel
 from pipelines.screenshot import PREVIEW_WIDTHS, ScreenshotUpdate, preview_iframe, run_screenshot_to_html
 
@@ -168,7 +168,9 @@ def _screenshot_job(screenshot, instructions, chosen: Settings, **edit) -> Scree
         raise InputError(NO_SCREENSHOT)
     if not isinstance(instructions or "", str):
         raise InputError("Instructions must be text.")
-    image = fit_for_model(open_image(require_served_file(screenshot), what="screenshot"))
+    image = fit_for_model(
+        open_image(require_served_file(screenshot), what="screenshot", max_side=MAX_MODEL_SIDE)
+    )
     return ScreenshotJob(chosen, image, instructions or "", **edit)
 
 
@@ -179,7 +181,7 @@ SCREENSHOT_NOTES = {
 
 
 def _handlers(tab: ScreenshotTab):
-    @user_facing("screenshot_to_html")
+    @user_facing("screenshot_to_html", files=("screenshot",))
     @takes_settings(max_new_tokens=4096, image_budget=1120, notes=SCREENSHOT_NOTES)
     def screenshot_to_html(
         screenshot: str,
@@ -208,7 +210,7 @@ def _handlers(tab: ScreenshotTab):
         }
         yield from _stream_page(tab, job, previous_html="", preview_width=preview_width, score=score_fidelity)
 
-    @user_facing("edit_html")
+    @user_facing("edit_html", files=("screenshot",))
     @takes_settings(max_new_tokens=4096, image_budget=1120, notes=SCREENSHOT_NOTES)
     def edit_html(
         screenshot: str,

@@ -2,7 +2,8 @@
 
 The video is decoded once per file and sampling settings (frame count and time
 range): the sampled frames, and the audio track once it is asked for, are kept
-in the session's `gr.State` as a `SampledVideo`. A follow-up question on the
+as a `SampledVideo` in a store bounded per session and in all (app/video_store.py;
+the session's `gr.State` holds its handle). A follow-up question on the
 same video and settings reuses them; a new file or new settings sample again.
 
 The conversation itself is what the chatbot shows (the API's `history`): the
@@ -13,143 +14,53 @@ all mean what they show.
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import gradio as gr
-from PIL import Image
 
 from app.api_types import CheckedNumber, CheckedSlider, ConversationJSON, IntegerChoice
 from app.controls import Settings, SharedControls, takes_settings
+from app.conversation_controls import conversation_file_row, shared_settings, wire_download
 from app.errors import user_facing
 from app.gpu import stream_on_gpu
-from app.history import history_as_dicts, normalize_history
-from app.reply import NO_ANSWER, StreamedReply, conversation_box
-from app.uploads import bundled_examples, served_file
+from app.history import history_as_dicts, merged_replies, normalize_history, settled_thoughts
+from app.reply import StreamedReply, conversation_box
+from app.static_files import STATIC_DIR, load_js_sections
+from app.time_chips import chipped_messages, times_found
+from app.uploads import bundled_examples
+from app.video_conversation import open_video_conversation, start_over_for_new_video, video_settings
+from app.video_sampling import FRAME_BUDGETS, SampledVideo, sample_video
+from app.video_store import TTL_S, KeptVideos
 from pipelines.errors import InputError
 from pipelines.media.video import DEFAULT_NUM_FRAMES, MAX_NUM_FRAMES, MIN_NUM_FRAMES, VIDEO_FRAME_TOKENS
-from pipelines.media.video_audio import extract_audio_track
-from pipelines.media.video_decode import frame_labels
-from pipelines.model.contract import ChatModel, Delta, checked_image_budget, checked_integer
+from pipelines.model.contract import ChatModel, Delta, checked_image_budget
 from pipelines.model.variants import VARIANTS, modalities_for
 from pipelines.video_qa import VIDEO_EXAMPLES, VideoQAUpdate, VideoSession, VideoTurn, check_question
 
-FRAME_BUDGETS = (70, 140, 280)
-# The gallery shows small copies: every frame is encoded for the page, and the model keeps the full frames.
-GALLERY_MAX_SIDE = 480
-# What the conversation shows for an empty answer (as app/reply.StreamedReply does); it stands for "".
-# Sampled frames take up to about 60 MB per session; a session idle this long lets them go.
-SAMPLED_VIDEO_TTL_S = 3600
+TIME_CHIPS_JS = load_js_sections(STATIC_DIR / "video_times.js")
 # `kept` of a call that came through the API, which keeps no session between calls.
 API_CALL = object()
-
-
-@dataclass(frozen=True)
-class SamplingKey:
-    """What the sampled frames depend on: the file's content and the sampling settings."""
-
-    content_digest: str
-    num_frames: int
-    start: float | None
-    end: float | None
-
-
-@dataclass(eq=False)
-class SampledVideo:
-    """One video's sampled frames and gallery items, plus its audio track once it has been asked for."""
-
-    key: SamplingKey
-    session: VideoSession
-    gallery: list[tuple[Image.Image, str]]
-
-    def session_for(self, turns: list[VideoTurn], include_audio: bool) -> VideoSession:
-        """A session over the kept frames with these earlier turns; the kept one is never changed."""
-        return dataclasses.replace(
-            self.session, audio=self.session.audio if include_audio else None, history=list(turns)
-        )
-
-
-def video_path(video) -> str | None:
-    """The uploaded (or bundled) file's path from what `gr.Video` or an API client hands over."""
-    return served_file(video)
-
-
-def _optional_seconds(value):
-    # An empty number box means "from the start" or "to the end"; the pipeline checks the rest.
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    return value
-
-
-def _range_end(value):
-    # The page shows an empty number box as 0, and an end at 0 s could never be valid: both mean the end.
-    value = _optional_seconds(value)
-    if isinstance(value, int | float) and not isinstance(value, bool) and value == 0:
-        return None
-    return value
-
-
-def sampling_key(path: str | None, num_frames, start, end) -> SamplingKey | None:
-    """The key for reusing frames, or None when the file can't be read (the pipeline then says why).
-
-    The key holds the content's digest, not the path: Gradio writes a file that is uploaded again
-    (each API call uploads its video) anew, and reading it costs far less than decoding it.
-    """
-    if path is None:
-        return None
-    try:
-        with open(path, "rb") as file:
-            digest = hashlib.file_digest(file, "sha256").hexdigest()
-    except OSError:
-        return None
-    return SamplingKey(digest, num_frames, start, end)
-
-
-def gallery_items(session: VideoSession) -> list[tuple[Image.Image, str]]:
-    thumbnails = [frame.image.copy() for frame in session.frames]
-    for thumbnail in thumbnails:
-        thumbnail.thumbnail((GALLERY_MAX_SIDE, GALLERY_MAX_SIDE))
-    return list(zip(thumbnails, frame_labels(session.frames), strict=True))
-
-
-def sample_video(
-    video, num_frames, start, end, include_audio: bool, kept: SampledVideo | None
-) -> SampledVideo:
-    """The frames (and audio, if asked for) of `video`, reusing `kept` when file and settings are the same."""
-    path = video_path(video)
-    num_frames = checked_integer("Frames to sample", num_frames, MIN_NUM_FRAMES, MAX_NUM_FRAMES)
-    start, end = _optional_seconds(start), _range_end(end)
-    key = sampling_key(path, num_frames, start, end)
-    if kept is None or key is None or kept.key != key:
-        session = VideoSession.from_video(path, num_frames, start=start, end=end, include_audio=include_audio)
-        return SampledVideo(key, session, gallery_items(session))
-    if include_audio and kept.session.audio is None:
-        audio = extract_audio_track(path, start, end)
-        return SampledVideo(key, dataclasses.replace(kept.session, audio=audio), kept.gallery)
-    return kept
 
 
 def video_turns(history) -> list[VideoTurn]:
     """The finished question-and-answer turns of a conversation as the chatbot (or an API client) holds it.
 
-    Thoughts are left out; a question that never got an answer (a stopped reply) is skipped.
+    Thoughts and notes are left out and a reply shown as several messages is one answer; a question that
+    never got an answer (a stopped reply) joins the next one, and an answer to no question is skipped.
     """
     turns: list[VideoTurn] = []
     question: str | None = None
-    for message in normalize_history(history):
+    for message in merged_replies(normalize_history(history)):
         if message.files:
             raise InputError(
                 "The video conversation holds text only: send the video itself as `video`, not in the history."
             )
         if message.role == "user":
             question = f"{question}\n{message.text}" if question else message.text
-            continue
-        if not question:
-            raise InputError("Each answer in the video conversation must follow a question.")
-        turns.append(VideoTurn(question, "" if message.text == NO_ANSWER else message.text))
-        question = None
+        elif question:
+            turns.append(VideoTurn(question, message.text))
+            question = None
     return turns
 
 
@@ -178,15 +89,33 @@ class VideoJob:
         )
 
 
-def _answer(video, question, sampling: tuple, history, kept, chosen: Settings):
-    """Yield (gallery or None when unchanged, conversation, sampled video) as the answer streams."""
+@dataclass(frozen=True)
+class VideoStep:
+    """One streamed step of a question: the gallery (None when unchanged), the conversation, the kept frames,
+    and, with the finished answer, the times it names (for the API)."""
+
+    gallery: list | None
+    conversation: list[dict]
+    sampled: SampledVideo
+    times: list[dict] | None = None
+
+
+def _answer(video, question, sampling: tuple, history, kept, chosen: Settings, *, chips: bool):
+    """Yield a `VideoStep` as the answer streams; with `chips`, times in answers and thoughts are chips."""
     num_frames, start, end, frame_budget, include_audio = sampling
     include_audio = bool(include_audio)
     question = check_question(question)
     turns = video_turns(history)
     sampled = sample_video(video, num_frames, start, end, include_audio, kept)
-    shown = [*history_as_dicts(history), {"role": "user", "content": question}]
-    yield sampled.gallery, shown, sampled
+    timestamps = [frame.timestamp for frame in sampled.session.frames]
+    duration = sampled.session.duration
+
+    def shown_as(messages: list[dict]) -> list[dict]:
+        # Earlier answers get chips for the frames sampled now: their gallery indices follow the gallery.
+        return chipped_messages(messages, timestamps, duration) if chips else messages
+
+    shown = shown_as([*history_as_dicts(history), {"role": "user", "content": question}])
+    yield VideoStep(sampled.gallery, shown, sampled)
     job = VideoJob(
         chosen, sampled.session_for(turns, include_audio), question, checked_frame_budget(frame_budget)
     )
@@ -194,9 +123,10 @@ def _answer(video, question, sampling: tuple, history, kept, chosen: Settings):
     conversation = shown
     for update in stream_on_gpu(job):
         reply.add(Delta(update.thought[len(reply.thought) :], update.answer[len(reply.answer) :]))
-        conversation = shown + reply.messages(done=update.done)
-        yield None, conversation, sampled
-    yield sampled.gallery, conversation, sampled
+        conversation = shown + shown_as(reply.messages(done=update.done))
+        yield VideoStep(None, conversation, sampled)
+    times = times_found(reply.thought, reply.answer, timestamps, duration)
+    yield VideoStep(sampled.gallery, conversation, sampled, times)
 
 
 def checked_frame_budget(value) -> int:
@@ -229,7 +159,11 @@ def build_video_tab(controls: SharedControls) -> None:
         "Gemma 4 watches a video as frames sampled evenly over the chosen span, each labelled with its "
         "`mm:ss` time. Ask a question, then follow-ups: the frames are decoded once per video and settings."
     )
-    sampled_state = gr.State(None, time_to_live=SAMPLED_VIDEO_TTL_S)
+    # The session's state holds a handle; the frames are kept in `kept_videos`, bounded per session and in all.
+    kept_videos = KeptVideos()
+    sampled_state = gr.State(None, time_to_live=TTL_S, delete_callback=kept_videos.forget)
+    # Clicks on the time chips in answers (app/time_chips.py) move the player and pick the frames.
+    gr.HTML("", visible="hidden", js_on_load=TIME_CHIPS_JS["install"])
     with gr.Row():
         with gr.Column(scale=2):
             video_input = gr.Video(
@@ -289,6 +223,7 @@ def build_video_tab(controls: SharedControls) -> None:
                 ask_button = gr.Button("🎬 Ask", variant="primary", elem_id="video-ask")
                 stop = gr.Button("⏹ Stop", variant="stop", elem_id="video-stop")
                 clear = gr.Button("🗑 New conversation", elem_id="video-clear")
+            conversation_file = conversation_file_row("video")
             example_rows, example_labels = video_examples()
             gr.Examples(
                 examples=example_rows,
@@ -300,7 +235,7 @@ def build_video_tab(controls: SharedControls) -> None:
 
     sampling_inputs = [num_frames, start, end, frame_budget, include_audio]
 
-    @user_facing("video_qa")
+    @user_facing("video_qa", files=("video",))
     @takes_settings(notes=VIDEO_NOTES)
     def video_qa(
         video,
@@ -313,7 +248,7 @@ def build_video_tab(controls: SharedControls) -> None:
         history: list | None = None,
         *,
         chosen: Settings,
-        kept: SampledVideo | object | None = API_CALL,
+        kept: str | object | None = API_CALL,
     ):
         """Ask Gemma 4 about a video; streams the sampled frames (with mm:ss captions) and the conversation.
 
@@ -328,9 +263,10 @@ def build_video_tab(controls: SharedControls) -> None:
             history: the conversation so far, exactly as this endpoint returned it last time ([] to start);
                 follow-ups about the same video pass it back with the same video and settings.
 
-        Returns (streamed): the sampled frames as gallery items (image, "mm:ss" caption) and the
-        conversation: the history, the question, the thoughts (a message titled "🧠 Thinking") and
-        the answer.
+        Returns (streamed): the sampled frames as gallery items (image, "mm:ss" caption), the
+        conversation (the history, the question, the thoughts in a message titled "🧠 Thinking", and the
+        answer) and, with the finished answer, the times it names: one {"text", "start", "end" (seconds,
+        end excluded), "in" ("answer" or "thought"), "in_clip", "frames" (gallery indices)} per time.
         """
         # The browser keeps the sampled frames between questions; an API call (no session) samples anew.
         in_browser = kept is not API_CALL
@@ -338,18 +274,27 @@ def build_video_tab(controls: SharedControls) -> None:
             # The checkbox is hidden on variants without audio, so a value left checked there is not a request.
             include_audio = bool(include_audio) and audio_available(chosen.variant)
         sampling = (num_frames, start, end, frame_budget, include_audio)
-        for frames, conversation, sampled in _answer(
-            video, question, sampling, history, kept if in_browser else None, chosen
+        for step in _answer(
+            video,
+            question,
+            sampling,
+            history,
+            kept_videos.get(kept) if in_browser else None,
+            chosen,
+            chips=in_browser,
         ):
-            changes = {chatbot: conversation}
-            if frames is not None:
-                changes[gallery] = frames
+            changes = {chatbot: step.conversation}
+            if step.gallery is not None:
+                changes[gallery] = step.gallery
             if in_browser:
-                changes[sampled_state] = sampled
-                if frames is not None:
+                changes[sampled_state] = kept = kept_videos.keep(kept, step.sampled)
+                if step.gallery is not None:
                     changes[question_input] = ""
+            elif step.times is not None:
+                changes[api_times] = step.times
             yield changes
 
+    video_qa.kept_videos = kept_videos  # what the browser sessions hold, for operators and tests
     browser_inputs = [video_input, question_input, *sampling_inputs, chatbot, *controls.inputs, sampled_state]
     events = [
         trigger(
@@ -364,9 +309,34 @@ def build_video_tab(controls: SharedControls) -> None:
         for index, trigger in enumerate((ask_button.click, question_input.submit))
     ]
     stop.click(None, cancels=events, api_visibility="private")
+    for event in events:
+        # Also after Stop: a reply stopped while thinking keeps its thoughts, without the spinner.
+        event.failure(settled_thoughts, chatbot, chatbot, queue=False, api_visibility="private")
     clear.click(lambda: [], None, chatbot, queue=False, api_visibility="private")
     # A new video starts a new conversation: the old answers were about other frames.
-    video_input.change(lambda: ([], []), None, [gallery, chatbot], queue=False, api_visibility="private")
+    restored_video = gr.State(None)
+    video_input.change(
+        start_over_for_new_video,
+        [video_input, restored_video],
+        [gallery, chatbot, restored_video],
+        queue=False,
+        api_visibility="private",
+    )
+    wire_download(
+        conversation_file,
+        "video",
+        chatbot,
+        shared_settings(controls),
+        describe_tab=video_settings,
+        tab_inputs=[video_input, *sampling_inputs],
+    )
+    conversation_file.open_file.upload(
+        open_video_conversation,
+        conversation_file.open_file,
+        [chatbot, gallery, video_input, *sampling_inputs, restored_video],
+        queue=False,
+        api_visibility="private",
+    )
 
     def show_audio_choice(variant: str):
         if audio_available(variant):
@@ -381,10 +351,11 @@ def build_video_tab(controls: SharedControls) -> None:
     # session state (MCP tool calls have none), so each call samples its video again.
     api_button = gr.Button(visible=False)
     api_history = ConversationJSON(value=[], visible=False, label="history")
+    api_times = gr.JSON(visible=False, label="times")
     api_button.click(
         video_qa,
         [video_input, question_input, *sampling_inputs, api_history, *controls.inputs],
-        [gallery, chatbot],
+        [gallery, chatbot, api_times],
         api_name="video_qa",
         **controls.model_event(),
     )

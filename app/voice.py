@@ -21,10 +21,12 @@ import gradio as gr
 import numpy as np
 
 from app.controls import Settings, SharedControls, takes_settings
+from app.conversation_controls import conversation_file_row, shared_settings, wire_download
+from app.conversation_file import restored_conversation
 from app.errors import user_facing
 from app.gpu import stream_on_gpu
-from app.history import history_as_dicts, normalize_history
-from app.reply import NO_ANSWER, StreamedReply, conversation_box
+from app.history import history_as_dicts, merged_replies, normalize_history, settled_thoughts
+from app.reply import StreamedReply, conversation_box
 from app.static_files import STATIC_DIR, load_js_sections
 from app.uploads import bundled_examples, require_served_file, served_file
 from pipelines.errors import InputError
@@ -34,6 +36,7 @@ from pipelines.model.variants import VARIANTS
 from pipelines.voice import (
     ANSWER_PROMPT,
     DEFAULT_TARGET_LANGUAGE,
+    MAX_LANGUAGE_NAME_LENGTH,
     VOICE_EXAMPLES,
     VOICE_TASKS,
     VoiceTurn,
@@ -118,27 +121,21 @@ def user_turn_messages(clip: str, task: str, prompt: str) -> list[dict]:
 def voice_turns_from_history(history) -> list:
     """Rebuild the `VoiceTurn`s of a conversation from its chatbot messages (the API's `history`).
 
-    Each turn is a user clip, optionally the instruction it was asked with (a user text
-    message), then the reply. Thoughts and notices are skipped; a clip that never got a
-    reply is left out.
+    Each turn is a user clip, optionally the instruction it was asked with (a user text message), then
+    the reply (one answer, however many messages show it). Thoughts and notices are skipped, and so are a
+    clip that never got a reply, a text with no clip before it and a reply to no clip.
     """
     turns = []
     clip, prompt = None, None
-    for message in normalize_history(history):
+    for message in merged_replies(normalize_history(history)):
         if message.role == "user":
             if message.files:
                 clip, prompt = message.files[-1], None
-            if message.text:
-                if clip is None:
-                    raise InputError(
-                        "Each turn of the voice history must start with an audio clip; "
-                        "a text message came before any clip."
-                    )
+            if message.text and clip is not None:
                 prompt = message.text
         elif clip is not None:
-            reply = "" if message.text == NO_ANSWER else message.text
             turns.append(
-                VoiceTurn(load_audio(require_served_file(clip)), None, reply, prompt or ANSWER_PROMPT)
+                VoiceTurn(load_audio(require_served_file(clip)), None, message.text, prompt or ANSWER_PROMPT)
             )
             clip, prompt = None, None
     return turns
@@ -195,7 +192,7 @@ VOICE_NOTES = {
 def voice_handler(chatbot, turns_state, spoken_answer):
     """The one handler of the Voice tab, for its buttons and for the `/voice_chat` endpoint."""
 
-    @user_facing("voice_chat")
+    @user_facing("voice_chat", files=("audio",))
     @takes_settings(variant=AUDIO_VARIANT, max_new_tokens=512, notes=VOICE_NOTES)
     def voice_chat(
         audio: str,
@@ -236,6 +233,15 @@ def voice_handler(chatbot, turns_state, spoken_answer):
             yield changes
 
     return voice_chat
+
+
+@user_facing("conversation_import")
+def open_voice_conversation(path: str | None):
+    """Show a saved voice conversation again; its clips (those still here) are heard again on follow-ups."""
+    restored = restored_conversation(path, "voice")
+    language = restored.settings.get("target_language")
+    usable = isinstance(language, str) and 0 < len(language) <= MAX_LANGUAGE_NAME_LENGTH
+    return restored.messages, voice_turns_from_history(restored.messages), language if usable else gr.skip()
 
 
 def voice_examples() -> tuple[list[list], list[str]]:
@@ -299,6 +305,7 @@ def build_voice_tab(controls: SharedControls) -> None:
         label="Example clips (then press a button)",
         elem_id="voice-examples",
     )
+    conversation_file = conversation_file_row("voice")
     spoken_reply = gr.Accordion("🔊 Spoken reply (your browser reads the answer aloud)", open=True)
     with spoken_reply, gr.Row():
         speak = gr.Checkbox(True, label="Speak the answer", elem_id="voice-speak")
@@ -333,6 +340,9 @@ def build_voice_tab(controls: SharedControls) -> None:
     spoken_answer.change(None, [spoken_answer, voice_choice, rate, speak], None, js=SPEECH_JS["speak"])
     stop_speaking.click(None, js=SPEECH_JS["stop_speaking"])
     stop.click(None, js=SPEECH_JS["stop_speaking"], cancels=events)
+    for event in events:
+        # Also after Stop: a reply stopped while thinking keeps its thoughts, without the spinner.
+        event.failure(settled_thoughts, chatbot, chatbot, queue=False, api_visibility="private")
     clear.click(
         lambda: ([], [], ""),
         None,
@@ -342,6 +352,16 @@ def build_voice_tab(controls: SharedControls) -> None:
         api_visibility="private",
     )
     voices_probe.change(None, None, voice_choice, js=SPEECH_JS["list_voices"])
+    wire_download(
+        conversation_file, "voice", chatbot, {**shared_settings(controls), "target_language": language}
+    )
+    conversation_file.open_file.upload(
+        open_voice_conversation,
+        conversation_file.open_file,
+        [chatbot, turns_state, language],
+        queue=False,
+        api_visibility="private",
+    )
     language.change(
         lambda chosen: gr.Button(f"🌐 Translate to {chosen or DEFAULT_TARGET_LANGUAGE}"),
         language,

@@ -55,9 +55,9 @@ def attachment_kind(path: str) -> str:
 def _attachment_parts(path: str) -> list[dict]:
     kind = attachment_kind(path)
     if kind == "image":
-        from pipelines.media.images import fit_for_model, open_image
+        from pipelines.media.images import MAX_MODEL_SIDE, fit_for_model, open_image
 
-        return [{"type": "image", "image": fit_for_model(open_image(path))}]
+        return [{"type": "image", "image": fit_for_model(open_image(path, max_side=MAX_MODEL_SIDE))}]
     if kind == "audio":
         from pipelines.media.audio import load_audio, split_audio
 

@@ -17,7 +17,7 @@ from pipelines.media.browser import (
     chromium_missing_reason,
     render_html,
 )
-from pipelines.media.images import fit_for_model, open_image
+from pipelines.media.images import MAX_MODEL_SIDE, fit_for_model, open_image
 from pipelines.model.contract import ChatModel, require_modality
 from pipelines.model.thinking import split_thinking
 
@@ -235,7 +235,7 @@ def run_screenshot_to_html(
     `done=True`, and a `notice` when there is no HTML to show or the page was cut off.
     """
     require_modality(model, "image")
-    screenshot = fit_for_model(open_image(image, what="screenshot"))
+    screenshot = fit_for_model(open_image(image, what="screenshot", max_side=MAX_MODEL_SIDE))
     messages = build_screenshot_messages(screenshot, instructions, current_html, edit_instruction)
 
     thought = answer = html = ""

@@ -16,7 +16,7 @@ import numpy as np
 
 from pipelines.errors import InputError
 from pipelines.media.audio import SEGMENT_SECONDS, split_audio
-from pipelines.media.video import DEFAULT_NUM_FRAMES, VIDEO_FRAME_TOKENS, Frame, sample_frames
+from pipelines.media.video import DEFAULT_NUM_FRAMES, VIDEO_FRAME_TOKENS, Frame, sample_clip
 from pipelines.media.video_audio import extract_audio_track
 from pipelines.media.video_decode import frame_labels
 from pipelines.model.contract import ChatModel, Delta, require_modality
@@ -162,6 +162,8 @@ class VideoSession:
     frames: tuple[Frame, ...]
     audio: np.ndarray | None = None
     history: list[VideoTurn] = field(default_factory=list)
+    # The whole video's length in seconds (None when not known): times past it are not in the video.
+    duration: float | None = None
 
     @classmethod
     def from_video(
@@ -173,9 +175,9 @@ class VideoSession:
         end: float | None = None,
         include_audio: bool = False,
     ) -> VideoSession:
-        frames = sample_frames(path, num_frames, start=start, end=end)
+        clip = sample_clip(path, num_frames, start=start, end=end)
         audio = extract_audio_track(path, start, end) if include_audio else None
-        return cls(tuple(frames), audio)
+        return cls(tuple(clip.frames), audio, duration=clip.duration)
 
     def ask(self, model: ChatModel, question: str, **options) -> Iterator[VideoQAUpdate]:
         """Stream an answer (options as `run_video_qa`); the finished turn joins `history`."""

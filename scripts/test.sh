@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Installs everything the tests need (system packages, a venv with the CPU torch) and runs them.
+# Installs everything the tests need (system packages, a venv with the locked environment, CPU torch included)
+# and runs them in stages, stopping at the first that fails: lint, the quick loop (`-m "not slow"`), then the
+# slow tests (models, servers, Chromium). Extra arguments go to both pytest runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,16 +10,20 @@ if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
   for tool in chromium ffmpeg espeak-ng; do command -v "$tool" >/dev/null || missing+=("$tool"); done
   if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium ffmpeg espeak-ng >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium ffmpeg espeak-ng fonts-dejavu-core >/dev/null
   fi
 fi
 
 if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
-# The CPU build of torch first, so nothing later pulls a multi-GB CUDA build.
-.venv/bin/python -c "import torch" 2>/dev/null || .venv/bin/pip install -q torch==2.13.0
-.venv/bin/pip install -q -r requirements-dev.txt
+# The lock pins torch's CPU build, so nothing pulls a multi-GB CUDA build; it is installed first, on its own.
+.venv/bin/pip install -q "$(grep -E '^torch==' requirements-lock.txt)"
+.venv/bin/pip install -q -r requirements-lock.txt
 
 export HF_HUB_OFFLINE=1 GRADIO_ANALYTICS_ENABLED=False TOKENIZERS_PARALLELISM=false
+echo "== lint"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-exec .venv/bin/python -m pytest --durations=15 "$@"
+echo "== quick loop: pytest -m 'not slow'"
+.venv/bin/python -m pytest -m "not slow" --durations=10 "$@"
+echo "== slow tests: pytest -m slow"
+exec .venv/bin/python -m pytest -m slow --durations=15 "$@"

@@ -185,21 +185,103 @@ class BlocksWiring:
 
 
 # Fixtures that build or load tiny, start a server or drive Chromium: a test that uses any of them (directly or
-# through another fixture) is slow, so `pytest -m "not slow"` stays the quick developer loop.
+# through another fixture) is slow, so `pytest -m "not slow"` stays the quick developer loop. Tests that do
+# such things without these fixtures carry `@pytest.mark.slow` themselves; `HeavyWorkGuard` below fails any
+# unmarked test that does them anyway, so the quick loop can be trusted.
 SLOW_FIXTURES = {"tiny_model", "app_server", "client", "page", "chromium", "served_tiny", "scripted_server"}
-# Modules whose tests load models through the loader themselves.
-SLOW_MODULES = {"test_loader", "test_quantization", "test_reliability"}
 
 
 def pytest_collection_modifyitems(items):
     for item in items:
-        module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
-        if (
-            SLOW_FIXTURES & set(getattr(item, "fixturenames", ()))
-            or module in SLOW_MODULES
-            or item.get_closest_marker("browser")
-        ):
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or item.get_closest_marker("browser"):
             item.add_marker(pytest.mark.slow)
+
+
+class HeavyWorkGuard:
+    """Notices, by what a test does rather than what it is called, work that belongs in the slow set.
+
+    It watches for the three kinds of heavy work: a model built (any transformers `PreTrainedModel`, which
+    every load and every checkpoint writer goes through), a socket bound (a server), and a Python
+    interpreter or a browser started as a subprocess. The last two come from a Python audit hook (it can't
+    be removed, so it is installed once and switched on per test).
+    """
+
+    BROWSER_NAMES = ("chromium", "chrome", "playwright")
+
+    def __init__(self) -> None:
+        self.watching = False
+        self.seen: list[str] = []
+        import sys
+
+        sys.addaudithook(self._on_event)
+        self._watch_model_construction()
+
+    def _watch_model_construction(self) -> None:
+        from transformers import PreTrainedModel
+
+        original_init = PreTrainedModel.__init__
+        guard = self
+
+        def watched_init(model, *args, **kwargs):
+            if guard.watching:
+                guard.seen.append(f"built a model ({type(model).__name__})")
+            original_init(model, *args, **kwargs)
+
+        PreTrainedModel.__init__ = watched_init
+
+    def _on_event(self, event: str, args: tuple) -> None:
+        if not self.watching:
+            return
+        if event == "socket.bind" and not self._importing():
+            self.seen.append(f"bound a socket to {args[1]!r} (a server)")
+        elif event == "subprocess.Popen":
+            self._check_subprocess(args[0], args[1])
+
+    @staticmethod
+    def _importing() -> bool:
+        """Some libraries bind a socket while being imported, to probe for IPv6: that starts no server."""
+        import sys
+
+        frame = sys._getframe(2)
+        while frame is not None:
+            if frame.f_code.co_filename.startswith("<frozen importlib"):
+                return True
+            frame = frame.f_back
+        return False
+
+    def _check_subprocess(self, executable, arguments) -> None:
+        import os
+        import sys
+
+        program = os.path.basename(str(executable or (arguments or [""])[0]))
+        if program.startswith("python") or str(executable) == sys.executable:
+            self.seen.append(f"started a Python subprocess ({program})")
+        elif any(name in program.lower() for name in self.BROWSER_NAMES):
+            self.seen.append(f"started a browser ({program})")
+
+
+_heavy_work_guard = HeavyWorkGuard()
+
+
+@pytest.fixture(autouse=True)
+def _fast_tests_stay_fast(request):
+    """An unmarked test (part of `pytest -m "not slow"`) fails if it loads a model, starts a server or a browser."""
+    if request.node.get_closest_marker("slow"):
+        yield
+        return
+    _heavy_work_guard.seen.clear()
+    _heavy_work_guard.watching = True
+    try:
+        yield
+    finally:
+        _heavy_work_guard.watching = False
+    if _heavy_work_guard.seen:
+        pytest.fail(
+            "This test is not marked slow but "
+            + "; ".join(sorted(set(_heavy_work_guard.seen))[:3])
+            + ". Mark it @pytest.mark.slow (or use a slow fixture) so the quick loop stays quick.",
+            pytrace=False,
+        )
 
 
 @pytest.fixture

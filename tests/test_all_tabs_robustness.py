@@ -125,7 +125,8 @@ def bad_files(tmp_path_factory):
     oversized.write_bytes(os.urandom(6 * 1024 * 1024))  # the test app enforces max_file_size=5mb
     files["oversized"] = oversized
     huge = folder / "huge.png"
-    Image.new("RGB", (10_000, 10_000), (40, 120, 200)).save(huge, optimize=False, compress_level=1)
+    # 49 megapixels: just under the decode cap (50 MP), so the image tabs must downscale it and answer.
+    Image.new("RGB", (7_000, 7_000), (40, 120, 200)).save(huge, optimize=False, compress_level=1)
     files["huge-image"] = huge
     return files
 
@@ -138,7 +139,7 @@ WRONG_TYPE = {
     "video": "image-as-video",
     "voice": "image-as-audio",
 }
-# Image tabs downscale a 10000×10000 image and answer; the others are handed the wrong kind of file.
+# Image tabs downscale a 7000×7000 image and answer; the others are handed the wrong kind of file.
 HUGE_IMAGE_SUCCEEDS = {"chat", "detect", "screenshot"}
 
 

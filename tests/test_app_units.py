@@ -147,6 +147,7 @@ def test_config_from_cli_and_environment(monkeypatch):
     )
 
 
+@pytest.mark.slow
 def test_building_the_app_imports_no_heavy_library():
     code = (
         "import sys; from app import build_app; build_app()\n"

@@ -380,9 +380,10 @@ def test_over_cap_file_decoded_by_ffmpeg_stops_one_second_past_the_cap(monkeypat
     decoded_bytes = []
     real_run = subprocess.run
 
-    def recording_run(*args, **kwargs):
-        completed = real_run(*args, **kwargs)
-        decoded_bytes.append(len(completed.stdout))
+    def recording_run(command, *args, **kwargs):
+        completed = real_run(command, *args, **kwargs)
+        if Path(command[0]).name == "ffmpeg":  # not the ffprobe that reads the header first
+            decoded_bytes.append(len(completed.stdout))
         return completed
 
     monkeypatch.setattr(audio_module.subprocess, "run", recording_run)

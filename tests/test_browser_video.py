@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from test_video_tab import count_decoder_calls
 from pipelines.media.video import sample_frames
 from pipelines.media.video_decode import frame_labels
 from pipelines.video_qa import VIDEO_EXAMPLES
+from pipelines.video_times import find_times, frames_near
 
 pytestmark = pytest.mark.browser
 
@@ -35,7 +37,11 @@ def wait_for_generation(page, finished_before: int) -> None:
 
 
 def open_tab_with_red_square_example(page, *, frames: int) -> None:
-    page.get_by_role("tab", name=TAB).click()
+    tab = page.get_by_role("tab", name=TAB)
+    if not tab.is_visible():  # a narrow page keeps some tabs in Gradio's "…" menu
+        page.locator(".overflow-menu button").first.click()
+        tab = page.locator(".overflow-dropdown").get_by_role("button", name=TAB)
+    tab.click()
     page.get_by_label("Frames to sample").first.fill(str(frames))
     page.get_by_label("Frames to sample").first.press("Tab")
     page.locator("#video-examples").get_by_text(RED_SQUARE.filename).first.click()
@@ -99,3 +105,67 @@ def test_follow_up_in_the_page_shows_thoughts_and_does_not_decode_again(page, us
     page.locator("#video-examples").get_by_text("traffic_light.webm").first.click()
     expect(page.locator("#video-frames .caption-label")).to_have_count(0)
     expect(conversation.get_by_text(FOLLOW_UP_REPLY)).to_have_count(0)
+
+
+CHIP_REPLY = (
+    "<|channel>thought\nThe square is there from 00:03.<channel|>"
+    "The red square appears at **00:03**; nothing happens at 09:00, after the end."
+)
+LAPTOP = {"width": 1366, "height": 900}
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.mark.parametrize("viewport", [LAPTOP, PHONE], ids=["laptop", "phone"])
+def test_a_time_in_the_answer_moves_the_player_and_shows_the_nearest_frame(page, use_scripted, viewport):
+    use_scripted(CHIP_REPLY)
+    page.set_viewport_size(viewport)
+    open_tab_with_red_square_example(page, frames=5)
+    page.locator("#video-ask").click()
+
+    conversation = page.locator("#video-conversation")
+    chip = conversation.locator("[data-testid='bot'] button.time-chip", has_text="00:03").last
+    expect(chip).to_be_visible(timeout=60_000)
+    expect(conversation.locator("span.time-chip-outside", has_text="09:00")).to_be_visible()
+    chip.click()
+
+    page.wait_for_function(
+        "() => Math.abs(document.querySelector('#video-input video').currentTime - 3) < 0.01", timeout=30_000
+    )
+    timestamps = [frame.timestamp for frame in sample_frames(CLIPS / RED_SQUARE.filename, 5)]
+    (nearest,) = frames_near(find_times("00:03")[0], timestamps)
+    # The frame is shown large in the gallery's preview, and highlighted among the thumbnails.
+    expect(page.locator("#video-frames .preview caption")).to_have_text(expected_captions(5)[nearest])
+    thumbnail = page.locator("#video-frames .thumbnails > button.thumbnail-item").nth(nearest)
+    expect(thumbnail).to_have_css("outline-style", "solid")
+    expect(page.locator("#video-frames .thumbnails > button.thumbnail-item").nth(0)).to_have_css(
+        "outline-style", "none"
+    )
+    page.screenshot(path=f"/tmp/video_time_chip_{viewport['width']}.png")
+
+
+def test_stop_while_thinking_stops_the_spinner_and_the_next_question_is_answered(page, use_scripted):
+    model = use_scripted("<|channel>thought\n" + "Looking at the frames. " * 200 + "<channel|>Done.", chunk=2)
+    streamed = model._stream
+
+    def slowly(*args, **kwargs):
+        for delta in streamed(*args, **kwargs):
+            time.sleep(0.02)  # paces the stream (as test_browser_ux.SlowModel), so Stop lands while it thinks
+            yield delta
+
+    model._stream = slowly
+    page.get_by_label("Thinking mode").first.check()
+    open_tab_with_red_square_example(page, frames=2)
+    page.locator("#video-ask").click()
+    conversation = page.locator("#video-conversation")
+    expect(conversation.locator(".loading-spinner")).to_be_visible(timeout=60_000)
+
+    page.locator("#video-stop").click()
+
+    assert model.calls[-1]["stop_event"].wait(10)
+    expect(conversation.locator(".loading-spinner")).to_have_count(0)
+    expect(conversation.get_by_text("Looking at the frames.").first).to_be_attached()
+    use_scripted(FOLLOW_UP_REPLY)
+    question = page.locator("#video-question textarea")
+    question.fill("Where is the square?")
+    question.press("Enter")
+    expect(conversation.get_by_text(FOLLOW_UP_REPLY)).to_be_visible(timeout=60_000)

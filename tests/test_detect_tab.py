@@ -85,7 +85,7 @@ def mask_box(mask_path: str) -> tuple[int, int, int, int]:
 
 def image_size(path: str) -> tuple[int, int]:
     with warnings.catch_warnings():
-        # A 10000 x 10000 download is meant to be that big.
+        # A download at a huge upload's full size is meant to be that big.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         with Image.open(path) as image:
             return image.size
@@ -276,16 +276,16 @@ def test_a_huge_image_is_downscaled_for_the_model_and_answered_in_original_pixel
     client, use_scripted, tmp_path
 ):
     huge = tmp_path / "huge.png"
-    # Greyscale and fast compression keep this 100-megapixel file small and quick to write.
-    Image.new("L", (10000, 10000), 90).save(huge, compress_level=1)
+    # Greyscale and fast compression keep this 49-megapixel file (just under the cap) small and quick to write.
+    Image.new("L", (7000, 7000), 90).save(huge, compress_level=1)
     model = use_scripted('```json\n[{"box_2d": [100, 250, 500, 750], "label": "cat"}]\n```')
 
     result = detect(client, huge, "cat")
 
     assert max(model.calls[-1]["messages"][0]["content"][0]["image"].size) == MAX_MODEL_SIDE
-    assert result.table["data"] == [["cat", "", 2500, 1000, 7500, 5000]]
-    assert result.detections() == [{"label": "cat", "box": [2500, 1000, 7500, 5000]}]
+    assert result.table["data"] == [["cat", "", 1750, 700, 5250, 3500]]
+    assert result.detections() == [{"label": "cat", "box": [1750, 700, 5250, 3500]}]
     # The page shows a smaller copy with the box scaled to it; the download keeps every pixel.
     assert image_size(result.shown["image"]) == (DISPLAY_MAX_SIDE, DISPLAY_MAX_SIDE)
     assert mask_box(result.shown["annotations"][0]["image"]) == (320, 128, 960, 640)
-    assert image_size(result.png) == (10000, 10000)
+    assert image_size(result.png) == (7000, 7000)

@@ -18,6 +18,7 @@ TOLERANCE = 0.03
 # --- the estimator (no model) ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_fit_module_is_pure_python():
     code = "import sys, pipelines.fit, pipelines.fit_report, pipelines.compare; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -110,6 +111,7 @@ def test_checkpoint_rows_are_metered_as_the_rows_read_not_the_whole_mapped_table
     reader.close()
 
 
+@pytest.mark.slow
 def test_layer_by_layer_load_equals_quantizing_after_a_bf16_load():
     """Tiny model (PLE, vision, audio): same modules, bytes and logits as the in-memory fallback path."""
     from transformers import AutoModelForImageTextToText
@@ -262,3 +264,45 @@ def test_gpu_check_dry_run_writes_one_json(tmp_path):
     (decode,) = result["decode"]
     assert decode["tokens_per_s_4bit"] > 0 and decode["tokens_per_s_bf16"] > 0
     assert result["cache"]["status"] in ("absent", "skipped in --dry-run")
+
+
+def test_exporting_into_a_folder_that_holds_anything_is_refused_without_overwrite(tmp_path):
+    from pipelines.model.export import main
+
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "README.md").write_text("my notes")
+    with pytest.raises(SystemExit, match="is not empty; pass --overwrite"):
+        main(["tiny", str(out), "--quantization", "4bit"])
+    assert [path.name for path in out.iterdir()] == ["README.md"]
+    assert (out / "README.md").read_text() == "my notes"
+
+
+@pytest.mark.slow
+def test_re_export_replaces_the_whole_folder_and_an_interrupted_one_changes_nothing(
+    exported_tiny, tmp_path, monkeypatch
+):
+    from pipelines.model import export as export_module
+
+    out = tmp_path / "again"
+    shutil.copytree(exported_tiny, out)
+    # What an earlier, sharded export would have left: the loader followed this index to a stale shard.
+    stale = {"model-00001-of-00002.safetensors", "model.safetensors.index.json", "notes.txt"}
+    for name in stale:
+        (out / name).write_text("stale")
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+
+    def disk_full(*args, **kwargs):
+        raise OSError("No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(export_module, "write_safetensors", disk_full)
+        with pytest.raises(OSError, match="No space left"):
+            export_module.main(["tiny", str(out), "--quantization", "4bit", "--overwrite"])
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == before
+    assert [path.name for path in tmp_path.iterdir()] == ["again"]  # no partial folder left behind
+
+    assert export_module.main(["tiny", str(out), "--quantization", "4bit", "--overwrite"]) == 0
+    assert {path.name for path in out.iterdir()} == {path.name for path in exported_tiny.iterdir()}
+    assert [path.name for path in tmp_path.iterdir()] == ["again"]
+    assert (out / "README.md").read_text() == (exported_tiny / "README.md").read_text()

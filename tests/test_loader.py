@@ -14,6 +14,7 @@ from pipelines.model import loader
 from pipelines.model.loader import load_count, load_model
 
 
+@pytest.mark.slow
 def test_same_arguments_return_the_same_object_without_reloading():
     first = load_model("tiny", "fp32")
     count = load_count()
@@ -22,6 +23,7 @@ def test_same_arguments_return_the_same_object_without_reloading():
     assert load_count() == count
 
 
+@pytest.mark.slow
 def test_switching_quantization_unloads_and_frees_the_previous_model():
     first = load_model("tiny", "fp32")
     first_weights = weakref.ref(first.model)
@@ -38,6 +40,7 @@ def test_switching_quantization_unloads_and_frees_the_previous_model():
     load_model("tiny", "fp32")
 
 
+@pytest.mark.slow
 def test_auto_quantization_on_cpu_and_loaded_model_fields():
     loaded = load_model("tiny", "auto")
     assert loaded.device == "cpu"
@@ -54,6 +57,7 @@ def test_auto_quantization_on_cpu_and_loaded_model_fields():
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("quantization", "layer_class"), [("4bit", "Linear4bit"), ("8bit", "Linear8bitLt")])
 def test_bitsandbytes_quantization_runs_on_cpu(quantization, layer_class, tiny_image):
     full = load_model("tiny", "fp32").memory_bytes()["cpu"]
@@ -69,6 +73,7 @@ def test_bitsandbytes_quantization_runs_on_cpu(quantization, layer_class, tiny_i
     load_model("tiny", "fp32")
 
 
+@pytest.mark.slow
 def test_progress_reports_stages_up_to_done():
     loader.unload_model()
     seen = []
@@ -78,6 +83,7 @@ def test_progress_reports_stages_up_to_done():
     assert seen[-1] == (1.0, "Loaded tiny")
 
 
+@pytest.mark.slow
 def test_loads_tiny_with_no_network_from_a_fresh_process(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "SHOWCASE_CACHE": str(tmp_path)}
     result = subprocess.run(
@@ -96,6 +102,7 @@ def test_loads_tiny_with_no_network_from_a_fresh_process(tmp_path):
     assert "tiny" in result.stdout
 
 
+@pytest.mark.slow
 def test_tiny_checkpoint_is_deterministic(tmp_path):
     from safetensors.torch import load_file
 
@@ -111,6 +118,7 @@ def test_tiny_checkpoint_is_deterministic(tmp_path):
 # --- failures become ModelLoadError with a message that says what to do ---
 
 
+@pytest.mark.slow
 def test_offline_hub_variant_says_no_network(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelLoadError, match="no network, or offline mode"):

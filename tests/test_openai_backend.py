@@ -248,6 +248,7 @@ def test_a_server_that_never_answers_times_out(scripted_server, scripted_backend
     assert time.monotonic() - started < 3
 
 
+@pytest.mark.slow
 def test_a_server_that_is_not_running_is_explained():
     backend = OpenAIBackend(f"http://127.0.0.1:{free_port()}/v1")
     with pytest.raises(BackendError, match=r"Can't reach the model server at http://127\.0\.0\.1:\d+/v1"):
@@ -428,6 +429,17 @@ def test_a_flood_of_text_is_cut_off_at_what_max_new_tokens_can_hold(scripted_ser
     assert scripted_server.client_left.wait(5), "the stream is closed, not read to its end"
 
 
+def test_a_flood_of_tool_call_arguments_counts_against_the_same_cap(scripted_server, scripted_backend):
+    # A server that parses tool calls streams their arguments outside `content`: they are text all the same.
+    first = tool_call_chunk(0, "calculator", '{"expression": "')
+    scripted_server.chunks = [first] + [tool_call_chunk(0, None, "1+" * 32_000) for _ in range(100)]  # 6.4 MB
+    reply = collect(
+        scripted_backend.get_model("E4B").generate([{"role": "user", "content": "Hi"}], max_new_tokens=16)
+    )
+    assert reply.tool_calls == ()
+    assert scripted_server.client_left.wait(5), "the stream is closed, not read to its end"
+
+
 def test_credentials_in_the_base_url_are_never_shown(scripted_server):
     port = scripted_server.server_address[1]
     backend = OpenAIBackend(f"http://admin:hunter2@127.0.0.1:{port}/v1")
@@ -515,6 +527,7 @@ def run_loop_against(first: list[dict], then: list[dict], question: str):
         server.server_close()
 
 
+@pytest.mark.slow
 def test_the_tool_loop_runs_through_a_server_that_parses_tool_calls():
     from pipelines.tools import ToolStep
 
@@ -542,6 +555,7 @@ def test_the_tool_loop_runs_through_a_server_that_parses_tool_calls():
     assert json.loads(tool["content"])["result"] == 391
 
 
+@pytest.mark.slow
 def test_raw_tool_call_markers_from_a_server_that_does_not_parse_them_still_work():
     from pipelines.tools import ToolStep
 

@@ -245,7 +245,7 @@ def test_every_endpoint_works_with_only_its_required_arguments(client, use_scrip
     assert annotated is not None
     code, *_ = client.predict(handle_file(str(EXAMPLE_SCREENSHOT)), api_name="/screenshot_to_html")
     assert "<h1>Hi</h1>" in code
-    frames, conversation = client.predict(
+    frames, conversation, _times = client.predict(
         handle_file(str(EXAMPLE_VIDEO)), "What happens?", api_name="/video_qa"
     )
     assert frames and conversation[-1]["role"] == "assistant"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pipelines.model import quantization, quantized_modules
+from pipelines.model import nf4, quantization, quantized_modules
 from pipelines.model.contract import drain
 from pipelines.model.loader import LoadedModel, _load_from_folder, load_model, tensor_bytes_by_device
 from pipelines.model.reference_configs import build_config, tiny_special_token_ids, write_checkpoint
@@ -197,6 +197,7 @@ def test_tiny_4bit_keeps_ple_in_host_memory_and_generates_with_an_image():
     assert deltas
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("bits", "head_class", "storage"), [(4, "Linear4bit", "uint8"), (8, "Linear8bitLt", "int8")]
 )
@@ -234,3 +235,57 @@ def test_vocabulary_serves_embedding_and_lm_head_from_one_copy(bits, head_class,
     )
     packed = [p for p in model.parameters() if p.dtype == getattr(torch, storage)]
     assert [p.data_ptr() for p in packed] == [model.lm_head.weight.data_ptr()]
+
+
+@pytest.mark.slow
+def test_every_4bit_layer_the_avx512_bf16_cpu_path_would_repack_meets_its_shape_rules(monkeypatch):
+    """bitsandbytes' other CPU path, forced on: the shapes it would repack, repacked and unpacked exactly.
+
+    On a processor with AVX512-BF16 a `Linear4bit` repacks its weight on first use and asserts on shapes
+    it can't block; this machine may not have one, so the check stands in for it.
+    """
+    import copy
+
+    import bitsandbytes.functional as bnb_functional
+    import bitsandbytes.nn.modules as bnb_modules
+
+    from pipelines.model.loader import unload_model
+
+    monkeypatch.setattr(bnb_modules, "has_avx512bf16", lambda: True)
+    unload_model()
+    try:
+        model = load_model("tiny", "4bit", device="cpu").model
+        packed, generic = [], []
+        for name, module in model.named_modules():
+            if not isinstance(module, bnb_modules.Linear4bit):
+                continue
+            state = module.weight.quant_state
+            if not module.support_avx512bf16_for_cpu:
+                assert not nf4.packed_cpu_path_accepts(*state.shape, state.blocksize), name
+                generic.append(name)
+                continue
+            weight, kept = module.weight.data.clone(), copy.deepcopy(state)
+            repacked, repacked_state = bnb_functional._convert_weight_packed_for_cpu(weight.clone(), kept)
+            restored, _ = bnb_functional._convert_weight_packed_for_cpu_inverse(repacked, repacked_state)
+            assert torch.equal(restored.view(torch.uint8).flatten(), weight.view(torch.uint8).flatten()), name
+            packed.append(name)
+    finally:
+        unload_model()
+    # tiny's vocabulary head has 387 rows (not a multiple of 32); its decoder layers all fit the packed path.
+    assert generic == ["lm_head"]
+    assert len(packed) == 19
+
+
+def test_the_packed_cpu_path_rules_match_what_bitsandbytes_asserts():
+    import bitsandbytes.functional as bnb_functional
+
+    for rows, columns in [(64, 128), (96, 64), (387, 64), (40, 64)]:
+        weight = torch.randn(rows, columns, dtype=torch.bfloat16)
+        packed, state = bnb_functional.quantize_4bit(weight, blocksize=64, quant_type="nf4")
+        accepted = nf4.packed_cpu_path_accepts(rows, columns, 64)
+        if accepted:
+            bnb_functional._convert_weight_packed_for_cpu(packed, state)
+        else:
+            with pytest.raises(AssertionError, match="divisible"):
+                bnb_functional._convert_weight_packed_for_cpu(packed, state)
+        assert accepted == (rows % 32 == 0)

@@ -14,6 +14,7 @@ API_SECTION = README[README.index("## API") : README.index("\n## ", README.index
 EXAMPLES = re.findall(r"```python\n(.*?)```", API_SECTION, re.DOTALL)
 
 ANSWER = "Paris is the capital of France."
+VIDEO_ANSWER = "The red square appears at 00:03."
 PAGE = (ROOT / "examples" / "screenshots" / "login_form.html").read_text(encoding="utf-8")
 # Per example (named by its first endpoint): the model's raw reply, and what the example prints (a regular
 # expression over the whole output, as the README's comments describe it).
@@ -25,7 +26,12 @@ EXPECTED = {
         r"\['label', 'score', 'x0', 'y0', 'x1', 'y1'\] \[\['eye', .*\], \['nose', .*\]\]",
     ),
     "screenshot_to_html": (f"```html\n{PAGE}\n```", re.escape(PAGE[:200])),
-    "video_qa": (ANSWER, r"\['00:00', '00:0\d'(, '\d\d:\d\d'){6}\]\n" + re.escape(ANSWER)),
+    "video_qa": (
+        VIDEO_ANSWER,
+        r"\['00:00', '00:0\d'(, '\d\d:\d\d'){6}\]\n"
+        + re.escape(VIDEO_ANSWER)
+        + r"\n\[\('00:03', 3(\.0)?, \[\d+(, \d+)*\]\)\]",
+    ),
     "voice_chat": (ANSWER, re.escape(ANSWER)),
     "fit": ("", r"### RTX 4090 24 GB · 32,768 tokens × 1 sequence\n\*\*Memory:\*\* 25\.8 GB .*"),
 }

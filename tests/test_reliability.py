@@ -115,6 +115,7 @@ def _next_request_starts_at_once(client):
     assert time.monotonic() - started < 60
 
 
+@pytest.mark.slow
 def test_full_queue_answers_busy_try_again(scripted_model):
     import httpx
     from conftest import free_port

@@ -27,7 +27,7 @@ from pipelines.tools import (
     run_tool_loop,
     step_messages,
 )
-from pipelines.tools.builtin import ZOOM_MAX_UPSCALE, ZOOM_MIN_SIDE
+from pipelines.tools.builtin import ZOOM_MAX_SIDE, ZOOM_MAX_UPSCALE, ZOOM_MIN_SIDE
 from pipelines.tools.loop import step_limit_note
 
 MARKERS = ("<|tool_call>", "<tool_call|>", "<|tool_response>", "<tool_response|>", "<|channel>", "<channel|>")
@@ -395,7 +395,7 @@ def test_calculator(expression, result):
         ("9 ** 9999", "too large"),
         ("factorial(100000)", "limited"),
         ("2.0 ** 100000", "too large"),
-        ("sqrt(-1)", "Math error"),
+        ("sqrt(-1)", "square root or logarithm of a negative number"),
         ("(-8) ** 0.5", "complex"),
         ("1 +", "not a valid"),
         ("[1, 2]", "Unsupported syntax"),
@@ -476,10 +476,25 @@ def test_current_datetime_in_utc_and_a_time_zone():
     )
 
 
-@pytest.mark.parametrize("zone", ["Mars/Olympus_Mons", "../etc/passwd", "Europe/"])
+@pytest.mark.parametrize(
+    "zone",
+    [
+        "Mars/Olympus_Mons",
+        "../etc/passwd",
+        "Europe/",
+        "America",
+        "Etc",
+        "/etc/localtime",
+        "UTC\x00",
+        "a" * 300,
+    ],
+)
 def test_current_datetime_rejects_unknown_zones(zone):
+    """A folder of the zone database ("America"), a path or a too-long name: one sentence, no server path."""
     outcome = run_tool(ToolCall("current_datetime", {"timezone": zone}), ToolContext())
-    assert not outcome.ok and "Unknown time zone" in outcome.response["error"]
+    error = outcome.response["error"]
+    assert not outcome.ok and error.startswith("Unknown time zone")
+    assert "site-packages" not in error and "Errno" not in error and "/work" not in error
 
 
 @pytest.fixture
@@ -522,7 +537,9 @@ def test_zoom_image_picks_the_image_and_keeps_large_crops(quadrant_image):
     first = run_tool(ToolCall("zoom_image", {"box": [0, 0, 1000, 500], "image_index": 1}), context)
     assert first.ok and first.image.getpixel((5, 5)) == (255, 0, 0)
     last = run_tool(ToolCall("zoom_image", {"box": [0, 0, 1000, 500]}), context)
-    assert last.ok and last.image.size == (2000, 2000)  # already large: not resized
+    # A large crop is scaled down to what the encoder uses: every zoom stays in the conversation.
+    assert last.ok and last.image.size == (ZOOM_MAX_SIDE, ZOOM_MAX_SIDE)
+    assert (last.response["width"], last.response["height"]) == (ZOOM_MAX_SIDE, ZOOM_MAX_SIDE)
 
 
 @pytest.mark.parametrize(
@@ -580,9 +597,9 @@ def test_quoted_numbers_are_accepted():
     assert outcome.ok and outcome.response["result"] == 5000
 
 
-def test_a_failing_custom_tool_gives_an_error_result():
+def test_a_failing_custom_tool_gives_an_error_result(caplog):
     def explode() -> dict:
-        raise RuntimeError("boom")
+        raise RuntimeError("boom /secret/path")
 
     def refuse() -> dict:
         raise ToolError("Not today.")
@@ -596,9 +613,10 @@ def test_a_failing_custom_tool_gives_an_error_result():
             {"type": "function", "function": {"name": "refuse", "description": "x", "parameters": {}}}, refuse
         ),
     ]
-    assert run_tool(ToolCall("explode"), tools=tools).response == {
-        "error": "explode failed: RuntimeError: boom"
-    }
+    # A tool bug's exception text (which may quote paths or arguments) is neither shown nor logged.
+    error = run_tool(ToolCall("explode"), tools=tools).response["error"]
+    assert error.startswith("explode could not run") and "boom" not in error and "RuntimeError" not in error
+    assert "RuntimeError" in caplog.text and "boom" not in caplog.text and "/secret" not in caplog.text
     assert run_tool(ToolCall("refuse"), tools=tools) == ToolResult(
         "refuse", {"error": "Not today."}, ok=False
     )

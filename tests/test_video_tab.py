@@ -20,8 +20,8 @@ from gradio_client.exceptions import AppError
 import pipelines.media.video as video_pipeline
 import pipelines.video_qa as video_qa
 from app.controls import MODEL_QUEUE
-from app.reply import THOUGHT_TITLE
-from app.video import NO_ANSWER, audio_available, video_examples, video_turns
+from app.reply import NO_ANSWER, THOUGHT_TITLE
+from app.video import audio_available, video_examples, video_turns
 from pipelines.media.video import format_timestamp, sample_frames
 from pipelines.media.video_audio import extract_audio_track
 from pipelines.model.contract import AUDIO_SAMPLE_RATE
@@ -44,6 +44,12 @@ MM_SS = re.compile(r"^\d\d:\d\d$")
 
 def ask_api(client, clip, question, *, history=None, **overrides):
     """Call the public endpoint; returns (gallery, conversation)."""
+    gallery, conversation, _times = api_reply(client, clip, question, history=history, **overrides)
+    return gallery, conversation
+
+
+def api_reply(client, clip, question, *, history=None, **overrides):
+    """Call the public endpoint; returns (gallery, conversation, times named in the answer)."""
     arguments = {
         "num_frames": 4,
         "start": 0,
@@ -117,7 +123,7 @@ def questions(conversation: list) -> list[str]:
 def count_decoder_calls(monkeypatch) -> dict[str, int]:
     """Live counts of frame sampling and of every file the decoder opens (frames and audio alike)."""
     counts = {"sample_frames": 0, "av.open": 0}
-    sample, open_file = video_pipeline.sample_frames, video_pipeline.av.open
+    sample, open_file = video_pipeline.sample_clip, video_pipeline.av.open
 
     def counting_sample(*args, **kwargs):
         counts["sample_frames"] += 1
@@ -127,7 +133,7 @@ def count_decoder_calls(monkeypatch) -> dict[str, int]:
         counts["av.open"] += 1
         return open_file(*args, **kwargs)
 
-    monkeypatch.setattr(video_qa, "sample_frames", counting_sample)
+    monkeypatch.setattr(video_qa, "sample_clip", counting_sample)
     monkeypatch.setattr(video_pipeline.av, "open", counting_open)
     return counts
 
@@ -235,6 +241,42 @@ def test_api_follow_up_sends_earlier_turns_as_text_without_thoughts(client, use_
     assert sent[1]["content"] == [{"type": "text", "text": answers(first)[0]}]
     assert sent[2]["content"] == [{"type": "text", "text": "Where is it?"}]
     assert "show only the ball" not in str(sent)
+
+
+# Tiny often thinks between two pieces of the answer: the conversation then shows answer, thought, answer.
+SPLIT_THINKING_REPLY = (
+    "<|channel>thought\nLook at 00:02.<channel|>The square<|channel>thought\nCheck 00:04.<channel|>"
+    " appears at 00:03."
+)
+
+
+def test_a_follow_up_after_a_split_reply_completes_over_the_api_and_in_the_session(client, use_scripted):
+    model = use_scripted(SPLIT_THINKING_REPLY)
+    _, first, times = api_reply(client, RED_SQUARE, "When does the red square appear?", thinking=True)
+    assert [(message.get("metadata") or {}).get("title") for message in first[1:]] == [
+        THOUGHT_TITLE,
+        None,
+        THOUGHT_TITLE,
+        None,
+    ]
+    assert "time-chip" not in str(first), "API answers are the model's words; the times come apart"
+    assert [(time["text"], time["in"], time["in_clip"]) for time in times] == [
+        ("00:02", "thought", True),
+        ("00:04", "thought", True),
+        ("00:03", "answer", True),
+    ]
+    model.reply = FOLLOW_UP_REPLY
+
+    _, second = ask_api(client, RED_SQUARE, "Where is it?", history=first)
+    session = Client(client.src, verbose=False)
+    _, in_session, _ = ask_in_session(session, RED_SQUARE, "Where is it?", history=first)
+
+    for conversation in (second, in_session):
+        assert answers(conversation)[-1] == FOLLOW_UP_REPLY
+    for call in model.calls[-2:]:
+        assert call["messages"][1]["content"] == [{"type": "text", "text": "The square\n\nappears at 00:03."}]
+    chipped = [part for message in in_session for part in texts(message) if "time-chip" in part]
+    assert any('value="3"' in part for part in chipped), "the page shows times as chips"
 
 
 def test_time_range_and_frame_budget_reach_the_model(client, use_scripted):
@@ -441,9 +483,8 @@ def test_the_tab_wiring(app_server):
 
     assert components[audio_box]["props"]["visible"] is True, "tiny hears audio"
     assert any(d["outputs"] == [audio_box] for d in dependencies(variant, "change"))
-    assert [sorted(d["outputs"]) for d in dependencies(video_input, "change")] == [
-        sorted([gallery, conversation])
-    ]
+    (new_video,) = dependencies(video_input, "change")
+    assert {gallery, conversation} <= set(new_video["outputs"])
     (ask,) = dependencies(ask_button, "click")
     assert ask["api_name"] == "video_ask"
     assert app_server.demo.fns[ask["id"]].concurrency_id == MODEL_QUEUE
@@ -472,11 +513,63 @@ def test_turns_come_from_the_conversation_without_thoughts_or_unanswered_questio
     assert video_turns([]) == [] and video_turns(None) == []
 
 
-def test_an_answer_without_a_question_is_refused():
-    from pipelines.errors import InputError
+# The shapes a stored or passed-in conversation can have; each ends with a question answered "At 00:03."
+SPLIT_REPLY = [  # tiny often thinks between two pieces of the answer
+    {"role": "user", "content": "When does the square appear?"},
+    {"role": "assistant", "content": "The square"},
+    {
+        "role": "assistant",
+        "content": "Checking 00:02.",
+        "metadata": {"title": THOUGHT_TITLE, "status": "done"},
+    },
+    {"role": "assistant", "content": " appears at 00:03."},
+]
+HISTORY_SHAPES = {
+    "a thought between two pieces of the answer": SPLIT_REPLY,
+    "several answers in a row": [
+        {"role": "user", "content": "When?"},
+        {"role": "assistant", "content": "At 00:03."},
+        {"role": "assistant", "content": "It stays."},
+    ],
+    "a tool step between answers": [
+        {"role": "user", "content": "When?"},
+        {"role": "assistant", "content": "At"},
+        {"role": "assistant", "content": "`zoom()`", "metadata": {"title": "🛠️ Used zoom_image"}},
+        {"role": "assistant", "content": "00:03."},
+    ],
+    "a stopped reply with no answer, then an answer": [
+        {"role": "user", "content": "When?"},
+        {
+            "role": "assistant",
+            "content": "Thinking…",
+            "metadata": {"title": THOUGHT_TITLE, "status": "pending"},
+        },
+        {"role": "user", "content": "When does it appear?"},
+        {"role": "assistant", "content": "At 00:03."},
+    ],
+    "an answer before any question": [
+        {"role": "assistant", "content": "Hello! Ask me about the video."},
+        {"role": "user", "content": "When?"},
+        {"role": "assistant", "content": "At 00:03."},
+    ],
+    "times shown as chips": [
+        {"role": "user", "content": "When?"},
+        {
+            "role": "assistant",
+            "content": 'At <button type="button" class="time-chip" value="3" name="1">00:03</button>.',
+        },
+    ],
+}
 
-    with pytest.raises(InputError, match="must follow a question"):
-        video_turns([{"role": "assistant", "content": "Hello."}])
+
+@pytest.mark.parametrize("shape", list(HISTORY_SHAPES))
+def test_every_history_shape_gives_question_and_answer_turns(shape):
+    (turn,) = video_turns(HISTORY_SHAPES[shape])
+
+    assert turn.question.endswith(("When?", "When does the square appear?", "When does it appear?"))
+    assert "00:03" in turn.answer and "Checking" not in turn.answer and "<" not in turn.answer
+    if shape == "a thought between two pieces of the answer":
+        assert turn.answer == "The square\n\n appears at 00:03."
 
 
 @pytest.mark.parametrize(

@@ -258,12 +258,31 @@ def test_unreadable_clip_is_an_app_error_with_our_message(client, use_scripted, 
         ask(client, broken, [])
 
 
-def test_text_before_any_clip_in_the_history_is_refused(client, use_scripted):
-    use_scripted("unused")
-    history = [{"role": "user", "content": [{"type": "text", "text": "Hello there"}]}]
+def test_a_follow_up_after_any_history_shape_completes(client, use_scripted):
+    model = use_scripted(
+        "<|channel>thought\nFrance.<channel|>Paris is<|channel>thought\nIts capital.<channel|> the capital."
+    )
+    first = ask(client, CAPITAL, [], thinking=True)
+    assert [(message.get("metadata") or {}).get("title") for message in first[1:]] == [
+        "🧠 Thinking",
+        None,
+        "🧠 Thinking",
+        None,
+    ]
+    # A text before any clip (e.g. an opened conversation whose clip is gone) and an answer to no clip.
+    history = [
+        {"role": "user", "content": [{"type": "text", "text": "Hello there"}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "Hi!"}]},
+        *sendable(first),
+    ]
+    model.reply = "It is on the Seine."
 
-    with pytest.raises(AppError, match="must start with an audio clip"):
-        ask(client, CAPITAL, history)
+    follow_up = ask(client, OCTOPUS, history)
+
+    assert texts(follow_up[-1]) == ["It is on the Seine."]
+    sent = model.calls[-1]["messages"]
+    assert [message["role"] for message in sent] == ["user", "assistant", "user"]
+    assert texts(sent[1]) == ["Paris is\n\nthe capital."]
 
 
 # ---------------------------------------------------------------------------

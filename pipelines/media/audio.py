@@ -9,6 +9,7 @@ a size cap are refused unread, and at most `cap + 1` seconds are ever decoded.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -32,6 +33,13 @@ FFMPEG_TIMEOUT_SECONDS = 120
 # Overshoot up to this peak is resampling ringing and is clipped; beyond it the clip is rescaled.
 CLIP_TOLERANCE = 1.05
 UNKNOWN_FRAME_COUNT = 2**62
+# Read from the header before decoding: decoding work grows with channels x rate, and resampling from a
+# rate far below 16 kHz (a 1 Hz "clip") costs memory out of all proportion. 7.1 surround is 8 channels.
+MAX_AUDIO_CHANNELS = 8
+MIN_SAMPLE_RATE = 4_000
+MAX_SAMPLE_RATE = 192_000
+# Files are decoded, downmixed and resampled this many seconds at a time, so only 16 kHz mono accumulates.
+BLOCK_SECONDS = 10
 
 SUPPORTED_FORMATS_TEXT = "WAV, MP3, OGG/Opus, WebM, M4A/AAC or FLAC"
 
@@ -111,6 +119,20 @@ def _refuse_if_too_long(seconds: float, *, decoding_stopped_early: bool = False)
         )
 
 
+def check_audio_layout(channels: int, sample_rate: float, *, what: str = "audio") -> None:
+    """Refuse a channel count or sample rate (from a header) outside what is decoded; before any decoding."""
+    if channels > MAX_AUDIO_CHANNELS:
+        raise InputError(
+            f"The {what} has {channels} channels; at most {MAX_AUDIO_CHANNELS} can be used. "
+            "Please mix it down (to mono or stereo) and try again."
+        )
+    if not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
+        raise InputError(
+            f"The {what} is sampled at {sample_rate:,.0f} Hz; rates from {MIN_SAMPLE_RATE:,} to "
+            f"{MAX_SAMPLE_RATE:,} Hz can be used. Please convert it (16,000 Hz is what the model hears)."
+        )
+
+
 def _describe_seconds(seconds: float) -> str:
     if seconds >= 120:
         minutes = seconds / 60
@@ -137,9 +159,11 @@ def _from_array(samples, sample_rate) -> np.ndarray:
         # gr.Audio gives (samples, channels); a channels-first array is recognised by its short axis.
         channel_axis = 1 if samples.shape[1] <= samples.shape[0] else 0
         channel_count = samples.shape[channel_axis]
+        check_audio_layout(channel_count, sample_rate, what="recording")
         _refuse_if_too_long(samples.size / channel_count / sample_rate)
         mono = _to_float(samples).mean(axis=channel_axis)
     elif samples.ndim == 1:
+        check_audio_layout(1, sample_rate, what="recording")
         _refuse_if_too_long(samples.size / sample_rate)
         mono = _to_float(samples)
     else:
@@ -194,22 +218,69 @@ def _read_with_libsndfile(path: Path) -> np.ndarray | None:
         info = soundfile.info(str(path))
         if info.samplerate <= 0 or info.channels <= 0:
             return None
+        check_audio_layout(info.channels, info.samplerate)
         # Refusing on the header's length means an over-long file is never decoded. libsndfile gives
         # SF_COUNT_MAX for an unknown length; the bounded read below still applies then.
         if info.frames < UNKNOWN_FRAME_COUNT:
             _refuse_if_too_long(info.frames / info.samplerate)
         max_frames = math.ceil((max_audio_seconds() + 1) * info.samplerate)
-        samples, sample_rate = soundfile.read(str(path), frames=max_frames, dtype="float32", always_2d=True)
+        blocks = soundfile.blocks(
+            str(path),
+            blocksize=BLOCK_SECONDS * info.samplerate,
+            frames=max_frames,
+            dtype="float32",
+            always_2d=True,
+        )
+        signal, frames = _mono_16k(blocks, info.samplerate)
     except InputError:
         raise
     except (RuntimeError, OSError, ValueError, EOFError):
         # libsndfile reports unknown, partial and corrupt input alike (LibsndfileError is a RuntimeError);
         # ffmpeg decides.
         return None
-    if samples.size == 0:
+    if frames == 0:
         return None
-    _refuse_if_too_long(samples.shape[0] / sample_rate)
-    return _resample(samples.mean(axis=1), sample_rate)
+    _refuse_if_too_long(frames / info.samplerate)
+    return signal
+
+
+def _mono_16k(blocks, sample_rate: int) -> tuple[np.ndarray, int]:
+    """Blocks of `(frames, channels)` samples -> (mono 16 kHz signal, frames read), one block at a time."""
+    import soxr
+
+    resampler = None
+    if sample_rate != AUDIO_SAMPLE_RATE:
+        resampler = soxr.ResampleStream(sample_rate, AUDIO_SAMPLE_RATE, 1, dtype="float32", quality="HQ")
+    chunks: list[np.ndarray] = []
+    frames = 0
+    for block in blocks:
+        frames += block.shape[0]
+        mono = block.mean(axis=1, dtype=np.float32)
+        if not np.all(np.isfinite(mono)):
+            raise InputError("The recording contains invalid (non-finite) samples.")
+        chunks.append(mono if resampler is None else resampler.resample_chunk(mono))
+    if resampler is not None:
+        chunks.append(resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
+    return (np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)), frames
+
+
+def _check_probed_layout(path: Path) -> None:
+    """`check_audio_layout` on the first audio stream as ffprobe reads it from the container; unreadable
+    headers are left to ffmpeg, which then says the file is not audio."""
+    ffprobe = shutil.which("ffprobe")
+    if ffprobe is None:
+        return
+    command = [
+        ffprobe, "-v", "error", "-protocol_whitelist", "file", "-select_streams", "a:0",
+        "-show_entries", "stream=channels,sample_rate", "-of", "json", f"file:{path.resolve()}",
+    ]  # fmt: skip
+    try:
+        completed = subprocess.run(command, capture_output=True, timeout=FFMPEG_TIMEOUT_SECONDS, check=False)
+        (stream,) = json.loads(completed.stdout or b"{}").get("streams", [])
+        channels, sample_rate = int(stream["channels"]), float(stream["sample_rate"])
+    except (subprocess.TimeoutExpired, ValueError, KeyError, TypeError):
+        return
+    check_audio_layout(channels, sample_rate)
 
 
 def _decode_with_ffmpeg(path: Path) -> np.ndarray:
@@ -219,6 +290,7 @@ def _decode_with_ffmpeg(path: Path) -> np.ndarray:
             "This audio format can't be read on this server (ffmpeg is missing). "
             "Please use WAV, FLAC, MP3 or OGG instead."
         )
+    _check_probed_layout(path)
     cap = max_audio_seconds()
     command = [
         ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error",

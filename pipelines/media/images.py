@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from pathlib import Path
 
@@ -10,42 +11,26 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from pipelines.errors import InputError
 
-# Decoding is bounded by this many pixels; bigger images are refused before decoding.
-MAX_DECODE_PIXELS = int(os.environ.get("SHOWCASE_MAX_IMAGE_PIXELS", 150_000_000))
+# Images over this many pixels are refused from their header, before any decoding. Pillow's own guard only
+# refuses at twice its limit, so the check here is ours and exact. 50 MP covers every camera photo in common
+# use (8192 x 6144); a decoded RGB image costs 3 bytes a pixel, held a few times over while it is prepared.
+DEFAULT_MAX_DECODE_PIXELS = 50_000_000
+MAX_DECODE_PIXELS = int(os.environ.get("SHOWCASE_MAX_IMAGE_PIXELS", DEFAULT_MAX_DECODE_PIXELS))
 # The vision encoder never sees more than ~1120 * 16**2 * 9 pixels; keep a margin for drawing.
 MAX_MODEL_SIDE = 2048
 
 
-def open_image(source, *, what: str = "image") -> Image.Image:
+def open_image(source, *, what: str = "image", max_side: int | None = None) -> Image.Image:
     """Return an RGB, EXIF-rotated PIL image from a path, bytes-like file or PIL image.
 
-    Raises `InputError` with a user-facing message for anything that is not a usable image.
+    With `max_side`, a file is decoded straight to about that size (JPEG's reduced decoding, or a
+    whole-factor reduction right after decoding), at least `max_side` on its longer side when the image has
+    that many pixels: finish with `fit_for_model`. Raises `InputError` with a user-facing message for
+    anything that is not a usable image, and for images over `MAX_DECODE_PIXELS` before decoding them.
     """
     if source is None:
         raise InputError(f"Please provide {_with_article(what)}.")
-    if isinstance(source, Image.Image):
-        image = source
-    else:
-        path = Path(source)
-        if not path.exists():
-            raise InputError(f"The {what} file could not be found. Please upload it again.")
-        if path.stat().st_size == 0:
-            raise InputError(f"The {what} file is empty.")
-        previous_limit = Image.MAX_IMAGE_PIXELS
-        Image.MAX_IMAGE_PIXELS = MAX_DECODE_PIXELS
-        try:
-            image = Image.open(path)
-            image.load()
-        except Image.DecompressionBombError as error:
-            raise InputError(
-                f"The {what} is too large to process safely (over {MAX_DECODE_PIXELS:,} pixels)."
-            ) from error
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-            raise InputError(
-                f"That file is not a readable {what} (expected PNG, JPEG, WebP, GIF or BMP)."
-            ) from error
-        finally:
-            Image.MAX_IMAGE_PIXELS = previous_limit
+    image = source if isinstance(source, Image.Image) else _decode(source, what, max_side)
     if image.width == 0 or image.height == 0:
         raise InputError(f"The {what} has no pixels.")
     # Broken EXIF must not block an otherwise good image.
@@ -53,7 +38,45 @@ def open_image(source, *, what: str = "image") -> Image.Image:
         image = ImageOps.exif_transpose(image)
     if image.mode != "RGB":
         image = _to_rgb(image)
+    if max_side is not None and max(image.size) >= 2 * max_side:
+        image = image.reduce(max(image.size) // max_side)
     return image
+
+
+def _decode(source, what: str, max_side: int | None) -> Image.Image:
+    path = Path(source)
+    if not path.exists():
+        raise InputError(f"The {what} file could not be found. Please upload it again.")
+    if path.stat().st_size == 0:
+        raise InputError(f"The {what} file is empty.")
+    too_large = InputError(
+        f"The {what} is too large to process safely: at most {MAX_DECODE_PIXELS / 1e6:g} megapixels "
+        f"(for example {_example_size(MAX_DECODE_PIXELS)}) can be used. Please resize it and try again."
+    )
+    try:
+        image = Image.open(path)
+        if image.width * image.height > MAX_DECODE_PIXELS:
+            image.close()
+            raise too_large
+        if max_side is not None and image.format == "JPEG" and max(image.size) > max_side:
+            # JPEG decodes at 1/2, 1/4 or 1/8 scale directly; draft keeps at least the size asked for.
+            scale = max_side / max(image.size)
+            image.draft("RGB", (math.ceil(image.width * scale), math.ceil(image.height * scale)))
+        image.load()
+    except InputError:
+        raise
+    except Image.DecompressionBombError as error:  # Pillow's own guard, should the limit be set above it
+        raise too_large from error
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise InputError(
+            f"That file is not a readable {what} (expected PNG, JPEG, WebP, GIF or BMP)."
+        ) from error
+    return image
+
+
+def _example_size(pixels: int) -> str:
+    height = math.isqrt(pixels * 3 // 4)
+    return f"{pixels // height:,} x {height:,} pixels"
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:

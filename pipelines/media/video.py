@@ -26,14 +26,18 @@ import math
 import operator
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import av
 
 from pipelines.errors import InputError
 from pipelines.media.video_decode import (
+    FRAME_LIMIT_TEXT,
+    MAX_FRAME_PIXELS,
     SUPPORTED_FORMATS_TEXT,
     Frame,
     KeyframeIndex,
+    check_frame_size,
     decode_samples,
     format_timestamp,
 )
@@ -67,16 +71,37 @@ def sample_frames(
     `end` past the end of the video is clamped to it. Raises `InputError` for a
     missing, empty, corrupt or non-video file, a bad range or frame count.
     """
+    return sample_clip(path, num_frames, start=start, end=end, max_pixels=max_pixels).frames
+
+
+class SampledClip(NamedTuple):
+    """Sampled frames and the length of the whole video they came from (in seconds)."""
+
+    frames: list[Frame]
+    duration: float
+
+
+def sample_clip(
+    path,
+    num_frames: int = DEFAULT_NUM_FRAMES,
+    *,
+    start: float | None = None,
+    end: float | None = None,
+    max_pixels: int = FRAME_MAX_PIXELS,
+) -> SampledClip:
+    """`sample_frames`, with the video's length, read while the file is open anyway."""
     num_frames = _check_num_frames(num_frames)
     with open_video(path) as container:
         stream = _video_stream(container)
+        _check_header_frame_size(stream)
         origin = origin_seconds(container)
         keyframes = KeyframeIndex(stream, origin)
         video_end = _video_end_seconds(container, stream, origin, keyframes)
         range_start, range_end = resolve_range(start, end, video_end)
-        return decode_samples(
+        frames = decode_samples(
             container, stream, origin, keyframes, range_start, range_end, num_frames, max_pixels
         )
+        return SampledClip(frames, video_end)
 
 
 def _check_num_frames(num_frames) -> int:
@@ -114,7 +139,11 @@ def open_video(path) -> Iterator:
     try:
         # Only local files: a crafted playlist must not make the demuxer open anything else.
         container = av.open(
-            f"file:{file_path.resolve()}", options={"protocol_whitelist": "file"}, metadata_errors="ignore"
+            f"file:{file_path.resolve()}",
+            # max_pixels also goes to each stream's decoder while the streams are probed: opening a file
+            # decodes its first frame, and one 16k-pixel frame is gigabytes.
+            options={"protocol_whitelist": "file", "max_pixels": str(MAX_FRAME_PIXELS)},
+            metadata_errors="ignore",
         )
     except (av.error.FFmpegError, OSError, ValueError) as error:
         raise InputError(
@@ -142,6 +171,19 @@ def _video_stream(container):
         if not stream.disposition & av.stream.Disposition.attached_pic:
             return stream
     raise InputError("That file has no video track. Please upload a video clip.")
+
+
+def _check_header_frame_size(stream) -> None:
+    width, height = stream.codec_context.width, stream.codec_context.height
+    if not width or not height:
+        # Opening probes the first frame under max_pixels: a frame too large to probe leaves the size unknown.
+        raise InputError(
+            f"The video's frame size could not be read, or its frames are larger than {FRAME_LIMIT_TEXT}. "
+            f"Please convert it to {SUPPORTED_FORMATS_TEXT} at a smaller size."
+        )
+    check_frame_size(width, height)
+    # Decoding later keeps the same bound, should a frame be larger than the header said.
+    stream.codec_context.options = {**stream.codec_context.options, "max_pixels": str(MAX_FRAME_PIXELS)}
 
 
 def origin_seconds(container) -> float:

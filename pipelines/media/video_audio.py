@@ -6,7 +6,7 @@ import av
 import numpy as np
 
 from pipelines.errors import InputError
-from pipelines.media.audio import max_audio_seconds
+from pipelines.media.audio import check_audio_layout, max_audio_seconds
 from pipelines.media.video import (
     describe_length,
     header_end_seconds,
@@ -27,6 +27,7 @@ def extract_audio_track(path, start: float | None = None, end: float | None = No
         if not container.streams.audio:
             raise InputError("This video has no audio track, so only its frames can be asked about.")
         stream = container.streams.audio[0]
+        check_audio_layout(stream.channels, stream.sample_rate or 0, what="video's audio track")
         origin = origin_seconds(container)
         range_start, range_end = resolve_range(start, end, header_end_seconds(container, stream, origin))
         limit = max_audio_seconds()

@@ -18,6 +18,10 @@ from pipelines.errors import InputError
 SUPPORTED_FORMATS_TEXT = "MP4, WebM, MOV or MKV"
 # Without a seek index, a seek is only worth it past a typical keyframe interval (streaming encoders use 2-10 s).
 NO_INDEX_SEEK_GAP_SECONDS = 10.0
+# Frames larger than this (8K UHD) are refused from the container's header, before decoding: a decoder holds
+# whole frames at their coded size, and a few 16k-pixel PNG frames alone take gigabytes.
+MAX_FRAME_PIXELS = 7680 * 4320
+FRAME_LIMIT_TEXT = "8K (7,680 x 4,320 pixels)"
 _ROTATIONS = {90: Image.Transpose.ROTATE_90, 180: Image.Transpose.ROTATE_180, 270: Image.Transpose.ROTATE_270}
 
 
@@ -53,6 +57,15 @@ def frame_labels(frames: Sequence[Frame]) -> list[str]:
         if len(set(labels)) == len(labels):
             break
     return labels
+
+
+def check_frame_size(width: int, height: int) -> None:
+    """Refuse frames over `MAX_FRAME_PIXELS` (called with the header's size, and with each decoded frame's)."""
+    if width * height > MAX_FRAME_PIXELS:
+        raise InputError(
+            f"The video's frames are {width:,} x {height:,} pixels; frames up to {FRAME_LIMIT_TEXT} "
+            "can be read. Please convert it to a smaller size."
+        )
 
 
 class KeyframeIndex:
@@ -142,6 +155,7 @@ class FrameReader:
             with contextlib.suppress(av.error.FFmpegError):
                 self._decoded.extend(packet.decode())
         frame = self._decoded.popleft()
+        check_frame_size(frame.width, frame.height)  # a stream may change size after its header
         if frame.time is None:
             raise InputError(
                 "The video's frames carry no timestamps (a raw stream?). "

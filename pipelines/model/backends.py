@@ -5,6 +5,7 @@ Both hand out `ChatModel`s (`pipelines.model.contract`), so tasks can't tell the
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 from typing import Protocol
 
@@ -56,3 +57,18 @@ def make_backend(kind: str, *, base_url: str | None = None, api_key: str | None 
 
         return OpenAIBackend(base_url, api_key)
     raise InputError(f"Unknown backend {kind!r}. Choose one of: {', '.join(BACKENDS)}.")
+
+
+BITSANDBYTES_MISSING = "needs bitsandbytes, which is not installed here (pip install bitsandbytes on Linux), or choose bf16 or fp32"
+
+
+def unavailable_quantizations() -> dict[str, str]:
+    """The quantizations this machine can't run, each with the reason, found without importing torch.
+
+    The selector shows the reasons before anything loads, and a request for one is refused with them.
+    """
+    from pipelines.model.loader import BITSANDBYTES_MISSING
+
+    if importlib.util.find_spec("bitsandbytes") is None:
+        return {"4bit": BITSANDBYTES_MISSING, "8bit": BITSANDBYTES_MISSING}
+    return {}

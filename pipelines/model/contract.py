@@ -33,7 +33,7 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 
 from pipelines.errors import CapabilityError, InputError
-from pipelines.model.prompt import clean_messages, text_length
+from pipelines.model.prompt import clean_messages, text_length, without_control_tokens
 
 # Tool calls are part of what every model streams; tasks get their type and parser from here.
 from pipelines.model.tool_format import ToolCall, format_tool_call, format_tool_response
@@ -51,6 +51,7 @@ __all__ = [
     "format_tool_response",
     "parse_tool_calls",
     "split_tool_calls",
+    "without_control_tokens",
 ]
 
 IMAGE_BUDGETS = (70, 140, 280, 560, 1120)

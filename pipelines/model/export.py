@@ -1,6 +1,7 @@
 """Quantize once: write a pre-quantized checkpoint that the app loads without re-streaming_load.
 
     python -m pipelines.model.export VARIANT OUT_DIR --quantization 4bit [--source FOLDER] [--device cpu]
+                                     [--overwrite]
 
 VARIANT is a built-in variant (E2B, E4B, 26B-A4B, 31B, tiny; the Hub checkpoint is downloaded) or
 `--source` names a local bf16 checkpoint folder. The model is loaded layer by layer with the `4bit`
@@ -23,6 +24,7 @@ import argparse
 import json
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 SHARD_BYTES = 4 * 10**9
@@ -40,15 +42,27 @@ PROCESSOR_FILES = (
 
 
 def export(
-    variant: str, out_dir, *, quantization: str = "4bit", source: str | None = None, device: str = "cpu"
+    variant: str,
+    out_dir,
+    *,
+    quantization: str = "4bit",
+    source: str | None = None,
+    device: str = "cpu",
+    overwrite: bool = False,
 ):
-    """Write the pre-quantized checkpoint of `variant` (or of the bf16 folder `source`) to `out_dir`."""
+    """Write the pre-quantized checkpoint of `variant` (or of the bf16 folder `source`) to `out_dir`.
+
+    A non-empty `out_dir` is refused unless `overwrite`, which replaces it as a whole once the new export is
+    complete (nothing of the old folder is kept).
+    """
     from pipelines.model import streaming_load
-    from pipelines.model.loader import _download, _load_from_folder
+    from pipelines.model.loader import _download
     from pipelines.model.variants import get_variant
 
     if quantization != "4bit":
         raise SystemExit("only --quantization 4bit is supported")
+    final = Path(out_dir)
+    _refuse_non_empty(final, overwrite)
     spec = get_variant(variant) if variant in _builtin() else None
     if source is None:
         if spec is None:
@@ -61,8 +75,43 @@ def export(
             source = _download(spec.hub_id, lambda fraction, message: None)
     if streaming_load.is_prequantized(source):
         raise SystemExit(f"{source} is already pre-quantized")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    # Everything is written into a sibling folder that takes the final name only when complete, so an
+    # interrupted export leaves no checkpoint at all, and a repeated one never mixes old files with new.
+    out = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
+    out.chmod(0o755)  # mkdtemp's folder is private; a checkpoint is read by whoever serves it
+    try:
+        _write_export(out, source, spec, variant, quantization, device)
+        _move_into_place(out, final)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    return final
+
+
+def _refuse_non_empty(final: Path, overwrite: bool) -> None:
+    if final.exists() and not final.is_dir():
+        raise SystemExit(f"{final} exists and is not a folder")
+    if final.is_dir() and any(final.iterdir()) and not overwrite:
+        raise SystemExit(
+            f"{final} is not empty; pass --overwrite to replace everything in it with the new export"
+        )
+
+
+def _move_into_place(out: Path, final: Path) -> None:
+    """Rename the finished export to `final`; a folder already there is replaced as a whole."""
+    if not final.exists():
+        out.rename(final)
+        return
+    old = final.with_name(f".{final.name}.old-{out.name.rsplit('-', 1)[-1]}")
+    final.rename(old)
+    out.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_export(out: Path, source, spec, variant: str, quantization: str, device: str) -> None:
+    from pipelines.model import streaming_load
+    from pipelines.model.loader import _load_from_folder
+
     model, processor = _load_from_folder(source, "4bit", device)
     tensors, modules = streaming_load.quantized_records(model)
     files = write_safetensors(tensors, out)
@@ -83,7 +132,6 @@ def export(
         model.generation_config.save_pretrained(out)
     copy_processor(Path(source), out, processor)
     (out / "README.md").write_text(model_card(base_model, variant, files, tensors))
-    return out
 
 
 def _builtin() -> set[str]:
@@ -198,9 +246,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quantization", default="4bit", choices=["4bit"])
     parser.add_argument("--source", default=None, help="a local bf16 checkpoint folder to quantize")
     parser.add_argument("--device", default="cpu", help="where to quantize (cpu or cuda)")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace a non-empty OUT_DIR (as a whole, once done)"
+    )
     args = parser.parse_args(argv)
     out = export(
-        args.variant, args.out_dir, quantization=args.quantization, source=args.source, device=args.device
+        args.variant,
+        args.out_dir,
+        quantization=args.quantization,
+        source=args.source,
+        device=args.device,
+        overwrite=args.overwrite,
     )
     print(f"wrote {out}", file=sys.stderr)
     return 0

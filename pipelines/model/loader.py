@@ -33,6 +33,7 @@ UNQUANTIZED_MODULES = [
     "model.embed_audio",
     "lm_head",
 ]
+BITSANDBYTES_MISSING = "needs bitsandbytes, which is not installed here (pip install bitsandbytes on Linux), or choose bf16 or fp32"
 # progress(fraction in [0, 1] or None when unknown, human-readable stage)
 ProgressCallback = Callable[[float | None, str], None]
 
@@ -259,7 +260,9 @@ def _load_from_folder(folder: str, quantization: str, device: str, *, meter=None
     if quantization == "4bit" or streaming_load.is_prequantized(folder):
         _bitsandbytes_config("4bit")  # says how to install bitsandbytes when it is missing
         try:
-            return streaming_load.load_streaming(folder, device, meter=meter), processor
+            return _fitted_to_cpu_kernels(
+                streaming_load.load_streaming(folder, device, meter=meter)
+            ), processor
         except streaming_load.UnsupportedCheckpoint as error:
             if streaming_load.is_prequantized(folder):
                 raise ModelLoadError(
@@ -279,17 +282,23 @@ def _load_from_folder(folder: str, quantization: str, device: str, *, meter=None
 
         finish_4bit(model, device)
     model.eval()
-    return model, processor
+    return _fitted_to_cpu_kernels(model) if quantization == "4bit" else model, processor
+
+
+def _fitted_to_cpu_kernels(model):
+    from pipelines.model.quantization import keep_4bit_layers_on_cpu_paths_that_fit
+
+    generic = keep_4bit_layers_on_cpu_paths_that_fit(model)
+    if generic:
+        log.info("4-bit layers on bitsandbytes' generic CPU path (shape): %s", ", ".join(generic))
+    return model
 
 
 def _bitsandbytes_config(quantization: str):
     try:
         import bitsandbytes  # noqa: F401
     except ImportError as error:
-        raise ModelLoadError(
-            f"{quantization} quantization needs bitsandbytes, which is not installed. "
-            "Install it (pip install bitsandbytes), or choose bf16 or fp32."
-        ) from error
+        raise ModelLoadError(f"{quantization} quantization {BITSANDBYTES_MISSING}.") from error
     import torch
     from transformers import BitsAndBytesConfig
 

@@ -171,6 +171,16 @@ class Nf4Tensor:
         return cls(*values, meta["shape"], dtype, meta["nested_blocksize"])
 
 
+# bitsandbytes' CPU kernel for processors with AVX512-BF16 repacks a `Linear4bit`'s weight on its first call,
+# in blocks of 32 output rows and whole 4-bit blocks, and asserts (instead of falling back) on other shapes.
+PACKED_CPU_BLOCK_ROWS = 32
+
+
+def packed_cpu_path_accepts(out_features: int, in_features: int, blocksize: int) -> bool:
+    """Whether bitsandbytes' AVX512-BF16 CPU path can repack a 4-bit weight of this shape."""
+    return out_features % PACKED_CPU_BLOCK_ROWS == 0 and in_features % 2 == 0 and in_features % blocksize == 0
+
+
 def nf4_linear(weight: Nf4Tensor, bias=None):
     """A bitsandbytes `Linear4bit` (inference only) holding an NF4 matrix [out, in]."""
     import bitsandbytes as bnb
@@ -198,6 +208,7 @@ def nf4_linear(weight: Nf4Tensor, bias=None):
         module=layer,
     )
     layer.quant_state = state
+    layer.support_avx512bf16_for_cpu &= packed_cpu_path_accepts(out_features, in_features, NF4_BLOCKSIZE)
     layer._showcase_nf4 = weight
     if bias is not None:
         layer.bias = torch.nn.Parameter(bias, requires_grad=False)

@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from pipelines.model.load_meter import meter_probe
-from pipelines.model.nf4 import Nf4Tensor, nf4_linear
+from pipelines.model.nf4 import Nf4Tensor, nf4_linear, packed_cpu_path_accepts
 from pipelines.model.quantized_modules import (
     HOST,
     get_classes,
@@ -46,6 +46,26 @@ INT8_OUTLIER_THRESHOLD = 6.0
 TOWER_PREFIXES = ("vision_tower", "audio_tower", "embed_vision", "embed_audio")
 # Rows quantized per chunk, so an int8 conversion never needs a second full-size copy of a big matrix.
 INT8_CHUNK_ROWS = 16_384
+
+
+def keep_4bit_layers_on_cpu_paths_that_fit(model) -> list[str]:
+    """Send each `Linear4bit` the AVX512-BF16 path would refuse down bitsandbytes' generic CPU path.
+
+    Machines without AVX512-BF16 use the generic path for every layer anyway; on those with it, this
+    keeps a shape the packed path can't take (tiny's 387-row vocabulary head, say) from failing mid-reply.
+    Returns the names of the layers sent down the generic path.
+    """
+    import bitsandbytes as bnb
+
+    generic = []
+    for name, module in model.named_modules():
+        if not isinstance(module, bnb.nn.Linear4bit) or module.weight.quant_state is None:
+            continue
+        state = module.weight.quant_state
+        if not packed_cpu_path_accepts(*state.shape, state.blocksize):
+            module.support_avx512bf16_for_cpu = False
+            generic.append(name)
+    return generic
 
 
 def finish_4bit(model, device: str) -> None:

@@ -238,13 +238,14 @@ class OpenAIChatModel(ChatModel):
                 delta = chunk.choices[0].delta
                 reasoning = _reasoning_text(delta)
                 content = delta.content if isinstance(delta.content, str) else ""
-                characters_left -= len(reasoning) + len(content)
+                # Tool-call names and arguments are model output too: they count against the same cap.
+                tool_text = calls.add(getattr(delta, "tool_calls", None))
+                characters_left -= len(reasoning) + len(content) + tool_text
                 if characters_left < 0:
                     log.warning(
                         "model server sent more text than %d new tokens can hold; cut off", max_new_tokens
                     )
                     return
-                calls.add(getattr(delta, "tool_calls", None))
                 if reasoning:
                     if not reasoning_started:
                         reasoning = reasoning.lstrip()
@@ -278,19 +279,21 @@ class ServerToolCalls:
     def __init__(self) -> None:
         self.fragments: dict[int, dict] = {}
 
-    def add(self, tool_calls) -> None:
+    def add(self, tool_calls) -> int:
+        """Add a chunk's fragments; returns how many characters of names and arguments they held."""
+        added = 0
         for position, call in enumerate(tool_calls or ()):
             index = getattr(call, "index", None)
             slot = self.fragments.setdefault(
                 index if isinstance(index, int) else position, {"name": "", "arguments": ""}
             )
             function = getattr(call, "function", None)
-            name = getattr(function, "name", None)
-            arguments = getattr(function, "arguments", None)
-            if isinstance(name, str):
-                slot["name"] += name
-            if isinstance(arguments, str):
-                slot["arguments"] += arguments
+            name, arguments = (getattr(function, key, None) for key in ("name", "arguments"))
+            name, arguments = (text if isinstance(text, str) else "" for text in (name, arguments))
+            slot["name"] += name
+            slot["arguments"] += arguments
+            added += len(name) + len(arguments)
+        return added
 
     def finished(self) -> tuple[ToolCall, ...]:
         import json

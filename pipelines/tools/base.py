@@ -41,11 +41,14 @@ class Tool:
 
     `function(**arguments)` returns the response dict, or `(response, image)`; it raises `ToolError`
     for a clear, expected failure. With `takes_context=True` it also gets `context=ToolContext`.
+    With `isolated=True` it runs in a forked worker process under a time and memory limit
+    (`pipelines.tools.worker`); it can't return an image then.
     """
 
     declaration: dict
     function: Callable[..., dict | tuple[dict, Any]]
     takes_context: bool = False
+    isolated: bool = False
 
     @property
     def name(self) -> str:

@@ -19,13 +19,24 @@ failures become `{"error": "..."}` responses the model can read, never exception
 from __future__ import annotations
 
 import contextlib
+import functools
+import json
+import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from pipelines.model.contract import ToolCall
+from pipelines.model.contract import ToolCall, without_control_tokens
 from pipelines.tools.base import Tool, ToolContext, ToolError, ToolResult, declaration
 from pipelines.tools.calculator import CALCULATOR, tidy_number
 from pipelines.tools.units import CONVERT_UNITS
+from pipelines.tools.worker import ToolLimits, run_isolated
+
+# A call's arguments and a result go into the prompt as text: both are bounded (as JSON characters).
+MAX_TOOL_ARGUMENT_CHARS = 2_000
+MAX_TOOL_RESULT_CHARS = 4_000
+
+log = logging.getLogger(__name__)
+TOOL_FAILED = "{name} could not run with these arguments. Try other arguments, or answer without the tool."
 
 # --- current_datetime ------------------------------------------------------------------------------
 
@@ -35,8 +46,11 @@ def current_datetime(timezone: str | None = None, *, context: ToolContext) -> di
 
     name = (timezone or "UTC").strip() or "UTC"
     try:
+        # Only names in the zone database: any other key is a file lookup whose errors quote server paths.
+        if name not in _known_time_zones():
+            raise ZoneInfoNotFoundError(name)
         zone = ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         raise ToolError(
             f"Unknown time zone '{name}'. Use an IANA name such as 'Europe/Paris' or 'America/New_York'."
         ) from None
@@ -52,9 +66,19 @@ def current_datetime(timezone: str | None = None, *, context: ToolContext) -> di
     }
 
 
+@functools.cache
+def _known_time_zones() -> frozenset[str]:
+    from zoneinfo import available_timezones
+
+    return frozenset(available_timezones()) | {"UTC"}
+
+
 # --- zoom_image ------------------------------------------------------------------------------------
 
 ZOOM_MIN_SIDE = 768  # crops are upscaled so their longer side is at least this
+# ...and downscaled so it is at most this: the vision encoder sees at most ~1,100 patches anyway, and every
+# zoom is kept in the conversation (and sent back with it).
+ZOOM_MAX_SIDE = 1024
 ZOOM_MAX_UPSCALE = 8.0
 ZOOM_MIN_BOX = 5  # in 0-1000 units: smaller boxes are degenerate
 
@@ -83,8 +107,9 @@ def zoom_image(box: list, image_index: int | None = None, *, context: ToolContex
     right, bottom = max(right, left + 1), max(bottom, top + 1)
     crop = image.crop((left, top, right, bottom))
     crop_width, crop_height = crop.size
-    scale = min(ZOOM_MAX_UPSCALE, ZOOM_MIN_SIDE / max(crop_width, crop_height))
-    if scale > 1:
+    longest = max(crop_width, crop_height)
+    scale = min(max(1.0, min(ZOOM_MAX_UPSCALE, ZOOM_MIN_SIDE / longest)), ZOOM_MAX_SIDE / longest)
+    if scale != 1:
         from PIL import Image
 
         crop = crop.resize(
@@ -215,11 +240,14 @@ def run_tool(
     call: ToolCall,
     context: ToolContext | None = None,
     tools: Mapping[str, Tool] | Iterable[Tool] | None = None,
+    limits: ToolLimits | None = None,
 ) -> ToolResult:
     """Run one call with the given tools (default: all built-ins). Never raises.
 
     Errors come back as `ToolResult(name, {"error": "..."}, ok=False)`; the message says what went wrong
-    in words the model (and the user) can act on.
+    in words the model (and the user) can act on. Arguments over `MAX_TOOL_ARGUMENT_CHARS` are refused,
+    results over `MAX_TOOL_RESULT_CHARS` are replaced by an error, control tokens are removed from
+    results, and an isolated tool runs under `limits` (default `ToolLimits()`).
     """
     registry = as_registry(tools)
     context = context or ToolContext()
@@ -230,21 +258,51 @@ def run_tool(
             call.name, {"error": f"Unknown tool '{call.name}'. Available tools: {known}."}, ok=False
         )
     try:
+        if _json_length(call.arguments) > MAX_TOOL_ARGUMENT_CHARS:
+            raise ToolError(f"the arguments are too long (at most {MAX_TOOL_ARGUMENT_CHARS:,} characters).")
         arguments = _check_arguments(tool, call.arguments)
     except ToolError as error:
         return ToolResult(call.name, {"error": f"Bad arguments for {call.name}: {error}"}, ok=False)
     try:
-        outcome = (
-            tool.function(**arguments, context=context) if tool.takes_context else tool.function(**arguments)
-        )
+        outcome = _call(tool, arguments, context, limits or ToolLimits())
     except ToolError as error:
         return ToolResult(call.name, {"error": str(error)}, ok=False)
     except Exception as error:  # a tool bug must not take the chat down
-        return ToolResult(
-            call.name, {"error": f"{call.name} failed: {type(error).__name__}: {error}"}, ok=False
-        )
+        # The exception's text may quote server paths or the arguments: neither the reply nor the log gets it.
+        log.error("tool %s failed: %s (message withheld)", call.name, type(error).__name__)
+        return ToolResult(call.name, {"error": TOOL_FAILED.format(name=call.name)}, ok=False)
     response, image = outcome if isinstance(outcome, tuple) else (outcome, None)
-    return ToolResult(call.name, dict(response), image=image, ok=True)
+    response = _without_control_tokens(dict(response))
+    if _json_length(response) > MAX_TOOL_RESULT_CHARS:
+        message = (
+            f"{call.name} returned more than {MAX_TOOL_RESULT_CHARS:,} characters; the result was dropped."
+        )
+        return ToolResult(call.name, {"error": message}, ok=False)
+    return ToolResult(call.name, response, image=image, ok=True)
+
+
+def _call(tool: Tool, arguments: dict, context: ToolContext, limits: ToolLimits) -> dict | tuple[dict, Any]:
+    if tool.isolated:
+        return run_isolated(tool.function, arguments, limits)
+    return tool.function(**arguments, context=context) if tool.takes_context else tool.function(**arguments)
+
+
+def _json_length(value: Any) -> int:
+    try:
+        return len(json.dumps(value, ensure_ascii=False, default=str))
+    except ValueError:  # an integer too long to write out
+        return MAX_TOOL_RESULT_CHARS + MAX_TOOL_ARGUMENT_CHARS
+
+
+def _without_control_tokens(value: Any) -> Any:
+    """A tool's result goes into the prompt: text in it must not be able to open or close a turn."""
+    if isinstance(value, str):
+        return without_control_tokens(value)
+    if isinstance(value, Mapping):
+        return {_without_control_tokens(key): _without_control_tokens(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_without_control_tokens(item) for item in value]
+    return value
 
 
 def as_registry(tools: Mapping[str, Tool] | Iterable[Tool] | None) -> dict[str, Tool]:

@@ -15,6 +15,10 @@ from pipelines.tools.base import Tool, ToolError, declaration
 MAX_EXPRESSION_LENGTH = 500
 MAX_INT_BITS = 4096
 MAX_FACTORIAL = 500
+# round(x, -n) on a whole number computes 10**n first: round(1, -10**8) took minutes. Results never have more
+# than about 1,240 digits (MAX_INT_BITS), so more digits than that change nothing.
+MAX_ROUND_DIGITS = 1300
+TOO_LARGE = "The result is too large (more than about 1200 digits)."
 
 _BINARY = {
     ast.Add: operator.add,
@@ -35,6 +39,12 @@ def _factorial(n: float) -> int:
     if n > MAX_FACTORIAL:
         raise ToolError(f"factorial is limited to n ≤ {MAX_FACTORIAL}.")
     return math.factorial(int(n))
+
+
+def _round(x: Any, ndigits: Any = None) -> Any:
+    if ndigits is not None and isinstance(ndigits, int) and abs(ndigits) > MAX_ROUND_DIGITS:
+        raise ToolError(f"round's digits must be between -{MAX_ROUND_DIGITS} and {MAX_ROUND_DIGITS}.")
+    return round(x) if ndigits is None else round(x, ndigits)
 
 
 def _log(x: float, base: float | None = None) -> float:
@@ -63,7 +73,7 @@ _FUNCTIONS: dict[str, Callable[..., Any]] = {
     "radians": math.radians,
     "hypot": math.hypot,
     "abs": abs,
-    "round": round,
+    "round": _round,
     "floor": math.floor,
     "ceil": math.ceil,
     "min": min,
@@ -77,7 +87,7 @@ def _check_size(value: Any) -> Any:
     if isinstance(value, complex):
         raise ToolError("The result is a complex number, which the calculator does not support.")
     if isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
-        raise ToolError("The result is too large (more than about 1200 digits).")
+        raise ToolError(TOO_LARGE)
     return value
 
 
@@ -85,7 +95,7 @@ def _power(base: Any, exponent: Any) -> Any:
     # Checked before computing: 10 ** 10 ** 9 would take minutes.
     whole = isinstance(base, int) and isinstance(exponent, int)
     if whole and exponent > 0 and abs(base) > 1 and exponent * math.log2(abs(base)) > MAX_INT_BITS:
-        raise ToolError("The result is too large (more than about 1200 digits).")
+        raise ToolError(TOO_LARGE)
     return base**exponent
 
 
@@ -93,7 +103,7 @@ def _evaluate(node: ast.AST) -> Any:
     if isinstance(node, ast.Expression):
         return _evaluate(node.body)
     if isinstance(node, ast.Constant) and type(node.value) in (int, float):
-        return node.value
+        return _check_size(node.value)
     if isinstance(node, ast.Name):
         if node.id in _CONSTANTS:
             return _CONSTANTS[node.id]
@@ -110,7 +120,7 @@ def _evaluate(node: ast.AST) -> Any:
             and whole
             and left.bit_length() + right.bit_length() > MAX_INT_BITS + 1
         ):
-            raise ToolError("The result is too large (more than about 1200 digits).")
+            raise ToolError(TOO_LARGE)
         return _check_size(_BINARY[type(node.op)](left, right))
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.keywords:
         function = _FUNCTIONS.get(node.func.id)
@@ -149,8 +159,11 @@ def calculator(expression: str) -> dict:
         raise ToolError("Division by zero.") from None
     except OverflowError:
         raise ToolError("The result is too large.") from None
-    except (ValueError, TypeError) as error:
-        raise ToolError(f"Math error: {error}.") from None
+    except (ValueError, TypeError):
+        raise ToolError(
+            "A function got a value it can't take (for example, the square root or logarithm of a negative "
+            "number, or the wrong number of arguments)."
+        ) from None
     except RecursionError:
         raise ToolError("The expression is nested too deeply.") from None
     if isinstance(value, float) and not math.isfinite(value):
@@ -169,4 +182,5 @@ CALCULATOR = Tool(
         ["expression"],
     ),
     calculator,
+    isolated=True,  # bounded above, and killed if a bound is ever missed
 )

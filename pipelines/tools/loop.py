@@ -51,8 +51,13 @@ from typing import Any, Protocol
 from pipelines.model.contract import ToolCall
 from pipelines.tools.base import Tool, ToolContext, ToolResult
 from pipelines.tools.builtin import as_registry, run_tool
+from pipelines.tools.worker import ToolLimits
 
 DEFAULT_MAX_STEPS = 5
+# One reply may ask for this many calls; the rest get an error result and are not run.
+MAX_CALLS_PER_STEP = 8
+# Every zoom stays in the conversation (and goes back with each later request): this many per request.
+MAX_IMAGES_PER_REQUEST = 4
 
 
 class ToolDelta(Protocol):
@@ -121,6 +126,7 @@ def run_tool_loop(
     tools: Mapping[str, Tool] | Iterable[Tool] | None = None,
     context: ToolContext | None = None,
     max_steps: int = DEFAULT_MAX_STEPS,
+    limits: ToolLimits | None = None,
     **generation_options: Any,
 ) -> Iterator[ToolDelta | ToolStep | LoopNote]:
     """Stream one request through the model, running the tools it calls; see the module docstring.
@@ -129,7 +135,9 @@ def run_tool_loop(
     default: all of `pipelines.builtin_tools`); their declarations go to `model.generate(tools=...)`.
     `context`: what the tools may use (attached images, clock). `max_steps`: at most this many
     rounds of tool calls are run; if the model asks for more, they are not run and a `LoopNote`
-    ends the stream. `generation_options` (thinking, max_new_tokens, image_budget, stop_event,
+    ends the stream. Each reply runs at most `MAX_CALLS_PER_STEP` calls and a request keeps at most
+    `MAX_IMAGES_PER_REQUEST` tool images; calls past either bound get an error result. `limits`: the time
+    and memory limit of isolated tools (`ToolLimits()` by default). `generation_options` (thinking, max_new_tokens, image_budget, stop_event,
     sampling...) go to every `model.generate` call unchanged. `messages` is not modified.
     """
     registry = as_registry(tools)
@@ -138,6 +146,7 @@ def run_tool_loop(
     stop_event = generation_options.get("stop_event")
     conversation = list(messages)
     step = 0
+    images = 0
     while True:
         calls: list[ToolCall] = []
         for delta in model.generate(conversation, tools=declarations, **generation_options):
@@ -150,8 +159,28 @@ def run_tool_loop(
             return conversation
         step += 1
         results = []
-        for call in calls:
-            result = run_tool(call, context, registry)
+        for index, call in enumerate(calls):
+            result = _bounded_run(call, index, images, context, registry, limits)
+            images += result.image is not None
             results.append(result)
             yield ToolStep(call, result, step)
         conversation = conversation + step_messages(calls, results)
+
+
+def _bounded_run(
+    call: ToolCall,
+    index: int,
+    images: int,
+    context: ToolContext,
+    registry: dict[str, Tool],
+    limits: ToolLimits | None,
+) -> ToolResult:
+    """`run_tool`, or an error result when the reply's calls or the request's images are used up."""
+    if index >= MAX_CALLS_PER_STEP:
+        message = f"Not run: one reply may make at most {MAX_CALLS_PER_STEP} tool calls."
+        return ToolResult(call.name, {"error": message}, ok=False)
+    result = run_tool(call, context, registry, limits)
+    if result.image is not None and images >= MAX_IMAGES_PER_REQUEST:
+        message = f"Not shown: at most {MAX_IMAGES_PER_REQUEST} tool images are kept per request."
+        return ToolResult(call.name, {"error": message}, ok=False)
+    return result
