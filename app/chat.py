@@ -293,6 +293,8 @@ def build_chat_tab(controls: SharedControls) -> None:
             [chatbot, textbox, pending],
             queue=False,
             api_visibility="private",
+            # A message sent while an empty Enter's (no-op) chain is still finishing runs after it, not never.
+            trigger_mode="always_last",
         )
         replying = prepared.then(
             reply_in_browser,

@@ -36,6 +36,10 @@ REPLY = (
     '```json\n[{"box_2d": [120, 80, 880, 620], "label": "cup"}]\n```\n'
     "```html\n<!DOCTYPE html><html><body><h1>Pricing</h1><p>One plan.</p></body></html>\n```"
 )
+# Page errors that are Gradio's own and harmless: the chat's audio player (WaveSurfer, in Gradio's
+# MinimalAudioPlayer) aborts the fetch of its waveform when a redrawn conversation removes it, and doesn't catch
+# its own AbortError.
+GRADIO_PAGE_ERRORS = ("page error: signal is aborted without reason",)
 # What people read in an error toast: one or more sentences, no code, no Python names.
 SENTENCE = re.compile(r"[A-Z\"“‘(].*[.!?)”]", re.DOTALL)
 NOT_FOR_PEOPLE = re.compile(r"Traceback|Exception|Error\(|NoneType|object has no|\bself\b|__\w+__")
@@ -170,7 +174,7 @@ class Crawl:
         problems += [f"word broken across lines: {text}" for text in seen["broken"]]
         if seen["overflow"] > 0:
             problems.append(f"the page is {seen['overflow']} px wider than the window")
-        problems += self.console
+        problems += [error for error in self.console if error not in GRADIO_PAGE_ERRORS]
         self.console.clear()
         self.findings += [f"{self.size} · {where}: {problem}" for problem in problems]
 
