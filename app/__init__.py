@@ -49,6 +49,8 @@ def build_app(config: AppConfig | None = None) -> gr.Blocks:
                 locked=config.lock_model,
             )
             gr.HTML("", visible="hidden", js_on_load=SHELL_JS["collapse_on_phone"])
+        controls.render_notices()
+        gr.HTML("", visible="hidden", js_on_load=SHELL_JS["friendly_upload_errors"])
         tabs = (
             ("💬 Chat", "chat", build_chat_tab),
             ("🔎 Detect", "detect", build_detect_tab),

@@ -126,11 +126,41 @@ NOT_ANSWERED_TITLE = "⚠️ Not answered"
 NOT_ANSWERED_TEXT = (
     "This message got no reply (see the error). Change what the error says, then press ↻ Retry."
 )
+RETRY_HINT = "*Change what it says, or press ↻ Retry to send the message again.*"
+
+
+def reply_in_browser(message, history, variant, quantization, thinking, max_new_tokens, image_budget, tools):
+    """`chat` for the page: when the reply fails, the chat keeps the error's sentence in a "Not answered" message.
+
+    The error itself still ends the event (its toast shows, and the failure handler unlocks the input).
+    """
+    conversation = history_as_dicts(history)
+    if message is None and not (conversation and conversation[-1]["role"] == "user"):
+        yield gr.skip()  # no new message (Enter on an empty box): nothing to answer, nothing to say
+        return
+    try:
+        for conversation in chat(
+            message, history, variant, quantization, thinking, max_new_tokens, image_budget, tools=tools
+        ):
+            yield conversation
+    except gr.Error as error:
+        shown = _without_last_reply(conversation)
+        yield [*shown, _not_answered(f"{error.message}\n\n{RETRY_HINT}")]
+        raise
+
+
+def _not_answered(text: str) -> dict:
+    return {"role": "assistant", "content": text, "metadata": {"title": NOT_ANSWERED_TITLE}}
 
 
 def add_user_message(message: dict, history: list):
-    """Show the new message and lock the input until the reply ends, so nothing typed meanwhile is lost."""
+    """Show the new message and lock the input until the reply ends, so nothing typed meanwhile is lost.
+
+    Enter on an empty box changes nothing (and `reply_in_browser` then has nothing to answer).
+    """
     added = _user_messages(message)
+    if not added:
+        return gr.skip(), gr.skip(), []
     return (
         history_as_dicts(history) + added,
         gr.MultimodalTextbox(value=None, interactive=False, placeholder=BUSY_PLACEHOLDER),
@@ -167,12 +197,16 @@ def _mark_unanswered(history: list, pending: list | str | None):
         return [], _unlocked_input()  # a chunk that streamed in before the cancel must not bring it back
     if pending == STOPPED:
         return settled_thoughts(history), _unlocked_input()  # the reply so far stays, its spinner stops
+    explained = [
+        message["content"]
+        for message in history_as_dicts(history)[-1:]
+        if (message.get("metadata") or {}).get("title") == NOT_ANSWERED_TITLE
+    ]
     shown = _without_last_reply(history)
     if pending and not (shown and shown[-1]["role"] == "user"):
         shown += pending  # the chat lost the message (it was replaced while failing): show it again
-    shown.append(
-        {"role": "assistant", "content": NOT_ANSWERED_TEXT, "metadata": {"title": NOT_ANSWERED_TITLE}}
-    )
+    # `reply_in_browser` has already written what went wrong; otherwise the toast says it.
+    shown.append(_not_answered(explained[0] if explained else NOT_ANSWERED_TEXT))
     return shown, _unlocked_input()
 
 
@@ -266,10 +300,12 @@ def build_chat_tab(controls: SharedControls) -> None:
             [chatbot, textbox, pending],
             queue=False,
             api_visibility="private",
+            # A message sent while an empty Enter's (no-op) chain is still finishing runs after it, not never.
+            trigger_mode="always_last",
         )
         # The page's own events show the reply as sanitized HTML; `/chat` returns the model's own text.
         replying = prepared.then(
-            showing_usage(shown_on_page(chat), numbers),
+            showing_usage(shown_on_page(reply_in_browser), numbers),
             [no_message, chatbot, *settings_inputs, use_tools],
             [chatbot, numbers],
             api_name=f"chat_{prepare.__name__.strip('_')}",

@@ -58,6 +58,11 @@ class SharedControls:
         """Append to a model event's inputs; the handler ends with the matching `Settings` fields."""
         return [self.variant, self.quantization, self.thinking, self.max_new_tokens, self.image_budget]
 
+    def render_notices(self) -> None:
+        """Show the random-weights banner and the model status (with any load error) where every width sees them."""
+        self.tiny_banner.render()
+        self.status.render()
+
     def refresh_status_on(self, trigger) -> None:
         """Show the current model state in the status area whenever `trigger` fires (a page load, a timer)."""
         trigger(
@@ -187,47 +192,48 @@ def build_shared_controls(
     """`served_models`: the names a model server reports (openai backend); None for the local loader.
     `locked`: the variant and quantization are shown read-only (`--lock-model`)."""
     remote = served_models is not None
-    with gr.Group():
-        with gr.Row(equal_height=True):
-            variant_box = gr.Dropdown(
-                choices=variant_choices(served_models or [variant]) if remote else variant_choices(),
-                value=variant,
-                label="Gemma 4 variant",
-                info=LOCKED_INFO
-                if locked
-                else "The models the server reports."
-                if remote
-                else "Changing it loads the new model and unloads the old one.",
-                interactive=not locked,
-                scale=3,
-            )
-            quantization_box = gr.Dropdown(
-                choices=quantization_choices(),
-                value=quantization,
-                label="Quantization",
-                info=LOCKED_INFO
-                if locked
-                else "set by the model server"
-                if remote
-                else "auto: the least lossy that fits the GPU; bf16 on a CPU",
-                interactive=not (remote or locked),
-                scale=2,
-            )
-            thinking_box = gr.Checkbox(
-                value=False, label="Thinking mode", info="Show Gemma's reasoning (never reloads)", scale=2
-            )
-            max_tokens_box = CheckedSlider(
-                16, MAX_NEW_TOKENS_LIMIT, value=1024, step=16, precision=0, label="Max new tokens", scale=2
-            )
-            budget_box = IntegerChoice(
-                choices=list(IMAGE_BUDGETS),
-                value=280,
-                label="Image token budget",
-                info="More tokens, more detail, slower",
-                scale=2,
-            )
-        status = gr.Markdown(model_access.status_markdown(variant), elem_id="model-status")
-    tiny_banner = gr.Markdown(TINY_BANNER, visible=variant == "tiny", elem_id="tiny-banner")
+    with gr.Group(), gr.Row(equal_height=True):
+        variant_box = gr.Dropdown(
+            choices=variant_choices(served_models or [variant]) if remote else variant_choices(),
+            value=variant,
+            label="Gemma 4 variant",
+            info=LOCKED_INFO
+            if locked
+            else "The models the server reports."
+            if remote
+            else "Changing it loads the new model and unloads the old one.",
+            interactive=not locked,
+            scale=3,
+        )
+        quantization_box = gr.Dropdown(
+            choices=quantization_choices(),
+            value=quantization,
+            label="Quantization",
+            info=LOCKED_INFO
+            if locked
+            else "set by the model server"
+            if remote
+            else "auto: the least lossy that fits the GPU; bf16 on a CPU",
+            interactive=not (remote or locked),
+            scale=2,
+        )
+        thinking_box = gr.Checkbox(
+            value=False, label="Thinking mode", info="Show Gemma's reasoning (never reloads)", scale=2
+        )
+        max_tokens_box = CheckedSlider(
+            16, MAX_NEW_TOKENS_LIMIT, value=1024, step=16, precision=0, label="Max new tokens", scale=2
+        )
+        budget_box = IntegerChoice(
+            choices=list(IMAGE_BUDGETS),
+            value=280,
+            label="Image token budget",
+            info="More tokens, more detail, slower",
+            scale=2,
+        )
+    # Rendered by the page outside the folded settings (`SharedControls.render_notices`), so that a phone shows
+    # them on load too: without them a visitor would read random or failed replies with no explanation.
+    status = gr.Markdown(model_access.status_markdown(variant), elem_id="model-status", render=False)
+    tiny_banner = gr.Markdown(TINY_BANNER, visible=variant == "tiny", elem_id="tiny-banner", render=False)
     controls = SharedControls(
         variant_box,
         quantization_box,

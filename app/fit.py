@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import gradio as gr
 
 from app.api_types import CheckedNumber, CheckedSlider
@@ -31,6 +33,19 @@ BASIS = f"""
   within the hardware's memory (GPU: the total nvidia-smi reports). **Longest context** assumes prompts of
   up to {fit.DEFAULT_PREFILL_TOKENS:,} tokens (the app's input limit) and decoding beyond that.
 """
+
+
+UNIT_NOTE = "every figure on this page is in GB = 10⁹ bytes"
+
+
+def memory_line(target: fit_report.Hardware) -> str:
+    """The memory the estimate uses, in the page's one unit; a card's own name keeps its maker's figure."""
+    capacity = target.capacity_bytes / fit.GB
+    line = f"**Memory:** {capacity:.1f} GB ({UNIT_NOTE}"
+    named = re.search(r"(\d+) GB", target.name)
+    if target.device == "gpu" and named and round(capacity) != int(named.group(1)):
+        line += f"; the card's name keeps its maker's “{named.group(0)}”, in binary gigabytes (GiB)"
+    return line + ")"
 
 
 def run_fit(
@@ -75,8 +90,8 @@ def run_fit(
         raise gr.Error("No Gemma 4 variant takes all of those modalities.")
     fitting = [f"{row[0]} {row[1]}" for row in rows if row[9] == "✓"]
     summary = (
-        f"### {target.name}: {target.capacity_bytes / fit.GB:.1f} GB · {context:,} tokens × {batch} "
-        f"sequence{'s' if batch > 1 else ''}\n"
+        f"### {target.name} · {context:,} tokens × {batch} sequence{'s' if batch > 1 else ''}\n"
+        f"{memory_line(target)}  \n"
         f"**Fits:** {', '.join(fitting) or 'nothing at this context; try a shorter one or more memory'}  \n"
         f"{fit_report.k_eq_v_summary(context, batch, needed)}"
     )
@@ -136,6 +151,7 @@ def _build_fit_section() -> None:
     inputs = [hardware, custom_gb, context, batch, modalities, plot_quantization]
     summary, table, figure = run_fit(DEFAULT_HARDWARE, 32, DEFAULT_CONTEXT, 1, [], "4bit")
     summary_box = gr.Markdown(summary, label="Summary", elem_id="fit-summary")
+    gr.Checkbox(False, label="Show every column", container=False, elem_id="fit-all-columns")
     table_box = gr.Dataframe(
         value=table, interactive=False, wrap=True, elem_id="fit-table", label="Fit", max_height=1000
     )

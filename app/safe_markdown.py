@@ -118,7 +118,11 @@ def source_text(shown):
 
 
 def page_messages(messages: list, decorate: Callable[[str], str] | None = None) -> list:
-    """Chat messages as the page shows them: the assistant's text contents as `page_html`."""
+    """Chat messages as the page shows them: the assistant's text contents as `page_html`.
+
+    Anything but a list of messages (`gr.skip()`, an update) passes through as it is."""
+    if not isinstance(messages, list):
+        return messages
     shown = []
     for message in messages:
         if isinstance(message, dict) and message.get("role") == "assistant":

@@ -1,13 +1,11 @@
 """Voice tab: speak to Gemma 4 (E2B/E4B hear audio), read the streamed reply, and hear it spoken.
 
-The conversation the model hears is a list of `VoiceTurn`s kept in `gr.State`;
-the chatbot only shows it. The browser speaks the final answer (never the
-thoughts) with the Web Speech API: the handler writes the answer into a hidden
-textbox whose change event runs `speechSynthesis.speak` in the page.
+The conversation the model hears is a list of `VoiceTurn`s kept in `gr.State`; the chatbot only shows it.
+The browser speaks the final answer (never the thoughts) with the Web Speech API: the handler writes the
+answer into a hidden textbox whose change event runs `speechSynthesis.speak` in the page.
 
-Over the API (`/voice_chat`) there is no session state to rely on, so the
-history travels as the chatbot messages the endpoint returns: pass them back
-as `history` and the earlier clips and replies are rebuilt from them.
+Over the API (`/voice_chat`) there is no session state to rely on, so the history travels as the chatbot
+messages the endpoint returns: pass them back as `history` and the earlier clips and replies are rebuilt.
 """
 
 from __future__ import annotations
@@ -253,13 +251,23 @@ def voice_examples() -> tuple[list[list], list[str]]:
     """Example rows (clip, translation language) and their labels, for the clips that exist."""
     found = bundled_examples("voice", VOICE_EXAMPLES)
     rows = [[str(path), example.target_language or DEFAULT_LANGUAGE] for path, example in found]
-    labels = [
-        f"🌐 “{example.text}” → translate to {example.target_language}"
-        if example.task == "translate"
-        else f"🗣️ “{example.text}”"
-        for _, example in found
-    ]
+    labels = []
+    for _, example in found:
+        # What the button does comes first, so that a shortened quote never hides the target language.
+        prefix = f"🌐 Translate to {example.target_language}: " if example.task == "translate" else "🗣️ "
+        labels.append(f"{prefix}“{shortened(example.text, EXAMPLE_LABEL_CHARS - len(prefix) - 2)}”")
     return rows, labels
+
+
+# Gradio cuts an example's label after about 60 characters; ours stay within this, so nothing is cut mid-word.
+EXAMPLE_LABEL_CHARS = 50
+
+
+def shortened(text: str, limit: int) -> str:
+    """`text`, or its first words and "…" when it is longer than `limit` characters."""
+    if len(text) <= limit:
+        return text
+    return text[: limit - 1].rsplit(" ", 1)[0].rstrip(",;:") + "…"
 
 
 def build_voice_tab(controls: SharedControls) -> None:

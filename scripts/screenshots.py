@@ -14,6 +14,7 @@ import argparse
 import os
 import socket
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -21,15 +22,21 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# A folder of its own for uploads and example copies: another Gradio app on this machine that closes deletes the
+# copies it made, which are named by content and so shared (an example would then fail to load mid-run).
+os.environ.setdefault("GRADIO_TEMP_DIR", tempfile.mkdtemp(prefix="gradio-screenshots-"))
 
 SIZES = {"laptop": (1366, 900), "phone": (390, 844)}
-# Tab name, the button that runs an example (None: Enter in the chat box).
+# Tab name, the button that runs an example (None: Enter in the chat box; NO_EXAMPLE: the tab shows its
+# figures as it opens).
+NO_EXAMPLE = ""
 TABS = {
     "chat": ("💬 Chat", None),
     "detect": ("🔎 Detect", "#detect-run"),
     "screenshot": ("🖼️ Screenshot → HTML", "#screenshot-generate"),
     "video": ("🎬 Video Q&A", "#video-ask"),
     "voice": ("🎙️ Voice", "#voice-answer"),
+    "fit": ("🧮 Which Gemma 4?", NO_EXAMPLE),
 }
 CANNED = {
     "detect": '```json\n[{"box_2d": [120, 80, 880, 620], "label": "cup"}]\n```',
@@ -102,6 +109,8 @@ def open_tab(page, name: str) -> None:
 
 
 def _run_first_example(page, run_button: str | None) -> None:
+    if run_button == NO_EXAMPLE:
+        return
     panel = page.locator(".tabitem:visible").first
     example = panel.locator("button.gallery-item, [data-testid='dataset-cell-0-0']").first
     example.scroll_into_view_if_needed()

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +15,13 @@ import pytest
 from pipelines.model.contract import ChatModel, Delta
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# Gradio keeps uploads and example copies in one folder per machine, named by content, and an app that closes
+# deletes the copies it made: another test run closing its server would delete files this run's page is
+# showing (the crawl saw an example clip answer 403). Each test run gets a folder of its own.
+if "GRADIO_TEMP_DIR" not in os.environ:
+    os.environ["GRADIO_TEMP_DIR"] = tempfile.mkdtemp(prefix="gradio-tests-")
+    atexit.register(shutil.rmtree, os.environ["GRADIO_TEMP_DIR"], ignore_errors=True)
 
 
 class ScriptedModel(ChatModel):

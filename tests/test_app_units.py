@@ -7,7 +7,14 @@ import gradio as gr
 import pytest
 from conftest import ROOT
 
-from app.chat import _without_last_reply, undo_last_exchange
+from app.chat import (
+    NOT_ANSWERED_TITLE,
+    _mark_unanswered,
+    _without_last_reply,
+    add_user_message,
+    reply_in_browser,
+    undo_last_exchange,
+)
 from app.config import parse_config
 from app.history import normalize_history
 from app.reply import StreamedReply
@@ -67,6 +74,42 @@ def test_retry_drops_the_reply_and_undo_restores_the_message():
     assert history == []
     assert textbox.value["text"] == "What is this?"
     assert [file["path"] for file in textbox.value["files"]] == ["/tmp/cat.png"]
+
+
+BROWSER_SETTINGS = ("tiny", "fp32", False, 32, 70, False)
+
+
+def test_enter_on_an_empty_box_asks_nothing():
+    history, textbox, pending = add_user_message({"text": "  ", "files": []}, API_SHAPE)
+    assert isinstance(history, type(gr.skip())) and isinstance(textbox, type(gr.skip())) and pending == []
+    # Nothing new at the end of the chat: the reply step leaves it as it is and asks the model nothing.
+    assert [type(step) for step in reply_in_browser(None, API_SHAPE, *BROWSER_SETTINGS)] == [type(gr.skip())]
+
+
+def test_a_failed_reply_leaves_the_error_sentence_in_the_chat():
+    from app import model_access
+    from pipelines.errors import ModelLoadError
+
+    def failing(variant, quantization, progress=None):
+        raise ModelLoadError("Couldn't download E2B: no network. Choose the offline tiny variant.")
+
+    asked = [{"role": "user", "content": "Hello?"}]
+    model_access.use_provider(failing)
+    try:
+        steps = reply_in_browser(None, asked, *BROWSER_SETTINGS)
+        *_, shown = [next(steps)]
+        with pytest.raises(gr.Error):
+            next(steps)
+    finally:
+        model_access.use_provider(None)
+    assert shown[:-1] == asked
+    assert shown[-1]["metadata"]["title"] == NOT_ANSWERED_TITLE
+    assert shown[-1]["content"].startswith(
+        "Couldn't download E2B: no network. Choose the offline tiny variant."
+    )
+    # The failure handler that runs next keeps the sentence rather than a generic "see the error".
+    history, _ = _mark_unanswered(shown, [asked[-1]])
+    assert history == shown
 
 
 def test_streamed_reply_puts_thoughts_in_a_titled_message_with_status_and_duration():

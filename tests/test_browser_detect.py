@@ -58,3 +58,30 @@ def test_detect_shows_boxes_legend_table_and_thoughts_for_a_realistic_reply(page
     page.get_by_text("🧠 Thinking").click()
     expect(page.locator("#detect-thoughts")).to_contain_text("the spoon on the right")
     page.screenshot(path="/tmp/detect_scripted.png", full_page=True)
+
+
+def test_a_refused_input_shows_one_message_and_the_results_stay(page, use_scripted, tmp_path):
+    """Detect with no image, then with a file that is not an image: one toast each, no "Error" on the outputs."""
+    use_scripted('```json\n[{"box_2d": [180, 260, 620, 700], "label": "cup"}]\n```')
+    page.get_by_role("tab", name="🔎 Detect").click()
+    page.get_by_text("flag, helmet, space shuttle model").first.click()
+    page.locator("#detect-run").click()
+    status = page.locator("#detect-status")
+    expect(status).to_contain_text("Found 1 object", timeout=60_000)
+
+    not_an_image = tmp_path / "notes.png"
+    not_an_image.write_text("these are notes, not a picture")
+    page.locator("#detect-image button[aria-label='Remove Image']").first.click()
+    for attempt in ("no image", "not an image"):
+        if attempt == "not an image":
+            page.locator("#detect-image input[type=file]").set_input_files(str(not_an_image))
+        page.locator("#detect-run").click()
+        toast = page.locator(".toast-body.error")
+        expect(toast).to_have_count(1)
+        expect(toast).to_contain_text("provide an image" if attempt == "no image" else "not a readable image")
+        # The one message is the toast: no output is marked, and the last results are still shown.
+        expect(page.locator('[data-testid="status-tracker"] .error:visible')).to_have_count(0)
+        expect(status).to_contain_text("Found 1 object")
+        expect(page.locator("#detect-table")).to_contain_text("cup")
+        toast.locator(".toast-close").click()
+        expect(toast).to_have_count(0)

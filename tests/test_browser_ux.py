@@ -238,6 +238,10 @@ def test_failed_reply_keeps_the_message_and_retry_answers_it(ui, size, use_scrip
     expect(chat_messages(ui, "user").last).to_contain_text("Please keep my words")
     expect(ui.locator("#chat-conversation")).to_contain_text(NOT_ANSWERED_TITLE)
     wait_until_unlocked(ui)
+    # The toast goes after a while; the "Not answered" message keeps saying what went wrong.
+    ui.locator(".toast-close").first.click()
+    expect(ui.locator(".toast-body")).to_have_count(0)
+    expect(chat_messages(ui, "bot").last).to_contain_text("Choose the offline tiny variant.")
 
     use_scripted("Here is your answer.")
     retry = ui.locator("#chat-conversation").get_by_role("button", name="Retry").last
@@ -246,6 +250,25 @@ def test_failed_reply_keeps_the_message_and_retry_answers_it(ui, size, use_scrip
     expect(chat_messages(ui, "bot").last).to_contain_text("Here is your answer.", timeout=30_000)
     expect(ui.locator("#chat-conversation")).not_to_contain_text(NOT_ANSWERED_TITLE)
     expect(chat_messages(ui, "user")).to_have_count(1)
+
+
+def test_enter_on_an_empty_box_does_nothing(ui, size, use_scripted, app_server):
+    use_scripted("The only answer.")
+    queue = app_server.demo._queue
+    with ui.expect_request(lambda request: "/queue/join" in request.url):
+        ui.locator("#chat-input textarea").press("Enter")
+    # The empty Enter's step has nothing to answer; once the server has let it go, a real question follows.
+    for _ in range(300):
+        if not any(job is not None for job in queue.active_jobs) and len(queue) == 0:
+            break
+        ui.wait_for_timeout(100)
+    send(ui, "A real question")
+    expect(chat_messages(ui, "bot").last).to_contain_text("The only answer.")
+    wait_until_unlocked(ui)
+    expect(chat_messages(ui, "user")).to_have_count(1)
+    expect(chat_messages(ui, "bot")).to_have_count(1)
+    expect(ui.locator("#chat-conversation")).not_to_contain_text(NOT_ANSWERED_TITLE)
+    expect(ui.locator(".toast-body.error")).to_have_count(0)
 
 
 def test_load_error_texts_have_no_markdown_backticks():

@@ -173,3 +173,14 @@ def test_variant_without_audio_shows_a_notice_and_switches_to_e4b(page, use_scri
         "the switch loads E4B through the shared controls",
     )
     assert requested == ["31B", "E4B"], "each selection loads through the shared controls"
+
+
+def test_a_file_that_is_not_audio_is_refused_in_words_not_mime_types(page, tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a recording")
+    open_voice_tab(page)
+    page.locator("#voice-input button[aria-label='Upload file']").click()
+    page.locator("#voice-input input[type=file]").set_input_files(str(notes))
+    toast = page.locator(".toast-body").first
+    expect(toast).to_contain_text("Invalid file type: notes.txt. Only audio files (WAV, MP3")
+    assert "audio/" not in toast.inner_text()

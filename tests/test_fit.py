@@ -338,3 +338,16 @@ def test_fit_and_compare_are_public_api_endpoints(client, use_scripted):
         "E2B", "4bit", False, "E4B", "4bit", True, "Hello?", None, 32, 280, api_name="/compare"
     )
     assert "Hi there." in outputs[0] and "Hi there." in outputs[1]
+
+
+def test_the_summary_uses_one_unit_and_keeps_each_cards_own_name():
+    from app.fit import UNIT_NOTE, run_fit
+
+    rtx, *_ = run_fit("RTX 4090 24 GB")
+    # 24,564 MiB as nvidia-smi reports it, in the page's unit; the name keeps its maker's "24 GB" and says so.
+    assert rtx.startswith("### RTX 4090 24 GB · 32,768 tokens × 1 sequence\n**Memory:** 25.8 GB")
+    assert UNIT_NOTE in rtx and "the card's name keeps its maker's “24 GB”, in binary gigabytes (GiB)" in rtx
+    # Where the name's figure is the page's own (a 70 GB ZeroGPU slice, a custom size) nothing more is said.
+    for hardware in ("ZeroGPU (H200 slice, 70 GB)", fit_report.CPU):
+        summary, *_ = run_fit(hardware)
+        assert UNIT_NOTE in summary and "GiB" not in summary

@@ -14,6 +14,7 @@ from gradio_client.exceptions import AppError
 
 from app.voice import (
     AUDIO_VARIANT,
+    EXAMPLE_LABEL_CHARS,
     NOTICE_TITLE,
     audio_notice_text,
     speakable_text,
@@ -366,5 +367,7 @@ def test_examples_cover_every_clip_with_its_language():
         "octopus_fact.wav",
         "walk_in_the_park.wav",
     ]
-    assert rows[2][1] == "French" and "translate to French" in labels[2]
+    assert rows[2][1] == "French" and labels[2].startswith("🌐 Translate to French: “The weather")
     assert "What is the capital of France?" in labels[0]
+    # Gradio cuts labels after about 60 characters: ours end with their own closing quote instead.
+    assert all(len(label) <= EXAMPLE_LABEL_CHARS and label.endswith("”") for label in labels)
