@@ -20,6 +20,7 @@ can show (boxes for Detect, a page for Screenshot → HTML, text elsewhere).
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, field
 
 import pytest
@@ -149,10 +150,10 @@ class Crawl:
             server_busy = any(job is not None for job in queue.active_jobs) or len(queue) > 0
             if not server_busy and self.page.evaluate(IS_IDLE):
                 # Both idle twice in a row: a chained event may start right after the first one ends.
-                self.page.wait_for_timeout(100)
+                time.sleep(0.1)
                 if not any(job is not None for job in queue.active_jobs) and self.page.evaluate(IS_IDLE):
                     return
-            self.page.wait_for_timeout(100)
+            time.sleep(0.1)
         self.findings.append(f"{self.size}: still busy after a minute")
 
     def look(self, where: str, *, errors_expected: bool) -> None:

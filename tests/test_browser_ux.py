@@ -258,10 +258,10 @@ def test_enter_on_an_empty_box_does_nothing(ui, size, use_scripted, app_server):
     with ui.expect_request(lambda request: "/queue/join" in request.url):
         ui.locator("#chat-input textarea").press("Enter")
     # The empty Enter's step has nothing to answer; once the server has let it go, a real question follows.
-    for _ in range(300):
-        if not any(job is not None for job in queue.active_jobs) and len(queue) == 0:
-            break
-        ui.wait_for_timeout(100)
+    wait_for(
+        lambda: not any(job is not None for job in queue.active_jobs) and len(queue) == 0,
+        "the server to let the empty Enter's step go",
+    )
     send(ui, "A real question")
     expect(chat_messages(ui, "bot").last).to_contain_text("The only answer.")
     wait_until_unlocked(ui)
