@@ -197,15 +197,9 @@ def call_http(url: str, api: str, data) -> tuple[str, str]:
     return last, stream.text
 
 
-@pytest.mark.slow
-def test_every_published_endpoint_survives_generated_arguments(
-    request, app_server, published, sent_files, watched
-):
-    info, _ = published
-    uploaded, _ = sent_files
-    called: set[str] = set()
-
-    @settings(
+def fuzz_settings(request):
+    """How many rounds of live calls to draw (`--fuzz-long`: more, freshly random), reported as drawn."""
+    return settings(
         max_examples=example_count(request),
         deadline=None,
         database=None,
@@ -214,6 +208,17 @@ def test_every_published_endpoint_survives_generated_arguments(
         phases=[Phase.explicit, Phase.generate],
         suppress_health_check=list(HealthCheck),
     )
+
+
+@pytest.mark.slow
+def test_every_published_endpoint_survives_generated_arguments(
+    request, app_server, published, sent_files, watched
+):
+    info, _ = published
+    uploaded, _ = sent_files
+    called: set[str] = set()
+
+    @fuzz_settings(request)
     @given(st.data())
     def fuzz(data):
         for name, endpoint in info.items():
@@ -280,15 +285,7 @@ def test_every_mcp_tool_survives_generated_arguments(request, app_server, publis
     endpoint_of = {name.lstrip("/"): endpoint for name, endpoint in info.items()}
     called: set[str] = set()
 
-    @settings(
-        max_examples=example_count(request),
-        deadline=None,
-        database=None,
-        derandomize=not request.config.getoption("--fuzz-long"),
-        # Each example is a round of live calls: report the first failure as drawn, without shrinking.
-        phases=[Phase.explicit, Phase.generate],
-        suppress_health_check=list(HealthCheck),
-    )
+    @fuzz_settings(request)
     @given(st.data())
     def fuzz(data):
         calls = [
