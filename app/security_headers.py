@@ -16,7 +16,9 @@ SPACES_FRAME_ANCESTORS = ("https://huggingface.co", "https://*.hf.space")
 CONTENT_SECURITY_POLICY = "; ".join(
     (
         "default-src 'self'",
-        "script-src 'self' 'unsafe-inline' 'unsafe-eval'",
+        # blob: Gradio loads some of its own page code (the video player's) as modules from blob URLs, which
+        # only scripts already on the page can make.
+        "script-src 'self' 'unsafe-inline' 'unsafe-eval' blob:",
         "style-src 'self' 'unsafe-inline'",
         "img-src 'self' data: blob:",
         "media-src 'self' data: blob:",

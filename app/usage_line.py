@@ -21,8 +21,15 @@ def usage_box(elem_id: str) -> gr.Markdown:
     return gr.Markdown("", label="Numbers", elem_id=elem_id, elem_classes=["usage-line"])
 
 
+def _is_one_update(update) -> bool:
+    """`gr.skip()` or `gr.update(...)` for a handler's one output (not a {component: value} dict)."""
+    return isinstance(update, dict) and "__type__" in update
+
+
 def _changes_nothing(update) -> bool:
-    """An update that leaves every output as it is (e.g. a refusal shown as a warning)."""
+    """An update that leaves every output as it is (e.g. a refusal shown as a warning, `gr.skip()`)."""
+    if _is_one_update(update):
+        return "value" not in update
     return isinstance(update, dict) and all(
         isinstance(value, dict) and value.get("__type__") == "update" and "value" not in value
         for value in update.values()
@@ -30,7 +37,7 @@ def _changes_nothing(update) -> bool:
 
 
 def _with_line(update, line: str, box):
-    if isinstance(update, dict):
+    if isinstance(update, dict) and not _is_one_update(update):
         return {**update, box: line}
     if isinstance(update, tuple):
         return (*update, line)

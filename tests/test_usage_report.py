@@ -147,3 +147,17 @@ def test_auto_keeps_bf16_on_a_cpu_and_a_named_choice_is_kept():
 
     assert loader.choose_quantization("auto", "cpu", "31B")[0] == "bf16"
     assert loader.choose_quantization("8bit", "cuda", "E2B") == ("8bit", "")
+
+
+def test_a_handler_that_skips_gets_the_numbers_line_skipped_too():
+    """Enter on an empty chat box: the handler yields `gr.skip()`; the line is left as it was, in order."""
+    import gradio as gr
+
+    from app.usage_line import showing_usage
+
+    def skipping():
+        yield gr.skip()
+
+    box = gr.Markdown(render=False)
+    ((conversation, line),) = list(showing_usage(skipping, box)())
+    assert conversation == gr.skip() and line == gr.skip()
