@@ -23,7 +23,8 @@ CONTENT_SECURITY_POLICY = "; ".join(
         "img-src 'self' data: blob:",
         "media-src 'self' data: blob:",
         "font-src 'self' data:",
-        "connect-src 'self'",
+        # blob: and data: are the page's own media (a video's frames, a gallery image), read back by fetch.
+        "connect-src 'self' blob: data:",
         "frame-src 'self' data: blob:",
         "worker-src 'self' blob:",
         "object-src 'none'",
