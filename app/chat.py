@@ -273,8 +273,8 @@ def build_chat_tab(controls: SharedControls) -> None:
         )
         stop = gr.Button("⏹ Stop", variant="stop", size="sm", min_width=90, elem_id="chat-stop")
         clear = gr.Button("🗑 Clear", size="sm", min_width=90, elem_id="chat-clear")
-    numbers = usage_box("chat-numbers")
     gr.Examples(examples=chat_examples(), inputs=textbox, label="Examples (press Enter to send)")
+    numbers = usage_box("chat-numbers")
     conversation_file = conversation_file_row("chat")
     wire_download(conversation_file, "chat", chatbot, {**shared_settings(controls), "tools": use_tools})
     conversation_file.open_file.upload(

@@ -254,12 +254,12 @@ def test_a_chat_follow_up_after_a_split_reply_sends_one_answer(client, use_scrip
     model = use_scripted(
         "<|channel>thought\nGreet.<channel|>Hello<|channel>thought\nAdd more.<channel|> there."
     )
-    first = client.predict(
+    first, _numbers = client.predict(
         {"text": "Hi", "files": []}, history=[], thinking=True, api_name="/chat", **SETTINGS
     )
     model.reply = "Sure."
 
-    second = client.predict(
+    second, _numbers = client.predict(
         {"text": "More?", "files": []}, history=first, thinking=True, api_name="/chat", **SETTINGS
     )
 

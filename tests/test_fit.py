@@ -210,10 +210,11 @@ def test_compare_runs_tiny_fp32_against_4bit_with_and_without_thinking():
     a, b = updates[-1]
     for result in (a, b):
         assert result.stage == "done", result.error
-        assert result.load_s == 1.0 and result.ttft_s == 1.0
+        # The load is timed by the run's clock; the first token and the decode rate by the engine itself
+        # (the request's own Usage), so they are real durations.
+        assert result.load_s == 1.0 and result.ttft_s > 0
         assert result.tokens_in > 0 and result.tokens_out == 12
-        # The 11 tokens after the first, over the one tick from the first token to the end.
-        assert result.decode_tokens_per_s == 11.0
+        assert result.decode_tokens_per_s > 0
         assert result.peak_memory == "n/a (CPU)"
         # Random weights may open a thought channel even with thinking off: counted only when there are thoughts.
         assert isinstance(result.thinking_tokens, int)
