@@ -170,6 +170,13 @@ def user_facing(endpoint: str, *, files: tuple[str, ...] = ()):
 # --- Gradio's own refusals -----------------------------------------------------------------------------
 
 
+GRADIO_CHOICE_REFUSAL = "is not in the list of choices"
+CHOICE_MESSAGE = (
+    "One of the settings is not one of its choices (the API page lists each argument's choices, e.g. "
+    "quantization: auto, 4bit, 8bit, bf16 or fp32)."
+)
+
+
 def explain_gradio_errors(demo: gr.Blocks) -> None:
     """Turn what Gradio itself refuses (before or after a handler) into sentences for people.
 
@@ -183,7 +190,10 @@ def explain_gradio_errors(demo: gr.Blocks) -> None:
     async def process_api(block_fn, inputs, *args, **kwargs):
         try:
             return await original(block_fn, inputs, *args, **kwargs)
-        except gr.Error:
+        except gr.Error as error:
+            # A dropdown's own refusal quotes the caller's value and its Python type: say it in words.
+            if GRADIO_CHOICE_REFUSAL in str(error.message):
+                raise gr.Error(CHOICE_MESSAGE, print_exception=False) from None
             raise
         except Exception as error:
             from app.gradio_refusals import refusal_message
