@@ -104,7 +104,7 @@ def test_translate_uses_the_chosen_language(page, use_scripted):
     model = use_scripted("Il fait beau aujourd'hui, allons nous promener au parc.")
     open_voice_tab(page)
 
-    load_example(page, "The weather is lovely today", "walk_in_the_park.wav")
+    load_example(page, "The weather is lovely", "walk_in_the_park.wav")
     expect(page.locator("#voice-translate")).to_have_text("🌐 Translate to French")
     page.locator("#voice-translate").click()
     page.wait_for_function("() => window.__spoken.length === 1")
