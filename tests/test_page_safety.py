@@ -176,12 +176,12 @@ def text_of(message: dict) -> str:
 def test_chat_api_returns_the_models_own_text(client, use_scripted):
     reply = "Use <b>bold</b> & write `a < b`; ![chart](https://example.com/c.png)"
     model = use_scripted(f"<|channel>thought\nThinking about <tags>.<channel|>{reply}")
-    conversation = client.predict(
+    conversation, _numbers = client.predict(
         {"text": "How?", "files": []}, thinking=True, max_new_tokens=64, api_name="/chat"
     )
     assert text_of(conversation[-1]) == reply
     assert text_of(conversation[-2]) == "Thinking about <tags>."
-    follow_up = client.predict(
+    follow_up, _numbers = client.predict(
         {"text": "And then?", "files": []}, history=conversation, max_new_tokens=64, api_name="/chat"
     )
     assert text_of(follow_up[-1]) == reply

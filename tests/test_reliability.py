@@ -92,7 +92,7 @@ def _next_request_is_answered(client):
         api_name="/chat",
         **{**SETTINGS, "max_new_tokens": 16},
     )
-    final = job.result(timeout=120)
+    final, _numbers = job.result(timeout=120)
     assert final[-1]["role"] == "assistant"
     assert generation.concurrency.active == 0 and not generation_threads()
 
@@ -179,7 +179,7 @@ def test_failed_loads_leave_the_app_usable_with_the_reason_in_the_status(client,
         client.predict(**request, **{**SETTINGS, "variant": "tiny", "quantization": "bf16"})
     monkeypatch.undo()
     # Picking another variant works straight away.
-    final = client.predict(**request, **SETTINGS)
+    final, _numbers = client.predict(**request, **SETTINGS)
     assert final[-1]["role"] == "assistant"
     assert "🟢" in model_access.status_markdown()
 

@@ -50,7 +50,18 @@ def stream(url: str, api: str, body: str) -> tuple[str, str, str]:
 
 
 def refusal(url: str, api: str, data: list | None = None, *, body: str | None = None) -> tuple[str, str]:
-    event, data_line, text = stream(url, api, body or json.dumps({"data": data}))
+    """The app's refusal of a request: refused before it queues (HTTP 422, e.g. too few values, with a
+    sentence as its detail), or by its event stream's error event."""
+    content = body or json.dumps({"data": data})
+    started = httpx.post(
+        f"{url}gradio_api/call/{api}",
+        content=content,
+        headers={"content-type": "application/json"},
+        timeout=30,
+    )
+    if started.status_code == 422:
+        return started.json()["detail"], started.text
+    event, data_line, text = stream(url, api, content)
     assert event == "error", f"{api} accepted it: {data_line[:300]}"
     return json.loads(data_line)["error"], text
 
@@ -221,7 +232,7 @@ def test_gradio_s_refusals_name_the_argument_and_what_it_takes(app_server, use_s
         "bare-string audio": 'The "audio" argument must be a file uploaded to this app',
         "history as a string": 'The "history" argument must be a list of chat messages',
         "NaN frames": "Frames to sample must be a number from 1 to 64.",
-        "too few arguments": "This endpoint takes 8 arguments; the request sent 1.",
+        "too few arguments": "This request sent 1 values but the endpoint takes 8",
         "bare-string file in a message": 'The "message" argument must be a message {"text"',
         "file outside the uploads": NOT_SERVED,
     }

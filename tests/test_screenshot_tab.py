@@ -197,11 +197,16 @@ def test_tab_runs_end_to_end_on_the_tiny_model(client, fixed_length_tiny, reques
 
 @pytest.mark.browser
 def test_reply_streams_into_the_code_view_and_a_throttled_live_preview(client, use_scripted, monkeypatch):
+    import app.gpu
     import app.screenshot
+    from pipelines.streaming import CoalescedModel
 
     # A piece every 0.125 s of the throttle's clock: a refresh every third piece at most (0.3 s apart).
     clock = StreamClock(step_s=0.125)
     monkeypatch.setattr(app.screenshot, "time", clock)
+    # The engine-side coalescing (real time) would merge this instant double's pieces: the tab's own throttle
+    # is what is tested here.
+    monkeypatch.setattr(app.gpu, "CoalescedModel", lambda model: CoalescedModel(model, interval_s=0.0))
     clock.pace(use_scripted(realistic_reply(EXAMPLE_SOURCE), chunk=6))
     outputs = generate(client, score=True)
 

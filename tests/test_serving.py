@@ -117,7 +117,8 @@ def test_one_visitor_gets_its_share_and_the_excess_is_refused_at_once_with_a_rea
 
     model.release.set()
     assert session_outcomes(url, "script") == ["complete", "complete"]
-    assert queued.result(timeout=120)[-1]["role"] == "assistant"
+    conversation, _numbers = queued.result(timeout=120)
+    assert conversation[-1]["role"] == "assistant"
     assert outcome(url, behind_proxy) == "complete"
     assert wait_until(lambda: join_and_finish(url, "script") == "complete"), "the share frees up"
 
@@ -272,14 +273,14 @@ def test_a_locked_app_refuses_other_models_and_shows_the_selectors_read_only(use
             stream = httpx.get(f"{url}gradio_api/call/chat/{response.json()['event_id']}", timeout=60).text
             assert "event: error" in stream and "locked" in stream, stream[-400:]
         assert not model.calls, "a refused request never reaches the model"
-        compare = [*["E2B", "4bit", False], *["tiny", "fp32", True], "Hi", None, 32, 70]
+        compare = [*["E2B", "4bit", False], *["tiny", "fp32", True], "Hi", None, 32, 70, 0, 0]
         stream = httpx.get(
             f"{url}gradio_api/call/compare/{join(url, None, compare, api='compare').json()['event_id']}",
             timeout=60,
         ).text
         assert "event: error" in stream and "locked" in stream
         assert outcome(url, join(url, None)) == "complete", "the locked model itself is served"
-        thinking_only = ["tiny", "fp32", False, "tiny", "fp32", True, "Hi", None, 32, 70]
+        thinking_only = ["tiny", "fp32", False, "tiny", "fp32", True, "Hi", None, 32, 70, 0, 0]
         assert outcome(url, join(url, None, thinking_only, api="compare"), api="compare") == "complete"
     finally:
         model_access.lock_model(None)

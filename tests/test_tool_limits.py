@@ -162,7 +162,7 @@ def test_zooms_are_bounded_in_size_and_in_number_per_request():
 def test_a_runaway_calculation_is_refused_and_the_app_keeps_answering(client, use_scripted):
     attack = _call("calculator", expression="round(1, -10**8)") + "<|tool_response>"
     use_scripted([attack, "That is too big to compute."])
-    conversation = client.predict(
+    conversation, _numbers = client.predict(
         {"text": "round it", "files": []}, history=[], tools=True, api_name="/chat", **SETTINGS
     )
     titles = [(turn.get("metadata") or {}).get("title") for turn in conversation]
@@ -170,5 +170,5 @@ def test_a_runaway_calculation_is_refused_and_the_app_keeps_answering(client, us
     assert "round's digits must be between -1300 and 1300" in step["content"][0]["text"]
     assert conversation[-1]["content"][0]["text"] == "That is too big to compute."
     use_scripted("Still here.")
-    after = client.predict({"text": "hello", "files": []}, history=[], api_name="/chat", **SETTINGS)
+    after, _numbers = client.predict({"text": "hello", "files": []}, history=[], api_name="/chat", **SETTINGS)
     assert after[-1]["content"][0]["text"] == "Still here."

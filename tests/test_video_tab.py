@@ -21,7 +21,7 @@ import pipelines.media.video as video_pipeline
 import pipelines.video_qa as video_qa
 from app.controls import MODEL_QUEUE
 from app.reply import NO_ANSWER, THOUGHT_TITLE
-from app.safe_markdown import page_html
+from app.safe_markdown import page_html, source_text
 from app.time_chips import with_time_chips
 from app.video import audio_available, video_examples, video_turns
 from pipelines.media.video import format_timestamp, sample_frames
@@ -63,10 +63,10 @@ def api_reply(client, clip, question, *, history=None, **overrides):
         **overrides,
     }
     video = handle_file(str(clip)) if clip is not None else None
-    gallery, conversation, _numbers = client.predict(
+    gallery, conversation, times, _numbers = client.predict(
         video=video, question=question, history=history or [], api_name="/video_qa", **arguments
     )
-    return gallery, conversation
+    return gallery, conversation, times
 
 
 def ask_in_session(client, clip, question, history=None, **overrides):
@@ -105,10 +105,11 @@ def captions(gallery: list) -> list[str]:
 
 
 def texts(message: dict) -> list[str]:
+    """A message's texts as the model wrote them (the page's own events show signed, sanitized copies)."""
     content = message["content"]
     if isinstance(content, str):
-        return [content]
-    return [part["text"] for part in content if part["type"] == "text"]
+        return [source_text(content)]
+    return [source_text(part["text"]) for part in content if part["type"] == "text"]
 
 
 def answers(conversation: list) -> list[str]:
@@ -278,8 +279,8 @@ def test_a_follow_up_after_a_split_reply_completes_over_the_api_and_in_the_sessi
         assert answers(conversation)[-1] == FOLLOW_UP_REPLY
     for call in model.calls[-2:]:
         assert call["messages"][1]["content"] == [{"type": "text", "text": "The square\n\nappears at 00:03."}]
-    chipped = [part for message in in_session for part in texts(message) if "time-chip" in part]
-    assert any('value="3"' in part for part in chipped), "the page shows times as chips"
+    chipped = [str(message["content"]) for message in in_session if "time-chip" in str(message["content"])]
+    assert any('value="3"' in shown for shown in chipped), "the page shows times as chips"
 
 
 def test_time_range_and_frame_budget_reach_the_model(client, use_scripted):
