@@ -82,7 +82,7 @@ class ScreenshotTab:
                     preview_iframe(""),
                     label="Live preview",
                     elem_id="screenshot-preview",
-                    js_on_load=PREVIEW_JS["fit_preview"],
+                    js_on_load=PREVIEW_JS["preview_frame"],
                 )
         with gr.Accordion("🧠 Thinking", open=False):
             self.thought = gr.Markdown(label="Thoughts", elem_id="screenshot-thought")

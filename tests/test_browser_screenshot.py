@@ -174,3 +174,29 @@ def test_hostile_reply_cannot_escape_the_preview_in_the_real_app(
     ).to_be_visible()
     assert page.url == app_url
     assert [url for url in escape_probe if MARKER in url] == []
+
+
+def test_a_page_replaced_before_the_last_one_loaded_is_shown(page, use_scripted):
+    """Gradio updates the frame's srcdoc in place, and the preview refreshes while the reply streams."""
+    use_scripted(reply_with(EXAMPLE_SOURCE), chunk=40)
+    open_tab_with_example(page)
+    page.locator("#screenshot-generate").click()
+    wait_until_finished(page, fidelity_note_part="SSIM")
+
+    # As Gradio does: a new frame goes in, then its srcdoc changes while the first page still loads.
+    # How soon a load ends varies, so the change comes at a few delays.
+    for delay_ms in (0, 10, 30, 60):
+        second = f"Second draft {delay_ms}"
+        page.evaluate(
+            """([first, second, delay]) => new Promise(resolve => {
+                const shown = document.querySelector("#screenshot-preview iframe");
+                const fresh = shown.cloneNode(false);
+                fresh.setAttribute("srcdoc", first);
+                shown.replaceWith(fresh);
+                setTimeout(() => { fresh.setAttribute("srcdoc", second); resolve(); }, delay);
+            })""",
+            [fenced_document("<h1>First draft</h1>"), fenced_document(f"<h1>{second}</h1>"), delay_ms],
+        )
+        preview = page.frame_locator("#screenshot-preview iframe")
+        expect(preview.get_by_role("heading", name=second)).to_be_visible(timeout=15_000)
+        expect(page.locator("#screenshot-preview iframe")).to_have_count(1)

@@ -1,9 +1,10 @@
 // Page-side code of the Screenshot → HTML tab. Each section below is one snippet; app/screenshot_layout.py
 // reads them by name.
 
-// --- fit_preview
-// Runs once when the preview mounts (`element` is its box). A preview laid out wider than its column (Desktop
-// 1280 px in a 720 px column, any preset on a phone) is zoomed to fit, and its caption says by how much.
+// --- preview_frame
+// Runs once when the preview mounts (`element` is its box). Each page the preview shows gets a frame of its own,
+// and a preview laid out wider than its column (Desktop 1280 px in a 720 px column, any preset on a phone) is
+// zoomed to fit, with its caption saying by how much.
 // pipelines/screenshot.py::preview_iframe reads the scale from `--preview-scale`.
 const fit = () => {
     const box = element.querySelector(".screenshot-preview[data-width]");
@@ -19,6 +20,13 @@ const fit = () => {
     // Only a changed caption is written: the observer below sees this write too.
     if (caption && caption.textContent !== text) caption.textContent = text;
 };
+// Chromium leaves a sandboxed frame blank when its srcdoc changes before the previous page has loaded, and
+// Gradio updates the frame in place (a streamed preview refreshes every 0.3 s): each new page gets a new frame.
+new MutationObserver(records => {
+    for (const record of records) {
+        if (record.target.isConnected) record.target.replaceWith(record.target.cloneNode(false));
+    }
+}).observe(element, { subtree: true, attributeFilter: ["srcdoc"] });
 new ResizeObserver(fit).observe(element);
 new MutationObserver(fit).observe(element, { childList: true, subtree: true, characterData: true });
 fit();
