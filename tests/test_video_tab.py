@@ -120,6 +120,18 @@ def answers(conversation: list) -> list[str]:
     ]
 
 
+def is_one_question_and_its_reply(conversation: list) -> bool:
+    """One user turn, then the reply's messages. tiny's random weights may emit channel tokens
+    mid-answer, so its reply can hold more than one answer block around a thought."""
+    roles = [message["role"] for message in conversation]
+    return (
+        roles[0] == "user"
+        and len(roles) > 1
+        and set(roles[1:]) == {"assistant"}
+        and bool(answers(conversation))
+    )
+
+
 def questions(conversation: list) -> list[str]:
     return [texts(message)[0] for message in conversation if message["role"] == "user"]
 
@@ -179,12 +191,12 @@ def test_video_qa_on_the_real_tiny_model_with_and_without_the_audio_track(client
     assert captions(gallery) == [frame.label for frame in sample_frames(COUNTDOWN, 4)]
     assert all(Path(item["image"]).is_file() for item in gallery)
     assert questions(conversation) == ["What does the voice say?"]
-    assert conversation[-1]["role"] == "assistant" and len(answers(conversation)) == 1
+    assert is_one_question_and_its_reply(conversation)
 
     gallery, conversation = ask_api(client, COUNTDOWN, "What does the voice say?", include_audio=True)
     with_audio_tokens = request_log("video_qa")[-1]["tokens_in"]
 
-    assert len(gallery) == 4 and len(answers(conversation)) == 1
+    assert len(gallery) == 4 and is_one_question_and_its_reply(conversation)
     # The same frames and question plus the whole 6-second track.
     audio_tokens = estimate_audio_tokens(extract_audio_track(COUNTDOWN))
     assert audio_tokens > 100
