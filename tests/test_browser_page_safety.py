@@ -50,9 +50,9 @@ def watch(page, app_url: str) -> list[str]:
     page.evaluate(WATCH_VIOLATIONS)
     left = []
     app_origin = re.match(r"https?://[^/]+", app_url).group(0)
-    page.on(
-        "request", lambda request: None if request.url.startswith(app_origin) else left.append(request.url)
-    )
+    # The page's own blob: URLs (media it made) and data: URLs fetch nothing from the network.
+    own = (app_origin, f"blob:{app_origin}", "data:")
+    page.on("request", lambda request: None if request.url.startswith(own) else left.append(request.url))
     return left
 
 
