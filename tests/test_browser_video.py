@@ -123,6 +123,8 @@ def test_a_time_in_the_answer_moves_the_player_and_shows_the_nearest_frame(page,
     chip = conversation.locator("[data-testid='bot'] button.time-chip", has_text="00:03").last
     expect(chip).to_be_visible(timeout=60_000)
     expect(conversation.locator("span.time-chip-outside", has_text="09:00")).to_be_visible()
+    # Clicked once the reply has ended (its numbers line is its last update), so no redraw comes after the click.
+    expect(page.locator("#video-numbers")).to_contain_text(" out", timeout=60_000)
     chip.click()
 
     page.wait_for_function(
