@@ -11,6 +11,7 @@ messages the endpoint returns: pass them back as `history` and the earlier clips
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import chain
@@ -223,16 +224,14 @@ def voice_handler(chatbot, turns_state, spoken_answer):
         in_browser = kept_turns is not API_CALL
         turns = list(kept_turns or []) if in_browser else voice_turns_from_history(history)
         job = VoiceJob(chosen, load_audio(clip), turns, task, target_language)
-        if in_browser:
-            # Cleared first so that the same answer twice in a row is still spoken.
-            yield {spoken_answer: ""}
+        reply_id = uuid.uuid4().hex[:12]
         for conversation, turn, dropped_turns in _stream_turn(job, clip, history):
             # The page shows the reply as sanitized HTML; API clients get the model's own text.
             changes = {chatbot: page_messages(conversation) if in_browser else conversation}
             if turn is not None and in_browser:
                 # Dropped turns never fit again, so the state lets go of their audio.
                 changes[turns_state] = [*turns[dropped_turns:], turn]
-                changes[spoken_answer] = speakable_text(turn.reply)
+                changes[spoken_answer] = f"{reply_id}\n{speakable_text(turn.reply)}"
             yield changes
 
     return voice_chat
@@ -322,6 +321,7 @@ def build_voice_tab(controls: SharedControls) -> None:
         )
         rate = gr.Slider(0.5, 2.0, value=1.0, step=0.1, label="Speaking rate", elem_id="voice-rate")
         stop_speaking = gr.Button("🔇 Stop speaking", size="sm", elem_id="voice-stop-speaking")
+    # Holds "<reply id>\n<words>": the page speaks each reply once (app/static/voice_speech.js).
     spoken_answer = gr.Textbox(visible="hidden", elem_id="voice-spoken-answer")
     voices_probe = gr.HTML("", visible="hidden", js_on_load=SPEECH_JS["voices_probe"])
 

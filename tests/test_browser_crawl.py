@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass, field
 
 import pytest
+from browser_tabs import open_tab
 
 from app.errors import GENERIC_MESSAGE
 
@@ -201,16 +202,6 @@ def tab_names(page) -> list[str]:
         names += [item.inner_text().strip() for item in page.locator(".overflow-dropdown button").all()]
         menu.first.click()
     return names
-
-
-def open_tab(page, name: str, container=None) -> None:
-    """Click a tab, through Gradio's "…" menu where a narrow page hides it there."""
-    scope = container or page
-    tab = scope.get_by_role("tab", name=name, exact=True)
-    if not tab.first.is_visible():
-        scope.locator(".overflow-menu button").first.click()
-        tab = scope.locator(".overflow-dropdown").get_by_role("button", name=name, exact=True)
-    tab.first.click()
 
 
 def crawl_panel(crawl: Crawl, where: str) -> None:

@@ -9,8 +9,9 @@ loopback listener if rendered as written. A tab added later is covered without a
 from __future__ import annotations
 
 import pytest
+from browser_tabs import open_tab
 from hostile_markup import LAST_WORDS, Listener, hostile_markup
-from test_browser_crawl import FIND_CONTROLS, REPLY, SUBTABS, Crawl, open_tab, tab_names
+from test_browser_crawl import FIND_CONTROLS, REPLY, SUBTABS, Crawl, tab_names
 from test_browser_page_safety import POINTING_AT, watch
 
 pytestmark = pytest.mark.browser

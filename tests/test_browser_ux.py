@@ -10,6 +10,7 @@ import re
 import threading
 
 import pytest
+from browser_tabs import open_tab as open_tab_named
 from held_reply import HeldReply
 from playwright.sync_api import expect
 from waiting import wait_for
@@ -83,12 +84,7 @@ def use_held_reply(use_scripted):
 
 
 def open_tab(page, key: str) -> None:
-    """Click a tab, through Gradio's "…" menu where a narrow page hides it there."""
-    tab = page.get_by_role("tab", name=TABS[key])
-    if not tab.is_visible():
-        page.locator(".overflow-menu button").first.click()
-        tab = page.locator(".overflow-dropdown").get_by_role("button", name=TABS[key])
-    tab.click()
+    open_tab_named(page, TABS[key])
 
 
 def overflow(page, selector: str) -> int:

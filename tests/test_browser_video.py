@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
+from browser_tabs import open_tab
 from playwright.sync_api import expect
 from test_video_tab import count_decoder_calls
 from waiting import wait_for
@@ -34,11 +35,7 @@ def wait_for_generation(finished_before: int) -> None:
 
 
 def open_tab_with_red_square_example(page, *, frames: int) -> None:
-    tab = page.get_by_role("tab", name=TAB)
-    if not tab.is_visible():  # a narrow page keeps some tabs in Gradio's "…" menu
-        page.locator(".overflow-menu button").first.click()
-        tab = page.locator(".overflow-dropdown").get_by_role("button", name=TAB)
-    tab.click()
+    open_tab(page, TAB)
     page.get_by_label("Frames to sample").first.fill(str(frames))
     page.get_by_label("Frames to sample").first.press("Tab")
     page.locator("#video-examples").get_by_text(RED_SQUARE.filename).first.click()
@@ -157,6 +154,8 @@ def test_stop_while_thinking_stops_the_spinner_and_the_next_question_is_answered
     page.locator("#video-ask").click()
     conversation = page.locator("#video-conversation")
     expect(conversation.locator(".loading-spinner")).to_be_visible(timeout=60_000)
+    # Stopped once some of the thought is on the page, so the test can see it is kept.
+    expect(conversation.get_by_text("Looking at the frames.").first).to_be_attached(timeout=60_000)
 
     page.locator("#video-stop").click()
 

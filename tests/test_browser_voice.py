@@ -6,6 +6,7 @@ recorders, which works whether or not this Chromium has any voices installed.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -46,7 +47,10 @@ def spoken(page) -> list[dict]:
 
 def wait_for_answer_to_speak(page, text: str) -> None:
     """The finished answer reaches the hidden box whose change event speaks it."""
-    expect(page.locator("#voice-spoken-answer textarea")).to_have_value(text)
+    # The box holds the reply's id, a line break, then the words.
+    expect(page.locator("#voice-spoken-answer textarea")).to_have_value(
+        re.compile(rf"[0-9a-f]+\n{re.escape(text)}")
+    )
 
 
 def test_example_answer_is_spoken_without_the_thoughts(page, use_scripted):
@@ -82,11 +86,13 @@ def test_second_turn_replays_the_first_clip_and_clear_starts_over(page, use_scri
 
     load_example(page, "What is the capital of France?", "capital_of_france.wav")
     page.locator("#voice-answer").click()
-    page.wait_for_function("() => window.__spoken.length === 1")
+    page.wait_for_function("() => window.__spoken.length === 1", timeout=60_000)
+    # The second question is asked once the first reply has ended (its numbers line is its last update).
+    expect(page.locator("#voice-numbers")).to_contain_text(" out", timeout=60_000)
     load_example(page, "Tell me a fun fact about octopuses.", "octopus_fact.wav")
     page.locator("#voice-answer").click()
     # The same answer again is spoken again.
-    page.wait_for_function("() => window.__spoken.length === 2")
+    page.wait_for_function("() => window.__spoken.length === 2", timeout=60_000)
 
     assert [message["role"] for message in model.calls[-1]["messages"]] == ["user", "assistant", "user"]
     expect(page.locator("#voice-conversation audio")).to_have_count(2)

@@ -2,8 +2,13 @@
 // Each section below is one snippet; app/voice.py reads them by name. {default_voice} is filled in there.
 
 // --- speak
-// Runs when the hidden answer box changes: speak it, unless speaking is off or the box was cleared.
-(text, voiceName, rate, enabled) => {
+// Runs when the hidden answer box changes. It holds "<reply id>\n<words>": each reply is spoken once, even when
+// Gradio reports its change twice, and the same words are spoken again in the next reply.
+(value, voiceName, rate, enabled) => {
+    const box = document.getElementById("voice-spoken-answer");
+    if (!value || (box && box.dataset.spoken === value)) return;
+    if (box) box.dataset.spoken = value;
+    const text = value.slice(value.indexOf("\n") + 1);
     const synth = window.speechSynthesis;
     if (!enabled || !text || !synth || typeof SpeechSynthesisUtterance === "undefined") return;
     synth.cancel();
