@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import gradio as gr
 
@@ -71,10 +72,25 @@ def run_fit(
     """
     from app.fit_plot import plot_for
 
-    if not isinstance(hardware, str) or (hardware not in fit_report.HARDWARE_CHOICES):
-        raise InputError(f"Choose the hardware from: {', '.join(fit_report.HARDWARE_CHOICES)}.")
     if plot_quantization not in fit.QUANTIZATIONS:
         raise InputError(f"Plot for one of: {', '.join(fit.QUANTIZATIONS)}.")
+    page = fit_page(hardware, custom_gb, context, batch, modalities)
+    return page.summary, page.table, plot_for(page.target, plot_quantization, page.batch, page.needed)
+
+
+@dataclass
+class FitPage:
+    target: fit_report.Hardware
+    batch: int
+    needed: list[str]
+    summary: str
+    table: object  # a pandas DataFrame
+
+
+def fit_page(hardware: str, custom_gb: float, context: int, batch: int, modalities: list | None) -> FitPage:
+    """The Fit page's summary and table for checked arguments (everything but the plot)."""
+    if not isinstance(hardware, str) or (hardware not in fit_report.HARDWARE_CHOICES):
+        raise InputError(f"Choose the hardware from: {', '.join(fit_report.HARDWARE_CHOICES)}.")
     if not isinstance(modalities, list | tuple | type(None)) or not set(modalities or []) <= set(
         EXTRA_MODALITIES
     ):
@@ -99,22 +115,40 @@ def run_fit(
         summary += f"  \n*{target.note}*"
     import pandas as pd
 
-    table = pd.DataFrame(rows, columns=fit_report.COLUMNS)
-    figure = plot_for(target, plot_quantization, batch, needed)
-    return summary, table, figure
+    return FitPage(target, batch, needed, summary, pd.DataFrame(rows, columns=fit_report.COLUMNS))
 
 
-def build_fit_tab(controls) -> None:
+@dataclass
+class FitTab:
+    """The Fit page's inputs and outputs, so the app can fill them when a visitor opens the page."""
+
+    inputs: list
+    outputs: list
+
+    def fill_on(self, trigger) -> None:
+        """Draw the plot when `trigger` fires (a page load): matplotlib then stays out of the app's start-up."""
+        trigger(
+            user_facing("fit")(run_fit),
+            self.inputs,
+            self.outputs,
+            queue=False,
+            show_progress="hidden",
+            api_visibility="private",
+        )
+
+
+def build_fit_tab(controls) -> FitTab:
     from app.compare import build_compare_section
 
     with gr.Tabs():
         with gr.Tab("📐 Fit", id="fit-hardware"):
-            _build_fit_section()
+            fit_tab = _build_fit_section()
         with gr.Tab("⚖️ Compare", id="fit-compare"):
             build_compare_section(controls)
+    return fit_tab
 
 
-def _build_fit_section() -> None:
+def _build_fit_section() -> FitTab:
     gr.Markdown(
         "Which Gemma 4 fits your hardware? Pick the machine, the context you need and how many "
         "conversations run at once; every figure comes from the real model configs and the loader's "
@@ -149,13 +183,14 @@ def _build_fit_section() -> None:
         plot_quantization = gr.Radio(list(fit.QUANTIZATIONS), value="4bit", label="Plot for", scale=2)
         button = gr.Button("Fit", variant="primary", scale=1)
     inputs = [hardware, custom_gb, context, batch, modalities, plot_quantization]
-    summary, table, figure = run_fit(DEFAULT_HARDWARE, 32, DEFAULT_CONTEXT, 1, [], "4bit")
-    summary_box = gr.Markdown(summary, label="Summary", elem_id="fit-summary")
+    # The plot is drawn when a visitor opens the page (FitTab.fill_on), not while the app starts.
+    first = fit_page(DEFAULT_HARDWARE, 32, DEFAULT_CONTEXT, 1, [])
+    summary_box = gr.Markdown(first.summary, label="Summary", elem_id="fit-summary")
     gr.Checkbox(False, label="Show every column", container=False, elem_id="fit-all-columns")
     table_box = gr.Dataframe(
-        value=table, interactive=False, wrap=True, elem_id="fit-table", label="Fit", max_height=1000
+        value=first.table, interactive=False, wrap=True, elem_id="fit-table", label="Fit", max_height=1000
     )
-    plot_box = gr.Plot(value=figure, format="png", label="Memory vs context", elem_id="fit-plot")
+    plot_box = gr.Plot(format="png", label="Memory vs context", elem_id="fit-plot")
     gr.Markdown(BASIS)
     with (
         gr.Accordion("Under the hood: each variant's numbers", open=False, elem_id="fit-cards"),
@@ -170,3 +205,4 @@ def _build_fit_section() -> None:
     button.click(handler, inputs, outputs, api_name="fit")
     for component in inputs:
         component.change(handler, inputs, outputs, api_visibility="private", show_progress="minimal")
+    return FitTab(inputs, outputs)
