@@ -59,14 +59,16 @@ def build_app(config: AppConfig | None = None) -> gr.Blocks:
             ("🎙️ Voice", "voice", build_voice_tab),
             ("🧮 Which Gemma 4?", "fit", build_fit_tab),
         )
-        built = {}
+        built, shown = {}, {}
         with gr.Tabs():
             for title, tab_id, build_tab in tabs:
-                with gr.Tab(title, id=tab_id):
+                with gr.Tab(title, id=tab_id) as tab:
                     built[tab_id] = build_tab(controls)
+                shown[tab_id] = tab
         # A new visitor sees the current model state at once, not the one from when the app started.
         controls.refresh_status_on(demo.load)
-        built["fit"].fill_on(demo.load)
+        # The Fit plot (matplotlib) is drawn when its tab opens: not at start-up, nor for every visitor.
+        built["fit"].fill_on(shown["fit"].select)
     demo.queue(default_concurrency_limit=config.concurrency_limit, max_size=config.max_queue)
     _explain_full_queue(demo)
     explain_gradio_errors(demo)

@@ -120,15 +120,16 @@ def fit_page(hardware: str, custom_gb: float, context: int, batch: int, modaliti
 
 @dataclass
 class FitTab:
-    """The Fit page's inputs and outputs, so the app can fill them when a visitor opens the page."""
+    """The Fit page's handler, inputs and outputs, so the app can fill the page when a visitor opens it."""
 
+    handler: object
     inputs: list
     outputs: list
 
     def fill_on(self, trigger) -> None:
-        """Draw the plot when `trigger` fires (a page load): matplotlib then stays out of the app's start-up."""
+        """Draw the plot when `trigger` fires (the tab opening): matplotlib then stays out of the app's start-up."""
         trigger(
-            user_facing("fit")(run_fit),
+            self.handler,
             self.inputs,
             self.outputs,
             queue=False,
@@ -183,7 +184,7 @@ def _build_fit_section() -> FitTab:
         plot_quantization = gr.Radio(list(fit.QUANTIZATIONS), value="4bit", label="Plot for", scale=2)
         button = gr.Button("Fit", variant="primary", scale=1)
     inputs = [hardware, custom_gb, context, batch, modalities, plot_quantization]
-    # The plot is drawn when a visitor opens the page (FitTab.fill_on), not while the app starts.
+    # The plot is drawn when a visitor opens the tab (FitTab.fill_on), not while the app starts.
     first = fit_page(DEFAULT_HARDWARE, 32, DEFAULT_CONTEXT, 1, [])
     summary_box = gr.Markdown(first.summary, label="Summary", elem_id="fit-summary")
     gr.Checkbox(False, label="Show every column", container=False, elem_id="fit-all-columns")
@@ -205,4 +206,4 @@ def _build_fit_section() -> FitTab:
     button.click(handler, inputs, outputs, api_name="fit")
     for component in inputs:
         component.change(handler, inputs, outputs, api_visibility="private", show_progress="minimal")
-    return FitTab(inputs, outputs)
+    return FitTab(handler, inputs, outputs)
