@@ -60,13 +60,8 @@ class ChatJob:
     tools: bool = False
 
     def run(self, model: ChatModel) -> Iterator[Delta | ToolStep]:
-        options = {
-            "thinking": self.settings.thinking,
-            "max_new_tokens": self.settings.max_new_tokens,
-            "image_budget": self.settings.image_budget,
-        }
         if not self.tools:
-            return model.generate(self.messages, **options)
+            return model.generate(self.messages, self.settings)
         images = [
             part["image"]
             for message in self.messages
@@ -74,7 +69,7 @@ class ChatJob:
             for part in message["content"]
             if part.get("type") == "image"
         ]
-        return run_tool_loop(model, self.messages, context=ToolContext(images=images), **options)
+        return run_tool_loop(model, self.messages, context=ToolContext(images=images), settings=self.settings)
 
 
 @user_facing("chat")

@@ -11,9 +11,10 @@ from app.errors import user_facing
 from app.safe_markdown import escaped_text, outputs_on_page
 from app.uploads import ServedImage
 from pipelines import compare
-from pipelines.model.contract import IMAGE_BUDGETS, checked_image_budget
+from pipelines.settings import IMAGE_BUDGETS, GenerationSettings, checked_image_budget
 from pipelines.usage_report import usage_line
 
+DEFAULTS = GenerationSettings()
 QUANTIZATIONS = ["4bit", "8bit", "bf16", "fp32"]
 # A choice's own image budget (soft tokens per image); 0 keeps the shared setting.
 IMAGE_BUDGET_CHOICES = [("shared setting", 0), *((f"{budget} tokens", budget) for budget in IMAGE_BUDGETS)]
@@ -51,7 +52,7 @@ DEFAULT_PROMPT = "Explain grouped-query attention in two sentences."
 
 def run_compare(
     variant_a="E2B", quantization_a="4bit", thinking_a=False, variant_b="E4B", quantization_b="4bit",
-    thinking_b=True, prompt=DEFAULT_PROMPT, image=None, max_new_tokens=1024, image_budget=280,
+    thinking_b=True, prompt=DEFAULT_PROMPT, image=None, max_new_tokens=DEFAULTS.max_new_tokens, image_budget=DEFAULTS.image_budget,
     image_budget_a=0, image_budget_b=0,
     progress=gr.Progress(),
 ):  # fmt: skip
@@ -121,8 +122,7 @@ def _compare_streaming(chosen, prompt, image, max_new_tokens, image_budget, hist
             choices,
             messages,
             get_model=leases.get_model,
-            max_new_tokens=int(max_new_tokens),
-            image_budget=int(image_budget),
+            settings=GenerationSettings(max_new_tokens=max_new_tokens, image_budget=image_budget),
             progress=report,
         ):
             yield _outputs(history, _column(a, "A"), _column(b, "B"), keep, keep, keep, keep)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import typing
 from dataclasses import dataclass
 
 import gradio as gr
@@ -14,14 +13,8 @@ from app.api_types import CheckedSlider, IntegerChoice
 from app.errors import user_facing
 from pipelines.errors import InputError
 from pipelines.model.backends import unavailable_quantizations
-from pipelines.model.contract import (
-    IMAGE_BUDGETS,
-    MAX_NEW_TOKENS_LIMIT,
-    checked_image_budget,
-    checked_integer,
-)
-from pipelines.model.loader import QUANTIZATIONS
-from pipelines.model.variants import DEFAULT_VARIANT, VARIANTS
+from pipelines.model.variants import VARIANTS
+from pipelines.settings import IMAGE_BUDGETS, QUANTIZATIONS, GenerationSettings, Settings
 
 # Every event that runs the model shares this queue, so one model serves one request at a time.
 MODEL_QUEUE = "gemma-model"
@@ -29,15 +22,6 @@ TINY_BANNER = (
     "⚠️ **The `tiny` variant is an offline test model with random weights: its outputs are random.** "
     "Pick E2B or larger for real answers."
 )
-
-
-@dataclass(frozen=True)
-class Settings:
-    variant: str
-    quantization: str
-    thinking: bool
-    max_new_tokens: int
-    image_budget: int
 
 
 @dataclass
@@ -81,61 +65,52 @@ class SharedControls:
 
 def settings(variant, quantization, thinking, max_new_tokens, image_budget) -> Settings:
     """The shared controls' values as one `Settings`, checked like every other argument from outside."""
-    if not isinstance(variant, str) or not variant or not isinstance(quantization, str):
-        raise InputError("Choose a Gemma 4 variant and a quantization.")
-    if quantization not in QUANTIZATIONS:
-        raise InputError(f"Unknown quantization {quantization!r}. Choose one of: {', '.join(QUANTIZATIONS)}.")
-    unavailable = unavailable_quantizations()
-    if quantization in unavailable:
-        raise InputError(f"{quantization} can't run on this machine: it {unavailable[quantization]}.")
-    model_access.check_allowed(variant, quantization)
-    return Settings(
-        variant,
-        quantization,
-        bool(thinking),
-        checked_integer("max_new_tokens", max_new_tokens, 1, MAX_NEW_TOKENS_LIMIT),
-        checked_image_budget(image_budget),
+    chosen = Settings(
+        variant=variant,
+        quantization=quantization,
+        thinking=thinking,
+        max_new_tokens=max_new_tokens,
+        image_budget=image_budget,
     )
-
-
-SETTINGS_DESCRIPTIONS = {
-    "variant": "Gemma 4 variant (E2B, E4B, 26B-A4B, 31B, tiny).",
-    "quantization": "auto, 4bit, 8bit, bf16 or fp32.",
-    "thinking": "whether Gemma thinks before answering (its thoughts come back apart from the answer).",
-    "max_new_tokens": f"the longest reply, in tokens (1 to {MAX_NEW_TOKENS_LIMIT}).",
-    "image_budget": f"soft tokens per image: {', '.join(map(str, IMAGE_BUDGETS))}.",
-}
+    unavailable = unavailable_quantizations()
+    if chosen.quantization in unavailable:
+        raise InputError(
+            f"{chosen.quantization} can't run on this machine: it {unavailable[chosen.quantization]}."
+        )
+    model_access.check_allowed(chosen.variant, chosen.quantization)
+    return chosen
 
 
 def takes_settings(
+    task_defaults: GenerationSettings | None = None,
     *,
-    variant: str = DEFAULT_VARIANT,
-    max_new_tokens: int = 1024,
-    image_budget: int = 280,
+    variant: str | None = None,
     notes: dict[str, str] | None = None,
 ):
     """Give a streaming endpoint the five shared settings as public parameters, and its body one `Settings`.
 
     The handler declares its own parameters, then, keyword-only, `chosen: Settings` and any browser-only
     state. What Gradio, `gradio_client` and MCP see is: the handler's own parameters, the five settings
-    (with these defaults, documented in its `Args:` by `SETTINGS_DESCRIPTIONS`, or `notes` where it differs),
+    (`Settings.PUBLIC_ORDER`, with the declared defaults, or the task's `task_defaults` and `variant` where it
+    has its own, documented in its `Args:` from the declaration's descriptions, or `notes` where it differs),
     then the browser-only state. The settings are checked before the body runs, like every other argument.
     """
-    defaults = {
-        "variant": variant,
-        "quantization": "auto",
-        "thinking": False,
-        "max_new_tokens": max_new_tokens,
-        "image_budget": image_budget,
+    overrides = {
+        **(task_defaults.model_dump() if task_defaults else {}),
+        **({"variant": variant} if variant else {}),
     }
-    annotations = typing.get_type_hints(Settings)
+    defaults = Settings(**overrides)
+    fields = Settings.model_fields
     shared = [
         inspect.Parameter(
-            name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=value, annotation=annotations[name]
+            name,
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+            default=getattr(defaults, name),
+            annotation=fields[name].annotation,
         )
-        for name, value in defaults.items()
+        for name in Settings.PUBLIC_ORDER
     ]
-    descriptions = {**SETTINGS_DESCRIPTIONS, **(notes or {})}
+    descriptions = {name: fields[name].description for name in Settings.PUBLIC_ORDER} | (notes or {})
 
     def decorate(handler):
         if not inspect.isgeneratorfunction(handler):
@@ -154,13 +129,13 @@ def takes_settings(
             arguments = public.bind(*args, **kwargs)
             arguments.apply_defaults()
             values = dict(arguments.arguments)
-            chosen = settings(*(values.pop(name) for name in defaults))
+            chosen = settings(*(values.pop(name) for name in Settings.PUBLIC_ORDER))
             yield from handler(**values, chosen=chosen)
 
         endpoint.__signature__ = public
         endpoint.__annotations__ = {
             **{name: kind for name, kind in handler.__annotations__.items() if name != "chosen"},
-            **{name: annotations[name] for name in defaults},
+            **{name: fields[name].annotation for name in Settings.PUBLIC_ORDER},
         }
         endpoint.__doc__ = _with_settings_documented(handler.__doc__ or "", descriptions)
         return endpoint
@@ -169,9 +144,13 @@ def takes_settings(
 
 
 def _with_settings_documented(docstring: str, descriptions: dict[str, str]) -> str:
-    """`docstring` with one `name: description` line per setting at the end of its `Args:` section."""
-    lines = docstring.split("\n")
-    start = next(index for index, line in enumerate(lines) if line.strip() == "Args:")
+    """`docstring` with one `name: description` line per setting at the end of its `Args:` section (added
+    when it has none)."""
+    lines = docstring.rstrip().split("\n")
+    start = next((index for index, line in enumerate(lines) if line.strip() == "Args:"), None)
+    if start is None:
+        lines += ["", "    Args:"]
+        start = len(lines) - 1
     indent = " " * (len(lines[start]) - len(lines[start].lstrip()) + 4)
     end = next((index for index in range(start + 1, len(lines)) if not lines[index].strip()), len(lines))
     added = [f"{indent}{name}: {description}" for name, description in descriptions.items()]
@@ -218,14 +197,23 @@ def build_shared_controls(
             scale=2,
         )
         thinking_box = gr.Checkbox(
-            value=False, label="Thinking mode", info="Show Gemma's reasoning (never reloads)", scale=2
+            value=Settings.default("thinking"),
+            label="Thinking mode",
+            info="Show Gemma's reasoning (never reloads)",
+            scale=2,
         )
         max_tokens_box = CheckedSlider(
-            16, MAX_NEW_TOKENS_LIMIT, value=1024, step=16, precision=0, label="Max new tokens", scale=2
+            16,
+            Settings.bounds("max_new_tokens")[1],
+            value=Settings.default("max_new_tokens"),
+            step=16,
+            precision=0,
+            label="Max new tokens",
+            scale=2,
         )
         budget_box = IntegerChoice(
             choices=list(IMAGE_BUDGETS),
-            value=280,
+            value=Settings.default("image_budget"),
             label="Image token budget",
             info="More tokens, more detail, slower",
             scale=2,

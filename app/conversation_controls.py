@@ -16,8 +16,9 @@ import gradio as gr
 from app.conversation_file import conversation_document, conversation_markdown
 from app.downloads import write_download
 from app.errors import user_facing
+from pipelines.settings import Settings
 
-SHARED_SETTING_NAMES = ("variant", "quantization", "thinking", "max_new_tokens", "image_budget")
+SHARED_SETTING_NAMES = Settings.PUBLIC_ORDER
 # Hands the freshly written JSON to the browser: the hidden download button downloads what it holds.
 _START_DOWNLOAD_JS = "() => document.querySelector('#{tab}-export-json')?.click()"
 

@@ -175,9 +175,7 @@ class DetectJob:
             model,
             self.image,
             self.query,
-            thinking=self.settings.thinking,
-            max_new_tokens=self.settings.max_new_tokens,
-            image_budget=self.settings.image_budget,
+            settings=self.settings,
             mode=self.mode,
         )
 

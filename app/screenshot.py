@@ -21,7 +21,13 @@ from app.usage_line import showing_usage
 from pipelines.errors import InputError
 from pipelines.media.images import MAX_MODEL_SIDE, fit_for_model, open_image
 from pipelines.model.contract import ChatModel
-from pipelines.screenshot import PREVIEW_WIDTHS, ScreenshotUpdate, preview_iframe, run_screenshot_to_html
+from pipelines.screenshot import (
+    PREVIEW_WIDTHS,
+    SCREENSHOT_SETTINGS,
+    ScreenshotUpdate,
+    preview_iframe,
+    run_screenshot_to_html,
+)
 
 # Re-rendering the iframe restarts the page inside it, so the preview refreshes a few times a
 # second while the code view follows every token.
@@ -75,9 +81,7 @@ class ScreenshotJob:
             self.instructions,
             current_html=self.current_html,
             edit_instruction=self.edit_instruction,
-            thinking=self.settings.thinking,
-            max_new_tokens=self.settings.max_new_tokens,
-            image_budget=self.settings.image_budget,
+            settings=self.settings,
         )
 
 
@@ -183,7 +187,7 @@ SCREENSHOT_NOTES = {
 
 def _handlers(tab: ScreenshotTab):
     @user_facing("screenshot_to_html", files=("screenshot",))
-    @takes_settings(max_new_tokens=4096, image_budget=1120, notes=SCREENSHOT_NOTES)
+    @takes_settings(SCREENSHOT_SETTINGS, notes=SCREENSHOT_NOTES)
     def screenshot_to_html(
         screenshot: str,
         instructions: str = "",
@@ -213,7 +217,7 @@ def _handlers(tab: ScreenshotTab):
         yield from _stream_page(tab, job, previous_html="", preview_width=preview_width, score=score_fidelity)
 
     @user_facing("edit_html", files=("screenshot",))
-    @takes_settings(max_new_tokens=4096, image_budget=1120, notes=SCREENSHOT_NOTES)
+    @takes_settings(SCREENSHOT_SETTINGS, notes=SCREENSHOT_NOTES)
     def edit_html(
         screenshot: str,
         instructions: str = "",

@@ -85,9 +85,7 @@ class VideoJob:
         return self.session.ask(
             model,
             self.question,
-            thinking=self.settings.thinking,
-            max_new_tokens=self.settings.max_new_tokens,
-            frame_budget=self.frame_budget,
+            settings=self.settings.generation().changed(image_budget=self.frame_budget),
         )
 
 

@@ -39,6 +39,7 @@ from pipelines.voice import (
     DEFAULT_TARGET_LANGUAGE,
     MAX_LANGUAGE_NAME_LENGTH,
     VOICE_EXAMPLES,
+    VOICE_SETTINGS,
     VOICE_TASKS,
     VoiceTurn,
     VoiceUpdate,
@@ -157,10 +158,9 @@ class VoiceJob:
             model,
             self.turns,
             self.audio,
-            thinking=self.settings.thinking,
+            settings=self.settings,
             task=self.task,
             target_language=self.target_language,
-            max_new_tokens=self.settings.max_new_tokens,
         )
 
 
@@ -194,7 +194,7 @@ def voice_handler(chatbot, turns_state, spoken_answer):
     """The one handler of the Voice tab, for its buttons and for the `/voice_chat` endpoint."""
 
     @user_facing("voice_chat", files=("audio",))
-    @takes_settings(variant=AUDIO_VARIANT, max_new_tokens=512, notes=VOICE_NOTES)
+    @takes_settings(VOICE_SETTINGS, variant=AUDIO_VARIANT, notes=VOICE_NOTES)
     def voice_chat(
         audio: str,
         history: list | None = None,

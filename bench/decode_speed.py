@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from pipelines.model.reference_configs import VARIANT_NAMES, build_config, write_checkpoint
+from pipelines.settings import GenerationSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,7 +30,10 @@ def timed_generate(model, prompt, new_tokens: int) -> float:
     start = time.perf_counter()
     with torch.no_grad():
         model.generate(
-            input_ids=prompt, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False
+            input_ids=prompt,
+            settings=GenerationSettings(max_new_tokens=new_tokens),
+            min_new_tokens=new_tokens,
+            do_sample=False,
         )
     return time.perf_counter() - start
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from pipelines.model.contract import collect, drain
 from pipelines.model.local_server import byte_token_bias, transformers_serve
+from pipelines.settings import GenerationSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -58,7 +59,12 @@ def through_server(
 
     def generate_one(index: int) -> int:
         model = backend.model(name)
-        _, usage = drain(model.generate(messages[index], thinking=False, max_new_tokens=max_new_tokens))
+        _, usage = drain(
+            model.generate(
+                messages[index],
+                settings=GenerationSettings(thinking=False, max_new_tokens=max_new_tokens),
+            )
+        )
         return usage.output_tokens
 
     generate_one(0)  # warm-up: loads kernels and, with continuous batching, builds its cache
@@ -75,7 +81,9 @@ def through_local(count: int, max_new_tokens: int) -> tuple[int, float]:
         # Locally every reply runs to the limit, so its token count is exactly max_new_tokens.
         collect(
             model.generate(
-                messages[index], thinking=False, max_new_tokens=max_new_tokens, min_new_tokens=max_new_tokens
+                messages[index],
+                settings=GenerationSettings(thinking=False, max_new_tokens=max_new_tokens),
+                min_new_tokens=max_new_tokens,
             )
         )
         return max_new_tokens

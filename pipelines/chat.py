@@ -17,6 +17,7 @@ from pathlib import Path
 
 from pipelines.errors import InputError
 from pipelines.model.contract import ChatModel, Delta
+from pipelines.settings import GenerationSettings
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 AUDIO_SUFFIXES = {".wav", ".mp3", ".ogg", ".opus", ".flac", ".m4a", ".aac", ".weba"}
@@ -108,17 +109,11 @@ def run_chat(
     model: ChatModel,
     turns: list[ChatTurn],
     *,
-    thinking: bool = False,
-    max_new_tokens: int = 1024,
-    image_budget: int = 280,
+    settings: GenerationSettings | None = None,
     system_prompt: str = "",
     stop_event: threading.Event | None = None,
 ) -> Iterator[Delta]:
     """Stream the reply to the last user turn (attachments decoded here; the UI decodes them beforehand)."""
     return model.generate(
-        build_chat_messages(turns, system_prompt=system_prompt),
-        thinking=thinking,
-        max_new_tokens=max_new_tokens,
-        image_budget=image_budget,
-        stop_event=stop_event,
+        build_chat_messages(turns, system_prompt=system_prompt), settings, stop_event=stop_event
     )

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 
 from pipelines.errors import InputError, ShowcaseError
 from pipelines.model.contract import ChatModel, Usage, require_modality
+from pipelines.settings import GenerationSettings
 from pipelines.streaming import CoalescedModel
 from pipelines.usage_report import usage_figures
 
@@ -123,8 +124,7 @@ def run_choice(
     messages: list[dict],
     *,
     get_model: GetModel,
-    max_new_tokens: int,
-    image_budget: int = 280,
+    settings: GenerationSettings,
     progress: ProgressCallback | None = None,
     clock: Callable[[], float] = time.perf_counter,
 ) -> Iterator[RunResult]:
@@ -133,7 +133,10 @@ def run_choice(
     A `ShowcaseError` (load failure, out of memory, ...) ends the run as "failed" with its message, so
     the other run still happens; anything else is a bug and propagates.
     """
-    result = RunResult(choice, stage="loading", image_budget=choice.image_budget or image_budget)
+    asked = settings.generation().changed(
+        thinking=choice.thinking, image_budget=choice.image_budget or settings.image_budget
+    )
+    result = RunResult(choice, stage="loading", image_budget=asked.image_budget)
     yield result
     try:
         started = clock()
@@ -144,12 +147,7 @@ def run_choice(
         if any(part.get("type") == "image" for m in messages for part in m["content"]):
             require_modality(model, "image")
         thought, answer = [], []
-        stream = model.generate(
-            messages,
-            thinking=choice.thinking,
-            max_new_tokens=max_new_tokens,
-            image_budget=result.image_budget,
-        )
+        stream = model.generate(messages, asked)
         while True:
             try:
                 delta = next(stream)
@@ -199,7 +197,8 @@ def compare(
 ) -> Iterator[tuple[RunResult, RunResult]]:
     """Run both choices in turn (never two models at once); yield both results after every update.
 
-    `options` are `run_choice`'s (get_model, max_new_tokens, image_budget, clock).
+    `options` are `run_choice`'s (get_model, settings, clock): each choice's thinking and image budget
+    override the settings'.
     """
     results = [RunResult(choice) for choice in choices]
     for index, choice in enumerate(choices):

@@ -26,6 +26,7 @@ from pipelines.errors import InputError
 from pipelines.media.images import fit_for_model, open_image
 from pipelines.model.contract import ChatModel, Delta
 from pipelines.model.thinking import split_thinking
+from pipelines.settings import GenerationSettings
 
 DetectionMode = Literal["boxes", "points"]
 DETECTION_MODES: tuple[str, ...] = ("boxes", "points")
@@ -35,6 +36,8 @@ DEFAULT_LABEL = "object"
 # Below Gemma's default of 1.0, so boxes and labels vary less between runs; not greedy (0), because
 # greedy decoding tends to repeat the same item over and over when listing many similar objects.
 DETECTION_TEMPERATURE = 0.5
+# Boxes need detail: twice the usual image budget.
+DETECTION_SETTINGS = GenerationSettings(image_budget=560)
 
 
 _CODE_FENCE = re.compile(r"```[\w-]*[^\S\n]*\n?(.*?)(?:```|\Z)", re.DOTALL)
@@ -275,9 +278,7 @@ def run_detection(
     image,
     query: str | None,
     *,
-    thinking: bool = False,
-    max_new_tokens: int = 1024,
-    image_budget: int = 560,
+    settings: GenerationSettings = DETECTION_SETTINGS,
     stop_event: threading.Event | None = None,
     mode: DetectionMode = "boxes",
     temperature: float | None = DETECTION_TEMPERATURE,
@@ -292,9 +293,7 @@ def run_detection(
     messages = build_detection_messages(original, query, mode=mode)
     stream = model.generate(
         messages,
-        thinking=thinking,
-        max_new_tokens=max_new_tokens,
-        image_budget=image_budget,
+        settings,
         stop_event=stop_event,
         temperature=temperature,
     )

@@ -20,7 +20,10 @@ from pipelines.media.browser import (
 from pipelines.media.images import MAX_MODEL_SIDE, fit_for_model, open_image
 from pipelines.model.contract import ChatModel, require_modality
 from pipelines.model.thinking import split_thinking
+from pipelines.settings import GenerationSettings
 
+# A whole page of HTML is long, and a screenshot needs the most detail.
+SCREENSHOT_SETTINGS = GenerationSettings(max_new_tokens=4096, image_budget=1120)
 PREVIEW_WIDTHS = {"Desktop": 1280, "Tablet": 768, "Mobile": 390}
 PREVIEW_HEIGHT_PX = 640
 
@@ -241,9 +244,7 @@ def run_screenshot_to_html(
     *,
     current_html: str | None = None,
     edit_instruction: str | None = None,
-    thinking: bool = False,
-    max_new_tokens: int = 4096,
-    image_budget: int = 1120,
+    settings: GenerationSettings = SCREENSHOT_SETTINGS,
     stop_event: threading.Event | None = None,
 ) -> Iterator[ScreenshotUpdate]:
     """Stream the reproduction of a screenshot as HTML (or an edit of `current_html`).
@@ -257,13 +258,7 @@ def run_screenshot_to_html(
     messages = build_screenshot_messages(screenshot, instructions, current_html, edit_instruction)
 
     thought = answer = html = ""
-    for delta in model.generate(
-        messages,
-        thinking=thinking,
-        max_new_tokens=max_new_tokens,
-        image_budget=image_budget,
-        stop_event=stop_event,
-    ):
+    for delta in model.generate(messages, settings, stop_event=stop_event):
         thought += delta.thought
         if delta.answer:
             answer += delta.answer

@@ -66,6 +66,8 @@ class CoalescedModel:
     def __getattr__(self, name: str):
         return getattr(self.model, name)
 
-    def generate(self, messages: list[dict], **options) -> Generator[Delta, None, Usage | None]:
+    def generate(
+        self, messages: list[dict], settings=None, **options
+    ) -> Generator[Delta, None, Usage | None]:
         # The model checks the request now (errors surface at the call); only the stream is coalesced.
-        return coalesce_deltas(self.model.generate(messages, **options), self.interval_s)
+        return coalesce_deltas(self.model.generate(messages, settings, **options), self.interval_s)

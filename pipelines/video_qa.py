@@ -20,6 +20,10 @@ from pipelines.media.video import DEFAULT_NUM_FRAMES, VIDEO_FRAME_TOKENS, Frame,
 from pipelines.media.video_audio import extract_audio_track
 from pipelines.media.video_decode import frame_labels
 from pipelines.model.contract import ChatModel, Delta, require_modality
+from pipelines.settings import GenerationSettings
+
+# Many frames: each gets the small budget Gemma uses for video.
+VIDEO_SETTINGS = GenerationSettings(image_budget=VIDEO_FRAME_TOKENS)
 
 
 class VideoTurn(NamedTuple):
@@ -118,9 +122,7 @@ def run_video_qa(
     *,
     history: Sequence[VideoTurn] | None = None,
     audio: np.ndarray | None = None,
-    thinking: bool = False,
-    max_new_tokens: int = 1024,
-    frame_budget: int = VIDEO_FRAME_TOKENS,
+    settings: GenerationSettings = VIDEO_SETTINGS,
     stop_event: threading.Event | None = None,
 ) -> Iterator[VideoQAUpdate]:
     """Stream the model's answer about `frames`; the last update (`done=True`) carries the finished turn.
@@ -132,13 +134,7 @@ def run_video_qa(
     require_modality(model, "video")
     messages = build_video_messages(frames, question, audio=audio, history=history)
     # Opened here, so that bad options and inputs are refused before the first token.
-    stream = model.generate(
-        messages,
-        thinking=thinking,
-        max_new_tokens=max_new_tokens,
-        image_budget=frame_budget,
-        stop_event=stop_event,
-    )
+    stream = model.generate(messages, settings, stop_event=stop_event)
     return _stream_answer(stream, check_question(question))
 
 

@@ -22,12 +22,11 @@ from pipelines.errors import InputError
 from pipelines.media.audio import SEGMENT_SECONDS, load_audio, split_audio
 from pipelines.model.contract import (
     AUDIO_SAMPLE_RATE,
-    MAX_NEW_TOKENS_LIMIT,
     ChatModel,
-    checked_integer,
     max_input_tokens,
     require_modality,
 )
+from pipelines.settings import GenerationSettings
 
 VoiceTask = Literal["answer", "transcribe", "translate"]
 VOICE_TASKS: tuple[str, ...] = ("answer", "transcribe", "translate")
@@ -47,6 +46,8 @@ AUDIO_TOKENS_PER_SEGMENT = 750
 CHARACTERS_PER_TEXT_TOKEN = 4
 # Used when the caller gives no limit: room for a few minutes of conversation without straining memory.
 DEFAULT_MAX_CONTEXT_TOKENS = 16_384
+# Spoken replies are short, and every token of one is read aloud.
+VOICE_SETTINGS = GenerationSettings(max_new_tokens=512)
 # The estimate leaves out chat-template markers (a few tokens per message) and text tokenizes unevenly,
 # so by default the prompt is planned to fill at most this share of generation's input limit.
 INPUT_LIMIT_SHARE = 0.9
@@ -219,10 +220,9 @@ def run_voice_chat(
     history: Sequence[VoiceTurn] | None,
     audio,
     *,
-    thinking: bool = False,
+    settings: GenerationSettings = VOICE_SETTINGS,
     task: str = "answer",
     target_language: str | None = None,
-    max_new_tokens: int = 512,
     stop_event: threading.Event | None = None,
     max_context_tokens: int | None = None,
 ) -> Iterator[VoiceUpdate]:
@@ -236,7 +236,7 @@ def run_voice_chat(
     """
     require_modality(model, "audio")
     prompt = task_prompt(task, target_language)
-    max_new_tokens = checked_integer("max_new_tokens", max_new_tokens, 1, MAX_NEW_TOKENS_LIMIT)
+    max_new_tokens = settings.max_new_tokens
     history = list(history or [])
     context_limit = (
         default_context_limit(max_new_tokens) if max_context_tokens is None else int(max_context_tokens)
@@ -248,9 +248,7 @@ def run_voice_chat(
     notice = dropped_turns_notice(context.dropped_turns)
     thought = ""
     answer = ""
-    for delta in model.generate(
-        context.messages, thinking=thinking, max_new_tokens=max_new_tokens, stop_event=stop_event
-    ):
+    for delta in model.generate(context.messages, settings, stop_event=stop_event):
         thought += delta.thought
         answer += delta.answer
         yield VoiceUpdate(thought, answer, dropped_turns=context.dropped_turns, notice=notice)

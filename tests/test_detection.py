@@ -11,7 +11,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipelines.detection import Detection, build_detection_messages, parse_detections, run_detection
+from pipelines.detection import (
+    DETECTION_SETTINGS,
+    Detection,
+    build_detection_messages,
+    parse_detections,
+    run_detection,
+)
 from pipelines.errors import InputError
 from pipelines.media.annotate import (
     PALETTE,
@@ -22,6 +28,7 @@ from pipelines.media.annotate import (
     label_colors,
 )
 from pipelines.media.images import MAX_MODEL_SIDE
+from pipelines.settings import GenerationSettings
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "detect"
 
@@ -464,7 +471,14 @@ def test_run_detection_streams_thoughts_then_answer_and_maps_to_original_pixels(
     model = scripted_model(THOUGHTFUL_REPLY)
     image = Image.new("RGB", (640, 480), "white")
 
-    updates = list(run_detection(model, image, "cat, dog", thinking=True, max_new_tokens=300))
+    updates = list(
+        run_detection(
+            model,
+            image,
+            "cat, dog",
+            settings=DETECTION_SETTINGS.changed(thinking=True, max_new_tokens=300),
+        )
+    )
 
     final = updates[-1]
     assert final.done and not any(update.done for update in updates[:-1])
@@ -492,7 +506,14 @@ def test_run_detection_on_a_huge_image_shows_the_model_a_smaller_copy(scripted_m
     model = scripted_model(f"[{CAT}, {DOG}]", chunk=16)
     image = Image.new("RGB", (6000, 4000), "white")
 
-    final = list(run_detection(model, image, "cat, dog", image_budget=1120))[-1]
+    final = list(
+        run_detection(
+            model,
+            image,
+            "cat, dog",
+            settings=GenerationSettings(image_budget=1120),
+        )
+    )[-1]
 
     shown = model.calls[0]["messages"][0]["content"][0]["image"]
     assert max(shown.size) == MAX_MODEL_SIDE
@@ -507,7 +528,14 @@ def test_run_detection_on_a_huge_image_shows_the_model_a_smaller_copy(scripted_m
 
 def test_run_detection_unparseable_output_keeps_the_raw_text(scripted_model):
     reply = "<|channel>thought\nHmm.<channel|>I see a cat sitting on a sofa, near the top left."
-    final = list(run_detection(scripted_model(reply), Image.new("RGB", (640, 480)), "cat", thinking=True))[-1]
+    final = list(
+        run_detection(
+            scripted_model(reply),
+            Image.new("RGB", (640, 480)),
+            "cat",
+            settings=GenerationSettings(thinking=True),
+        )
+    )[-1]
     assert final.done
     assert final.detections == []
     assert final.answer == "I see a cat sitting on a sofa, near the top left."
@@ -559,7 +587,11 @@ def test_run_detection_stops_when_asked_and_still_finishes(scripted_model):
 )
 def test_run_detection_rejects_bad_settings(scripted_model, kwargs, message):
     with pytest.raises(InputError, match=message):
-        list(run_detection(scripted_model("[]"), Image.new("RGB", (64, 64)), "cat", **kwargs))
+        list(
+            run_detection(
+                scripted_model("[]"), Image.new("RGB", (64, 64)), "cat", settings=GenerationSettings(**kwargs)
+            )
+        )
 
 
 def test_run_detection_rejects_a_corrupt_file(scripted_model, tmp_path):

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from pipelines import fit, fit_report
+from pipelines.settings import GenerationSettings
 
 VARIANTS = fit.VARIANT_NAMES
 TOLERANCE = 0.03
@@ -202,7 +203,7 @@ def test_compare_runs_tiny_fp32_against_4bit_with_and_without_thinking():
             get_model=lambda variant, quantization, progress=None: FixedLength(
                 model_access.get_model(variant, quantization, progress)
             ),
-            max_new_tokens=12,
+            settings=GenerationSettings(max_new_tokens=12),
             progress=lambda fraction, message: stages.append(message),
             clock=lambda: float(next(ticks)),
         )

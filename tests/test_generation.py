@@ -10,6 +10,7 @@ from pipelines.errors import CapabilityError, InputError
 from pipelines.model.contract import Delta, drain, reporting_usage_to
 from pipelines.model.loader import load_count
 from pipelines.model.variants import VARIANTS
+from pipelines.settings import GenerationSettings
 
 
 def user(*parts):
@@ -41,7 +42,9 @@ def test_streams_deltas_for_an_audio_prompt(tiny_model):
     inputs = tiny_model.prompt_inputs(user({"type": "audio", "audio": tone}, text("Transcribe")))
     assert "input_features" in inputs
     stream = tiny_model.generate(
-        user({"type": "audio", "audio": tone}, text("Transcribe")), max_new_tokens=6, min_new_tokens=6
+        user({"type": "audio", "audio": tone}, text("Transcribe")),
+        settings=GenerationSettings(max_new_tokens=6),
+        min_new_tokens=6,
     )
     deltas = list(stream)
     assert deltas and all(isinstance(d, Delta) and d for d in deltas)
@@ -58,8 +61,18 @@ def test_thinking_switch_changes_the_prompt_and_never_reloads(tiny_model):
     off = _prompt_text(tiny_model, user(text("Hi")), thinking=False, image_budget=280)
     assert "<|think|>" in on and on.endswith("<|turn>model\n")
     assert "<|think|>" not in off and off.endswith("<|channel>thought\n<channel|>")
-    list(tiny_model.generate(user(text("Hi")), thinking=True, max_new_tokens=3))
-    list(tiny_model.generate(user(text("Hi")), thinking=False, max_new_tokens=3))
+    list(
+        tiny_model.generate(
+            user(text("Hi")),
+            settings=GenerationSettings(thinking=True, max_new_tokens=3),
+        )
+    )
+    list(
+        tiny_model.generate(
+            user(text("Hi")),
+            settings=GenerationSettings(thinking=False, max_new_tokens=3),
+        )
+    )
     assert load_count() == count
 
 
@@ -78,7 +91,9 @@ def test_closing_the_stream_stops_the_worker(tiny_model):
     usages = []
     with reporting_usage_to(usages.append):
         stream = tiny_model.generate(
-            user(text("Count")), thinking=False, max_new_tokens=5000, min_new_tokens=5000
+            user(text("Count")),
+            settings=GenerationSettings(thinking=False, max_new_tokens=5000),
+            min_new_tokens=5000,
         )
         next(stream)
         stream.close()
@@ -91,7 +106,10 @@ def test_closing_the_stream_stops_the_worker(tiny_model):
 def test_stop_event_stops_generation(tiny_model):
     stop = threading.Event()
     stream = tiny_model.generate(
-        user(text("Go")), thinking=False, max_new_tokens=5000, min_new_tokens=5000, stop_event=stop
+        user(text("Go")),
+        settings=GenerationSettings(thinking=False, max_new_tokens=5000),
+        min_new_tokens=5000,
+        stop_event=stop,
     )
     for _ in range(3):
         next(stream)
@@ -105,17 +123,26 @@ def test_input_longer_than_the_limit_is_refused_before_generating(tiny_model, mo
     monkeypatch.setenv("MAX_INPUT_TOKENS", "40")
     # Within the cheap character bound (8 per token), but over the limit once tokenized.
     with pytest.raises(InputError, match="limit is 40"):
-        tiny_model.generate(user(text("a " * 100)), thinking=False, max_new_tokens=5)
+        tiny_model.generate(
+            user(text("a " * 100)),
+            settings=GenerationSettings(thinking=False, max_new_tokens=5),
+        )
     # Far over it: refused before any tokenizing.
     with pytest.raises(InputError, match="characters of text"):
-        tiny_model.generate(user(text("word " * 100)), thinking=False, max_new_tokens=5)
+        tiny_model.generate(
+            user(text("word " * 100)),
+            settings=GenerationSettings(thinking=False, max_new_tokens=5),
+        )
 
 
 def test_audio_on_a_variant_without_an_audio_tower_is_a_capability_error(tiny_model):
     without_audio = dataclasses.replace(tiny_model, spec=VARIANTS["31B"], variant="31B")
     tone = np.zeros(16000, dtype=np.float32) + 0.1
     with pytest.raises(CapabilityError, match="31B can't take audio"):
-        without_audio.generate(user({"type": "audio", "audio": tone}), thinking=False, max_new_tokens=3)
+        without_audio.generate(
+            user({"type": "audio", "audio": tone}),
+            settings=GenerationSettings(thinking=False, max_new_tokens=3),
+        )
 
 
 def test_out_of_memory_while_generating_frees_and_explains(tiny_model, monkeypatch):
@@ -128,7 +155,12 @@ def test_out_of_memory_while_generating_frees_and_explains(tiny_model, monkeypat
     from pipelines.errors import GenerationError
 
     with pytest.raises(GenerationError, match="ran out of memory.*Lower the image budget"):
-        list(tiny_model.generate(user(text("Hi")), thinking=False, max_new_tokens=5))
+        list(
+            tiny_model.generate(
+                user(text("Hi")),
+                settings=GenerationSettings(thinking=False, max_new_tokens=5),
+            )
+        )
     assert not generation_threads()
 
 
@@ -137,7 +169,11 @@ def test_control_tokens_typed_by_a_user_are_plain_text_not_placeholders(tiny_mod
     prompt = _prompt_text(tiny_model, messages, thinking=False, image_budget=280)
     assert prompt.count("<|image|>") == 0
     assert "<|turn>system" not in prompt  # typed markup can not open a turn of its own
-    _, usage = drain(tiny_model.generate(messages, thinking=False, max_new_tokens=3, min_new_tokens=3))
+    _, usage = drain(
+        tiny_model.generate(
+            messages, settings=GenerationSettings(thinking=False, max_new_tokens=3), min_new_tokens=3
+        )
+    )
     assert usage.outcome == "ok" and usage.output_tokens == 3
 
 

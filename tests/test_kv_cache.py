@@ -20,6 +20,7 @@ import pytest
 import torch
 
 from pipelines.model.reference_configs import VARIANT_NAMES, build_layout_config
+from pipelines.settings import GenerationSettings
 
 DECODE_STEPS = 5
 CHUNK = 3
@@ -201,7 +202,7 @@ def test_generate_with_make_cache_matches_stock_generate():
             outputs[name] = model.generate(
                 ids,
                 past_key_values=cache,
-                max_new_tokens=12,
+                settings=GenerationSettings(max_new_tokens=12),
                 min_new_tokens=12,
                 do_sample=False,
                 return_dict_in_generate=True,
@@ -230,7 +231,11 @@ def test_app_generation_uses_make_cache_on_the_tiny_model(tiny_model, monkeypatc
 
     monkeypatch.setattr(tiny_model.model, "generate", spy)
     messages = [{"role": "user", "content": [{"type": "text", "text": "Hello there"}]}]
-    deltas = list(tiny_model.generate(messages, thinking=False, max_new_tokens=6, temperature=0))
+    deltas = list(
+        tiny_model.generate(
+            messages, settings=GenerationSettings(thinking=False, max_new_tokens=6), temperature=0
+        )
+    )
     assert isinstance(seen["cache"], Cache)
     assert seen["cache"].get_seq_length() > 0
     assert deltas and all(isinstance(delta, Delta) for delta in deltas)
@@ -255,7 +260,7 @@ def test_left_padded_batch_and_crop_match_the_stock_cache():
                 ids,
                 attention_mask=mask,
                 past_key_values=cache,
-                max_new_tokens=6,
+                settings=GenerationSettings(max_new_tokens=6),
                 min_new_tokens=6,
                 do_sample=False,
                 return_dict_in_generate=True,

@@ -12,6 +12,7 @@ from conftest import ROOT
 from pipelines.errors import ModelLoadError
 from pipelines.model import loader
 from pipelines.model.loader import load_count, load_model
+from pipelines.settings import GenerationSettings
 
 
 @pytest.mark.slow
@@ -69,7 +70,11 @@ def test_bitsandbytes_quantization_runs_on_cpu(quantization, layer_class, tiny_i
     messages = [
         {"role": "user", "content": [{"type": "image", "image": tiny_image}, {"type": "text", "text": "Hi"}]}
     ]
-    deltas = list(loaded.generate(messages, thinking=False, max_new_tokens=5, min_new_tokens=5))
+    deltas = list(
+        loaded.generate(
+            messages, settings=GenerationSettings(thinking=False, max_new_tokens=5), min_new_tokens=5
+        )
+    )
     assert deltas
     load_model("tiny", "fp32")
 

@@ -28,6 +28,7 @@ from pipelines.model.contract import Delta, collect, drain, reporting_usage_to
 from pipelines.model.local_server import byte_token_bias, transformers_serve
 from pipelines.model.remote import OpenAIBackend
 from pipelines.model.variants import modalities_for
+from pipelines.settings import GenerationSettings
 
 # --- a scripted OpenAI-compatible server ---------------------------------------------------------------
 
@@ -150,7 +151,10 @@ def test_request_carries_images_audio_thinking_and_the_image_budget(scripted_ser
     ]
     reply = collect(
         model.generate(
-            messages, thinking=True, max_new_tokens=77, image_budget=140, temperature=0.3, top_k=64
+            messages,
+            settings=GenerationSettings(thinking=True, max_new_tokens=77, image_budget=140),
+            temperature=0.3,
+            top_k=64,
         )
     )
     assert reply == Delta("", "ok")
@@ -177,15 +181,23 @@ def test_thoughts_come_from_reasoning_content_or_from_raw_markers(scripted_serve
     model = scripted_backend.get_model("E4B")
     messages = [{"role": "user", "content": [{"type": "text", "text": "Hi"}]}]
     scripted_server.chunks = [chunk(reasoning="\nThe user "), chunk(reasoning="greets."), chunk("Hello!")]
-    assert collect(model.generate(messages, thinking=True, max_new_tokens=8)) == Delta(
-        "The user greets.", "Hello!"
-    )
+    assert collect(
+        model.generate(
+            messages,
+            settings=GenerationSettings(thinking=True, max_new_tokens=8),
+        )
+    ) == Delta("The user greets.", "Hello!")
     raw = "<|channel>thought\nLooking closely.<channel|>A red square.<turn|>"
     scripted_server.chunks = [chunk(raw[i : i + 4]) for i in range(0, len(raw), 4)]
     scripted_server.chunks.append(
         chunk(usage={"prompt_tokens": 12, "completion_tokens": 9, "total_tokens": 21})
     )
-    reply, usage = drain(model.generate(messages, thinking=True, max_new_tokens=8))
+    reply, usage = drain(
+        model.generate(
+            messages,
+            settings=GenerationSettings(thinking=True, max_new_tokens=8),
+        )
+    )
     assert reply == Delta("Looking closely.", "A red square.")
     assert (usage.input_tokens, usage.output_tokens) == (12, 9)
 
@@ -197,7 +209,9 @@ def test_stopping_closes_the_http_stream(scripted_server, scripted_backend, how)
     scripted_server.pause_after_first = True
     stop = threading.Event()
     stream = scripted_backend.get_model("E4B").generate(
-        [{"role": "user", "content": "Talk"}], thinking=False, max_new_tokens=500, stop_event=stop
+        [{"role": "user", "content": "Talk"}],
+        settings=GenerationSettings(thinking=False, max_new_tokens=500),
+        stop_event=stop,
     )
     first = next(stream)
     assert first.answer.startswith("word0")
@@ -236,7 +250,8 @@ def test_http_errors_say_the_status_and_never_the_servers_words(
     scripted_server.failure = (status, body)
     with pytest.raises(BackendError) as refused:
         scripted_backend.get_model("E4B").generate(
-            [{"role": "user", "content": "Hi"}], thinking=False, max_new_tokens=4
+            [{"role": "user", "content": "Hi"}],
+            settings=GenerationSettings(thinking=False, max_new_tokens=4),
         )
     assert expected in refused.value.message
     assert "/srv/secret" not in refused.value.message and "sk-live" not in refused.value.message
@@ -246,7 +261,8 @@ def test_http_errors_say_the_status_and_never_the_servers_words(
 def test_an_error_inside_the_stream_becomes_a_backend_error(scripted_server, scripted_backend):
     scripted_server.chunks = [chunk("Hel"), {"error": "Invalid prefix encountered while decoding stream"}]
     stream = scripted_backend.get_model("E4B").generate(
-        [{"role": "user", "content": "Hi"}], thinking=False, max_new_tokens=4
+        [{"role": "user", "content": "Hi"}],
+        settings=GenerationSettings(thinking=False, max_new_tokens=4),
     )
     with pytest.raises(BackendError, match="stopped the reply with an error") as stopped:
         collect(stream)
@@ -257,7 +273,8 @@ def test_a_server_that_never_answers_times_out(scripted_server, scripted_backend
     scripted_server.answering.clear()  # held until the test ends
     with pytest.raises(BackendError, match=r"didn't answer within 2 s"):
         scripted_backend.get_model("E4B").generate(
-            [{"role": "user", "content": "Hi"}], thinking=False, max_new_tokens=4
+            [{"role": "user", "content": "Hi"}],
+            settings=GenerationSettings(thinking=False, max_new_tokens=4),
         )
     assert len(scripted_server.requests) == 1, "the request reached the server, which never answered"
 
@@ -277,8 +294,7 @@ def test_variants_map_to_served_models_and_their_modalities(scripted_server, scr
     with pytest.raises(CapabilityError, match="can't take audio"):
         large.generate(
             [{"role": "user", "content": [{"type": "audio", "audio": np.zeros(1600, np.float32)}]}],
-            thinking=False,
-            max_new_tokens=4,
+            settings=GenerationSettings(thinking=False, max_new_tokens=4),
         )
     assert scripted_server.requests == [], "a request the model can't take is never sent"
     with pytest.raises(BackendError, match="doesn't serve 'E2B'. Pick one of: google/gemma-4-E4B-it"):
@@ -338,17 +354,33 @@ def test_chat_with_an_image_streams_through_the_server(served_tiny, tiny_image, 
 
     question = [ChatTurn("user", "What is this?")]
     # Random weights may end the turn at once; the server still reports what it generated.
-    _, usage = drain(run_chat(model, question, max_new_tokens=12))
+    _, usage = drain(
+        run_chat(
+            model,
+            question,
+            settings=GenerationSettings(max_new_tokens=12),
+        )
+    )
     assert usage.output_tokens >= 1
     text_only_tokens = usage.input_tokens
 
     tiny_image.save(tmp_path / "photo.png")
     with_image = [ChatTurn("user", "What is this?", [str(tmp_path / "photo.png")])]
     # The server expanded the image into soft tokens: it really took the picture.
-    assert drain(run_chat(model, with_image, max_new_tokens=12, image_budget=70))[1].input_tokens > (
-        text_only_tokens + 20
-    )
-    thinking_tokens = drain(run_chat(model, question, thinking=True, max_new_tokens=4))[1].input_tokens
+    assert drain(
+        run_chat(
+            model,
+            with_image,
+            settings=GenerationSettings(max_new_tokens=12, image_budget=70),
+        )
+    )[1].input_tokens > (text_only_tokens + 20)
+    thinking_tokens = drain(
+        run_chat(
+            model,
+            question,
+            settings=GenerationSettings(thinking=True, max_new_tokens=4),
+        )
+    )[1].input_tokens
     assert thinking_tokens != text_only_tokens, "enable_thinking must change the prompt"
 
 
@@ -356,9 +388,19 @@ def test_audio_goes_to_the_server_as_input_audio(served_tiny):
     backend, _ = served_tiny
     model = backend.get_model("tiny")
     prompt = {"type": "text", "text": "Transcribe."}
-    without_audio = drain(model.generate([{"role": "user", "content": [prompt]}], max_new_tokens=4))[1]
+    without_audio = drain(
+        model.generate(
+            [{"role": "user", "content": [prompt]}],
+            settings=GenerationSettings(max_new_tokens=4),
+        )
+    )[1]
     clip = {"type": "audio", "audio": np.zeros(16_000, np.float32)}
-    with_audio = drain(model.generate([{"role": "user", "content": [clip, prompt]}], max_new_tokens=4))[1]
+    with_audio = drain(
+        model.generate(
+            [{"role": "user", "content": [clip, prompt]}],
+            settings=GenerationSettings(max_new_tokens=4),
+        )
+    )[1]
     assert with_audio.input_tokens > without_audio.input_tokens + 10
 
 
@@ -367,7 +409,14 @@ def test_detection_runs_end_to_end_through_the_server(served_tiny, tiny_image):
     model = backend.get_model("tiny")
     usages = []
     with reporting_usage_to(usages.append):
-        updates = list(run_detection(model, tiny_image, "yellow box", max_new_tokens=16, image_budget=70))
+        updates = list(
+            run_detection(
+                model,
+                tiny_image,
+                "yellow box",
+                settings=GenerationSettings(max_new_tokens=16, image_budget=70),
+            )
+        )
     assert updates[-1].done and updates[-1].image_size == tiny_image.size
     assert all(0 <= d.box[0] <= d.box[2] <= 200 for d in updates[-1].detections)
     assert usages[0].input_tokens > 70, "the detection prompt carried the image"
@@ -377,7 +426,10 @@ def test_the_server_refusing_a_request_is_a_clear_error(served_tiny, caplog):
     backend, name = served_tiny
     stranger = backend.model("someone/other-model")
     with pytest.raises(BackendError, match=r"rejected the request \(HTTP 400\)\.$"):
-        stranger.generate([{"role": "user", "content": "Hi"}], thinking=False, max_new_tokens=4)
+        stranger.generate(
+            [{"role": "user", "content": "Hi"}],
+            settings=GenerationSettings(thinking=False, max_new_tokens=4),
+        )
     assert f"Server is pinned to '{name}'" in caplog.text, "what the server said is in the log"
 
 
@@ -430,7 +482,12 @@ def test_keep_alives_can_not_hold_the_model_slot_past_the_total_deadline(scripte
     backend = OpenAIBackend(scripted_server.base_url)
     assert backend.timeout_s == 2.0
     with pytest.raises(BackendError, match="didn't finish the reply within 2 s"):
-        collect(backend.get_model("E4B").generate([{"role": "user", "content": "Hi"}], max_new_tokens=4000))
+        collect(
+            backend.get_model("E4B").generate(
+                [{"role": "user", "content": "Hi"}],
+                settings=GenerationSettings(max_new_tokens=4000),
+            )
+        )
     # Cut off by the deadline while the server was still sending, not by the stream's end.
     assert scripted_server.client_left.wait(HELD_REQUEST_LIMIT_S), "the stream is closed, not read to its end"
 
@@ -438,7 +495,10 @@ def test_keep_alives_can_not_hold_the_model_slot_past_the_total_deadline(scripte
 def test_a_flood_of_text_is_cut_off_at_what_max_new_tokens_can_hold(scripted_server, scripted_backend):
     scripted_server.chunks = [chunk("x" * 64_000) for _ in range(100)]  # 6.4 MB
     reply = collect(
-        scripted_backend.get_model("E4B").generate([{"role": "user", "content": "Hi"}], max_new_tokens=16)
+        scripted_backend.get_model("E4B").generate(
+            [{"role": "user", "content": "Hi"}],
+            settings=GenerationSettings(max_new_tokens=16),
+        )
     )
     assert len(reply.answer) <= 16 * 32
     assert scripted_server.client_left.wait(HELD_REQUEST_LIMIT_S), "the stream is closed, not read to its end"
@@ -449,7 +509,10 @@ def test_a_flood_of_tool_call_arguments_counts_against_the_same_cap(scripted_ser
     first = tool_call_chunk(0, "calculator", '{"expression": "')
     scripted_server.chunks = [first] + [tool_call_chunk(0, None, "1+" * 32_000) for _ in range(100)]  # 6.4 MB
     reply = collect(
-        scripted_backend.get_model("E4B").generate([{"role": "user", "content": "Hi"}], max_new_tokens=16)
+        scripted_backend.get_model("E4B").generate(
+            [{"role": "user", "content": "Hi"}],
+            settings=GenerationSettings(max_new_tokens=16),
+        )
     )
     assert reply.tool_calls == ()
     assert scripted_server.client_left.wait(5), "the stream is closed, not read to its end"
@@ -462,7 +525,10 @@ def test_credentials_in_the_base_url_are_never_shown(scripted_server):
     assert "hunter2" not in model.describe() and "admin" not in model.describe()
     scripted_server.failure = (500, {"error": {"message": "boom"}})
     with pytest.raises(BackendError) as failed:
-        model.generate([{"role": "user", "content": "Hi"}], max_new_tokens=4)
+        model.generate(
+            [{"role": "user", "content": "Hi"}],
+            settings=GenerationSettings(max_new_tokens=4),
+        )
     assert "hunter2" not in failed.value.message and f"127.0.0.1:{port}" in failed.value.message
     unreachable = OpenAIBackend(f"http://admin:hunter2@127.0.0.1:{free_port()}/v1")
     with pytest.raises(BackendError) as refused:
@@ -491,7 +557,12 @@ def test_no_control_token_reaches_the_server(scripted_server, scripted_backend, 
         {"role": "assistant", "content": text},
         {"role": "user", "content": text},
     ]
-    collect(scripted_backend.get_model("E4B").generate(messages, max_new_tokens=4))
+    collect(
+        scripted_backend.get_model("E4B").generate(
+            messages,
+            settings=GenerationSettings(max_new_tokens=4),
+        )
+    )
     sent = json.dumps(scripted_server.requests[-1]["messages"])
     assert not CONTROL_TOKEN_SHAPES.search(json.loads(json.dumps(sent)))
 
@@ -536,7 +607,13 @@ def run_loop_against(first: list[dict], then: list[dict], question: str):
     threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     try:
         model = OpenAIBackend(server.base_url).get_model("E4B")
-        return server, list(run_tool_loop(model, [{"role": "user", "content": question}], max_new_tokens=64))
+        return server, list(
+            run_tool_loop(
+                model,
+                [{"role": "user", "content": question}],
+                settings=GenerationSettings(max_new_tokens=64),
+            )
+        )
     finally:
         server.shutdown()
         server.server_close()

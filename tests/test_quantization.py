@@ -14,6 +14,7 @@ from pipelines.model.contract import drain
 from pipelines.model.loader import LoadedModel, _load_from_folder, load_model, tensor_bytes_by_device
 from pipelines.model.reference_configs import build_config, tiny_special_token_ids, write_checkpoint
 from pipelines.model.variants import get_variant
+from pipelines.settings import GenerationSettings
 
 PROMPT_COUNT = 6
 PROMPT_LENGTH = 12
@@ -168,7 +169,11 @@ def test_4bit_moe_model_generates_with_an_image(moe_models, moe_checkpoint):
     messages = [
         {"role": "user", "content": [{"type": "image", "image": image}, {"type": "text", "text": "?"}]}
     ]
-    stream = loaded.generate(messages, thinking=False, max_new_tokens=3, min_new_tokens=3, image_budget=70)
+    stream = loaded.generate(
+        messages,
+        settings=GenerationSettings(thinking=False, max_new_tokens=3, image_budget=70),
+        min_new_tokens=3,
+    )
     reply, usage = drain(stream)
     # Random weights: the words are noise, but three tokens came out of the 4-bit experts after the image.
     assert usage.outcome == "ok" and usage.output_tokens == 3 and usage.input_tokens > 70
@@ -193,7 +198,12 @@ def test_tiny_4bit_keeps_ple_in_host_memory_and_generates_with_an_image():
     messages = [
         {"role": "user", "content": [{"type": "image", "image": image}, {"type": "text", "text": "hi"}]}
     ]
-    deltas = list(loaded.generate(messages, thinking=False, max_new_tokens=4))
+    deltas = list(
+        loaded.generate(
+            messages,
+            settings=GenerationSettings(thinking=False, max_new_tokens=4),
+        )
+    )
     assert deltas
 
 

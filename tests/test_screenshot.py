@@ -33,6 +33,7 @@ from pipelines.screenshot import (
     run_screenshot_to_html,
     score_fidelity,
 )
+from pipelines.settings import GenerationSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES_DIR = ROOT / "examples" / "screenshots"
@@ -315,7 +316,10 @@ def test_preview_html_grows_while_the_reply_streams(scripted_model):
 def test_thought_is_kept_apart_from_answer_and_html(scripted_model):
     thought = "The screenshot shows a pricing card with <div> and <html> tags to write."
     model = scripted_model(f"<|channel>thought\n{thought}<channel|>{fenced(PAGE)}")
-    updates = run_all(model, thinking=True)
+    updates = run_all(
+        model,
+        settings=GenerationSettings(thinking=True),
+    )
     final = updates[-1]
     assert final.thought.strip() == thought
     assert final.html == PAGE
@@ -329,7 +333,12 @@ def test_thought_is_kept_apart_from_answer_and_html(scripted_model):
 def test_generation_options_reach_the_model(scripted_model):
     model = scripted_model(fenced(PAGE))
     image = Image.new("RGB", (3000, 1500), "white")
-    run_all(model, image, max_new_tokens=1234, image_budget=560, instructions="dark mode")
+    run_all(
+        model,
+        image,
+        settings=GenerationSettings(max_new_tokens=1234, image_budget=560),
+        instructions="dark mode",
+    )
     call = model.calls[0]
     assert call["max_new_tokens"] == 1234
     assert call["image_budget"] == 560

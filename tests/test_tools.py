@@ -10,6 +10,7 @@ from conftest import ScriptedModel
 
 from pipelines.model.chat_template import CHAT_TEMPLATE
 from pipelines.model.tool_stream import ToolCallSplitter, ToolReplySplitter, split_tool_calls
+from pipelines.settings import GenerationSettings
 from pipelines.tools import (
     BUILTIN_TOOLS,
     TOOL_DECLARATIONS,
@@ -674,7 +675,10 @@ def _steps(events):
 
 def test_loop_without_tool_calls_is_a_plain_stream():
     model = FakeToolModel("<|channel>thought\nEasy.<channel|>Hello!")
-    events, conversation = _drive(model, thinking=True, max_new_tokens=64)
+    events, conversation = _drive(
+        model,
+        settings=GenerationSettings(thinking=True, max_new_tokens=64),
+    )
     assert _answer(events) == "Hello!" and not _steps(events)
     assert model.calls[0]["tools"] == TOOL_DECLARATIONS
     assert (model.calls[0]["thinking"], model.calls[0]["max_new_tokens"]) == (True, 64)

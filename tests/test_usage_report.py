@@ -7,6 +7,7 @@ import pytest
 
 from pipelines import fit
 from pipelines.model.contract import Usage, drain
+from pipelines.settings import GenerationSettings
 from pipelines.usage_report import usage_figures, usage_line
 
 GB = 10**9
@@ -98,7 +99,9 @@ def test_the_contract_times_a_backend_that_measures_nothing(scripted_model):
 
 def test_the_local_model_times_its_engine(tiny_model):
     stream = tiny_model.generate(
-        [{"role": "user", "content": "Hello"}], thinking=True, max_new_tokens=12, min_new_tokens=12
+        [{"role": "user", "content": "Hello"}],
+        settings=GenerationSettings(thinking=True, max_new_tokens=12),
+        min_new_tokens=12,
     )
     _, usage = drain(stream)
     assert usage.output_tokens == 12

@@ -24,8 +24,10 @@ from pipelines.media.video import FRAME_MAX_PIXELS, Frame, format_timestamp, sam
 from pipelines.media.video_audio import extract_audio_track
 from pipelines.media.video_decode import frame_labels
 from pipelines.model.contract import AUDIO_SAMPLE_RATE
+from pipelines.settings import GenerationSettings
 from pipelines.video_qa import (
     VIDEO_EXAMPLES,
+    VIDEO_SETTINGS,
     VideoQAUpdate,
     VideoSession,
     VideoTurn,
@@ -501,7 +503,14 @@ def test_follow_ups_send_frames_once_and_earlier_turns_as_text():
 def test_run_video_qa_streams_thought_and_answer(scripted_model):
     model = scripted_model(REPLY)
     frames = synthetic_frames(3)
-    updates = list(run_video_qa(model, frames, "When does the red square appear?", thinking=True))
+    updates = list(
+        run_video_qa(
+            model,
+            frames,
+            "When does the red square appear?",
+            settings=VIDEO_SETTINGS.changed(thinking=True),
+        )
+    )
     assert all(isinstance(update, VideoQAUpdate) for update in updates)
     assert [update.done for update in updates].count(True) == 1 and updates[-1].done
     final = updates[-1]
@@ -520,7 +529,15 @@ def test_run_video_qa_sends_the_audio_track(scripted_model, clips):
     model = scripted_model("A beep at 00:01.")
     audio = extract_audio_track(clips["with_audio"])
     frames = sample_frames(clips["with_audio"], 4)
-    final = list(run_video_qa(model, frames, "When is the beep?", audio=audio, frame_budget=140))[-1]
+    final = list(
+        run_video_qa(
+            model,
+            frames,
+            "When is the beep?",
+            audio=audio,
+            settings=GenerationSettings(image_budget=140),
+        )
+    )[-1]
     assert final.answer == "A beep at 00:01."
     content = model.calls[0]["messages"][0]["content"]
     assert [part["type"] for part in content].count("audio") == 1
@@ -546,14 +563,14 @@ def test_audio_on_a_model_without_audio_is_a_capability_error(scripted_model):
         ([], "What happens?", {}, "no video frames"),
         (None, "What happens?", {}, "no video frames"),
         ([Image.new("RGB", (8, 8))], "What happens?", {}, "sample_frames"),
-        (synthetic_frames(), "What happens?", {"frame_budget": 71}, "budget"),
+        (synthetic_frames(), "What happens?", {"image_budget": 71}, "budget"),
         (synthetic_frames(), "What happens?", {"max_new_tokens": 0}, "max_new_tokens"),
     ],
 )
 def test_run_video_qa_refuses_bad_input_before_generating(scripted_model, frames, question, options, message):
     model = scripted_model("never")
     with pytest.raises(InputError, match=message):
-        run_video_qa(model, frames, question, **options)
+        run_video_qa(model, frames, question, settings=VIDEO_SETTINGS.changed(**options))
     assert model.calls == []
 
 

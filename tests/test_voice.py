@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from pipelines.errors import CapabilityError, InputError
+from pipelines.settings import GenerationSettings
 from pipelines.voice import (
     ANSWER_PROMPT,
     DEFAULT_MAX_CONTEXT_TOKENS,
@@ -60,7 +61,14 @@ def test_two_turns_replay_the_first_audio_and_reply_without_thoughts(scripted_mo
     model = scripted_model(THINKING_REPLY)
     first_recording = as_gradio_recording(spoken(2.0, hertz=300))
 
-    _, last = finish(run_voice_chat(model, [], first_recording, thinking=True))
+    _, last = finish(
+        run_voice_chat(
+            model,
+            [],
+            first_recording,
+            settings=GenerationSettings(thinking=True),
+        )
+    )
 
     assert last.done and last.thought == "The speaker asks about France."
     assert last.answer == "The capital of France is Paris."
@@ -87,7 +95,14 @@ def test_two_turns_replay_the_first_audio_and_reply_without_thoughts(scripted_mo
 def test_updates_stream_growing_text_then_finish(scripted_model):
     model = scripted_model(THINKING_REPLY, chunk=2)
 
-    updates = list(run_voice_chat(model, None, spoken(1.0), thinking=True, max_new_tokens=64))
+    updates = list(
+        run_voice_chat(
+            model,
+            None,
+            spoken(1.0),
+            settings=GenerationSettings(thinking=True, max_new_tokens=64),
+        )
+    )
 
     assert len(updates) > 5
     assert [update.done for update in updates] == [False] * (len(updates) - 1) + [True]
@@ -176,7 +191,10 @@ def test_bad_options_are_refused_before_generating(scripted_model, arguments, me
     model = scripted_model("unused")
 
     with pytest.raises(InputError, match=message):
-        list(run_voice_chat(model, [], spoken(1.0), **arguments))
+        settings = {
+            name: arguments.pop(name) for name in list(arguments) if name in GenerationSettings.model_fields
+        }
+        list(run_voice_chat(model, [], spoken(1.0), settings=GenerationSettings(**settings), **arguments))
     assert model.calls == []
 
 
@@ -238,7 +256,13 @@ def test_oldest_turns_are_dropped_first_to_fit(scripted_model):
 
     model = scripted_model("Sure.")
     updates, last = finish(
-        run_voice_chat(model, history, current, max_new_tokens=100, max_context_tokens=budget + 100)
+        run_voice_chat(
+            model,
+            history,
+            current,
+            settings=GenerationSettings(max_new_tokens=100),
+            max_context_tokens=budget + 100,
+        )
     )
     assert all(update.dropped_turns == 2 for update in updates)
     assert last.notice == "2 earlier turns were dropped to fit the context."

@@ -38,15 +38,26 @@ from pipelines.model.prompt import clean_messages, text_length, without_control_
 # Tool calls are part of what every model streams; tasks get their type and parser from here.
 from pipelines.model.tool_format import ToolCall, format_tool_call, format_tool_response
 from pipelines.model.tool_stream import parse_tool_calls, split_tool_calls
+from pipelines.settings import (
+    IMAGE_BUDGETS,
+    MAX_NEW_TOKENS_LIMIT,
+    GenerationSettings,
+    checked_image_budget,
+    checked_integer,
+)
 
 __all__ = [
     "AUDIO_SAMPLE_RATE",
     "IMAGE_BUDGETS",
+    "MAX_NEW_TOKENS_LIMIT",
     "ChatModel",
     "Delta",
     "GenerationOptions",
+    "GenerationSettings",
     "ToolCall",
     "Usage",
+    "checked_image_budget",
+    "checked_integer",
     "format_tool_call",
     "format_tool_response",
     "parse_tool_calls",
@@ -54,10 +65,7 @@ __all__ = [
     "without_control_tokens",
 ]
 
-IMAGE_BUDGETS = (70, 140, 280, 560, 1120)
 AUDIO_SAMPLE_RATE = 16_000
-MAX_NEW_TOKENS_LIMIT = 8192
-DEFAULT_MAX_NEW_TOKENS = 1024
 DEFAULT_MAX_INPUT_TOKENS = 10_000
 # A token of Gemma's vocabulary rarely spans more than a few characters of real text, so a prompt with more
 # characters than this many per allowed token would be refused after tokenizing anyway: refuse it before.
@@ -118,43 +126,31 @@ class Usage:
 
 @dataclass(frozen=True)
 class GenerationOptions:
-    """Checked options of one request."""
+    """Checked options of one request: its settings (checked when they were built), sampling and tools."""
 
-    thinking: bool = False
-    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
-    image_budget: int = 280
+    settings: GenerationSettings
     sampling: dict = field(default_factory=dict)
     tools: tuple = ()
 
+    @property
+    def thinking(self) -> bool:
+        return self.settings.thinking
+
+    @property
+    def max_new_tokens(self) -> int:
+        return self.settings.max_new_tokens
+
+    @property
+    def image_budget(self) -> int:
+        return self.settings.image_budget
+
     @classmethod
-    def checked(
-        cls, *, thinking, max_new_tokens, image_budget, tools=None, sampling: dict | None = None
-    ) -> GenerationOptions:
-        return cls(
-            thinking=bool(thinking),
-            max_new_tokens=checked_integer("max_new_tokens", max_new_tokens, 1, MAX_NEW_TOKENS_LIMIT),
-            image_budget=checked_image_budget(image_budget),
-            sampling=_checked_sampling(sampling or {}),
-            tools=_checked_tools(tools),
-        )
-
-
-def checked_integer(name: str, value, low: int, high: int) -> int:
-    """`value` as an int in [low, high]; refuses bools, fractions, strings and out-of-range numbers."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
-        raise InputError(f"{name} must be a whole number from {low} to {high}.")
-    if float(value) != int(value) or not low <= value <= high:
-        raise InputError(f"{name} must be a whole number from {low} to {high}.")
-    return int(value)
-
-
-def checked_image_budget(value) -> int:
-    budget = None
-    with contextlib.suppress(InputError):
-        budget = checked_integer("image_budget", value, min(IMAGE_BUDGETS), max(IMAGE_BUDGETS))
-    if budget not in IMAGE_BUDGETS:
-        raise InputError(f"The image token budget must be one of {', '.join(map(str, IMAGE_BUDGETS))}.")
-    return budget
+    def checked(cls, settings, *, tools=None, sampling: dict | None = None) -> GenerationOptions:
+        if settings is None:
+            settings = GenerationSettings()
+        if not isinstance(settings, GenerationSettings):
+            raise InputError("A request's settings must be a GenerationSettings (pipelines.settings).")
+        return cls(settings.generation(), _checked_sampling(sampling or {}), _checked_tools(tools))
 
 
 def _checked_sampling(sampling: dict) -> dict:
@@ -259,26 +255,18 @@ class ChatModel(ABC):
     def generate(
         self,
         messages: list[dict],
+        settings: GenerationSettings | None = None,
         *,
-        thinking: bool = False,
-        max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
-        image_budget: int = 280,
         stop_event: threading.Event | None = None,
         tools: list[dict] | None = None,
         **sampling,
     ) -> Generator[Delta, None, Usage]:
         """Stream `Delta` increments for `messages`; the generator returns this request's `Usage`.
 
+        `settings`: thinking, the reply's length and the image budget (None: their declared defaults).
         Bad options and messages raise `InputError`/`CapabilityError` here, before any work.
         """
-        messages, options = self.prepare(
-            messages,
-            thinking=thinking,
-            max_new_tokens=max_new_tokens,
-            image_budget=image_budget,
-            tools=tools,
-            **sampling,
-        )
+        messages, options = self.prepare(messages, settings, tools=tools, **sampling)
         stop_event = stop_event or threading.Event()
         usage = Usage(variant=self.variant)
         started = usage.started_at
@@ -293,21 +281,13 @@ class ChatModel(ABC):
     def prepare(
         self,
         messages: list[dict],
+        settings: GenerationSettings | None = None,
         *,
-        thinking: bool = False,
-        max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
-        image_budget: int = 280,
         tools: list[dict] | None = None,
         **sampling,
     ) -> tuple[list[dict], GenerationOptions]:
         """The checks and cleaning `generate` does: checked, cleaned messages and options, or an error."""
-        options = GenerationOptions.checked(
-            thinking=thinking,
-            max_new_tokens=max_new_tokens,
-            image_budget=image_budget,
-            tools=tools,
-            sampling=sampling,
-        )
+        options = GenerationOptions.checked(settings, tools=tools, sampling=sampling)
         messages = check_messages(messages)
         for modality in modalities_used(messages):
             require_modality(self, modality)

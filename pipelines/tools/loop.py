@@ -49,6 +49,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pipelines.model.contract import ToolCall
+from pipelines.settings import GenerationSettings
 from pipelines.tools.base import Tool, ToolContext, ToolResult
 from pipelines.tools.builtin import as_registry, run_tool
 from pipelines.tools.worker import ToolLimits
@@ -127,6 +128,7 @@ def run_tool_loop(
     context: ToolContext | None = None,
     max_steps: int = DEFAULT_MAX_STEPS,
     limits: ToolLimits | None = None,
+    settings: GenerationSettings | None = None,
     **generation_options: Any,
 ) -> Iterator[ToolDelta | ToolStep | LoopNote]:
     """Stream one request through the model, running the tools it calls; see the module docstring.
@@ -137,7 +139,7 @@ def run_tool_loop(
     rounds of tool calls are run; if the model asks for more, they are not run and a `LoopNote`
     ends the stream. Each reply runs at most `MAX_CALLS_PER_STEP` calls and a request keeps at most
     `MAX_IMAGES_PER_REQUEST` tool images; calls past either bound get an error result. `limits`: the time
-    and memory limit of isolated tools (`ToolLimits()` by default). `generation_options` (thinking, max_new_tokens, image_budget, stop_event,
+    and memory limit of isolated tools (`ToolLimits()` by default). `settings` and `generation_options` (stop_event,
     sampling...) go to every `model.generate` call unchanged. `messages` is not modified.
     """
     registry = as_registry(tools)
@@ -149,7 +151,7 @@ def run_tool_loop(
     images = 0
     while True:
         calls: list[ToolCall] = []
-        for delta in model.generate(conversation, tools=declarations, **generation_options):
+        for delta in model.generate(conversation, settings, tools=declarations, **generation_options):
             calls.extend(getattr(delta, "tool_calls", None) or ())
             yield delta
         if not calls or (stop_event is not None and stop_event.is_set()):
