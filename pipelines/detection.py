@@ -23,7 +23,7 @@ from typing import Literal
 import json_repair
 
 from pipelines.errors import InputError
-from pipelines.media.images import fit_for_model, open_image
+from pipelines.media.images import MAX_MODEL_SIDE, fit_for_model, open_image, open_sized_image
 from pipelines.model.contract import ChatModel, Delta
 from pipelines.model.thinking import split_thinking
 from pipelines.settings import GenerationSettings
@@ -285,19 +285,19 @@ def run_detection(
 ) -> Iterator[DetectionUpdate]:
     """Stream the model's detection answer; the last update (`done=True`) has the final detections.
 
-    `image` is a path or a PIL image. The model sees a copy downscaled by
-    `fit_for_model`; detections are in pixels of the original image.
+    `image` is a path or a PIL image. A file is decoded straight to about the model's size, and the model sees
+    a copy downscaled by `fit_for_model`; detections are in pixels of the original image.
     `temperature` None keeps the variant's recommended sampling.
     """
-    original = open_image(image)
-    messages = build_detection_messages(original, query, mode=mode)
+    upload = open_sized_image(image, max_side=MAX_MODEL_SIDE)
+    messages = build_detection_messages(upload.image, query, mode=mode)
     stream = model.generate(
         messages,
         settings,
         stop_event=stop_event,
         temperature=temperature,
     )
-    return _stream_detections(stream, original.size)
+    return _stream_detections(stream, upload.original_size)
 
 
 def _stream_detections(stream: Iterator[Delta], size: tuple[int, int]) -> Iterator[DetectionUpdate]:

@@ -7,6 +7,8 @@ there (something to cut off, to parse, to time) wrap the model in `FixedLength`:
 
 from __future__ import annotations
 
+from pipelines.settings import GenerationSettings
+
 FIXED_SEED = 1234
 
 
@@ -20,7 +22,7 @@ class FixedLength:
     def __getattr__(self, name):
         return getattr(self.model, name)
 
-    def generate(self, messages, **options):
-        options["min_new_tokens"] = options["max_new_tokens"]
+    def generate(self, messages, settings=None, **options):
+        options["min_new_tokens"] = (settings or GenerationSettings()).max_new_tokens
         options.setdefault("seed", self.seed)
-        return self.model.generate(messages, **options)
+        return self.model.generate(messages, settings, **options)

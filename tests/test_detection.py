@@ -616,3 +616,16 @@ def test_example_photos_are_small_real_images_with_licence_notes():
         assert f"`{photo.name}`" in licence
         with Image.open(photo) as image:
             assert image.mode == "RGB" and min(image.size) >= 256
+
+
+def test_a_huge_jpeg_file_is_decoded_reduced_and_detections_are_in_its_own_pixels(scripted_model, tmp_path):
+    path = tmp_path / "huge.jpg"
+    Image.new("RGB", (8000, 6000), "white").save(path)
+    model = scripted_model(f"[{CAT}]")
+
+    final = list(run_detection(model, path, "cat"))[-1]
+
+    shown = model.calls[0]["messages"][0]["content"][0]["image"]
+    assert max(shown.size) <= MAX_MODEL_SIDE
+    assert final.image_size == (8000, 6000)
+    assert final.detections[0].box == (2000, 600, 6000, 3000)

@@ -53,14 +53,42 @@ def test_the_default_cap_is_below_pillows_own_guard(tmp_path):
 @pytest.mark.parametrize(("suffix", "mode"), [("jpg", "RGB"), ("png", "RGB"), ("png", "P"), ("gif", "P")])
 def test_model_bound_images_are_decoded_at_about_the_models_size(tmp_path, suffix, mode):
     path = tmp_path / f"photo.{suffix}"
-    picture = Image.new("RGB", (6000, 4000), (200, 40, 40))
-    picture.paste((40, 40, 200), (3000, 0, 6000, 4000))
+    picture = Image.new("RGB", (4800, 3200), (200, 40, 40))
+    picture.paste((40, 40, 200), (2400, 0, 4800, 3200))
     picture.convert(mode).save(path)
     image = open_image(path, max_side=MAX_MODEL_SIDE)
     assert MAX_MODEL_SIDE <= max(image.size) < 2 * MAX_MODEL_SIDE
     assert image.width / image.height == pytest.approx(1.5, rel=0.01)
     left, right = image.getpixel((10, 10)), image.getpixel((image.width - 10, 10))
     assert left[0] > 150 > left[2] and right[2] > 150 > right[0]
+
+
+@pytest.mark.parametrize("suffix", ["png", "webp", "bmp"])
+def test_an_image_decoded_whole_is_refused_past_a_lower_cap_while_a_jpeg_is_decoded_reduced(tmp_path, suffix):
+    # 5,000 x 4,000 = 20 MP: a PNG that size would be decoded at full size (tens of MB a copy), whatever the
+    # model needs; the same picture as a JPEG decodes at half scale.
+    picture = Image.new("RGB", (5000, 4000), (30, 90, 200))
+    whole, jpeg = tmp_path / f"big.{suffix}", tmp_path / "big.jpg"
+    picture.save(whole)
+    picture.save(jpeg)
+    with pytest.raises(
+        InputError, match=r"decoded whole, so at most 16 megapixels \(for example 4,618 x 3,464"
+    ):
+        open_image(whole, max_side=MAX_MODEL_SIDE)
+    assert max(open_image(jpeg, max_side=MAX_MODEL_SIDE).size) == 2500
+    # Without a size to decode for (a caller that needs every pixel), a JPEG is decoded whole too.
+    with pytest.raises(InputError, match="decoded whole"):
+        open_image(jpeg)
+
+
+def test_a_rotated_jpeg_reports_its_shown_size_while_decoding_reduced(tmp_path):
+    path = tmp_path / "rotated.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored landscape, shown portrait
+    Image.new("RGB", (6000, 4000), "white").save(path, exif=exif)
+    upload = images.open_sized_image(path, max_side=MAX_MODEL_SIDE)
+    assert upload.original_size == (4000, 6000)
+    assert upload.image.size == (2000, 3000)
 
 
 def test_detect_refuses_an_image_over_the_cap_with_the_limit_in_the_message(client, use_scripted, tmp_path):

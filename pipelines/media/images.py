@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -13,11 +14,29 @@ from pipelines.errors import InputError
 
 # Images over this many pixels are refused from their header, before any decoding. Pillow's own guard only
 # refuses at twice its limit, so the check here is ours and exact. 50 MP covers every camera photo in common
-# use (8192 x 6144); a decoded RGB image costs 3 bytes a pixel, held a few times over while it is prepared.
+# use (8192 x 6144); a JPEG that large is decoded at 1/2 to 1/8 scale, so it never costs its full size.
 DEFAULT_MAX_DECODE_PIXELS = 50_000_000
 MAX_DECODE_PIXELS = int(os.environ.get("SHOWCASE_MAX_IMAGE_PIXELS", DEFAULT_MAX_DECODE_PIXELS))
+# PNG, WebP, GIF and BMP have no reduced decoding: they are decoded whole, at 3-4 bytes a pixel held a few
+# times over while prepared, so memory would follow the upload's pixel count. 16 MP covers a 5K screenshot
+# (5120 x 2880) and bounds that cost to about 200 MB whatever the file claims.
+DEFAULT_MAX_WHOLE_DECODE_PIXELS = 16_000_000
+MAX_WHOLE_DECODE_PIXELS = int(
+    os.environ.get("SHOWCASE_MAX_WHOLE_IMAGE_PIXELS", DEFAULT_MAX_WHOLE_DECODE_PIXELS)
+)
+# EXIF orientations that turn the picture a quarter: its width and height swap.
+QUARTER_TURNS = (5, 6, 7, 8)
 # The vision encoder never sees more than ~1120 * 16**2 * 9 pixels; keep a margin for drawing.
 MAX_MODEL_SIDE = 2048
+
+
+@dataclass(frozen=True)
+class SizedImage:
+    """A decoded copy of an upload, and the upload's own size (EXIF rotation applied), which answers about
+    the picture (detections) are given in."""
+
+    image: Image.Image
+    original_size: tuple[int, int]
 
 
 def open_image(source, *, what: str = "image", max_side: int | None = None) -> Image.Image:
@@ -26,11 +45,20 @@ def open_image(source, *, what: str = "image", max_side: int | None = None) -> I
     With `max_side`, a file is decoded straight to about that size (JPEG's reduced decoding, or a
     whole-factor reduction right after decoding), at least `max_side` on its longer side when the image has
     that many pixels: finish with `fit_for_model`. Raises `InputError` with a user-facing message for
-    anything that is not a usable image, and for images over `MAX_DECODE_PIXELS` before decoding them.
+    anything that is not a usable image, for images over `MAX_DECODE_PIXELS`, and for images decoded whole
+    (every format but a JPEG decoded for `max_side`) over `MAX_WHOLE_DECODE_PIXELS`, before decoding them.
     """
+    return open_sized_image(source, what=what, max_side=max_side).image
+
+
+def open_sized_image(source, *, what: str = "image", max_side: int | None = None) -> SizedImage:
+    """`open_image`, with the upload's own size beside the decoded copy (which may be smaller)."""
     if source is None:
         raise InputError(f"Please provide {_with_article(what)}.")
-    image = source if isinstance(source, Image.Image) else _decode(source, what, max_side)
+    if isinstance(source, Image.Image):
+        image, original_size = source, source.size
+    else:
+        image, original_size = _decode(source, what, max_side)
     if image.width == 0 or image.height == 0:
         raise InputError(f"The {what} has no pixels.")
     # Broken EXIF must not block an otherwise good image.
@@ -40,10 +68,11 @@ def open_image(source, *, what: str = "image", max_side: int | None = None) -> I
         image = _to_rgb(image)
     if max_side is not None and max(image.size) >= 2 * max_side:
         image = image.reduce(max(image.size) // max_side)
-    return image
+    return SizedImage(image, original_size)
 
 
-def _decode(source, what: str, max_side: int | None) -> Image.Image:
+def _decode(source, what: str, max_side: int | None) -> tuple[Image.Image, tuple[int, int]]:
+    """The decoded image, and the file's size as shown (a quarter-turn EXIF orientation swaps it)."""
     path = Path(source)
     if not path.exists():
         raise InputError(f"The {what} file could not be found. Please upload it again.")
@@ -55,10 +84,13 @@ def _decode(source, what: str, max_side: int | None) -> Image.Image:
     )
     try:
         image = Image.open(path)
-        if image.width * image.height > MAX_DECODE_PIXELS:
+        pixels = image.width * image.height
+        reduced = max_side is not None and image.format == "JPEG"
+        if pixels > MAX_DECODE_PIXELS or (not reduced and pixels > MAX_WHOLE_DECODE_PIXELS):
             image.close()
-            raise too_large
-        if max_side is not None and image.format == "JPEG" and max(image.size) > max_side:
+            raise too_large if pixels > MAX_DECODE_PIXELS else _too_large_to_decode_whole(what, image.format)
+        original_size = _shown_size(image)
+        if reduced and max(image.size) > max_side:
             # JPEG decodes at 1/2, 1/4 or 1/8 scale directly; draft keeps at least the size asked for.
             scale = max_side / max(image.size)
             image.draft("RGB", (math.ceil(image.width * scale), math.ceil(image.height * scale)))
@@ -71,7 +103,23 @@ def _decode(source, what: str, max_side: int | None) -> Image.Image:
         raise InputError(
             f"That file is not a readable {what} (expected PNG, JPEG, WebP, GIF or BMP)."
         ) from error
-    return image
+    return image, original_size
+
+
+def _too_large_to_decode_whole(what: str, image_format: str | None) -> InputError:
+    kind = f"A {image_format} {what}" if image_format else f"This {what}"
+    return InputError(
+        f"The {what} is too large to process safely: {kind} is decoded whole, so at most "
+        f"{MAX_WHOLE_DECODE_PIXELS / 1e6:g} megapixels (for example {_example_size(MAX_WHOLE_DECODE_PIXELS)}) "
+        "can be used. Please resize it and try again."
+    )
+
+
+def _shown_size(image: Image.Image) -> tuple[int, int]:
+    orientation = 1
+    with contextlib.suppress(Exception):  # broken EXIF: shown as stored, like `open_sized_image` does
+        orientation = image.getexif().get(0x0112, 1)
+    return (image.height, image.width) if orientation in QUARTER_TURNS else image.size
 
 
 def _example_size(pixels: int) -> str:
