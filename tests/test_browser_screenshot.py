@@ -9,16 +9,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import hostile_preview
 import pytest
 from conftest import ROOT
-from hostile_preview import (
-    MARKER,
-    SECRET,
-    assert_every_escape_was_blocked,
-    hostile_page,
-    plant_secret_and_collect_reports,
-    wait_until_the_probe_finishes,
-)
 from playwright.sync_api import expect
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
@@ -118,13 +111,13 @@ def test_hostile_reply_cannot_escape_the_preview_in_the_real_app(
 ):
     app_url = app_server.url
     target = app_url.rstrip("/") + PROBE_PATH
-    hostile = hostile_page(target)
+    hostile = hostile_preview.hostile_page(target)
     model = use_scripted(reply_with(hostile), chunk=200)
 
     popups = []
     page.context.on("page", lambda new_page: popups.append(new_page))
-    page.context.add_cookies([{"name": "session", "value": SECRET, "url": app_url}])
-    plant_secret_and_collect_reports(page)
+    page.context.add_cookies([{"name": "session", "value": hostile_preview.SECRET, "url": app_url}])
+    hostile_preview.plant_secret_and_collect_reports(page)
     # The probe path really is served by the app, so any request that escaped would be recorded.
     assert (
         page.evaluate("path => fetch(path).then(response => response.text())", PROBE_PATH) == "probe reached"
@@ -134,16 +127,16 @@ def test_hostile_reply_cannot_escape_the_preview_in_the_real_app(
     open_tab_with_example(page)
     page.get_by_label("Score fidelity").uncheck()
     page.locator("#screenshot-generate").click()
-    wait_until_the_probe_finishes(page, timeout=90_000)
+    hostile_preview.wait_until_the_probe_finishes(page, timeout=90_000)
     assert page.url == app_url, "the preview navigated the app away"
     wait_until_finished(page, fidelity_note_part=SCORING_OFF_NOTE)
     assert preview_srcdoc(page) == hostile
 
-    assert_every_escape_was_blocked(page)
-    assert [url for url in escape_probe if MARKER in url] == []
+    hostile_preview.assert_every_escape_was_blocked(page)
+    assert [url for url in escape_probe if hostile_preview.MARKER in url] == []
     assert popups == []
-    assert SECRET in page.evaluate("document.cookie")
-    assert page.evaluate("localStorage.getItem('preview-secret')") == SECRET
+    assert hostile_preview.SECRET in page.evaluate("document.cookie")
+    assert page.evaluate("localStorage.getItem('preview-secret')") == hostile_preview.SECRET
     assert len(model.calls) == 1
 
     # The app keeps working: tabs switch, and the next generation replaces the hostile page.
@@ -160,7 +153,7 @@ def test_hostile_reply_cannot_escape_the_preview_in_the_real_app(
         page.frame_locator("#screenshot-preview iframe").get_by_text("Simple, honest pricing")
     ).to_be_visible()
     assert page.url == app_url
-    assert [url for url in escape_probe if MARKER in url] == []
+    assert [url for url in escape_probe if hostile_preview.MARKER in url] == []
 
 
 def test_a_page_replaced_before_the_last_one_loaded_is_shown(page, use_scripted):

@@ -14,15 +14,8 @@ import threading
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+import hostile_preview
 import pytest
-from hostile_preview import (
-    MARKER,
-    SECRET,
-    assert_every_escape_was_blocked,
-    hostile_page,
-    plant_secret_and_collect_reports,
-    wait_until_the_probe_finishes,
-)
 from waiting import wait_for
 
 from pipelines.media.browser import headless_chromium
@@ -54,7 +47,7 @@ def preview_app():
 
     port = free_port()
     running = PreviewApp(url=f"http://127.0.0.1:{port}/")
-    hostile = hostile_page(running.url)
+    hostile = hostile_preview.hostile_page(running.url)
     with gr.Blocks(analytics_enabled=False, title="Preview sandbox test") as blocks:
         preview = gr.HTML(preview_iframe(""))
         show = gr.Button("Show preview")
@@ -109,18 +102,18 @@ def test_preview_cannot_reach_the_app(preview_app):
                     else route.abort("blockedbyclient")
                 ),
             )
-            context.add_cookies([{"name": "session", "value": SECRET, "url": app_url}])
+            context.add_cookies([{"name": "session", "value": hostile_preview.SECRET, "url": app_url}])
             page = context.new_page()
             page.set_default_timeout(20_000)
             page.goto(app_url)
-            plant_secret_and_collect_reports(page)
+            hostile_preview.plant_secret_and_collect_reports(page)
 
             page.get_by_role("button", name="Show preview").click()
-            wait_until_the_probe_finishes(page)
+            hostile_preview.wait_until_the_probe_finishes(page)
             assert page.url == app_url, "the preview navigated the app away"
 
-            assert_every_escape_was_blocked(page)
-            assert [url for url in preview_app.received if MARKER in url] == []
+            hostile_preview.assert_every_escape_was_blocked(page)
+            assert [url for url in preview_app.received if hostile_preview.MARKER in url] == []
             assert pages == [page]
 
             page.get_by_label("Message").fill("still alive")
