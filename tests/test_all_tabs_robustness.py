@@ -3,10 +3,9 @@
 import concurrent.futures
 import os
 import shutil
-from pathlib import Path
 
 import pytest
-from conftest import SETTINGS
+from conftest import ROOT, SETTINGS
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
@@ -14,7 +13,7 @@ from PIL import Image
 from app.errors import GENERIC_MESSAGE
 from pipelines.model import generation
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = ROOT / "examples"
 PHOTO = EXAMPLES / "detect" / "coffee.jpg"
 SCREENSHOT = EXAMPLES / "screenshots" / "login_form.png"
 VIDEO = EXAMPLES / "video" / "red_square.mp4"

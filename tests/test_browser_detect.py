@@ -4,7 +4,7 @@ import re
 
 import pytest
 from playwright.sync_api import expect
-from waiting import wait_for
+from waiting import wait_for_generation
 
 pytestmark = pytest.mark.browser
 
@@ -21,7 +21,7 @@ def test_detect_example_runs_end_to_end_on_tiny(page, fixed_length_tiny):
 
     finished_before = generation.concurrency.finished
     page.locator("#detect-run").click()
-    wait_for(lambda: generation.concurrency.finished > finished_before, "the generation finishes")
+    wait_for_generation(finished_before)
 
     # 32 tokens of random weights are not a JSON list of boxes: the notice, with the raw answer opened below.
     status = page.locator("#detect-status")

@@ -1,6 +1,6 @@
 """The Screenshot → HTML tab in headless Chromium: an example end to end, and the preview sandbox in the real app.
 
-The sandbox test runs the same hostile page as tests/test_preview_sandbox.py, but it reaches the
+The sandbox test runs the same hostile page (tests/hostile_preview.py) as tests/test_preview_sandbox.py, but it reaches the
 preview the way a prompt-injected reply would: as the model's ```html reply, generated in the tab.
 """
 
@@ -9,11 +9,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import hostile_preview
 import pytest
+from conftest import ROOT
 from playwright.sync_api import expect
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
-from test_preview_sandbox import ACTION_ATTEMPTS, HOSTILE_PAGE, MARKER, READ_ATTEMPTS, SECRET
 
 from app.screenshot import SCORING_OFF_NOTE
 from pipelines.screenshot import fenced_document, unfenced_document
@@ -21,7 +22,7 @@ from pipelines.screenshot import fenced_document, unfenced_document
 pytestmark = pytest.mark.browser
 
 TAB = "🖼️ Screenshot → HTML"
-EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples" / "screenshots"
+EXAMPLES_DIR = ROOT / "examples" / "screenshots"
 EXAMPLE_SOURCE = (EXAMPLES_DIR / "pricing_card.html").read_text().strip()
 STICKY_SOURCE = EXAMPLE_SOURCE.replace("<header>", '<header style="position: sticky; top: 0;">', 1)
 PROBE_PATH = "/preview-escape-probe"
@@ -110,24 +111,13 @@ def test_hostile_reply_cannot_escape_the_preview_in_the_real_app(
 ):
     app_url = app_server.url
     target = app_url.rstrip("/") + PROBE_PATH
-    hostile = HOSTILE_PAGE.replace("__APP_URL__", target).replace("__MARKER__", MARKER)
+    hostile = hostile_preview.hostile_page(target)
     model = use_scripted(reply_with(hostile), chunk=200)
 
     popups = []
     page.context.on("page", lambda new_page: popups.append(new_page))
-    page.context.add_cookies([{"name": "session", "value": SECRET, "url": app_url}])
-    page.evaluate(
-        """secret => {
-            localStorage.setItem("preview-secret", secret);
-            sessionStorage.setItem("preview-secret", secret);
-            window.previewReports = [];
-            window.addEventListener("message", event => {
-                if (event.data && event.data.probe === "preview") window.previewReports.push(event.data);
-            });
-        }""",
-        SECRET,
-    )
-    assert SECRET in page.evaluate("document.cookie")
+    page.context.add_cookies([{"name": "session", "value": hostile_preview.SECRET, "url": app_url}])
+    hostile_preview.plant_secret_and_collect_reports(page)
     # The probe path really is served by the app, so any request that escaped would be recorded.
     assert (
         page.evaluate("path => fetch(path).then(response => response.text())", PROBE_PATH) == "probe reached"
@@ -137,26 +127,16 @@ def test_hostile_reply_cannot_escape_the_preview_in_the_real_app(
     open_tab_with_example(page)
     page.get_by_label("Score fidelity").uncheck()
     page.locator("#screenshot-generate").click()
-    # A successful escape replaces the app page (and its report list) before the end.
-    page.wait_for_function(
-        "!window.previewReports || window.previewReports.some(report => report.name === 'finished')",
-        timeout=90_000,
-    )
+    hostile_preview.wait_until_the_probe_finishes(page, timeout=90_000)
     assert page.url == app_url, "the preview navigated the app away"
     wait_until_finished(page, fidelity_note_part=SCORING_OFF_NOTE)
     assert preview_srcdoc(page) == hostile
 
-    reports = {report["name"]: report for report in page.evaluate("window.previewReports")}
-    for name in READ_ATTEMPTS + ACTION_ATTEMPTS:
-        assert reports[name]["outcome"] == "blocked", reports[name]
-    assert all(SECRET not in report["detail"] for report in reports.values())
-    # form.submit() fails silently in a sandbox; the app-side record below proves it.
-    assert reports["submit_form"]["detail"] == "submit() returned"
-    assert reports["finished"]["detail"] == "about:srcdoc"
-    assert [url for url in escape_probe if MARKER in url] == []
+    hostile_preview.assert_every_escape_was_blocked(page)
+    assert [url for url in escape_probe if hostile_preview.MARKER in url] == []
     assert popups == []
-    assert SECRET in page.evaluate("document.cookie")
-    assert page.evaluate("localStorage.getItem('preview-secret')") == SECRET
+    assert hostile_preview.SECRET in page.evaluate("document.cookie")
+    assert page.evaluate("localStorage.getItem('preview-secret')") == hostile_preview.SECRET
     assert len(model.calls) == 1
 
     # The app keeps working: tabs switch, and the next generation replaces the hostile page.
@@ -173,7 +153,7 @@ def test_hostile_reply_cannot_escape_the_preview_in_the_real_app(
         page.frame_locator("#screenshot-preview iframe").get_by_text("Simple, honest pricing")
     ).to_be_visible()
     assert page.url == app_url
-    assert [url for url in escape_probe if MARKER in url] == []
+    assert [url for url in escape_probe if hostile_preview.MARKER in url] == []
 
 
 def test_a_page_replaced_before_the_last_one_loaded_is_shown(page, use_scripted):

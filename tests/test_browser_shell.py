@@ -4,7 +4,7 @@ import re
 
 import pytest
 from playwright.sync_api import expect
-from waiting import wait_for
+from waiting import wait_for_generation
 
 pytestmark = pytest.mark.browser
 
@@ -40,6 +40,6 @@ def test_chat_example_runs_end_to_end_on_tiny_and_streams_the_answer(page):
     conversation.get_by_text("Explain mixture-of-experts").first.wait_for()
     bot = conversation.locator(".bot, [data-testid='bot']").last
     bot.wait_for(timeout=90_000)
-    wait_for(lambda: generation.concurrency.finished > finished_before, "the generation finishes")
+    wait_for_generation(finished_before)
     expect(bot).not_to_have_text("", timeout=10_000)
     expect(page.locator("#model-status")).to_contain_text("tiny · fp32 on cpu", timeout=10_000)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 from browser_tabs import open_tab
+from conftest import ROOT
 from playwright.sync_api import expect
 from test_video_tab import count_decoder_calls
-from waiting import wait_for
+from waiting import wait_for_generation
 
 from pipelines.media.video import sample_frames
 from pipelines.media.video_decode import frame_labels
@@ -19,19 +19,13 @@ from pipelines.video_times import find_times, frames_near
 pytestmark = pytest.mark.browser
 
 TAB = "🎬 Video Q&A"
-CLIPS = Path(__file__).resolve().parents[1] / "examples" / "video"
+CLIPS = ROOT / "examples" / "video"
 RED_SQUARE = next(example for example in VIDEO_EXAMPLES if example.filename == "red_square.mp4")
 THINKING_REPLY = (
     "<|channel>thought\nThe square is missing at 00:02 and present at 00:04.<channel|>"
     "The red square appears at about 00:03."
 )
 FOLLOW_UP_REPLY = "It stays in the top-right corner until the end."
-
-
-def wait_for_generation(finished_before: int) -> None:
-    from pipelines.model import generation
-
-    wait_for(lambda: generation.concurrency.finished > finished_before, "the generation finishes")
 
 
 def open_tab_with_red_square_example(page, *, frames: int) -> None:

@@ -7,16 +7,16 @@ recorders, which works whether or not this Chromium has any voices installed.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 import soundfile
+from conftest import ROOT
 from playwright.sync_api import expect
 from waiting import wait_for
 
 pytestmark = pytest.mark.browser
 
-CLIPS = Path(__file__).resolve().parents[1] / "examples" / "voice"
+CLIPS = ROOT / "examples" / "voice"
 THINKING_REPLY = "<|channel>thought\nThe user asks X.<channel|>Paris is the capital of France."
 SPY_ON_SPEECH = """() => {
     window.__spoken = [];

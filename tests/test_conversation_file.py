@@ -12,6 +12,7 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 import pytest
+from conftest import ROOT
 
 from app.chat import open_chat_conversation
 from app.conversation_controls import export_conversation
@@ -24,7 +25,6 @@ from app.video_conversation import MISSING_VIDEO_TITLE, open_video_conversation,
 from app.voice import open_voice_conversation, voice_turns_from_history
 from pipelines.media.audio import load_audio
 
-ROOT = Path(__file__).resolve().parents[1]
 PHOTO = ROOT / "examples" / "detect" / "coffee.jpg"
 VIDEO = ROOT / "examples" / "video" / "red_square.mp4"
 CLIP = ROOT / "examples" / "voice" / "capital_of_france.wav"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SETTINGS
+from conftest import ROOT, SETTINGS
 from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
@@ -21,7 +21,7 @@ from pipelines.detection import DETECTION_TEMPERATURE
 from pipelines.media.annotate import TABLE_HEADERS, label_colors
 from pipelines.media.images import MAX_MODEL_SIDE
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "detect"
+EXAMPLES = ROOT / "examples" / "detect"
 BACKGROUND = (20, 30, 40)
 
 # What Gemma 4 writes for "cup, saucer, spoon" with thinking on: thoughts, a line of prose, a fenced list.

@@ -5,10 +5,10 @@ from __future__ import annotations
 import itertools
 import json
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import ROOT
 from PIL import Image
 
 from pipelines.detection import (
@@ -30,7 +30,7 @@ from pipelines.media.annotate import (
 from pipelines.media.images import MAX_MODEL_SIDE
 from pipelines.settings import GenerationSettings
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "detect"
+EXAMPLES = ROOT / "examples" / "detect"
 
 CAT = '{"box_2d": [100, 250, 500, 750], "label": "cat"}'
 DOG = '{"box_2d": [250, 125, 750, 375], "label": "dog"}'

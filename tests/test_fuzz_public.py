@@ -20,6 +20,7 @@ from conftest import ROOT
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis_jsonschema import from_schema
+from mcp_client import mcp_session
 
 EXAMPLES = ROOT / "examples"
 FILES = {
@@ -93,17 +94,10 @@ def is_simple(schema) -> bool:
 @pytest.fixture(scope="module")
 def published(app_server):
     """`/gradio_api/info`'s named endpoints and MCP `tools/list`, as the app serves them now."""
-    from mcp import ClientSession
-    from mcp.client.streamable_http import streamablehttp_client
-
     info = httpx.get(f"{app_server.url}gradio_api/info", timeout=30).json()["named_endpoints"]
 
     async def tools():
-        async with (
-            streamablehttp_client(app_server.url + "gradio_api/mcp/") as (read, write, _),
-            ClientSession(read, write) as session,
-        ):
-            await session.initialize()
+        async with mcp_session(app_server.url) as session:
             return {tool.name: tool.inputSchema for tool in (await session.list_tools()).tools}
 
     return info, asyncio.run(tools())
@@ -263,15 +257,8 @@ def tool_arguments(data, schema: dict, endpoint: dict, files: dict) -> dict:
 
 
 async def call_tools(url: str, calls: list[tuple[str, dict]]) -> list[tuple[bool, str]]:
-    from mcp import ClientSession
-    from mcp.client.streamable_http import streamablehttp_client
-
     results = []
-    async with (
-        streamablehttp_client(url + "gradio_api/mcp/") as (read, write, _),
-        ClientSession(read, write) as session,
-    ):
-        await session.initialize()
+    async with mcp_session(url) as session:
         for name, args in calls:
             result = await asyncio.wait_for(session.call_tool(name, args), CALL_TIMEOUT_S)
             results.append((result.isError, json.dumps([getattr(p, "text", "") for p in result.content])))

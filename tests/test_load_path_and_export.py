@@ -11,16 +11,14 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import ROOT
 
 from pipelines.errors import InputError
 from pipelines.model import load_meter, nf4, quantization, streaming_load
 from pipelines.model.variants import register_checkpoint
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_nf4_rows_quantized_in_chunks_equal_bitsandbytes_whole_matrix_and_gather_exactly():

@@ -14,6 +14,7 @@ import threading
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+import hostile_preview
 import pytest
 from waiting import wait_for
 
@@ -21,61 +22,6 @@ from pipelines.media.browser import headless_chromium
 from pipelines.screenshot import preview_iframe
 
 pytestmark = pytest.mark.browser
-
-SECRET = "s3cret-session-value"
-MARKER = "preview-escape-marker"
-
-HOSTILE_PAGE = """<!DOCTYPE html><html><body><h1>Totally harmless page</h1>
-<script>
-const APP = "__APP_URL__";
-function report(name, outcome, detail) {
-  parent.postMessage({probe: "preview", name: name, outcome: outcome, detail: String(detail)}, "*");
-}
-function attempt(name, action) {
-  try {
-    report(name, "succeeded", action());
-  } catch (error) {
-    report(name, "blocked", error.name + ": " + error.message);
-  }
-}
-function needValue(value, what) {
-  if (value === null || value === undefined || value === "") throw new Error("no " + what);
-  return value;
-}
-async function probe() {
-  attempt("read_parent_document", () => parent.document.body.innerHTML);
-  attempt("read_top_document", () => top.document.title);
-  attempt("read_cookie", () => needValue(document.cookie, "cookie"));
-  attempt("read_local_storage", () => needValue(localStorage.getItem("preview-secret"), "stored item"));
-  attempt("read_session_storage", () => sessionStorage.length);
-  attempt("open_popup", () => {
-    // Only test the handle: stringifying a cross-origin window would throw and look like a block.
-    if (!window.open(APP + "?popup=__MARKER__", "_blank")) throw new Error("window.open returned null");
-    return "window opened";
-  });
-  try {
-    const response = await fetch(APP + "?fetch=__MARKER__");
-    report("fetch_app", "succeeded", response.status);
-  } catch (error) {
-    report("fetch_app", "blocked", error.name + ": " + error.message);
-  }
-  attempt("navigate_top", () => { top.location.href = APP + "?navigated=__MARKER__"; return "assigned"; });
-  attempt("navigate_parent", () => { parent.location.href = APP + "?parent=__MARKER__"; return "assigned"; });
-  const form = document.createElement("form");
-  form.action = APP + "?form=__MARKER__";
-  form.method = "post";
-  form.target = "_top";
-  document.body.appendChild(form);
-  attempt("submit_form", () => { form.submit(); return "submit() returned"; });
-  // Had any navigation of the app gone through, this page would be gone before reporting.
-  setTimeout(() => report("finished", "done", location.href), 500);
-}
-probe();
-</script></body></html>"""
-
-READ_ATTEMPTS = ("read_parent_document", "read_top_document", "read_cookie", "read_local_storage",
-                 "read_session_storage")  # fmt: skip
-ACTION_ATTEMPTS = ("open_popup", "fetch_app", "navigate_top", "navigate_parent")
 
 
 def free_port() -> int:
@@ -101,7 +47,7 @@ def preview_app():
 
     port = free_port()
     running = PreviewApp(url=f"http://127.0.0.1:{port}/")
-    hostile = HOSTILE_PAGE.replace("__APP_URL__", running.url).replace("__MARKER__", MARKER)
+    hostile = hostile_preview.hostile_page(running.url)
     with gr.Blocks(analytics_enabled=False, title="Preview sandbox test") as blocks:
         preview = gr.HTML(preview_iframe(""))
         show = gr.Button("Show preview")
@@ -156,38 +102,18 @@ def test_preview_cannot_reach_the_app(preview_app):
                     else route.abort("blockedbyclient")
                 ),
             )
-            context.add_cookies([{"name": "session", "value": SECRET, "url": app_url}])
+            context.add_cookies([{"name": "session", "value": hostile_preview.SECRET, "url": app_url}])
             page = context.new_page()
             page.set_default_timeout(20_000)
             page.goto(app_url)
-            page.evaluate(
-                """secret => {
-                    localStorage.setItem("preview-secret", secret);
-                    sessionStorage.setItem("preview-secret", secret);
-                    window.previewReports = [];
-                    window.addEventListener("message", event => {
-                        if (event.data && event.data.probe === "preview") window.previewReports.push(event.data);
-                    });
-                }""",
-                SECRET,
-            )
-            assert SECRET in page.evaluate("document.cookie")
+            hostile_preview.plant_secret_and_collect_reports(page)
 
             page.get_by_role("button", name="Show preview").click()
-            # A successful escape replaces the app page (and its report list) before the end.
-            page.wait_for_function(
-                "!window.previewReports || window.previewReports.some(report => report.name === 'finished')"
-            )
+            hostile_preview.wait_until_the_probe_finishes(page)
             assert page.url == app_url, "the preview navigated the app away"
-            reports = {report["name"]: report for report in page.evaluate("window.previewReports")}
 
-            for name in READ_ATTEMPTS + ACTION_ATTEMPTS:
-                assert reports[name]["outcome"] == "blocked", reports[name]
-            assert all(SECRET not in report["detail"] for report in reports.values())
-            # form.submit() fails silently in a sandbox; the server-side record below proves it.
-            assert reports["submit_form"]["detail"] == "submit() returned"
-            assert reports["finished"]["detail"] == "about:srcdoc"
-            assert [url for url in preview_app.received if MARKER in url] == []
+            hostile_preview.assert_every_escape_was_blocked(page)
+            assert [url for url in preview_app.received if hostile_preview.MARKER in url] == []
             assert pages == [page]
 
             page.get_by_label("Message").fill("still alive")

@@ -17,6 +17,7 @@ import httpx
 import pytest
 from conftest import ROOT
 from gradio_client import handle_file
+from mcp_client import mcp_session
 from PIL import Image
 
 from app.uploads import NOT_SERVED
@@ -342,18 +343,11 @@ MCP_SETTINGS = {
 def test_every_tool_is_callable_by_a_real_mcp_client(app_server, use_scripted):
     import asyncio
 
-    from mcp import ClientSession
-    from mcp.client.streamable_http import streamablehttp_client
-
     use_scripted("<|channel>thought\nOk.<channel|>Done.")
 
     async def session_calls():
         results = {}
-        async with (
-            streamablehttp_client(app_server.url + "gradio_api/mcp/") as (read, write, _),
-            ClientSession(read, write) as session,
-        ):
-            await session.initialize()
+        async with mcp_session(app_server.url) as session:
             tools = {tool.name: tool for tool in (await session.list_tools()).tools}
             for name in MCP_REQUIRED:
                 assert name in tools, sorted(tools)

@@ -6,10 +6,10 @@ import asyncio
 import socket
 import threading
 from html.parser import HTMLParser
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import ROOT
 from PIL import Image
 
 from pipelines.errors import CapabilityError, InputError
@@ -35,7 +35,6 @@ from pipelines.screenshot import (
 )
 from pipelines.settings import GenerationSettings
 
-ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES_DIR = ROOT / "examples" / "screenshots"
 
 PAGE = """<!DOCTYPE html>

@@ -6,7 +6,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from conftest import SETTINGS
+from conftest import ROOT, SETTINGS
 from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
@@ -31,7 +31,6 @@ from pipelines.screenshot import (
     unfenced_document,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES_DIR = ROOT / "examples" / "screenshots"
 EXAMPLE_SCREENSHOT = EXAMPLES_DIR / "pricing_card.png"
 EXAMPLE_SOURCE = (EXAMPLES_DIR / "pricing_card.html").read_text().strip()

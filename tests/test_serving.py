@@ -11,6 +11,7 @@ import time
 import httpx
 import pytest
 from conftest import SETTINGS, ScriptedModel, free_port
+from mcp_client import mcp_session
 
 from app import model_access
 from app.admission import ADDRESS_FULL, SESSION_FULL
@@ -303,9 +304,6 @@ def test_no_public_endpoint_takes_a_gr_state(app_server):
 def test_compare_takes_no_image_by_http_client_and_mcp_and_tools_are_named_like_endpoints(
     app_server, client, use_scripted
 ):
-    from mcp import ClientSession
-    from mcp.client.streamable_http import streamablehttp_client
-
     use_scripted("Grouped heads share keys.", variant="E2B")
     info = httpx.get(f"{app_server.url}gradio_api/info", timeout=30).json()["named_endpoints"]
     image = next(p for p in info["/compare"]["parameters"] if p["parameter_name"] == "image")
@@ -314,11 +312,7 @@ def test_compare_takes_no_image_by_http_client_and_mcp_and_tools_are_named_like_
     assert "Grouped heads" in column_a and "Grouped heads" in column_b and len(table["data"]) == 2
 
     async def over_mcp():
-        async with (
-            streamablehttp_client(app_server.url + "gradio_api/mcp/") as (read, write, _),
-            ClientSession(read, write) as session,
-        ):
-            await session.initialize()
+        async with mcp_session(app_server.url) as session:
             tools = {tool.name: tool for tool in (await session.list_tools()).tools}
             result = await session.call_tool("compare", {"prompt": "Hello?", **{"max_new_tokens": 16}})
             return tools, result

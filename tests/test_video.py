@@ -12,10 +12,10 @@ import math
 import shutil
 import subprocess
 import wave
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import ROOT
 from PIL import Image
 
 import pipelines.media.video as video
@@ -36,7 +36,6 @@ from pipelines.video_qa import (
 )
 
 FFMPEG = shutil.which("ffmpeg")
-ROOT = Path(__file__).resolve().parents[1]
 WIDTH, HEIGHT = 160, 120
 BLOCK = 40
 BITS = (WIDTH // BLOCK) * (HEIGHT // BLOCK)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SETTINGS, BlocksWiring
+from conftest import ROOT, SETTINGS, BlocksWiring
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
@@ -30,7 +30,7 @@ from pipelines.model.contract import AUDIO_SAMPLE_RATE
 from pipelines.video_qa import VIDEO_EXAMPLES, VideoTurn
 from pipelines.voice import estimate_audio_tokens
 
-CLIPS = Path(__file__).resolve().parents[1] / "examples" / "video"
+CLIPS = ROOT / "examples" / "video"
 RED_SQUARE = CLIPS / "red_square.mp4"
 COUNTDOWN = CLIPS / "countdown.mp4"
 TRAFFIC_LIGHT = CLIPS / "traffic_light.webm"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import itertools
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import ROOT
 
 from pipelines.errors import CapabilityError, InputError
 from pipelines.settings import GenerationSettings
@@ -371,7 +371,7 @@ def test_example_clips_are_short_16khz_mono_speech_with_a_licence_note():
     from pipelines.media.audio import load_audio
     from pipelines.voice import VOICE_EXAMPLES
 
-    folder = Path(__file__).resolve().parents[1] / "examples" / "voice"
+    folder = ROOT / "examples" / "voice"
     licence = (folder / "LICENSE.md").read_text()
     assert "CC0" in licence
     for example in VOICE_EXAMPLES:

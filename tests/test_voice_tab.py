@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SETTINGS, BlocksWiring
+from conftest import ROOT, SETTINGS, BlocksWiring
 from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 
@@ -33,7 +33,7 @@ from pipelines.voice import (
     run_voice_chat,
 )
 
-CLIPS = Path(__file__).resolve().parents[1] / "examples" / "voice"
+CLIPS = ROOT / "examples" / "voice"
 CAPITAL = CLIPS / "capital_of_france.wav"
 OCTOPUS = CLIPS / "octopus_fact.wav"
 WALK = CLIPS / "walk_in_the_park.wav"

@@ -27,3 +27,10 @@ def wait_for(condition: Callable[[], T], what: str, *, deadline_s: float = DEFAU
         if time.monotonic() > give_up_at:
             raise AssertionError(f"{what}: still not so after {deadline_s:g} s")
         time.sleep(POLL_INTERVAL_S)
+
+
+def wait_for_generation(finished_before: int) -> None:
+    """Until the app has finished more generations than `finished_before`, read before the request was sent."""
+    from pipelines.model import generation
+
+    wait_for(lambda: generation.concurrency.finished > finished_before, "the generation finishes")
