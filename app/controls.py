@@ -20,7 +20,7 @@ from pipelines.model.contract import (
     checked_image_budget,
     checked_integer,
 )
-from pipelines.model.loader import QUANTIZATIONS
+from pipelines.model.local.loader import QUANTIZATIONS
 from pipelines.model.variants import DEFAULT_VARIANT, VARIANTS
 
 # Every event that runs the model shares this queue, so one model serves one request at a time.

@@ -46,7 +46,7 @@ def load_state() -> LoadState:
 
 
 def _load_with_loader(variant: str, quantization: str, progress: ProgressCallback | None) -> ChatModel:
-    from pipelines.model.loader import load_model
+    from pipelines.model.local.loader import load_model
 
     return load_model(variant, quantization, progress=progress)
 
@@ -316,7 +316,7 @@ def connect_openai_backend(base_url: str, api_key: str | None = None):
     An unreachable server doesn't stop the app from starting: the status area says why, the
     list is empty, and each request tries the server again.
     """
-    from pipelines.model.remote import OpenAIBackend
+    from pipelines.model.remote.openai_backend import OpenAIBackend
 
     backend = OpenAIBackend(base_url, api_key)
     use_backend(backend)

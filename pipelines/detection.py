@@ -25,7 +25,7 @@ import json_repair
 from pipelines.errors import InputError
 from pipelines.media.images import fit_for_model, open_image
 from pipelines.model.contract import ChatModel, Delta
-from pipelines.model.thinking import split_thinking
+from pipelines.model.format.thinking import split_thinking
 
 DetectionMode = Literal["boxes", "points"]
 DETECTION_MODES: tuple[str, ...] = ("boxes", "points")

@@ -213,7 +213,7 @@ def test_spaces_gpu_wrapper_is_a_no_op_off_zero_gpu(monkeypatch, use_scripted):
 
 
 def test_zero_gpu_places_weights_on_cuda_in_bf16(monkeypatch):
-    from pipelines.model.loader import pick_device, resolve_quantization
+    from pipelines.model.local.loader import pick_device, resolve_quantization
 
     monkeypatch.setenv("SPACES_ZERO_GPU", "true")
     assert pick_device() == "cuda"

@@ -10,14 +10,14 @@ from conftest import ROOT
 
 PACKAGES = ("app", "pipelines")
 # What tasks (pipelines/*.py and pipelines/tools, pipelines/media) may use of the model layer.
-TASK_MAY_IMPORT = {"pipelines.model.contract", "pipelines.model.thinking", "pipelines.model.variants"}
+TASK_MAY_IMPORT = {"pipelines.model.contract", "pipelines.model.format.thinking", "pipelines.model.variants"}
 # The model layer's internals that the UI never imports.
 APP_MAY_NOT_IMPORT = {
-    "pipelines.model.generation",
-    "pipelines.model.quantization",
-    "pipelines.model.prompt",
-    "pipelines.model.processor",
-    "pipelines.model.tiny",
+    "pipelines.model.local.generation",
+    "pipelines.model.quant.quantization",
+    "pipelines.model.format.prompt",
+    "pipelines.model.local.processor",
+    "pipelines.model.local.tiny",
 }
 HEAVY = ("torch", "transformers", "bitsandbytes", "accelerate")
 

@@ -29,7 +29,7 @@ FOLLOW_UP_REPLY = "It stays in the top-right corner until the end."
 
 
 def wait_for_generation(finished_before: int) -> None:
-    from pipelines.model import generation
+    from pipelines.model.local import generation
 
     wait_for(lambda: generation.concurrency.finished > finished_before, "the generation finishes")
 
@@ -48,7 +48,7 @@ def expected_captions(frames: int) -> list[str]:
 
 
 def test_example_runs_end_to_end_on_tiny_with_timestamped_frames(page):
-    from pipelines.model import generation
+    from pipelines.model.local import generation
 
     page.get_by_label("Max new tokens").first.fill("24")
     open_tab_with_red_square_example(page, frames=4)

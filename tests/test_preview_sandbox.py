@@ -9,12 +9,12 @@ no request reached the app, no popup opened, the top URL is unchanged, and the a
 
 from __future__ import annotations
 
-import socket
 import threading
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import pytest
+from local_server import free_port
 from waiting import wait_for
 
 from pipelines.media.browser import headless_chromium
@@ -76,12 +76,6 @@ probe();
 READ_ATTEMPTS = ("read_parent_document", "read_top_document", "read_cookie", "read_local_storage",
                  "read_session_storage")  # fmt: skip
 ACTION_ATTEMPTS = ("open_popup", "fetch_app", "navigate_top", "navigate_parent")
-
-
-def free_port() -> int:
-    with socket.socket() as probe_socket:
-        probe_socket.bind(("127.0.0.1", 0))
-        return probe_socket.getsockname()[1]
 
 
 @dataclass

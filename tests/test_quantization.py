@@ -9,10 +9,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pipelines.model import nf4, quantization, quantized_modules
 from pipelines.model.contract import drain
-from pipelines.model.loader import LoadedModel, _load_from_folder, load_model, tensor_bytes_by_device
-from pipelines.model.reference_configs import build_config, tiny_special_token_ids, write_checkpoint
+from pipelines.model.local.loader import LoadedModel, _load_from_folder, load_model, tensor_bytes_by_device
+from pipelines.model.local.synthetic import build_config, tiny_special_token_ids, write_checkpoint
+from pipelines.model.quant import nf4, quantization, quantized_modules
 from pipelines.model.variants import get_variant
 
 PROMPT_COUNT = 6
@@ -249,7 +249,7 @@ def test_every_4bit_layer_the_avx512_bf16_cpu_path_would_repack_meets_its_shape_
     import bitsandbytes.functional as bnb_functional
     import bitsandbytes.nn.modules as bnb_modules
 
-    from pipelines.model.loader import unload_model
+    from pipelines.model.local.loader import unload_model
 
     monkeypatch.setattr(bnb_modules, "has_avx512bf16", lambda: True)
     unload_model()

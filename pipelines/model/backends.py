@@ -30,7 +30,7 @@ class Backend(Protocol):
 
 
 class LocalBackend:
-    """Today's path: one resident model in this process, through `pipelines.model.loader`."""
+    """Today's path: one resident model in this process, through `pipelines.model.local.loader`."""
 
     def list_models(self) -> list[str]:
         return list(VARIANTS)
@@ -38,7 +38,7 @@ class LocalBackend:
     def get_model(
         self, name: str, quantization: str = "auto", progress: ProgressCallback | None = None
     ) -> ChatModel:
-        from pipelines.model.loader import load_model
+        from pipelines.model.local.loader import load_model
 
         return load_model(name, quantization, progress=progress)
 
@@ -53,7 +53,7 @@ def make_backend(kind: str, *, base_url: str | None = None, api_key: str | None 
                 "The openai backend needs the server's URL: pass --base-url http://host:port/v1 "
                 "(or set OPENAI_BASE_URL)."
             )
-        from pipelines.model.remote import OpenAIBackend
+        from pipelines.model.remote.openai_backend import OpenAIBackend
 
         return OpenAIBackend(base_url, api_key)
     raise InputError(f"Unknown backend {kind!r}. Choose one of: {', '.join(BACKENDS)}.")
@@ -67,7 +67,7 @@ def unavailable_quantizations() -> dict[str, str]:
 
     The selector shows the reasons before anything loads, and a request for one is refused with them.
     """
-    from pipelines.model.loader import BITSANDBYTES_MISSING
+    from pipelines.model.local.loader import BITSANDBYTES_MISSING
 
     if importlib.util.find_spec("bitsandbytes") is None:
         return {"4bit": BITSANDBYTES_MISSING, "8bit": BITSANDBYTES_MISSING}

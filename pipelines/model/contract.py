@@ -33,11 +33,11 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 
 from pipelines.errors import CapabilityError, InputError
-from pipelines.model.prompt import clean_messages, text_length, without_control_tokens
+from pipelines.model.format.prompt import clean_messages, text_length, without_control_tokens
+from pipelines.model.format.tool_stream import parse_tool_calls, split_tool_calls
 
 # Tool calls are part of what every model streams; tasks get their type and parser from here.
-from pipelines.model.tool_format import ToolCall, format_tool_call, format_tool_response
-from pipelines.model.tool_stream import parse_tool_calls, split_tool_calls
+from pipelines.model.format.tools import ToolCall, format_tool_call, format_tool_response
 
 __all__ = [
     "AUDIO_SAMPLE_RATE",

@@ -25,7 +25,7 @@ class VariantSpec:
     reference_weights_gb: dict[str, float] = field(default_factory=dict)
     sampling: dict[str, float] = field(default_factory=lambda: dict(RECOMMENDED_SAMPLING))
     description: str = ""
-    # A pre-quantized checkpoint (`python -m pipelines.model.export`): its quantization, and its folder
+    # A pre-quantized checkpoint (`python -m pipelines.model.local.export`): its quantization, and its folder
     # when it is local (None for a Hub id).
     prequantized: str | None = None
     folder: str | None = None

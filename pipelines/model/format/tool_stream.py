@@ -5,8 +5,8 @@ See `tool_format.py` for the format and the rules for what stays visible.
 
 from __future__ import annotations
 
-from pipelines.model.thinking import ThinkingSplitter, held_back_length, split_thinking
-from pipelines.model.tool_format import (
+from pipelines.model.format.thinking import ThinkingSplitter, held_back_length, split_thinking
+from pipelines.model.format.tools import (
     MARKERS,
     TOOL_CALL_CLOSE,
     TOOL_CALL_OPEN,

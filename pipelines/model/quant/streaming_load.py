@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import contextlib
 
-from pipelines.model.accounting import large_allocations_mapped
-from pipelines.model.load_meter import LoadMeter, host_phase, meter_mapped, meter_probe, metering
-from pipelines.model.nf4 import Nf4Tensor, linear_nf4, nf4_linear
-from pipelines.model.quantization import (
+from pipelines.model.local.accounting import large_allocations_mapped
+from pipelines.model.quant.load_meter import LoadMeter, host_phase, meter_mapped, meter_probe, metering
+from pipelines.model.quant.nf4 import Nf4Tensor, linear_nf4, nf4_linear
+from pipelines.model.quant.quantization import (
     TOWER_PREFIXES,
     accelerator_bytes,
     host_embedding,
@@ -18,7 +18,13 @@ from pipelines.model.quantization import (
     quiet_int8_warning,
     vocabulary_bits,
 )
-from pipelines.model.quantized_modules import HOST, get_classes, int8_scales, int8_vocabulary_class, replace
+from pipelines.model.quant.quantized_modules import (
+    HOST,
+    get_classes,
+    int8_scales,
+    int8_vocabulary_class,
+    replace,
+)
 
 # --- reading checkpoints one tensor at a time ------------------------------------------------------------
 
@@ -111,7 +117,7 @@ def is_prequantized(folder) -> bool:
 def load_streaming(folder, device: str, *, meter: LoadMeter | None = None, reader=None, config=None):
     """Build the model on the meta device and fill it one tensor at a time, quantized (see module doc).
 
-    A bf16 checkpoint is quantized on load; a checkpoint written by `pipelines.model.export` (it has a
+    A bf16 checkpoint is quantized on load; a checkpoint written by `pipelines.model.local.export` (it has a
     `showcase_quantization.json`) is read as it is. Raises `UnsupportedCheckpoint` when the tensor
     names don't match the model, so the caller can fall back to `from_pretrained`.
     """
@@ -329,7 +335,7 @@ class _ReadQuantized:
 
 
 def quantized_records(model) -> tuple[dict, dict]:
-    """(tensors, manifest modules) describing a `4bit` model exactly, for `pipelines.model.export`."""
+    """(tensors, manifest modules) describing a `4bit` model exactly, for `pipelines.model.local.export`."""
     import bitsandbytes as bnb
 
     nf4_stack, nf4_experts, nf4_vocabulary_embedding, nf4_host_embedding, _ = get_classes()

@@ -26,9 +26,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pipelines.errors import BackendError, InputError
 from pipelines.model.contract import ChatModel, Delta, GenerationOptions, Usage
-from pipelines.model.remote_messages import openai_messages
-from pipelines.model.remote_stream import ServerToolCalls, TextBatches, read_server_usage, reasoning_text
-from pipelines.model.reply_parser import ReplyParser
+from pipelines.model.format.reply_parser import ReplyParser
+from pipelines.model.remote.messages import openai_messages
+from pipelines.model.remote.stream import ServerToolCalls, TextBatches, read_server_usage, reasoning_text
 from pipelines.model.variants import modalities_for
 
 log = logging.getLogger(__name__)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from pipelines.model.load_meter import meter_probe
-from pipelines.model.nf4 import NF4_BLOCKSIZE, Nf4Tensor, linear_nf4
+from pipelines.model.quant.load_meter import meter_probe
+from pipelines.model.quant.nf4 import NF4_BLOCKSIZE, Nf4Tensor, linear_nf4
 
 # Where the per-layer-embedding table lives: host memory, whatever the accelerator.
 HOST = "cpu"

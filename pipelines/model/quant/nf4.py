@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipelines.model.load_meter import meter_probe
+from pipelines.model.quant.load_meter import meter_probe
 
 NF4_BLOCKSIZE = 64
 

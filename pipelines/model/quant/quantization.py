@@ -19,7 +19,7 @@ in bf16, so "4-bit" models were 1.1x to 3x Google's own Q4_0 footprint. Here eve
 `load_streaming` builds the model on the meta device and reads the checkpoint one tensor (or one chunk
 of rows of a big table, or one expert) at a time through safetensors' mmap, quantizes it on the target
 device and places it, so the load peak exceeds the final size by about one decoder layer in bf16
-whatever the depth. A checkpoint written by `pipelines.model.export` holds the quantized tensors
+whatever the depth. A checkpoint written by `pipelines.model.local.export` holds the quantized tensors
 themselves ("records", listed in `showcase_quantization.json`); the same walker then only reads them.
 
 Host-resident tensors are listed in `model._showcase_offloaded_tensors`, so the loader's
@@ -31,9 +31,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from pipelines.model.load_meter import meter_probe
-from pipelines.model.nf4 import Nf4Tensor, nf4_linear, packed_cpu_path_accepts
-from pipelines.model.quantized_modules import (
+from pipelines.model.quant.load_meter import meter_probe
+from pipelines.model.quant.nf4 import Nf4Tensor, nf4_linear, packed_cpu_path_accepts
+from pipelines.model.quant.quantized_modules import (
     HOST,
     get_classes,
     int8_vocabulary_class,
@@ -262,7 +262,7 @@ def accelerator_bytes(model, device: str) -> int:
     """
     import torch
 
-    from pipelines.model.accounting import tensor_bytes_by_device
+    from pipelines.model.local.accounting import tensor_bytes_by_device
 
     target = torch.device(device)
 

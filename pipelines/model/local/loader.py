@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipelines.errors import ModelLoadError
-from pipelines.model.accounting import free_memory, tensor_bytes_by_device
 from pipelines.model.contract import ChatModel, Delta, GenerationOptions, Usage
-from pipelines.model.generation import prepare_inputs, stream_local
+from pipelines.model.local.accounting import free_memory, tensor_bytes_by_device
+from pipelines.model.local.generation import prepare_inputs, stream_local
 from pipelines.model.variants import VariantSpec, get_variant
 
 log = logging.getLogger(__name__)
@@ -236,7 +236,7 @@ def _load(spec: VariantSpec, quantization: str, device: str, report: ProgressCal
     if spec.folder:
         folder = spec.folder
     elif spec.key == "tiny":
-        from pipelines.model.tiny import build_tiny_checkpoint, tiny_checkpoint_built
+        from pipelines.model.local.tiny import build_tiny_checkpoint, tiny_checkpoint_built
 
         # Built once and cached: after that, "preparing" would be a false promise.
         if not tiny_checkpoint_built():
@@ -282,15 +282,15 @@ def _load_from_folder(folder: str, quantization: str, device: str, *, meter=None
     """Load a checkpoint folder. `4bit` (and any pre-quantized export) goes layer by layer.
 
     `4bit` builds the model on the meta device and reads, quantizes and places one tensor at a time
-    (`pipelines.model.quantization.load_streaming`), so the load never holds the bf16 model. A folder
-    written by `pipelines.model.export` is read as it is, whatever `quantization` says. `meter`
+    (`pipelines.model.quant.streaming_load.load_streaming`), so the load never holds the bf16 model. A folder
+    written by `pipelines.model.local.export` is read as it is, whatever `quantization` says. `meter`
     (a `load_meter.LoadMeter`) records the load peak for the benchmarks.
     """
     import torch
     from transformers import AutoModelForImageTextToText
 
-    from pipelines.model import streaming_load
-    from pipelines.model.processor import load_processor
+    from pipelines.model.local.processor import load_processor
+    from pipelines.model.quant import streaming_load
 
     processor = load_processor(folder)
     if quantization == "4bit" or streaming_load.is_prequantized(folder):
@@ -314,7 +314,7 @@ def _load_from_folder(folder: str, quantization: str, device: str, *, meter=None
     kwargs["device_map"] = device
     model = AutoModelForImageTextToText.from_pretrained(folder, **kwargs)
     if quantization == "4bit":
-        from pipelines.model.quantization import finish_4bit
+        from pipelines.model.quant.quantization import finish_4bit
 
         finish_4bit(model, device)
     model.eval()
@@ -322,7 +322,7 @@ def _load_from_folder(folder: str, quantization: str, device: str, *, meter=None
 
 
 def _fitted_to_cpu_kernels(model):
-    from pipelines.model.quantization import keep_4bit_layers_on_cpu_paths_that_fit
+    from pipelines.model.quant.quantization import keep_4bit_layers_on_cpu_paths_that_fit
 
     generic = keep_4bit_layers_on_cpu_paths_that_fit(model)
     if generic:

@@ -16,8 +16,8 @@ from collections.abc import Iterator
 
 from pipelines.errors import GenerationError, InputError
 from pipelines.model.contract import AUDIO_SAMPLE_RATE, Delta, GenerationOptions, Usage, max_input_tokens
-from pipelines.model.prompt import split_media
-from pipelines.model.reply_parser import ReplyParser
+from pipelines.model.format.prompt import split_media
+from pipelines.model.format.reply_parser import ReplyParser
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ def _stream(
     import torch
     from transformers import StoppingCriteria, StoppingCriteriaList
 
-    from pipelines.model.cache import generation_cache_kwargs
+    from pipelines.model.local.cache import generation_cache_kwargs
 
     tokenizer = loaded.processor.tokenizer
     # Set when this stream ends, however it ends; the caller's stop_event stays the caller's to set.
@@ -162,7 +162,7 @@ def _stream(
             if on_cuda:
                 torch.cuda.reset_peak_memory_stats(loaded.device)
             with torch.inference_mode():
-                # KV cache with one tensor per K=V global layer (pipelines/model/cache.py, issue #18).
+                # KV cache with one tensor per K=V global layer (pipelines/model/local/cache.py, issue #18).
                 generation_kwargs.update(generation_cache_kwargs(loaded.model))
                 streamer.engine_started_at = time.monotonic()
                 output = loaded.model.generate(**generation_kwargs)
@@ -241,7 +241,7 @@ def _time_from_engine(usage: Usage, streamer) -> None:
 def _explain_generation_failure(error: BaseException, loaded) -> Exception:
     text = f"{type(error).__name__}: {error}".lower()
     if "out of memory" in text or "outofmemory" in text or isinstance(error, MemoryError):
-        from pipelines.model.accounting import free_memory
+        from pipelines.model.local.accounting import free_memory
 
         free_memory()
         return GenerationError(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 
-from pipelines.model.accounting import distinct_storage_bytes
+from pipelines.model.local.accounting import distinct_storage_bytes
 
 # --- load accounting --------------------------------------------------------------------------------
 
@@ -73,7 +73,7 @@ class LoadMeter:
         self.rss_anon_peak = max(self.rss_anon_peak, rss_anon_bytes())
 
     def place(self, module_or_tensors, *, host: bool = False) -> None:
-        from pipelines.model.accounting import tensor_bytes_by_device
+        from pipelines.model.local.accounting import tensor_bytes_by_device
 
         if isinstance(module_or_tensors, list | tuple):
             size = self._bytes(module_or_tensors)
