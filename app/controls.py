@@ -13,14 +13,13 @@ from app import model_access
 from app.api_types import CheckedSlider, IntegerChoice
 from app.errors import user_facing
 from pipelines.errors import InputError
-from pipelines.model.backends import unavailable_quantizations
+from pipelines.model.backends import QUANTIZATIONS, unavailable_quantizations
 from pipelines.model.contract import (
     IMAGE_BUDGETS,
     MAX_NEW_TOKENS_LIMIT,
     checked_image_budget,
     checked_integer,
 )
-from pipelines.model.local.loader import QUANTIZATIONS
 from pipelines.model.variants import DEFAULT_VARIANT, VARIANTS
 
 # Every event that runs the model shares this queue, so one model serves one request at a time.

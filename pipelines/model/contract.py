@@ -45,6 +45,7 @@ __all__ = [
     "ChatModel",
     "Delta",
     "GenerationOptions",
+    "ProgressCallback",
     "ToolCall",
     "Usage",
     "format_tool_call",
@@ -65,6 +66,7 @@ CHARACTERS_PER_TOKEN_BOUND = 8
 ROLES = ("system", "user", "assistant", "tool")
 PART_TYPES = ("text", "image", "audio", "video")
 SAMPLING_LIMITS = {"temperature": (0.0, 2.0), "top_p": (0.0, 1.0), "top_k": (0, 1000)}
+ProgressCallback = Callable[[float | None, str], None]  # (fraction in [0, 1] or None, stage)
 
 
 def max_input_tokens() -> int:

@@ -11,19 +11,18 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from pipelines.errors import ModelLoadError
-from pipelines.model.contract import ChatModel, Delta, GenerationOptions, Usage
+from pipelines.model.contract import ChatModel, Delta, GenerationOptions, ProgressCallback, Usage
 from pipelines.model.local.accounting import free_memory, tensor_bytes_by_device
 from pipelines.model.local.generation import prepare_inputs, stream_local
-from pipelines.model.variants import VariantSpec, get_variant
+from pipelines.model.variants import BITSANDBYTES_MISSING, QUANTIZATIONS, VariantSpec, get_variant
 
 log = logging.getLogger(__name__)
 
-QUANTIZATIONS = ("auto", "4bit", "8bit", "bf16", "fp32")
 # The vision and audio towers are small and sensitive; the savings are in the text decoder.
 # transformers matches these from the start of the module name.
 UNQUANTIZED_MODULES = [
@@ -33,9 +32,6 @@ UNQUANTIZED_MODULES = [
     "model.embed_audio",
     "lm_head",
 ]
-BITSANDBYTES_MISSING = "needs bitsandbytes, which is not installed here (pip install bitsandbytes on Linux), or choose bf16 or fp32"
-# progress(fraction in [0, 1] or None when unknown, human-readable stage)
-ProgressCallback = Callable[[float | None, str], None]
 
 
 @dataclass(eq=False)
