@@ -175,9 +175,8 @@ def measure_folder(folder: str, device: str) -> dict:
     import bitsandbytes  # noqa: F401
     import transformers.models.gemma4.modeling_gemma4  # noqa: F401
 
-    from pipelines.model.quant import load_meter, quantized_modules, streaming_load
+    from pipelines.model.quant import load_meter, streaming_load, torch_modules  # noqa: F401
 
-    quantized_modules.get_classes()
     gc.collect()
     with contextlib.suppress(OSError):
         Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS

@@ -99,12 +99,11 @@ def test_checkpoint_rows_are_metered_as_the_rows_read_not_the_whole_mapped_table
 
     table = torch.randn(1000, 256, dtype=torch.bfloat16)
     save_file({"table": table}, str(tmp_path / "model.safetensors"))
-    reader = streaming_load.CheckpointReader(tmp_path)
     meter = load_meter.LoadMeter("cpu")
-    with load_meter.metering(meter):
-        rows = reader.rows("table", 10, 20)
-        # What the loaders do next on a CPU: a same-device, same-dtype `.to` keeps the view.
-        meter.probe(rows.to("cpu", torch.bfloat16).contiguous(), torch.zeros(100, dtype=torch.uint8))
+    reader = streaming_load.CheckpointReader(tmp_path, meter=meter)
+    rows = reader.rows("table", 10, 20)
+    # What the loaders do next on a CPU: a same-device, same-dtype `.to` keeps the view.
+    meter.probe(rows.to("cpu", torch.bfloat16).contiguous(), torch.zeros(100, dtype=torch.uint8))
     assert torch.equal(rows, table[10:20])
     assert rows.untyped_storage().nbytes() == table.numel() * 2  # the view's storage is the whole mapping
     assert meter.peak == 10 * 256 * 2 + 100

@@ -12,7 +12,7 @@ import torch
 from pipelines.model.contract import drain
 from pipelines.model.local.loader import LoadedModel, _load_from_folder, load_model, tensor_bytes_by_device
 from pipelines.model.local.synthetic import build_config, tiny_special_token_ids, write_checkpoint
-from pipelines.model.quant import nf4, quantization, quantized_modules
+from pipelines.model.quant import nf4, quantization, torch_modules
 from pipelines.model.variants import get_variant
 
 PROMPT_COUNT = 6
@@ -47,7 +47,7 @@ def routing(tokens: int, experts: int, top_k: int, seed: int = 1):
 
 def test_nf4_experts_compute_exactly_with_their_dequantized_weights():
     experts = small_experts()
-    quantized = quantized_modules.nf4_experts_class()(experts)
+    quantized = torch_modules.Nf4Experts(experts)
     reference = small_experts()
     with torch.no_grad():
         for index in range(experts.num_experts):

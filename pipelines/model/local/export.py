@@ -111,9 +111,10 @@ def _move_into_place(out: Path, final: Path) -> None:
 def _write_export(out: Path, source, spec, variant: str, quantization: str, device: str) -> None:
     from pipelines.model.local.loader import _load_from_folder
     from pipelines.model.quant import streaming_load
+    from pipelines.model.quant.records import quantized_records
 
     model, processor = _load_from_folder(source, "4bit", device)
-    tensors, modules = streaming_load.quantized_records(model)
+    tensors, modules = quantized_records(model)
     files = write_safetensors(tensors, out)
     base_model = (spec.hub_id if spec is not None else None) or str(source)
     manifest = {
