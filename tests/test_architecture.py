@@ -138,6 +138,12 @@ def test_pipelines_never_import_gradio():
                     assert not any(n.split(".")[0] == "gradio" for n in names), f"{name} imports gradio"
 
 
+def test_no_folder_of_pipelines_holds_more_than_14_modules():
+    for folder in [ROOT / "pipelines", *(path for path in (ROOT / "pipelines").rglob("*") if path.is_dir())]:
+        count = len(list(folder.glob("*.py")))
+        assert count <= 14, f"{folder.relative_to(ROOT)} holds {count} modules: give them rooms"
+
+
 def test_no_file_in_app_or_pipelines_is_over_400_lines():
     for path in modules().values():
         lines = len(path.read_text(encoding="utf-8").splitlines())

@@ -1,6 +1,6 @@
 """Tool calls out of a streamed reply: `ToolCallSplitter` for answer text, `ToolReplySplitter` for raw output.
 
-See `tool_format.py` for the format and the rules for what stays visible.
+See `tools.py` for the format and the rules for what stays visible.
 """
 
 from __future__ import annotations

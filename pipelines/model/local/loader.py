@@ -280,7 +280,7 @@ def _load_from_folder(folder: str, quantization: str, device: str, *, meter=None
     `4bit` builds the model on the meta device and reads, quantizes and places one tensor at a time
     (`pipelines.model.quant.streaming_load.load_streaming`), so the load never holds the bf16 model. A folder
     written by `pipelines.model.local.export` is read as it is, whatever `quantization` says. `meter`
-    (a `load_meter.LoadMeter`) records the load peak for the benchmarks.
+    (a `pipelines.model.quant.load_meter.LoadMeter`) records the load peak for the benchmarks.
     """
     import torch
     from transformers import AutoModelForImageTextToText
