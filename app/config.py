@@ -65,7 +65,7 @@ def parse_config(argv: list[str] | None = None) -> AppConfig:
         type=_variant,
         default=env.get("SHOWCASE_VARIANT", DEFAULT_VARIANT),
         help=f"one of {', '.join(VARIANTS)}, or a folder or Hub id of a pre-quantized checkpoint "
-        "(python -m pipelines.model.export)",
+        "(python -m pipelines.model.local.export)",
     )
     parser.add_argument(
         "--quantization",

@@ -1,8 +1,9 @@
 """How UI handlers get the model, and what the status area says about it.
 
 Handlers never import torch or transformers: they ask `get_model(variant,
-quantization)`, which goes through the loader lazily. Tests swap the provider
-for a scripted double (`use_provider`), and a remote backend can do the same.
+quantization)`, which goes to a backend from the factory (`pipelines.model.backends`):
+the in-process one unless the app serves from a model server (`connect_openai_backend`).
+Tests swap the provider for a scripted double (`use_provider`).
 """
 
 from __future__ import annotations
@@ -14,12 +15,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from pipelines.errors import InputError, ModelLoadError, ShowcaseError
-from pipelines.model.contract import ChatModel
+from pipelines.model.backends import Backend, make_backend
+from pipelines.model.contract import ChatModel, ProgressCallback
 from pipelines.model.variants import VARIANTS
 
 log = logging.getLogger(__name__)
-
-ProgressCallback = Callable[[float | None, str], None]
 
 
 @dataclass
@@ -45,18 +45,12 @@ def load_state() -> LoadState:
         return LoadState(_state.stage, _state.message, _state.fraction)
 
 
-def _load_with_loader(variant: str, quantization: str, progress: ProgressCallback | None) -> ChatModel:
-    from pipelines.model.loader import load_model
-
-    return load_model(variant, quantization, progress=progress)
-
-
-def _describe_with_loader(model) -> str:
+def _describe(model) -> str:
     describe = getattr(model, "describe", None)
     return describe() if describe else f"{model.variant} (remote)"
 
 
-_provider: Callable[[str, str, ProgressCallback | None], ChatModel] = _load_with_loader
+_provider: Callable[[str, str, ProgressCallback | None], ChatModel] = make_backend("local").get_model
 
 # How long a switch to another model waits for the requests still generating with the current one.
 SWITCH_WAIT_S = 600.0
@@ -129,9 +123,9 @@ _gate = ModelGate()
 
 
 def use_provider(provider: Callable[[str, str, ProgressCallback | None], ChatModel] | None) -> None:
-    """Swap how models are obtained (tests, remote backends); `None` restores the local loader."""
+    """Swap how models are obtained (tests, remote backends); `None` restores the in-process backend."""
     global _provider
-    _provider = provider or _load_with_loader
+    _provider = provider or make_backend("local").get_model
     _gate.forget()
 
 
@@ -229,7 +223,7 @@ def _obtain(variant: str, quantization: str, progress: ProgressCallback | None) 
         log.exception("model load failed")
         _set_state("failed", f"Loading {variant} failed unexpectedly ({type(error).__name__}).")
         raise
-    _set_state("ready", _describe_with_loader(model), 1.0)
+    _set_state("ready", _describe(model), 1.0)
     return model
 
 
@@ -303,11 +297,9 @@ def status_markdown(variant: str | None = None) -> str:
 # --- remote serving backend ----------------------------------------------------------------------------
 
 
-def use_backend(backend) -> None:
-    """Get every model from `backend` (a `pipelines.model.backends.Backend`) instead of the local loader."""
-    use_provider(
-        lambda variant, quantization, progress=None: backend.get_model(variant, quantization, progress)
-    )
+def use_backend(backend: Backend) -> None:
+    """Get every model from `backend` (one `pipelines.model.backends.make_backend` built)."""
+    use_provider(backend.get_model)
 
 
 def connect_openai_backend(base_url: str, api_key: str | None = None):
@@ -316,9 +308,7 @@ def connect_openai_backend(base_url: str, api_key: str | None = None):
     An unreachable server doesn't stop the app from starting: the status area says why, the
     list is empty, and each request tries the server again.
     """
-    from pipelines.model.remote import OpenAIBackend
-
-    backend = OpenAIBackend(base_url, api_key)
+    backend = make_backend("openai", base_url=base_url, api_key=api_key)
     use_backend(backend)
     try:
         served = backend.list_models()

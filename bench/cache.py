@@ -1,8 +1,8 @@
-"""Decode speed of the K=V cache (`pipelines.model.cache.make_cache`) relative to transformers' DynamicCache.
+"""Decode speed of the K=V cache (`pipelines.model.local.cache.make_cache`) relative to transformers' DynamicCache.
 
 A random-weight 26B-A4B text model with its REAL attention layout (30 layers, 25 sliding with window
 1024 and 16 heads x 8 KV heads x 256, 5 global K=V layers with 16 heads x 2 KV heads x 512,
-proportional RoPE) and reduced widths (`reference_configs.build_layout_config`: `--hidden` instead of
+proportional RoPE) and reduced widths (`synthetic.build_layout_config`: `--hidden` instead of
 2,816, `--experts` MoE experts instead of 128 with top-k capped to that, a 1,024-token vocabulary; the MLP
 (2,112) and expert (704) widths stay real unless `--tiny`, which uses the test widths: hidden 64, MLP
 64, 4 experts of 32).
@@ -30,7 +30,7 @@ def build(args):
     import torch
     from transformers import Gemma4ForCausalLM
 
-    from pipelines.model.reference_configs import build_layout_config
+    from pipelines.model.local.synthetic import build_layout_config
 
     if args.tiny:
         config = build_layout_config("26B-A4B", vocab_size=args.vocab)
@@ -59,7 +59,7 @@ def fill(model, cache, context: int, seed: int = 0) -> None:
     import torch
     from transformers.models.gemma4.modeling_gemma4 import apply_rotary_pos_emb
 
-    from pipelines.model.cache import KEqVLayer
+    from pipelines.model.local.cache import KEqVLayer
 
     text = model.model
     parameter = next(model.parameters())
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from transformers import DynamicCache
 
-    from pipelines.model.cache import cache_bytes, make_cache
+    from pipelines.model.local.cache import cache_bytes, make_cache
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cpu")

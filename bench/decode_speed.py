@@ -1,7 +1,7 @@
 """Decode speed of the loader's `4bit` relative to bf16, on reduced-depth models with real widths (CPU).
 
 For each variant a synthetic checkpoint (real widths, random weights; `--layers` decoder layers,
-default 2 = one sliding + one full attention layer) is loaded through `pipelines.model.loader._load_from_folder`
+default 2 = one sliding + one full attention layer) is loaded through `pipelines.model.local.loader._load_from_folder`
 in bf16 and in 4bit. Decode rate = new tokens / (time for prompt + N tokens - time for prompt + 1 token),
 greedy, so prefill is not counted.
 
@@ -16,7 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from pipelines.model.reference_configs import VARIANT_NAMES, build_config, write_checkpoint
+from pipelines.model.local.synthetic import build_config, write_checkpoint
+from pipelines.model.reference_configs import VARIANT_NAMES
 from pipelines.settings import GenerationSettings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,7 +49,7 @@ def decode_tokens_per_second(model, prompt, new_tokens: int) -> float:
 def main(argv: list[str] | None = None) -> int:
     import torch
 
-    from pipelines.model.loader import _load_from_folder
+    from pipelines.model.local.loader import _load_from_folder
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--variants", nargs="+", default=list(VARIANT_NAMES), choices=VARIANT_NAMES)

@@ -45,8 +45,9 @@ def decode_rows(variants, device: str, dry_run: bool, tokens: int) -> list[dict]
 
     from bench.decode_speed import decode_tokens_per_second
     from bench.load_peak import SyntheticReader, meta_model, variant_config
-    from pipelines.model import streaming_load
-    from pipelines.model.reference_configs import build_model, full_depth
+    from pipelines.model.local.synthetic import build_model
+    from pipelines.model.quant import streaming_load
+    from pipelines.model.reference_configs import full_depth
 
     rows = []
     for variant in variants:

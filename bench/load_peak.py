@@ -103,7 +103,7 @@ def write_random_checkpoint(config, folder) -> Path:
 
     from safetensors.torch import save_file
 
-    from pipelines.model.tiny import build_tiny_checkpoint
+    from pipelines.model.local.tiny import build_tiny_checkpoint
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -141,7 +141,7 @@ def variant_config(variant: str, depth: int):
     if variant == "tiny":
         from transformers import AutoConfig
 
-        from pipelines.model.tiny import build_tiny_checkpoint
+        from pipelines.model.local.tiny import build_tiny_checkpoint
 
         config = AutoConfig.from_pretrained(build_tiny_checkpoint())
         text = config.text_config
@@ -151,7 +151,7 @@ def variant_config(variant: str, depth: int):
         if getattr(text, "num_kv_shared_layers", 0):
             text.num_kv_shared_layers = 0
         return config
-    from pipelines.model.reference_configs import build_config
+    from pipelines.model.local.synthetic import build_config
 
     return build_config(variant, layers=depth)
 
@@ -175,9 +175,8 @@ def measure_folder(folder: str, device: str) -> dict:
     import bitsandbytes  # noqa: F401
     import transformers.models.gemma4.modeling_gemma4  # noqa: F401
 
-    from pipelines.model import load_meter, quantized_modules, streaming_load
+    from pipelines.model.quant import load_meter, streaming_load, torch_modules  # noqa: F401
 
-    quantized_modules.get_classes()
     gc.collect()
     with contextlib.suppress(OSError):
         Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
@@ -195,8 +194,8 @@ def measure_folder(folder: str, device: str) -> dict:
 
 
 def _final_sizes(model, device: str, meter) -> dict:
-    from pipelines.model import quantization
-    from pipelines.model.loader import tensor_bytes_by_device
+    from pipelines.model.local.loader import tensor_bytes_by_device
+    from pipelines.model.quant import quantization
 
     holder = __import__("torch").nn.Module()
     holder._showcase_offloaded_tensors = quantization.offloaded_tensors(model)
@@ -215,7 +214,7 @@ def measure_cuda(variant: str, depth: int | None = None, device: str = "cuda") -
 
     import torch
 
-    from pipelines.model import load_meter, streaming_load
+    from pipelines.model.quant import load_meter, streaming_load
     from pipelines.model.reference_configs import full_depth
 
     depth = depth or (full_depth(variant) if variant != "tiny" else 2)
@@ -243,7 +242,7 @@ def measure_synthetic(variant: str, depth: int, device: str) -> dict:
     if device.startswith("cuda"):
         return measure_cuda(variant, depth, device)
 
-    from pipelines.model import load_meter, streaming_load
+    from pipelines.model.quant import load_meter, streaming_load
 
     config = variant_config(variant, depth)
     meter = load_meter.LoadMeter(device)

@@ -2,8 +2,8 @@
 
 Every number comes from the loader: a synthetic checkpoint with the variant's real widths (random
 weights, real 262,144-row vocabulary, full vision/audio towers) is written to disk and loaded through
-`pipelines.model.loader._load_from_folder`, and bytes are read with `pipelines.model.loader.tensor_bytes_by_device`
-(via `pipelines.model.quantization.accelerator_bytes`, which leaves out what the loader keeps in host memory).
+`pipelines.model.local.loader._load_from_folder`, and bytes are read with `pipelines.model.local.loader.tensor_bytes_by_device`
+(via `pipelines.model.quant.quantization.accelerator_bytes`, which leaves out what the loader keeps in host memory).
 
 * With a CUDA GPU: the full-depth model is loaded and measured directly.
 * CPU only: the decoder is built with a reduced number of layers (at least one full sliding/full
@@ -23,9 +23,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from pipelines.model.local.synthetic import build_config
 from pipelines.model.reference_configs import (
     VARIANT_NAMES,
-    build_config,
     full_depth,
     full_layer_types,
     layer_key,
@@ -49,7 +49,7 @@ def load_plain_bnb(folder: str, device: str):
     import torch
     from transformers import AutoModelForImageTextToText
 
-    from pipelines.model.loader import _bitsandbytes_config
+    from pipelines.model.local.loader import _bitsandbytes_config
 
     return AutoModelForImageTextToText.from_pretrained(
         folder, quantization_config=_bitsandbytes_config("4bit"), dtype=torch.bfloat16, device_map=device
@@ -57,7 +57,7 @@ def load_plain_bnb(folder: str, device: str):
 
 
 def load(folder: str, quantization: str, device: str):
-    from pipelines.model.loader import _load_from_folder
+    from pipelines.model.local.loader import _load_from_folder
 
     if quantization == "bnb-linear":
         return load_plain_bnb(folder, device)
@@ -66,8 +66,8 @@ def load(folder: str, quantization: str, device: str):
 
 
 def measure(variant: str, quantization: str, device: str, *, full: bool, workdir: str) -> dict:
-    from pipelines.model.loader import tensor_bytes_by_device
-    from pipelines.model.quantization import accelerator_bytes, offloaded_tensors
+    from pipelines.model.local.loader import tensor_bytes_by_device
+    from pipelines.model.quant.quantization import accelerator_bytes, offloaded_tensors
     from pipelines.model.variants import get_variant
 
     depth = full_depth(variant) if full else reduced_depth(variant)
@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
         print(
-            "Bytes from pipelines.model.loader.tensor_bytes_by_device; Q4_0 from Google's Gemma 4 model card."
+            "Bytes from pipelines.model.local.loader.tensor_bytes_by_device; Q4_0 from Google's Gemma 4 model card."
         )
     return 0
 

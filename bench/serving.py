@@ -19,8 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from pipelines.model.contract import collect, drain
-from pipelines.model.local_server import byte_token_bias, transformers_serve
 from pipelines.settings import GenerationSettings
+from tests.local_server import byte_token_bias, transformers_serve
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,7 +52,7 @@ def run_concurrently(generate_one, count: int) -> tuple[int, float]:
 def through_server(
     base_url: str, name: str, bias: dict, count: int, max_new_tokens: int
 ) -> tuple[int, float]:
-    from pipelines.model.remote import OpenAIBackend
+    from pipelines.model.remote.openai_backend import OpenAIBackend
 
     backend = OpenAIBackend(base_url, extra_body={"logit_bias": bias}, timeout_s=600)
     messages = prompts(count)
@@ -72,7 +72,7 @@ def through_server(
 
 
 def through_local(count: int, max_new_tokens: int) -> tuple[int, float]:
-    from pipelines.model.loader import load_model
+    from pipelines.model.local.loader import load_model
 
     model = load_model("tiny", "fp32")
     messages = prompts(count)
@@ -106,7 +106,7 @@ def main() -> None:
         "--sequential-server", action="store_true", help="also measure the server without continuous batching"
     )
     args = parser.parse_args()
-    from pipelines.model.tiny import build_tiny_checkpoint
+    from pipelines.model.local.tiny import build_tiny_checkpoint
 
     checkpoint = build_tiny_checkpoint()
     bias = byte_token_bias(checkpoint)

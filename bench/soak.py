@@ -11,9 +11,10 @@ from __future__ import annotations
 import argparse
 import gc
 import os
-import socket
 import time
 from pathlib import Path
+
+from tests.local_server import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -24,12 +25,6 @@ SETTINGS = {
     "max_new_tokens": 32,
     "image_budget": 70,
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def request(client, index: int):

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
+
+from tests.local_server import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 BARE_APP = (
@@ -24,12 +25,6 @@ BARE_APP = (
     "    gr.Textbox()\n"
     "demo.launch(server_name='127.0.0.1', server_port=int(sys.argv[1]))\n"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def seconds_to_first_200(command: list[str], port: int, timeout: float = 180) -> float:

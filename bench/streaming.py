@@ -25,7 +25,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from bench.startup import free_port
+from tests.local_server import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 RATES = (1000.0, 0.0)  # tokens a second; 0: as fast as possible

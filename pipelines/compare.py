@@ -15,12 +15,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 
 from pipelines.errors import InputError, ShowcaseError
-from pipelines.model.contract import ChatModel, Usage, require_modality
+from pipelines.model.contract import ChatModel, ProgressCallback, Usage, require_modality
 from pipelines.settings import GenerationSettings
 from pipelines.streaming import CoalescedModel
 from pipelines.usage_report import usage_figures
 
-ProgressCallback = Callable[[float | None, str], None]
 GetModel = Callable[[str, str, ProgressCallback | None], ChatModel]
 
 

@@ -25,7 +25,7 @@ import json_repair
 from pipelines.errors import InputError
 from pipelines.media.images import MAX_MODEL_SIDE, fit_for_model, open_image, open_sized_image
 from pipelines.model.contract import ChatModel, Delta
-from pipelines.model.thinking import split_thinking
+from pipelines.model.format.thinking import split_thinking
 from pipelines.settings import GenerationSettings
 
 DetectionMode = Literal["boxes", "points"]

@@ -19,7 +19,7 @@ from pipelines.media.browser import (
 )
 from pipelines.media.images import MAX_MODEL_SIDE, fit_for_model, open_image
 from pipelines.model.contract import ChatModel, require_modality
-from pipelines.model.thinking import split_thinking
+from pipelines.model.format.thinking import split_thinking
 from pipelines.settings import GenerationSettings
 
 # A whole page of HTML is long, and a screenshot needs the most detail.

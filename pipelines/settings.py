@@ -17,11 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import PydanticCustomError
 
 from pipelines.errors import InputError
-from pipelines.model.variants import DEFAULT_VARIANT
+from pipelines.model.variants import DEFAULT_VARIANT, QUANTIZATIONS
 
 IMAGE_BUDGETS = (70, 140, 280, 560, 1120)
 MAX_NEW_TOKENS_LIMIT = 8192
-QUANTIZATIONS = ("auto", "4bit", "8bit", "bf16", "fp32")
 
 
 def checked_integer(name: str, value, low: int, high: int) -> int:

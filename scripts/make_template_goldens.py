@@ -3,7 +3,7 @@
 The official Gemma 4 chat template is someone else's code, so it is not copied into this repository. This
 script reads it from `../shared/reference/gemma4_chat_template.jinja` (or `--template PATH`) and stores, for
 each conversation below with thinking off and on, the prompt text it renders. `tests/test_chat_template.py`
-checks that our own template (`pipelines/model/chat_template.py`) renders the same text.
+checks that our own template (`pipelines/model/format/chat_template.py`) renders the same text.
 
     python scripts/make_template_goldens.py
 """
@@ -14,7 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
-from pipelines.model.tiny import build_tokenizer
+from pipelines.model.local.tiny import build_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TEMPLATE = ROOT.parent / "shared" / "reference" / "gemma4_chat_template.jinja"

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import sys
 import tempfile
 import time
@@ -48,7 +47,7 @@ CANNED = {
 def _scripted_provider():
     """A model that answers every tab with something it can show (no weights needed)."""
     from pipelines.model.contract import ChatModel
-    from pipelines.model.reply_parser import ReplyParser
+    from pipelines.model.format.reply_parser import ReplyParser
 
     page = (ROOT / "examples" / "screenshots" / "pricing_card.html").read_text(encoding="utf-8")
 
@@ -74,12 +73,6 @@ def _scripted_provider():
 
     model = Canned()
     return lambda variant, quantization, progress=None: model
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _wait_until_idle(demo, timeout_s: float = 180) -> None:
@@ -132,10 +125,11 @@ def main() -> None:
     from app import build_app, launch_kwargs, model_access
     from app.config import AppConfig
     from pipelines.media.browser import headless_chromium
+    from tests.local_server import free_port
 
     if args.scripted:
         model_access.use_provider(_scripted_provider())
-    config = AppConfig(variant="tiny", quantization="fp32", port=_free_port(), max_queue=64)
+    config = AppConfig(variant="tiny", quantization="fp32", port=free_port(), max_queue=64)
     demo = build_app(config)
     demo.launch(prevent_thread_lock=True, quiet=True, **launch_kwargs(config))
     url = f"http://127.0.0.1:{config.port}/"

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from local_server import free_port
 
 from pipelines.model.contract import ChatModel, Delta
 
@@ -43,7 +44,7 @@ class ScriptedModel(ChatModel):
         self.calls: list[dict] = []
 
     def _stream(self, messages, options, stop_event: threading.Event, usage) -> Iterator[Delta]:
-        from pipelines.model.reply_parser import ReplyParser
+        from pipelines.model.format.reply_parser import ReplyParser
 
         self.calls.append(
             {
@@ -76,7 +77,7 @@ def scripted_model():
 @pytest.fixture
 def tiny_model():
     """The real tiny Gemma 4 (random weights), loaded through the production loader."""
-    from pipelines.model.loader import load_model
+    from pipelines.model.local.loader import load_model
 
     return load_model("tiny", "fp32")
 
@@ -90,14 +91,6 @@ def tiny_image():
         for y in range(40, 100):
             image.putpixel((x, y), (240, 200, 20))
     return image
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

@@ -59,7 +59,7 @@ def cache_shaped_config(variant: str):
 
 def storage_bytes(cache) -> dict[int, int]:
     """Bytes of distinct storage each cache layer holds (a view's whole storage counts, once)."""
-    from pipelines.model.accounting import distinct_storage_bytes
+    from pipelines.model.local.accounting import distinct_storage_bytes
 
     seen: set[int] = set()
     per_layer: dict[int, int] = {}

@@ -11,7 +11,7 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 
 from app.errors import GENERIC_MESSAGE
-from pipelines.model import generation
+from pipelines.model.local import generation
 
 EXAMPLES = ROOT / "examples"
 PHOTO = EXAMPLES / "detect" / "coffee.jpg"

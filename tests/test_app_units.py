@@ -147,12 +147,15 @@ def test_config_from_cli_and_environment(monkeypatch):
 
 
 @pytest.mark.slow
-def test_building_the_app_imports_no_heavy_library():
-    # matplotlib too: the Fit page draws its plot when a visitor opens the page, not at start-up.
+def test_building_the_app_imports_no_heavy_library_and_no_model_runtime():
+    # matplotlib too: the Fit page draws its plot when a visitor opens the page, not at start-up. The model
+    # runtimes (in-process, 4-bit, remote) load when the first model is asked for, through the factory.
     code = (
         "import sys; from app import build_app; build_app()\n"
         "heavy = [m for m in ('torch', 'transformers', 'cv2', 'librosa', 'bitsandbytes', 'matplotlib')"
         " if m in sys.modules]\n"
+        "heavy += sorted(m for m in sys.modules if m.startswith(('pipelines.model.local', "
+        "'pipelines.model.quant', 'pipelines.model.remote', 'openai')))\n"
         "print(heavy)"
     )
     result = subprocess.run(
@@ -213,7 +216,7 @@ def test_spaces_gpu_wrapper_is_a_no_op_off_zero_gpu(monkeypatch, use_scripted):
 
 
 def test_zero_gpu_places_weights_on_cuda_in_bf16(monkeypatch):
-    from pipelines.model.loader import pick_device, resolve_quantization
+    from pipelines.model.local.loader import pick_device, resolve_quantization
 
     monkeypatch.setenv("SPACES_ZERO_GPU", "true")
     assert pick_device() == "cuda"

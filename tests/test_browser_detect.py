@@ -10,7 +10,7 @@ pytestmark = pytest.mark.browser
 
 
 def test_detect_example_runs_end_to_end_on_tiny(page, fixed_length_tiny):
-    from pipelines.model import generation
+    from pipelines.model.local import generation
 
     page.get_by_role("tab", name="🔎 Detect").click()
     page.get_by_label("Max new tokens").first.fill("32")

@@ -28,7 +28,7 @@ def test_shared_controls_stay_visible_on_every_tab(page):
 
 
 def test_chat_example_runs_end_to_end_on_tiny_and_streams_the_answer(page):
-    from pipelines.model import generation
+    from pipelines.model.local import generation
 
     finished_before = generation.concurrency.finished
     page.get_by_label("Max new tokens").first.fill("48")

@@ -268,7 +268,7 @@ def test_enter_on_an_empty_box_does_nothing(ui, size, use_scripted, app_server):
 
 
 def test_load_error_texts_have_no_markdown_backticks():
-    from pipelines.model import loader
+    from pipelines.model.local import loader
     from pipelines.model.variants import get_variant
 
     offline = loader.explain_load_failure(OSError("offline mode is on"), get_variant("E2B"), "bf16")
@@ -280,7 +280,7 @@ def test_load_error_texts_have_no_markdown_backticks():
 
 def test_first_reply_shows_the_model_loading_in_the_chat_on_real_tiny(chromium, app_server):
     from app import model_access
-    from pipelines.model import loader
+    from pipelines.model.local import loader
 
     pending_seen = threading.Event()
 

@@ -42,7 +42,7 @@ def expected_captions(frames: int) -> list[str]:
 
 
 def test_example_runs_end_to_end_on_tiny_with_timestamped_frames(page):
-    from pipelines.model import generation
+    from pipelines.model.local import generation
 
     page.get_by_label("Max new tokens").first.fill("24")
     open_tab_with_red_square_example(page, frames=4)

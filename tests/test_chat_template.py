@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.model.chat_template import CHAT_TEMPLATE
-from pipelines.model.tiny import build_tokenizer
+from pipelines.model.format.chat_template import CHAT_TEMPLATE
+from pipelines.model.local.tiny import build_tokenizer
 
 # Made from the official template by scripts/make_template_goldens.py; the conversations live there.
 GOLDENS = json.loads((Path(__file__).parent / "fixtures" / "chat_template_goldens.json").read_text())

@@ -53,7 +53,8 @@ def test_cache_shapes_match_transformers_config():
     """Per layer: kind, KV heads, head dim, window and KV sharing as transformers' own config resolves them."""
     from transformers import Gemma4TextConfig
 
-    from pipelines.model.reference_configs import build_config, full_depth
+    from pipelines.model.local.synthetic import build_config
+    from pipelines.model.reference_configs import full_depth
 
     defaults = Gemma4TextConfig()  # layer 0 sliding, layer 5 global by default
     assert defaults.per_layer_config[0].head_dim == fit.CONFIG_DEFAULTS["head_dim"]
@@ -187,7 +188,7 @@ def test_compare_runs_tiny_fp32_against_4bit_with_and_without_thinking():
 
     from app import model_access
     from pipelines import compare
-    from pipelines.model import loader
+    from pipelines.model.local import loader
 
     choices = (compare.Choice("tiny", "fp32", True), compare.Choice("tiny", "4bit", False))
     loader.unload_model()  # so that both choices really load, and report their progress

@@ -8,7 +8,7 @@ import pytest
 
 from pipelines.errors import CapabilityError, InputError
 from pipelines.model.contract import Delta, drain, reporting_usage_to
-from pipelines.model.loader import load_count
+from pipelines.model.local.loader import load_count
 from pipelines.model.variants import VARIANTS
 from pipelines.settings import GenerationSettings
 

@@ -1,7 +1,7 @@
-"""The K=V KV cache (`pipelines/model/cache.py`, issue #18) against transformers' own `DynamicCache`.
+"""The K=V KV cache (`pipelines/model/local/cache.py`, issue #18) against transformers' own `DynamicCache`.
 
 Models are random-weight Gemma 4 text models with each variant's REAL attention layout and tiny widths
-(`reference_configs.build_layout_config`). Each comparison runs the prompt once through both caches
+(`synthetic.build_layout_config`). Each comparison runs the prompt once through both caches
 (a "tee": the one forward feeds the model's key/value states to both), then decodes greedily with each
 cache on its own and compares tokens and logits step by step, then runs one more multi-token chunk
 through the tee and checks that both caches hand attention bit-identical keys and values at every
@@ -19,7 +19,8 @@ import os
 import pytest
 import torch
 
-from pipelines.model.reference_configs import VARIANT_NAMES, build_layout_config
+from pipelines.model.local.synthetic import build_layout_config
+from pipelines.model.reference_configs import VARIANT_NAMES
 from pipelines.settings import GenerationSettings
 
 DECODE_STEPS = 5
@@ -82,7 +83,7 @@ def bf16_bytes(fp32_bytes: int) -> int:
 def test_greedy_tokens_logits_and_memory_match_the_stock_cache(variant):
     from transformers import DynamicCache
 
-    from pipelines.model.cache import Gemma4KVCache, KEqVLayer, cache_bytes, make_cache
+    from pipelines.model.local.cache import Gemma4KVCache, KEqVLayer, cache_bytes, make_cache
 
     config = build_layout_config(variant, layers=LAYERS.get(variant))
     length = config.sliding_window + PAST_THE_WINDOW
@@ -159,7 +160,7 @@ def test_cache_layout_follows_the_real_layer_types(variant):
     """Sliding layers keep a window, KV-shared layers hold nothing, K=V global layers hold one tensor."""
     from transformers.cache_utils import DummyLayer, DynamicLayer, DynamicSlidingWindowLayer
 
-    from pipelines.model.cache import KEqVLayer, make_cache
+    from pipelines.model.local.cache import KEqVLayer, make_cache
 
     config = build_layout_config(variant)
     cache = make_cache(config)
@@ -186,7 +187,7 @@ def test_generate_with_make_cache_matches_stock_generate():
     """`model.generate(past_key_values=make_cache(...))` on a K=V layout: same greedy tokens and scores."""
     from transformers import DynamicCache
 
-    from pipelines.model.cache import Gemma4KVCache, make_cache
+    from pipelines.model.local.cache import Gemma4KVCache, make_cache
 
     config = build_layout_config("26B-A4B", layers=6)
     model = build(config)
@@ -246,7 +247,7 @@ def test_left_padded_batch_and_crop_match_the_stock_cache():
     """Per-row positions (left padding) and `crop` (assisted decoding rolls back) stay exact."""
     from transformers import DynamicCache
 
-    from pipelines.model.cache import make_cache
+    from pipelines.model.local.cache import make_cache
 
     config = build_layout_config("26B-A4B", layers=6)
     model = build(config)

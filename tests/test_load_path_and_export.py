@@ -17,7 +17,7 @@ import torch
 from conftest import ROOT
 
 from pipelines.errors import InputError
-from pipelines.model import load_meter, nf4, quantization, streaming_load
+from pipelines.model.quant import load_meter, nf4, quantization, streaming_load
 from pipelines.model.variants import register_checkpoint
 
 
@@ -77,7 +77,7 @@ def test_quantized_host_table_gathers_rows_close_to_bf16():
 
 @pytest.fixture(scope="module")
 def moe_checkpoint(tmp_path_factory):
-    from pipelines.model.reference_configs import build_config, tiny_special_token_ids, write_checkpoint
+    from pipelines.model.local.synthetic import build_config, tiny_special_token_ids, write_checkpoint
 
     config = build_config(
         "26B-A4B",
@@ -97,12 +97,11 @@ def test_checkpoint_rows_are_metered_as_the_rows_read_not_the_whole_mapped_table
 
     table = torch.randn(1000, 256, dtype=torch.bfloat16)
     save_file({"table": table}, str(tmp_path / "model.safetensors"))
-    reader = streaming_load.CheckpointReader(tmp_path)
     meter = load_meter.LoadMeter("cpu")
-    with load_meter.metering(meter):
-        rows = reader.rows("table", 10, 20)
-        # What the loaders do next on a CPU: a same-device, same-dtype `.to` keeps the view.
-        meter.probe(rows.to("cpu", torch.bfloat16).contiguous(), torch.zeros(100, dtype=torch.uint8))
+    reader = streaming_load.CheckpointReader(tmp_path, meter=meter)
+    rows = reader.rows("table", 10, 20)
+    # What the loaders do next on a CPU: a same-device, same-dtype `.to` keeps the view.
+    meter.probe(rows.to("cpu", torch.bfloat16).contiguous(), torch.zeros(100, dtype=torch.uint8))
     assert torch.equal(rows, table[10:20])
     assert rows.untyped_storage().nbytes() == table.numel() * 2  # the view's storage is the whole mapping
     assert meter.peak == 10 * 256 * 2 + 100
@@ -114,8 +113,8 @@ def test_layer_by_layer_load_equals_quantizing_after_a_bf16_load():
     """Tiny model (PLE, vision, audio): same modules, bytes and logits as the in-memory fallback path."""
     from transformers import AutoModelForImageTextToText
 
-    from pipelines.model.loader import _bitsandbytes_config
-    from pipelines.model.tiny import build_tiny_checkpoint
+    from pipelines.model.local.loader import _bitsandbytes_config
+    from pipelines.model.local.tiny import build_tiny_checkpoint
 
     folder = str(build_tiny_checkpoint())
     streamed = streaming_load.load_streaming(folder, "cpu")
@@ -168,7 +167,7 @@ def greedy_tokens(loaded, text: str = "Tell me about the sea", count: int = 12) 
 
 @pytest.fixture(scope="module")
 def exported_tiny(tmp_path_factory):
-    from pipelines.model.export import main
+    from pipelines.model.local.export import main
 
     out = tmp_path_factory.mktemp("tiny-4bit")
     assert main(["tiny", str(out), "--quantization", "4bit"]) == 0
@@ -180,7 +179,7 @@ def test_export_round_trip_reads_only_quantized_bytes_and_keeps_greedy_tokens(ex
     import bitsandbytes.functional as bnb_functional
 
     from pipelines.errors import ModelLoadError
-    from pipelines.model.loader import load_model, unload_model
+    from pipelines.model.local.loader import load_model, unload_model
 
     names = {path.name for path in exported_tiny.iterdir()}
     assert {"model.safetensors", "config.json", "showcase_quantization.json", "README.md"} <= names
@@ -217,7 +216,7 @@ def test_exported_checkpoint_serves_chat_through_variant_dir(exported_tiny):
 
     from app import build_app, launch_kwargs
     from app.config import parse_config
-    from pipelines.model.loader import unload_model
+    from pipelines.model.local.loader import unload_model
 
     config = parse_config(["--variant", str(exported_tiny), "--port", str(free_port()), "--no-preload"])
     assert config.variant == str(exported_tiny)
@@ -265,7 +264,7 @@ def test_gpu_check_dry_run_writes_one_json(tmp_path):
 
 
 def test_exporting_into_a_folder_that_holds_anything_is_refused_without_overwrite(tmp_path):
-    from pipelines.model.export import main
+    from pipelines.model.local.export import main
 
     out = tmp_path / "mine"
     out.mkdir()
@@ -280,7 +279,7 @@ def test_exporting_into_a_folder_that_holds_anything_is_refused_without_overwrit
 def test_re_export_replaces_the_whole_folder_and_an_interrupted_one_changes_nothing(
     exported_tiny, tmp_path, monkeypatch
 ):
-    from pipelines.model import export as export_module
+    from pipelines.model.local import export as export_module
 
     out = tmp_path / "again"
     shutil.copytree(exported_tiny, out)

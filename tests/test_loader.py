@@ -10,8 +10,8 @@ import pytest
 from conftest import ROOT
 
 from pipelines.errors import ModelLoadError
-from pipelines.model import loader
-from pipelines.model.loader import load_count, load_model
+from pipelines.model.local import loader
+from pipelines.model.local.loader import load_count, load_model
 from pipelines.settings import GenerationSettings
 
 
@@ -96,7 +96,7 @@ def test_loads_tiny_with_no_network_from_a_fresh_process(tmp_path):
         [
             sys.executable,
             "-c",
-            "from pipelines.model.loader import load_model; print(load_model('tiny').describe())",
+            "from pipelines.model.local.loader import load_model; print(load_model('tiny').describe())",
         ],
         cwd=ROOT,
         env=env,
@@ -112,7 +112,7 @@ def test_loads_tiny_with_no_network_from_a_fresh_process(tmp_path):
 def test_tiny_checkpoint_is_deterministic(tmp_path):
     from safetensors.torch import load_file
 
-    from pipelines.model.tiny import build_tiny_checkpoint
+    from pipelines.model.local.tiny import build_tiny_checkpoint
 
     first = load_file(build_tiny_checkpoint(tmp_path / "a") / "model.safetensors")
     second = load_file(build_tiny_checkpoint(tmp_path / "b") / "model.safetensors")

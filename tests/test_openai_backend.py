@@ -19,14 +19,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 from conftest import free_port
+from local_server import byte_token_bias, transformers_serve
 from PIL import Image
 
 from pipelines.chat import ChatTurn, run_chat
 from pipelines.detection import run_detection
 from pipelines.errors import BackendError, CapabilityError
 from pipelines.model.contract import Delta, collect, drain, reporting_usage_to
-from pipelines.model.local_server import byte_token_bias, transformers_serve
-from pipelines.model.remote import OpenAIBackend
+from pipelines.model.remote.openai_backend import OpenAIBackend
 from pipelines.model.variants import modalities_for
 from pipelines.settings import GenerationSettings
 
@@ -338,7 +338,7 @@ def test_the_variant_selector_lists_the_served_models(scripted_server):
 @pytest.fixture(scope="module")
 def served_tiny(tmp_path_factory):
     """`transformers serve` on loopback with the tiny checkpoint as its forced model."""
-    from pipelines.model.tiny import build_tiny_checkpoint
+    from pipelines.model.local.tiny import build_tiny_checkpoint
 
     checkpoint = build_tiny_checkpoint()
     with transformers_serve(tmp_path_factory.mktemp("serve"), checkpoint=checkpoint) as (base_url, name):

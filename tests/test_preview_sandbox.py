@@ -9,25 +9,19 @@ no request reached the app, no popup opened, the top URL is unchanged, and the a
 
 from __future__ import annotations
 
-import socket
 import threading
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import hostile_preview
 import pytest
+from local_server import free_port
 from waiting import wait_for
 
 from pipelines.media.browser import headless_chromium
 from pipelines.screenshot import preview_iframe
 
 pytestmark = pytest.mark.browser
-
-
-def free_port() -> int:
-    with socket.socket() as probe_socket:
-        probe_socket.bind(("127.0.0.1", 0))
-        return probe_socket.getsockname()[1]
 
 
 @dataclass

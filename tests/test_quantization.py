@@ -9,10 +9,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pipelines.model import nf4, quantization, quantized_modules
 from pipelines.model.contract import drain
-from pipelines.model.loader import LoadedModel, _load_from_folder, load_model, tensor_bytes_by_device
-from pipelines.model.reference_configs import build_config, tiny_special_token_ids, write_checkpoint
+from pipelines.model.local.loader import LoadedModel, _load_from_folder, load_model, tensor_bytes_by_device
+from pipelines.model.local.synthetic import build_config, tiny_special_token_ids, write_checkpoint
+from pipelines.model.quant import nf4, quantization, torch_modules
 from pipelines.model.variants import get_variant
 from pipelines.settings import GenerationSettings
 
@@ -48,7 +48,7 @@ def routing(tokens: int, experts: int, top_k: int, seed: int = 1):
 
 def test_nf4_experts_compute_exactly_with_their_dequantized_weights():
     experts = small_experts()
-    quantized = quantized_modules.nf4_experts_class()(experts)
+    quantized = torch_modules.Nf4Experts(experts)
     reference = small_experts()
     with torch.no_grad():
         for index in range(experts.num_experts):
@@ -259,7 +259,7 @@ def test_every_4bit_layer_the_avx512_bf16_cpu_path_would_repack_meets_its_shape_
     import bitsandbytes.functional as bnb_functional
     import bitsandbytes.nn.modules as bnb_modules
 
-    from pipelines.model.loader import unload_model
+    from pipelines.model.local.loader import unload_model
 
     monkeypatch.setattr(bnb_modules, "has_avx512bf16", lambda: True)
     unload_model()

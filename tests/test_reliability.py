@@ -7,7 +7,7 @@ from conftest import SETTINGS
 from held_reply import HeldReply
 from waiting import wait_for
 
-from pipelines.model import generation
+from pipelines.model.local import generation
 
 LONG_REPLY_TOKENS = 8192
 
@@ -154,7 +154,7 @@ def test_failed_loads_leave_the_app_usable_with_the_reason_in_the_status(client,
     from huggingface_hub.errors import GatedRepoError
 
     from app import model_access
-    from pipelines.model import loader
+    from pipelines.model.local import loader
 
     request = {"message": {"text": "Hi", "files": []}, "history": [], "thinking": False, "api_name": "/chat"}
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

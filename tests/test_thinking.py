@@ -4,7 +4,7 @@ import pytest
 from transformers.cli.serving.utils import _RESPONSE_TEMPLATE_FALLBACKS
 from transformers.utils.chat_parsing.response_parser import parse_response
 
-from pipelines.model.thinking import ThinkingSplitter, split_thinking
+from pipelines.model.format.thinking import ThinkingSplitter, split_thinking
 
 CASES = {
     "no_markers": ("The capital of France is Paris.", ("", "The capital of France is Paris.")),
@@ -91,7 +91,7 @@ def test_agrees_with_transformers_parse_response(name):
 
 @pytest.mark.parametrize("chunk", [1, 2, 3, 5, 7])
 def test_control_tokens_cut_across_chunks_never_show(chunk):
-    from pipelines.model.reply_parser import ReplyParser
+    from pipelines.model.format.reply_parser import ReplyParser
 
     raw = "<bos>The answer is <|image|>forty-two, and a <div> stays.<eos>"
     parser = ReplyParser()

@@ -8,8 +8,8 @@ from datetime import datetime, timezone
 import pytest
 from conftest import ScriptedModel
 
-from pipelines.model.chat_template import CHAT_TEMPLATE
-from pipelines.model.tool_stream import ToolCallSplitter, ToolReplySplitter, split_tool_calls
+from pipelines.model.format.chat_template import CHAT_TEMPLATE
+from pipelines.model.format.tool_stream import ToolCallSplitter, ToolReplySplitter, split_tool_calls
 from pipelines.settings import GenerationSettings
 from pipelines.tools import (
     BUILTIN_TOOLS,
@@ -63,7 +63,7 @@ def test_parses_every_value_type():
 
 
 def test_format_is_exactly_what_the_chat_template_renders_and_parses_back():
-    from pipelines.model.tiny import build_tokenizer
+    from pipelines.model.local.tiny import build_tokenizer
 
     calls = [ToolCall("demo", EVERY_TYPE), ToolCall("no_args", {}), ToolCall("emoji", {"clé": "日本語 👋"})]
     responses = [("demo", {"b": [1, {"x": "y"}], "A": True}), ("no_args", "plain"), ("emoji", [1.5, None])]
@@ -624,7 +624,7 @@ def test_a_failing_custom_tool_gives_an_error_result(caplog):
 
 
 def test_declarations_are_openai_function_schemas_and_render_in_the_template():
-    from pipelines.model.tiny import build_tokenizer
+    from pipelines.model.local.tiny import build_tokenizer
 
     assert [d["function"]["name"] for d in TOOL_DECLARATIONS] == list(BUILTIN_TOOLS)
     for declaration in TOOL_DECLARATIONS:
@@ -708,7 +708,7 @@ def test_loop_single_call():
 
 
 def test_follow_up_prompt_continues_the_model_turn_after_the_response():
-    from pipelines.model.tiny import build_tokenizer
+    from pipelines.model.local.tiny import build_tokenizer
 
     model = FakeToolModel(_call("calculator", expression="2+2"), "4")
     _drive(model, [{"role": "user", "content": "2+2?"}])
@@ -803,7 +803,7 @@ def test_loop_cut_off_call_ends_without_running_anything():
 
 
 def test_loop_zoom_image_round_trip(quadrant_image):
-    from pipelines.model.tiny import build_tokenizer
+    from pipelines.model.local.tiny import build_tokenizer
 
     model = FakeToolModel(_call("zoom_image", box=[500, 750, 600, 850]), "The patch is green.")
     question = {
@@ -855,7 +855,7 @@ def test_step_messages_without_images_leave_the_turn_open():
 
 
 def test_conversation_converts_to_openai_format_for_remote_backends(quadrant_image):
-    from pipelines.model.remote_messages import to_openai_messages
+    from pipelines.model.remote.messages import to_openai_messages
 
     model = FakeToolModel(
         _call("calculator", expression="2+2")[: -len("<|tool_response>")]

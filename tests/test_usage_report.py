@@ -136,7 +136,7 @@ def test_the_choice_is_the_least_lossy_one_that_fits():
     [(141, "31B", "bf16"), (32, "31B", "4bit"), (48, "31B", "8bit"), (24, "E4B", "bf16"), (8, "E4B", "4bit")],
 )
 def test_auto_on_a_gpu_uses_the_free_memory(monkeypatch, free_gb, variant, expected):
-    from pipelines.model import loader
+    from pipelines.model.local import loader
 
     monkeypatch.delenv("SPACES_ZERO_GPU", raising=False)
     monkeypatch.setattr(loader, "accelerator_free_bytes", lambda device: free_gb * GB)
@@ -146,7 +146,7 @@ def test_auto_on_a_gpu_uses_the_free_memory(monkeypatch, free_gb, variant, expec
 
 
 def test_auto_keeps_bf16_on_a_cpu_and_a_named_choice_is_kept():
-    from pipelines.model import loader
+    from pipelines.model.local import loader
 
     assert loader.choose_quantization("auto", "cpu", "31B")[0] == "bf16"
     assert loader.choose_quantization("8bit", "cuda", "E2B") == ("8bit", "")

@@ -31,6 +31,6 @@ def wait_for(condition: Callable[[], T], what: str, *, deadline_s: float = DEFAU
 
 def wait_for_generation(finished_before: int) -> None:
     """Until the app has finished more generations than `finished_before`, read before the request was sent."""
-    from pipelines.model import generation
+    from pipelines.model.local import generation
 
     wait_for(lambda: generation.concurrency.finished > finished_before, "the generation finishes")

@@ -1,22 +1,30 @@
 """Where generation runs: in this process (`local`) or on an OpenAI-compatible server (`openai`).
 
-Both hand out `ChatModel`s (`pipelines.model.contract`), so tasks can't tell them apart.
+Both hand out `ChatModel`s (`pipelines.model.contract`), so tasks can't tell them apart. This module is the
+app's one way to models: it names the backends and quantizations, says which quantizations this machine
+can't run, and builds a backend. The runtimes themselves (`local/`, `quant/`, `remote/`) are imported only
+inside the functions that need them, so importing this module loads neither torch nor the openai client.
 """
 
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Callable
 from typing import Protocol
 
 from pipelines.errors import InputError
-from pipelines.model.contract import ChatModel
-from pipelines.model.variants import VARIANTS
+from pipelines.model.contract import ChatModel, ProgressCallback
+from pipelines.model.variants import BITSANDBYTES_MISSING, QUANTIZATIONS, VARIANTS
+
+__all__ = [
+    "BACKENDS",
+    "QUANTIZATIONS",
+    "Backend",
+    "LocalBackend",
+    "make_backend",
+    "unavailable_quantizations",
+]
 
 BACKENDS = ("local", "openai")
-
-# progress(fraction in [0, 1] or None when unknown, human-readable stage)
-ProgressCallback = Callable[[float | None, str], None]
 
 
 class Backend(Protocol):
@@ -30,7 +38,7 @@ class Backend(Protocol):
 
 
 class LocalBackend:
-    """Today's path: one resident model in this process, through `pipelines.model.loader`."""
+    """One resident model in this process, through `pipelines.model.local.loader`."""
 
     def list_models(self) -> list[str]:
         return list(VARIANTS)
@@ -38,28 +46,20 @@ class LocalBackend:
     def get_model(
         self, name: str, quantization: str = "auto", progress: ProgressCallback | None = None
     ) -> ChatModel:
-        from pipelines.model.loader import load_model
+        from pipelines.model.local.loader import load_model
 
         return load_model(name, quantization, progress=progress)
 
 
 def make_backend(kind: str, *, base_url: str | None = None, api_key: str | None = None) -> Backend:
-    """The backend named `kind` ("local" or "openai")."""
+    """The backend named `kind` ("local" or "openai"); the openai one checks `base_url` itself."""
     if kind == "local":
         return LocalBackend()
     if kind == "openai":
-        if not base_url:
-            raise InputError(
-                "The openai backend needs the server's URL: pass --base-url http://host:port/v1 "
-                "(or set OPENAI_BASE_URL)."
-            )
-        from pipelines.model.remote import OpenAIBackend
+        from pipelines.model.remote.openai_backend import OpenAIBackend
 
-        return OpenAIBackend(base_url, api_key)
+        return OpenAIBackend(base_url or "", api_key)
     raise InputError(f"Unknown backend {kind!r}. Choose one of: {', '.join(BACKENDS)}.")
-
-
-BITSANDBYTES_MISSING = "needs bitsandbytes, which is not installed here (pip install bitsandbytes on Linux), or choose bf16 or fp32"
 
 
 def unavailable_quantizations() -> dict[str, str]:
@@ -67,8 +67,6 @@ def unavailable_quantizations() -> dict[str, str]:
 
     The selector shows the reasons before anything loads, and a request for one is refused with them.
     """
-    from pipelines.model.loader import BITSANDBYTES_MISSING
-
     if importlib.util.find_spec("bitsandbytes") is None:
         return {"4bit": BITSANDBYTES_MISSING, "8bit": BITSANDBYTES_MISSING}
     return {}

@@ -33,11 +33,11 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 
 from pipelines.errors import CapabilityError, InputError
-from pipelines.model.prompt import clean_messages, text_length, without_control_tokens
+from pipelines.model.format.prompt import clean_messages, text_length, without_control_tokens
+from pipelines.model.format.tool_stream import parse_tool_calls, split_tool_calls
 
 # Tool calls are part of what every model streams; tasks get their type and parser from here.
-from pipelines.model.tool_format import ToolCall, format_tool_call, format_tool_response
-from pipelines.model.tool_stream import parse_tool_calls, split_tool_calls
+from pipelines.model.format.tools import ToolCall, format_tool_call, format_tool_response
 from pipelines.settings import (
     IMAGE_BUDGETS,
     MAX_NEW_TOKENS_LIMIT,
@@ -54,6 +54,7 @@ __all__ = [
     "Delta",
     "GenerationOptions",
     "GenerationSettings",
+    "ProgressCallback",
     "ToolCall",
     "Usage",
     "checked_image_budget",
@@ -73,6 +74,7 @@ CHARACTERS_PER_TOKEN_BOUND = 8
 ROLES = ("system", "user", "assistant", "tool")
 PART_TYPES = ("text", "image", "audio", "video")
 SAMPLING_LIMITS = {"temperature": (0.0, 2.0), "top_p": (0.0, 1.0), "top_k": (0, 1000)}
+ProgressCallback = Callable[[float | None, str], None]  # (fraction in [0, 1] or None, stage)
 
 
 def max_input_tokens() -> int:

@@ -14,6 +14,10 @@ RECOMMENDED_SAMPLING = {"temperature": 1.0, "top_p": 0.95, "top_k": 64}
 
 GB = 1_000_000_000
 
+# How a variant's weights can be loaded; `auto` picks one for the device (`pipelines.model.local.loader`).
+QUANTIZATIONS = ("auto", "4bit", "8bit", "bf16", "fp32")
+BITSANDBYTES_MISSING = "needs bitsandbytes, which is not installed here (pip install bitsandbytes on Linux), or choose bf16 or fp32"
+
 
 @dataclass(frozen=True)
 class VariantSpec:
@@ -25,7 +29,7 @@ class VariantSpec:
     reference_weights_gb: dict[str, float] = field(default_factory=dict)
     sampling: dict[str, float] = field(default_factory=lambda: dict(RECOMMENDED_SAMPLING))
     description: str = ""
-    # A pre-quantized checkpoint (`python -m pipelines.model.export`): its quantization, and its folder
+    # A pre-quantized checkpoint (`python -m pipelines.model.local.export`): its quantization, and its folder
     # when it is local (None for a Hub id).
     prequantized: str | None = None
     folder: str | None = None

@@ -17,7 +17,7 @@ The model contract this is written against (the model layer runs
 `tool_calls` is read with `getattr(delta, "tool_calls", ())`, so deltas without it are plain text.
 
 How a step goes back to the model (the official Gemma 4 template's format; see
-`pipelines.model.chat_template`): one assistant message per step carrying the
+`pipelines.model.format.chat_template`): one assistant message per step carrying the
 calls and their responses, and no content, so the model turn stays open and the
 model continues right after `<tool_response|>`::
 
@@ -34,7 +34,7 @@ returned images closes its turn (the step message gets an empty text part, `[{"t
 with each image and a one-line caption naming the tool and the zoomed box. The model
 then answers in a fresh model turn.
 
-For an OpenAI-compatible backend, `pipelines.model.remote_messages` turns the step messages
+For an OpenAI-compatible backend, `pipelines.model.remote.messages` turns the step messages
 into the usual assistant `tool_calls` + `role: "tool"` messages.
 
 The generator returns (`StopIteration.value`, or `result = yield from run_tool_loop(...)`)

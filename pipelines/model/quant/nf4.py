@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipelines.model.load_meter import meter_probe
+from pipelines.model.quant.load_meter import unmetered
 
 NF4_BLOCKSIZE = 64
 
@@ -36,16 +36,21 @@ class Nf4Tensor:
 
     # construction
     @classmethod
-    def quantize(cls, weight) -> Nf4Tensor:
+    def quantize(cls, weight, *, probe=unmetered) -> Nf4Tensor:
         """One matrix, already in memory."""
-        return cls.quantize_rows(lambda start, stop: weight[start:stop], weight.shape, weight.device)
+        return cls.quantize_rows(
+            lambda start, stop: weight[start:stop], weight.shape, weight.device, probe=probe
+        )
 
     @classmethod
-    def quantize_rows(cls, read_rows, shape, device, *, chunk_values: int = 1 << 25, dtype=None) -> Nf4Tensor:
+    def quantize_rows(
+        cls, read_rows, shape, device, *, chunk_values: int = 1 << 25, dtype=None, probe=unmetered
+    ) -> Nf4Tensor:
         """Quantize a matrix read `read_rows(start, stop)` at a time (about `chunk_values` values).
 
         Chunks are quantized with plain float32 block scales; the scales of the whole matrix are then
         double-quantized at once, as bitsandbytes does, so the result equals quantizing it whole.
+        `probe(*tensors)` is told what is held at each step (a `LoadMeter`'s, when the load is measured).
         """
         import bitsandbytes.functional as bnb_functional
         import torch
@@ -65,7 +70,7 @@ class Nf4Tensor:
             data, state = bnb_functional.quantize_4bit(
                 chunk, blocksize=NF4_BLOCKSIZE, quant_type="nf4", compress_statistics=False
             )
-            meter_probe(chunk, data, packed, absmax)
+            probe(chunk, data, packed, absmax)
             first = start * cols
             packed[first // 2 : first // 2 + data.numel()].copy_(data.view(-1))
             absmax[first // NF4_BLOCKSIZE : first // NF4_BLOCKSIZE + state.absmax.numel()].copy_(state.absmax)
@@ -73,7 +78,7 @@ class Nf4Tensor:
             del chunk, data, state
         offset = absmax.mean()
         nested, nested_state = bnb_functional.quantize_blockwise(absmax - offset, blocksize=256)
-        meter_probe(packed, absmax, nested)
+        probe(packed, absmax, nested)
         del absmax
         return cls(
             packed,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import contextlib
 
-from pipelines.model.accounting import large_allocations_mapped
-from pipelines.model.load_meter import LoadMeter, host_phase, meter_mapped, meter_probe, metering
-from pipelines.model.nf4 import Nf4Tensor, linear_nf4, nf4_linear
-from pipelines.model.quantization import (
+from pipelines.model.local.accounting import large_allocations_mapped
+from pipelines.model.quant.load_meter import LoadMeter, Unmetered
+from pipelines.model.quant.nf4 import Nf4Tensor, nf4_linear
+from pipelines.model.quant.quantization import (
     TOWER_PREFIXES,
     accelerator_bytes,
     host_embedding,
@@ -16,9 +16,9 @@ from pipelines.model.quantization import (
     int8_vocabulary,
     nf4_vocabulary,
     quiet_int8_warning,
+    replace,
     vocabulary_bits,
 )
-from pipelines.model.quantized_modules import HOST, get_classes, int8_scales, int8_vocabulary_class, replace
 
 # --- reading checkpoints one tensor at a time ------------------------------------------------------------
 
@@ -31,15 +31,19 @@ class UnsupportedCheckpoint(Exception):
 
 
 class CheckpointReader:
-    """The tensors of a safetensors checkpoint (one file or sharded), read through mmap on demand."""
+    """The tensors of a safetensors checkpoint (one file or sharded), read through mmap on demand.
 
-    def __init__(self, folder):
+    Each tensor read is reported to `meter` (a `LoadMeter` when the load is measured).
+    """
+
+    def __init__(self, folder, *, meter: LoadMeter | Unmetered | None = None):
         import json
         from pathlib import Path
 
         from safetensors import safe_open
 
         self.folder = Path(folder)
+        self.meter = meter or Unmetered()
         self._open: dict[str, object] = {}
         index = self.folder / "model.safetensors.index.json"
         if index.exists():
@@ -69,7 +73,7 @@ class CheckpointReader:
 
     def get(self, name: str):
         tensor = self._handle(name).get_tensor(name)
-        meter_probe(tensor)
+        self.meter.probe(tensor)
         return tensor
 
     def shape(self, name: str) -> tuple[int, ...]:
@@ -78,8 +82,8 @@ class CheckpointReader:
     def rows(self, name: str, start: int, stop: int):
         tensor = self._handle(name).get_slice(name)[start:stop]
         # A view of the memory-mapped file: it holds the pages it reads, not the whole tensor's storage.
-        meter_mapped(tensor)
-        meter_probe(tensor)
+        self.meter.mapped(tensor)
+        self.meter.probe(tensor)
         return tensor
 
     def close(self) -> None:
@@ -111,7 +115,7 @@ def is_prequantized(folder) -> bool:
 def load_streaming(folder, device: str, *, meter: LoadMeter | None = None, reader=None, config=None):
     """Build the model on the meta device and fill it one tensor at a time, quantized (see module doc).
 
-    A bf16 checkpoint is quantized on load; a checkpoint written by `pipelines.model.export` (it has a
+    A bf16 checkpoint is quantized on load; a checkpoint written by `pipelines.model.local.export` (it has a
     `showcase_quantization.json`) is read as it is. Raises `UnsupportedCheckpoint` when the tensor
     names don't match the model, so the caller can fall back to `from_pretrained`.
     """
@@ -121,8 +125,9 @@ def load_streaming(folder, device: str, *, meter: LoadMeter | None = None, reade
     from transformers import AutoConfig, AutoModelForImageTextToText, GenerationConfig
 
     quiet_int8_warning()
+    measured = meter or Unmetered()
     # `reader` and `config` stand in for a folder in benchmarks (e.g. synthetic weights made on a GPU).
-    reader = reader or CheckpointReader(folder)
+    reader = reader or CheckpointReader(folder, meter=measured)
     manifest = read_manifest(folder) if folder is not None else None
     config = config or AutoConfig.from_pretrained(folder)
     with torch.device("meta"):
@@ -132,13 +137,13 @@ def load_streaming(folder, device: str, *, meter: LoadMeter | None = None, reade
         missing = set(model.state_dict()) - reader.keys() - tied
         if missing:
             raise UnsupportedCheckpoint(f"{len(missing)} tensors missing, e.g. {sorted(missing)[:3]}")
-        builder = _QuantizeOnLoad(model, reader, device)
+        builder = _QuantizeOnLoad(model, reader, device, measured)
     else:
         builder = _ReadQuantized(model, reader, device, manifest)
     on_cpu = str(device).startswith("cpu")
     try:
-        with metering(meter), large_allocations_mapped() if on_cpu else contextlib.nullcontext():
-            _fill(model, reader, builder, device, meter)
+        with large_allocations_mapped() if on_cpu else contextlib.nullcontext():
+            _fill(model, reader, builder, device, measured)
     finally:
         reader.close()
     model._showcase_offloaded_tensors = builder.offloaded
@@ -151,7 +156,7 @@ def load_streaming(folder, device: str, *, meter: LoadMeter | None = None, reade
     return model.eval()
 
 
-def _fill(model, reader, builder, device, meter) -> None:
+def _fill(model, reader, builder, device, meter: LoadMeter | Unmetered) -> None:
     import torch
     from torch import nn
 
@@ -164,12 +169,11 @@ def _fill(model, reader, builder, device, meter) -> None:
             for replaced_name, replacement in replacements.items():
                 replace(model, replaced_name, replacement)
                 skip.add(replaced_name)
-                if meter is not None:
-                    host = getattr(replacement, "host_tensors", None)
-                    if host is not None:
-                        meter.place(host(), host=True)
-                    else:
-                        meter.place(replacement)
+                host = getattr(replacement, "host_tensors", None)
+                if host is not None:
+                    meter.place(host(), host=True)
+                else:
+                    meter.place(replacement)
             continue
         for kind, tensors in (("parameter", module._parameters), ("buffer", module._buffers)):
             for local, tensor in list(tensors.items()):
@@ -182,8 +186,7 @@ def _fill(model, reader, builder, device, meter) -> None:
                 if kind == "parameter":
                     value = nn.Parameter(value, requires_grad=False)
                 tensors[local] = value
-                if meter is not None:
-                    meter.place([value])
+                meter.place([value])
     # Everything now real was loaded: mark it so `_init_weights` leaves it alone, then compute what
     # the checkpoint doesn't hold (non-persistent buffers such as rotary frequencies).
     owners = []
@@ -215,10 +218,10 @@ def _is_tower(name: str) -> bool:
 class _QuantizeOnLoad:
     """Reads bf16 tensors and turns each module into its quantized form as it goes."""
 
-    def __init__(self, model, reader: CheckpointReader, device: str):
+    def __init__(self, model, reader: CheckpointReader, device: str, meter: LoadMeter | Unmetered):
         import torch
 
-        self.model, self.reader, self.device = model, reader, device
+        self.model, self.reader, self.device, self.meter = model, reader, device, meter
         self.offloaded: list = []
         embedding, head = model.get_input_embeddings(), model.get_output_embeddings()
         self.embedding = embedding
@@ -232,24 +235,30 @@ class _QuantizeOnLoad:
         from torch import nn
         from transformers.models.gemma4.modeling_gemma4 import Gemma4TextExperts
 
+        from pipelines.model.quant.torch_modules import HOST, Nf4Experts, Nf4Stack
+
+        probe = self.meter.probe
         if module is self.embedding and self.tied:
             key = f"{name}.weight"
             if vocabulary_bits(self.model.config) == 8:
-                rows, scales = int8_rows_from(self._rows(key), self.reader.shape(key)[0], self.device)
+                rows, scales = int8_rows_from(
+                    self._rows(key), self.reader.shape(key)[0], self.device, probe=probe
+                )
                 head, embedding = int8_vocabulary(int8_linear_from(None, rows=rows, scales=scales), module)
             else:
-                weight = Nf4Tensor.quantize_rows(self._rows(key), self.reader.shape(key), self.device)
+                weight = Nf4Tensor.quantize_rows(
+                    self._rows(key), self.reader.shape(key), self.device, probe=probe
+                )
                 head, embedding = nf4_vocabulary(weight, module)
             return {name: embedding, self.head_name: head}
         if name.endswith("embed_tokens_per_layer"):
             key = f"{name}.weight"
-            with host_phase():
-                table = Nf4Tensor.quantize_rows(self._rows(key), self.reader.shape(key), HOST)
+            with self.meter.host_phase():
+                table = Nf4Tensor.quantize_rows(self._rows(key), self.reader.shape(key), HOST, probe=probe)
             replacement = host_embedding(table, module)
             self.offloaded.extend(replacement.host_tensors())
             return {name: replacement}
         if isinstance(module, Gemma4TextExperts):
-            _, nf4_experts, _, _, _ = get_classes()
             stacks = {}
             for part in ("gate_up_proj", "down_proj"):
                 key = f"{name}.{part}"
@@ -258,14 +267,14 @@ class _QuantizeOnLoad:
                     self.reader.rows(key, index, index + 1)[0].to(self.device, module.gate_up_proj.dtype)
                     for index in range(count)
                 )
-                stacks[part] = get_classes()[0].quantize(matrices, count)
-            return {name: nf4_experts(module, **stacks)}
+                stacks[part] = Nf4Stack.quantize(matrices, count, probe=probe)
+            return {name: Nf4Experts(module, **stacks)}
         if type(module) is nn.Linear and name != self.head_name:
             weight = self.reader.get(f"{name}.weight").to(self.device, module.weight.dtype)
             bias = self._bias(name, module)
             if _is_tower(name):
                 return {name: int8_linear_from(weight, bias)}
-            return {name: nf4_linear(Nf4Tensor.quantize(weight), bias)}
+            return {name: nf4_linear(Nf4Tensor.quantize(weight, probe=probe), bias)}
         return None
 
     def _bias(self, name, module):
@@ -286,6 +295,8 @@ class _ReadQuantized:
         self.offloaded: list = []
 
     def build(self, name: str, module) -> dict | None:
+        from pipelines.model.quant.torch_modules import HOST, Nf4Experts, Nf4Stack
+
         entry = self.modules.get(name)
         if entry is None:
             return None
@@ -316,77 +327,12 @@ class _ReadQuantized:
             self.offloaded.extend(replacement.host_tensors())
             return {name: replacement}
         if kind == "nf4_experts":
-            nf4_stack, nf4_experts, _, _, _ = get_classes()
             stacks = {}
             for part in ("gate_up_proj", "down_proj"):
                 buffers = {
-                    buffer: read(f"{name}.{part}.{buffer}").to(self.device) for buffer in nf4_stack.BUFFERS
+                    buffer: read(f"{name}.{part}.{buffer}").to(self.device) for buffer in Nf4Stack.BUFFERS
                 }
                 meta = entry[part]
-                stacks[part] = nf4_stack(buffers, meta["shape"], self.dtype, meta["nested_blocksize"])
-            return {name: nf4_experts(module, **stacks)}
+                stacks[part] = Nf4Stack(buffers, meta["shape"], self.dtype, meta["nested_blocksize"])
+            return {name: Nf4Experts(module, **stacks)}
         raise UnsupportedCheckpoint(f"unknown record kind {kind!r} for {name}")
-
-
-def quantized_records(model) -> tuple[dict, dict]:
-    """(tensors, manifest modules) describing a `4bit` model exactly, for `pipelines.model.export`."""
-    import bitsandbytes as bnb
-
-    nf4_stack, nf4_experts, nf4_vocabulary_embedding, nf4_host_embedding, _ = get_classes()
-    names = {id(module): name for name, module in model.named_modules()}
-    tensors: dict = {}
-    modules: dict = {}
-    skip: set[str] = set()
-    for name, module in model.named_modules():
-        if name in skip or any(name.startswith(prefix + ".") for prefix in skip):
-            continue
-        if isinstance(module, nf4_vocabulary_embedding):
-            head = module.lm_head[0]
-            head_name = names[id(head)]
-            weight = linear_nf4(head)
-            modules[name] = {"kind": "nf4_vocabulary", "head": head_name, **weight.meta()}
-            tensors.update(weight.record(f"{head_name}."))
-            skip.update((name, head_name))
-        elif isinstance(module, int8_vocabulary_class()):
-            head = module.lm_head[0]
-            head_name = names[id(head)]
-            modules[name] = {"kind": "int8_vocabulary", "head": head_name}
-            tensors[f"{head_name}.weight"] = head.weight.data
-            tensors[f"{head_name}.SCB"] = int8_scales(head)
-            skip.update((name, head_name))
-        elif isinstance(module, bnb.nn.Linear4bit):
-            weight = linear_nf4(module)
-            modules[name] = {"kind": "nf4_linear", **weight.meta()}
-            tensors.update(weight.record(f"{name}."))
-            if module.bias is not None:
-                tensors[f"{name}.bias"] = module.bias.data
-            skip.add(name)
-        elif isinstance(module, bnb.nn.Linear8bitLt):
-            modules[name] = {"kind": "int8_linear"}
-            tensors[f"{name}.weight"] = module.weight.data
-            tensors[f"{name}.SCB"] = int8_scales(module)
-            if module.bias is not None:
-                tensors[f"{name}.bias"] = module.bias.data
-            skip.add(name)
-        elif isinstance(module, nf4_experts):
-            entry = {"kind": "nf4_experts"}
-            for part in ("gate_up_proj", "down_proj"):
-                stack = getattr(module, part)
-                entry[part] = stack.meta()
-                for buffer in nf4_stack.BUFFERS:
-                    tensors[f"{name}.{part}.{buffer}"] = getattr(stack, buffer)
-            modules[name] = entry
-            skip.add(name)
-        elif isinstance(module, nf4_host_embedding):
-            modules[name] = {"kind": "nf4_host_embedding", **module.table.meta()}
-            tensors.update(module.table.record(f"{name}."))
-            skip.add(name)
-        else:
-            prefix = f"{name}." if name else ""
-            for local, parameter in module._parameters.items():
-                if parameter is not None:
-                    tensors[prefix + local] = parameter.data
-            for local, buffer in module._buffers.items():
-                if buffer is not None and local not in module._non_persistent_buffers_set:
-                    tensors[prefix + local] = buffer
-    return tensors, modules

@@ -39,7 +39,7 @@ import inspect
 import torch
 from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
 
-from pipelines.model.accounting import distinct_storage_bytes
+from pipelines.model.local.accounting import distinct_storage_bytes
 
 __all__ = ["Gemma4KVCache", "KEqVLayer", "KeyScratch", "RopeStore", "cache_bytes", "make_cache"]
 __all__ += ["generation_cache_kwargs", "install_attention_hook"]

@@ -16,8 +16,8 @@ from collections.abc import Iterator
 
 from pipelines.errors import GenerationError, InputError
 from pipelines.model.contract import AUDIO_SAMPLE_RATE, Delta, GenerationOptions, Usage, max_input_tokens
-from pipelines.model.prompt import split_media
-from pipelines.model.reply_parser import ReplyParser
+from pipelines.model.format.prompt import split_media
+from pipelines.model.format.reply_parser import ReplyParser
 
 log = logging.getLogger(__name__)
 
@@ -116,67 +116,18 @@ def stream_local(
 def _stream(
     loaded, inputs, options: GenerationOptions, stop_event: threading.Event, usage: Usage
 ) -> Iterator[Delta]:
-    import torch
-    from transformers import StoppingCriteria, StoppingCriteriaList
-
-    from pipelines.model.cache import generation_cache_kwargs
-
     tokenizer = loaded.processor.tokenizer
     # Set when this stream ends, however it ends; the caller's stop_event stays the caller's to set.
     finished = threading.Event()
     streamer = _timed_streamer(tokenizer)
-
-    class StopWhenAsked(StoppingCriteria):
-        def __call__(self, input_ids, scores, **kwargs):
-            return stop_event.is_set() or finished.is_set()
-
-    sampling = {**loaded.spec.sampling, **options.sampling}
-    greedy = float(sampling.get("temperature", 1.0)) <= 0
-    generation_kwargs = dict(
-        **inputs,
-        max_new_tokens=options.max_new_tokens,
-        streamer=streamer,
-        stopping_criteria=StoppingCriteriaList([StopWhenAsked()]),
-        do_sample=not greedy,
-        eos_token_id=_stop_token_ids(tokenizer, options),
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    if sampling.get("min_new_tokens"):
-        # Benchmarks and cancellation tests need a fixed-length run, whatever the model samples.
-        generation_kwargs["min_new_tokens"] = int(sampling["min_new_tokens"])
-    if not greedy:
-        generation_kwargs.update(
-            temperature=float(sampling["temperature"]),
-            top_p=float(sampling["top_p"]),
-            top_k=int(sampling["top_k"]),
-        )
-    if sampling.get("seed") is not None:
-        torch.manual_seed(int(sampling["seed"]))
+    generation_kwargs = _generation_kwargs(loaded, inputs, options, streamer, (stop_event, finished))
     failure: list[BaseException] = []
-
-    on_cuda = str(loaded.device).startswith("cuda")
-
-    def work() -> None:
-        concurrency.enter()
-        try:
-            if on_cuda:
-                torch.cuda.reset_peak_memory_stats(loaded.device)
-            with torch.inference_mode():
-                # KV cache with one tensor per K=V global layer (pipelines/model/cache.py, issue #18).
-                generation_kwargs.update(generation_cache_kwargs(loaded.model))
-                streamer.engine_started_at = time.monotonic()
-                output = loaded.model.generate(**generation_kwargs)
-            usage.output_tokens = int(output.shape[1] - usage.input_tokens)
-            _time_from_engine(usage, streamer)
-            if on_cuda:
-                usage.peak_memory_bytes = int(torch.cuda.max_memory_allocated(loaded.device))
-        except BaseException as error:  # re-raised in the consuming thread
-            failure.append(error)
-            streamer.end()
-        finally:
-            concurrency.leave()
-
-    worker = threading.Thread(target=work, name="gemma-generate", daemon=True)
+    worker = threading.Thread(
+        target=_generate_in_worker,
+        args=(loaded, generation_kwargs, streamer, usage, failure),
+        name="gemma-generate",
+        daemon=True,
+    )
     parser = ReplyParser()
     thought: list[str] = []
     _running[worker] = finished
@@ -213,6 +164,76 @@ def _stream(
             log.warning("generation worker still running %.1fs after stop", time.monotonic() - started)
 
 
+def _generation_kwargs(
+    loaded, inputs, options: GenerationOptions, streamer, stop_events: tuple[threading.Event, ...]
+) -> dict:
+    """What `model.generate` gets: the inputs, the sampling (the variant's, then the request's), the stops."""
+    tokenizer = loaded.processor.tokenizer
+    sampling = {**loaded.spec.sampling, **options.sampling}
+    greedy = float(sampling.get("temperature", 1.0)) <= 0
+    generation_kwargs = dict(
+        **inputs,
+        max_new_tokens=options.max_new_tokens,
+        streamer=streamer,
+        stopping_criteria=_stopping_when_set(stop_events),
+        do_sample=not greedy,
+        eos_token_id=_stop_token_ids(tokenizer, options),
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    if sampling.get("min_new_tokens"):
+        # Benchmarks and cancellation tests need a fixed-length run, whatever the model samples.
+        generation_kwargs["min_new_tokens"] = int(sampling["min_new_tokens"])
+    if not greedy:
+        generation_kwargs.update(
+            temperature=float(sampling["temperature"]),
+            top_p=float(sampling["top_p"]),
+            top_k=int(sampling["top_k"]),
+        )
+    if sampling.get("seed") is not None:
+        import torch
+
+        torch.manual_seed(int(sampling["seed"]))
+    return generation_kwargs
+
+
+def _stopping_when_set(events: tuple[threading.Event, ...]):
+    """Stopping criteria that end `generate` at the next token once any of `events` is set."""
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class StopWhenSet(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            return any(event.is_set() for event in events)
+
+    return StoppingCriteriaList([StopWhenSet()])
+
+
+def _generate_in_worker(loaded, generation_kwargs: dict, streamer, usage: Usage, failure: list) -> None:
+    """The worker thread: runs `generate` and writes this request's usage; a failure goes to `failure`."""
+    import torch
+
+    from pipelines.model.local.cache import generation_cache_kwargs
+
+    on_cuda = str(loaded.device).startswith("cuda")
+    concurrency.enter()
+    try:
+        if on_cuda:
+            torch.cuda.reset_peak_memory_stats(loaded.device)
+        with torch.inference_mode():
+            # KV cache with one tensor per K=V global layer (pipelines/model/local/cache.py, issue #18).
+            generation_kwargs.update(generation_cache_kwargs(loaded.model))
+            streamer.engine_started_at = time.monotonic()
+            output = loaded.model.generate(**generation_kwargs)
+        usage.output_tokens = int(output.shape[1] - usage.input_tokens)
+        _time_from_engine(usage, streamer)
+        if on_cuda:
+            usage.peak_memory_bytes = int(torch.cuda.max_memory_allocated(loaded.device))
+    except BaseException as error:  # re-raised in the consuming thread
+        failure.append(error)
+        streamer.end()
+    finally:
+        concurrency.leave()
+
+
 def _timed_streamer(tokenizer):
     """A `TextIteratorStreamer` that notes when the engine produced its first and last new token."""
     from transformers import TextIteratorStreamer
@@ -241,7 +262,7 @@ def _time_from_engine(usage: Usage, streamer) -> None:
 def _explain_generation_failure(error: BaseException, loaded) -> Exception:
     text = f"{type(error).__name__}: {error}".lower()
     if "out of memory" in text or "outofmemory" in text or isinstance(error, MemoryError):
-        from pipelines.model.accounting import free_memory
+        from pipelines.model.local.accounting import free_memory
 
         free_memory()
         return GenerationError(

@@ -25,10 +25,10 @@ from collections.abc import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 from pipelines.errors import BackendError, InputError
-from pipelines.model.contract import ChatModel, Delta, GenerationOptions, Usage
-from pipelines.model.remote_messages import openai_messages
-from pipelines.model.remote_stream import ServerToolCalls, TextBatches, read_server_usage, reasoning_text
-from pipelines.model.reply_parser import ReplyParser
+from pipelines.model.contract import ChatModel, Delta, GenerationOptions, ProgressCallback, Usage
+from pipelines.model.format.reply_parser import ReplyParser
+from pipelines.model.remote.messages import openai_messages
+from pipelines.model.remote.stream import ServerToolCalls, TextBatches, read_server_usage, reasoning_text
 from pipelines.model.variants import modalities_for
 
 log = logging.getLogger(__name__)
@@ -141,7 +141,9 @@ class OpenAIBackend:
         """A `ChatModel` for the served model `name` (no request is made)."""
         return OpenAIChatModel(self, name, self.modalities_override or modalities_for(name))
 
-    def get_model(self, name: str, quantization: str = "auto", progress=None) -> OpenAIChatModel:
+    def get_model(
+        self, name: str, quantization: str = "auto", progress: ProgressCallback | None = None
+    ) -> OpenAIChatModel:
         """The `ChatModel` for `name` as the server serves it; the server decides the quantization."""
         return self.model(self.resolve(name))
 

@@ -44,7 +44,7 @@ def free_port() -> int:
 
 def processor_source() -> str:
     """`FramesGemma4Processor` as a self-contained module (checkpoint code may import only transformers)."""
-    from pipelines.model.processor import FramesGemma4Processor
+    from pipelines.model.local.processor import FramesGemma4Processor
 
     return (
         "from transformers import Gemma4Processor\n"
@@ -124,7 +124,7 @@ def transformers_serve(
 
     The server runs offline on the CPU and is always stopped on exit (terminate, then kill).
     """
-    from pipelines.model.tiny import build_tiny_checkpoint
+    from pipelines.model.local.tiny import build_tiny_checkpoint
 
     checkpoint = Path(checkpoint or build_tiny_checkpoint())
     workdir.mkdir(parents=True, exist_ok=True)

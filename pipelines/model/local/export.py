@@ -1,6 +1,6 @@
 """Quantize once: write a pre-quantized checkpoint that the app loads without re-streaming_load.
 
-    python -m pipelines.model.export VARIANT OUT_DIR --quantization 4bit [--source FOLDER] [--device cpu]
+    python -m pipelines.model.local.export VARIANT OUT_DIR --quantization 4bit [--source FOLDER] [--device cpu]
                                      [--overwrite]
 
 VARIANT is a built-in variant (E2B, E4B, 26B-A4B, 31B, tiny; the Hub checkpoint is downloaded) or
@@ -55,8 +55,8 @@ def export(
     A non-empty `out_dir` is refused unless `overwrite`, which replaces it as a whole once the new export is
     complete (nothing of the old folder is kept).
     """
-    from pipelines.model import streaming_load
-    from pipelines.model.loader import _download
+    from pipelines.model.local.loader import _download
+    from pipelines.model.quant import streaming_load
     from pipelines.model.variants import get_variant
 
     if quantization != "4bit":
@@ -68,7 +68,7 @@ def export(
         if spec is None:
             raise SystemExit(f"unknown variant {variant!r}; pass --source FOLDER for a local checkpoint")
         if spec.key == "tiny":
-            from pipelines.model.tiny import build_tiny_checkpoint
+            from pipelines.model.local.tiny import build_tiny_checkpoint
 
             source = str(build_tiny_checkpoint())
         else:
@@ -109,11 +109,12 @@ def _move_into_place(out: Path, final: Path) -> None:
 
 
 def _write_export(out: Path, source, spec, variant: str, quantization: str, device: str) -> None:
-    from pipelines.model import streaming_load
-    from pipelines.model.loader import _load_from_folder
+    from pipelines.model.local.loader import _load_from_folder
+    from pipelines.model.quant import streaming_load
+    from pipelines.model.quant.records import quantized_records
 
     model, processor = _load_from_folder(source, "4bit", device)
-    tensors, modules = streaming_load.quantized_records(model)
+    tensors, modules = quantized_records(model)
     files = write_safetensors(tensors, out)
     base_model = (spec.hub_id if spec is not None else None) or str(source)
     manifest = {
@@ -225,7 +226,7 @@ app: it loads without re-quantizing, reading only the quantized bytes ({size / 1
 
 {method_text()}
 
-Produced with `python -m pipelines.model.export {variant} OUT_DIR --quantization 4bit`; the layout of
+Produced with `python -m pipelines.model.local.export {variant} OUT_DIR --quantization 4bit`; the layout of
 each module is listed in `showcase_quantization.json`.
 
 ## Use

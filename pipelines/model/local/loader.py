@@ -11,19 +11,18 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from pipelines.errors import ModelLoadError
-from pipelines.model.accounting import free_memory, tensor_bytes_by_device
-from pipelines.model.contract import ChatModel, Delta, GenerationOptions, Usage
-from pipelines.model.generation import prepare_inputs, stream_local
-from pipelines.model.variants import VariantSpec, get_variant
+from pipelines.model.contract import ChatModel, Delta, GenerationOptions, ProgressCallback, Usage
+from pipelines.model.local.accounting import free_memory, tensor_bytes_by_device
+from pipelines.model.local.generation import prepare_inputs, stream_local
+from pipelines.model.variants import BITSANDBYTES_MISSING, QUANTIZATIONS, VariantSpec, get_variant
 
 log = logging.getLogger(__name__)
 
-QUANTIZATIONS = ("auto", "4bit", "8bit", "bf16", "fp32")
 # The vision and audio towers are small and sensitive; the savings are in the text decoder.
 # transformers matches these from the start of the module name.
 UNQUANTIZED_MODULES = [
@@ -33,9 +32,6 @@ UNQUANTIZED_MODULES = [
     "model.embed_audio",
     "lm_head",
 ]
-BITSANDBYTES_MISSING = "needs bitsandbytes, which is not installed here (pip install bitsandbytes on Linux), or choose bf16 or fp32"
-# progress(fraction in [0, 1] or None when unknown, human-readable stage)
-ProgressCallback = Callable[[float | None, str], None]
 
 
 @dataclass(eq=False)
@@ -236,7 +232,7 @@ def _load(spec: VariantSpec, quantization: str, device: str, report: ProgressCal
     if spec.folder:
         folder = spec.folder
     elif spec.key == "tiny":
-        from pipelines.model.tiny import build_tiny_checkpoint, tiny_checkpoint_built
+        from pipelines.model.local.tiny import build_tiny_checkpoint, tiny_checkpoint_built
 
         # Built once and cached: after that, "preparing" would be a false promise.
         if not tiny_checkpoint_built():
@@ -282,15 +278,15 @@ def _load_from_folder(folder: str, quantization: str, device: str, *, meter=None
     """Load a checkpoint folder. `4bit` (and any pre-quantized export) goes layer by layer.
 
     `4bit` builds the model on the meta device and reads, quantizes and places one tensor at a time
-    (`pipelines.model.quantization.load_streaming`), so the load never holds the bf16 model. A folder
-    written by `pipelines.model.export` is read as it is, whatever `quantization` says. `meter`
-    (a `load_meter.LoadMeter`) records the load peak for the benchmarks.
+    (`pipelines.model.quant.streaming_load.load_streaming`), so the load never holds the bf16 model. A folder
+    written by `pipelines.model.local.export` is read as it is, whatever `quantization` says. `meter`
+    (a `pipelines.model.quant.load_meter.LoadMeter`) records the load peak for the benchmarks.
     """
     import torch
     from transformers import AutoModelForImageTextToText
 
-    from pipelines.model import streaming_load
-    from pipelines.model.processor import load_processor
+    from pipelines.model.local.processor import load_processor
+    from pipelines.model.quant import streaming_load
 
     processor = load_processor(folder)
     if quantization == "4bit" or streaming_load.is_prequantized(folder):
@@ -314,7 +310,7 @@ def _load_from_folder(folder: str, quantization: str, device: str, *, meter=None
     kwargs["device_map"] = device
     model = AutoModelForImageTextToText.from_pretrained(folder, **kwargs)
     if quantization == "4bit":
-        from pipelines.model.quantization import finish_4bit
+        from pipelines.model.quant.quantization import finish_4bit
 
         finish_4bit(model, device)
     model.eval()
@@ -322,7 +318,7 @@ def _load_from_folder(folder: str, quantization: str, device: str, *, meter=None
 
 
 def _fitted_to_cpu_kernels(model):
-    from pipelines.model.quantization import keep_4bit_layers_on_cpu_paths_that_fit
+    from pipelines.model.quant.quantization import keep_4bit_layers_on_cpu_paths_that_fit
 
     generic = keep_4bit_layers_on_cpu_paths_that_fit(model)
     if generic:

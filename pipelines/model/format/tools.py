@@ -71,12 +71,6 @@ class ToolCall:
         """The transformers chat-format entry for an assistant message's `tool_calls` list."""
         return {"type": "function", "function": {"name": self.name, "arguments": self.arguments}}
 
-    @classmethod
-    def from_message(cls, entry: Mapping) -> ToolCall:
-        """Inverse of `to_message` (also accepts `{"name", "arguments"}` without the wrapper)."""
-        function = entry.get("function", entry)
-        return cls(function["name"], dict(function.get("arguments") or {}))
-
 
 # --- formatting (byte for byte what the chat template renders) -----------------------------------
 

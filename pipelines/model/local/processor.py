@@ -62,7 +62,7 @@ def load_processor(source: str, **hub_kwargs) -> FramesGemma4Processor:
     tokenizer = AutoTokenizer.from_pretrained(source, **hub_kwargs)
     image_processor = Gemma4ImageProcessorPil.from_pretrained(source, **hub_kwargs)
     feature_extractor = Gemma4AudioFeatureExtractor.from_pretrained(source, **hub_kwargs)
-    from pipelines.model.chat_template import CHAT_TEMPLATE
+    from pipelines.model.format.chat_template import CHAT_TEMPLATE
 
     return FramesGemma4Processor(
         feature_extractor=feature_extractor,

@@ -1,12 +1,12 @@
 """Tool calls out of a streamed reply: `ToolCallSplitter` for answer text, `ToolReplySplitter` for raw output.
 
-See `tool_format.py` for the format and the rules for what stays visible.
+See `tools.py` for the format and the rules for what stays visible.
 """
 
 from __future__ import annotations
 
-from pipelines.model.thinking import ThinkingSplitter, held_back_length, split_thinking
-from pipelines.model.tool_format import (
+from pipelines.model.format.thinking import ThinkingSplitter, held_back_length, split_thinking
+from pipelines.model.format.tools import (
     MARKERS,
     TOOL_CALL_CLOSE,
     TOOL_CALL_OPEN,

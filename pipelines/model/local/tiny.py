@@ -16,7 +16,7 @@ import string
 import tempfile
 from pathlib import Path
 
-from pipelines.model.chat_template import CHAT_TEMPLATE
+from pipelines.model.format.chat_template import CHAT_TEMPLATE
 
 TINY_SEED = 1234
 # The widths, and why two of them are what they are.
@@ -119,7 +119,7 @@ def build_tiny_checkpoint(target: str | Path | None = None, *, force: bool = Fal
         Gemma4ImageProcessorPil,
     )
 
-    from pipelines.model.processor import FramesGemma4Processor
+    from pipelines.model.local.processor import FramesGemma4Processor
 
     target = Path(target) if target else default_cache_dir()
     if tiny_checkpoint_built(target) and not force:

@@ -19,7 +19,7 @@ in bf16, so "4-bit" models were 1.1x to 3x Google's own Q4_0 footprint. Here eve
 `load_streaming` builds the model on the meta device and reads the checkpoint one tensor (or one chunk
 of rows of a big table, or one expert) at a time through safetensors' mmap, quantizes it on the target
 device and places it, so the load peak exceeds the final size by about one decoder layer in bf16
-whatever the depth. A checkpoint written by `pipelines.model.export` holds the quantized tensors
+whatever the depth. A checkpoint written by `pipelines.model.local.export` holds the quantized tensors
 themselves ("records", listed in `showcase_quantization.json`); the same walker then only reads them.
 
 Host-resident tensors are listed in `model._showcase_offloaded_tensors`, so the loader's
@@ -31,15 +31,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from pipelines.model.load_meter import meter_probe
-from pipelines.model.nf4 import Nf4Tensor, nf4_linear, packed_cpu_path_accepts
-from pipelines.model.quantized_modules import (
-    HOST,
-    get_classes,
-    int8_vocabulary_class,
-    quantize_experts,
-    replace,
-)
+from pipelines.model.quant.load_meter import unmetered
+from pipelines.model.quant.nf4 import Nf4Tensor, nf4_linear, packed_cpu_path_accepts
 
 # LLM.int8 keeps activation columns above this magnitude in 16-bit (bitsandbytes' recommended default).
 INT8_OUTLIER_THRESHOLD = 6.0
@@ -81,6 +74,24 @@ def finish_4bit(model, device: str) -> None:
     model._showcase_offloaded_tensors = offloaded
     if torch.cuda.is_available() and str(device).startswith("cuda"):
         torch.cuda.empty_cache()
+
+
+def replace(model, name: str, module) -> None:
+    parent_name, _, child = name.rpartition(".")
+    setattr(model.get_submodule(parent_name) if parent_name else model, child, module)
+
+
+def quantize_experts(model) -> int:
+    """Replace every `Gemma4TextExperts` by NF4 experts; returns how many were replaced."""
+    from transformers.models.gemma4.modeling_gemma4 import Gemma4TextExperts
+
+    from pipelines.model.quant.torch_modules import Nf4Experts
+
+    names = [name for name, module in model.named_modules() if isinstance(module, Gemma4TextExperts)]
+    for name in names:
+        # One layer at a time: the bf16 tensors of a layer are freed before the next is quantized.
+        replace(model, name, Nf4Experts(model.get_submodule(name)))
+    return len(names)
 
 
 def quiet_int8_warning() -> None:
@@ -155,9 +166,10 @@ def quantize_towers(model) -> int:
 
 def nf4_vocabulary(weight: Nf4Tensor, embedding):
     """(LM head, input embedding) sharing one NF4 copy of the tied vocabulary matrix."""
-    _, _, nf4_embedding, _, _ = get_classes()
+    from pipelines.model.quant.torch_modules import Nf4VocabularyEmbedding
+
     head = nf4_linear(weight)
-    return head, nf4_embedding(
+    return head, Nf4VocabularyEmbedding(
         head,
         padding_idx=embedding.padding_idx,
         embed_scale=float(getattr(embedding, "scalar_embed_scale", 1.0)),
@@ -167,8 +179,9 @@ def nf4_vocabulary(weight: Nf4Tensor, embedding):
 
 def int8_vocabulary(head, embedding):
     """(LM head, input embedding) sharing one int8 copy: `head` is a `Linear8bitLt`."""
-    get_classes()
-    return head, int8_vocabulary_class()(
+    from pipelines.model.quant.torch_modules import Int8VocabularyEmbedding
+
+    return head, Int8VocabularyEmbedding(
         head,
         padding_idx=embedding.padding_idx,
         embed_scale=float(getattr(embedding, "scalar_embed_scale", 1.0)),
@@ -184,7 +197,7 @@ def vocabulary_bits(config) -> int:
     return 4 if getattr(text, "hidden_size_per_layer_input", 0) else 8
 
 
-def int8_rows_from(read_rows, rows: int, device):
+def int8_rows_from(read_rows, rows: int, device, *, probe=unmetered):
     """int8 rows and scales of a matrix read `INT8_CHUNK_ROWS` rows at a time, into preallocated storage."""
     import bitsandbytes.functional as bnb_functional
     import torch
@@ -196,7 +209,7 @@ def int8_rows_from(read_rows, rows: int, device):
         if out is None:
             out = torch.empty((rows, chunk.shape[1]), dtype=torch.int8, device=device)
             scales = torch.empty(rows, dtype=chunk_scales.dtype, device=device)
-        meter_probe(chunk, chunk_rows, out, scales)
+        probe(chunk, chunk_rows, out, scales)
         out[start : start + len(chunk)].copy_(chunk_rows)
         scales[start : start + len(chunk)].copy_(chunk_scales)
         del chunk, chunk_rows, chunk_scales
@@ -223,8 +236,9 @@ def quantize_vocabulary(model) -> bool:
 
 
 def host_embedding(table: Nf4Tensor, embedding):
-    _, _, _, nf4_host_embedding, _ = get_classes()
-    return nf4_host_embedding(
+    from pipelines.model.quant.torch_modules import Nf4HostEmbedding
+
+    return Nf4HostEmbedding(
         table,
         padding_idx=embedding.padding_idx,
         embed_scale=float(embedding.scalar_embed_scale),
@@ -234,13 +248,14 @@ def host_embedding(table: Nf4Tensor, embedding):
 
 def offload_per_layer_embeddings(model) -> list:
     """Quantize every per-layer embedding table to NF4 in host memory; returns the host tensors."""
-    _, _, _, nf4_host_embedding, _ = get_classes()
+    from pipelines.model.quant.torch_modules import HOST, Nf4HostEmbedding
+
     offloaded = []
     for _name, module in list(model.named_modules()):
         table = getattr(module, "embed_tokens_per_layer", None)
         if table is None:
             continue
-        if not isinstance(table, nf4_host_embedding):
+        if not isinstance(table, Nf4HostEmbedding):
             host_table = Nf4Tensor.quantize(table.weight.data.to(HOST))
             module.embed_tokens_per_layer = host_embedding(host_table, table)
         offloaded.extend(module.embed_tokens_per_layer.host_tensors())
@@ -262,7 +277,7 @@ def accelerator_bytes(model, device: str) -> int:
     """
     import torch
 
-    from pipelines.model.accounting import tensor_bytes_by_device
+    from pipelines.model.local.accounting import tensor_bytes_by_device
 
     target = torch.device(device)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from pipelines.model.thinking import split_thinking
+from pipelines.model.format.thinking import split_thinking
 
 # <|name|>, <|name>, <name|> (name: no spaces or brackets, so HTML such as <div> or <a|b> in prose is kept
 # unless it has Gemma's bar-bracket shape), and Gemma's bare-name specials.

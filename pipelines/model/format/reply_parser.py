@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 
 from pipelines.model.contract import Delta
-from pipelines.model.prompt import without_control_tokens
-from pipelines.model.tool_stream import ToolReplySplitter
+from pipelines.model.format.prompt import without_control_tokens
+from pipelines.model.format.tool_stream import ToolReplySplitter
 
 # The start of a control token cut off at a chunk's end ("<bo", "<|ima"): held back until the next chunk.
 _PARTIAL_CONTROL_TOKEN = re.compile(r"<\|?[^<>|\s]{0,32}\|?$")

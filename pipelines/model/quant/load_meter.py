@@ -1,13 +1,14 @@
-"""Load accounting: the most bytes held on the target device at any moment while a model loads."""
+"""Load accounting: the most bytes held on the target device at any moment while a model loads.
+
+Whoever measures a load (the benchmarks, the tests) hands a `LoadMeter` to `load_streaming`, which passes
+it, or its `probe`, to the code that holds tensors; a load nobody measures gets `Unmetered`.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import contextvars
 
-from pipelines.model.accounting import distinct_storage_bytes
-
-# --- load accounting --------------------------------------------------------------------------------
+from pipelines.model.local.accounting import distinct_storage_bytes
 
 
 class LoadMeter:
@@ -32,7 +33,7 @@ class LoadMeter:
         self.peak = 0
         self.host_peak = 0
         self.rss_anon_peak = 0
-        self.host_phase = False
+        self.in_host_phase = False
         # Storages (by address) that map checkpoint files; the reader keeps them mapped for the whole load.
         self.mapped_storages: set[int] = set()
 
@@ -66,14 +67,14 @@ class LoadMeter:
 
     def probe(self, *tensors) -> None:
         held = self._bytes(tensors)
-        if self.host_phase:
+        if self.in_host_phase:
             self.host_peak = max(self.host_peak, self.host_placed + held)
         else:
             self.peak = max(self.peak, self.placed + held)
         self.rss_anon_peak = max(self.rss_anon_peak, rss_anon_bytes())
 
     def place(self, module_or_tensors, *, host: bool = False) -> None:
-        from pipelines.model.accounting import tensor_bytes_by_device
+        from pipelines.model.local.accounting import tensor_bytes_by_device
 
         if isinstance(module_or_tensors, list | tuple):
             size = self._bytes(module_or_tensors)
@@ -90,6 +91,15 @@ class LoadMeter:
             self.placed += size
             self.peak = max(self.peak, self.placed)
 
+    @contextlib.contextmanager
+    def host_phase(self):
+        """Within this block, what the load reads goes to host memory by design (the per-layer-embedding table)."""
+        self.in_host_phase = True
+        try:
+            yield
+        finally:
+            self.in_host_phase = False
+
     def _on_target_key(self, key: str) -> bool:
         import torch
 
@@ -99,43 +109,24 @@ class LoadMeter:
         )
 
 
-# The meter of the load under way (benchmarks pass one); a ContextVar, so concurrent loads can't share it.
-_active: contextvars.ContextVar[LoadMeter | None] = contextvars.ContextVar("load_meter", default=None)
+def unmetered(*tensors) -> None:
+    """The probe of a load nobody measures."""
 
 
-@contextlib.contextmanager
-def metering(meter: LoadMeter | None):
-    """Within this block, `meter_probe` reports to `meter` (nothing when it is None)."""
-    token = _active.set(meter)
-    try:
-        yield meter
-    finally:
-        _active.reset(token)
+class Unmetered:
+    """Stands in for a `LoadMeter` when nobody measures the load: every report is dropped."""
 
+    probe = staticmethod(unmetered)
 
-@contextlib.contextmanager
-def host_phase():
-    """Within this block, what the load reads goes to host memory by design (the per-layer-embedding table)."""
-    meter = _active.get()
-    if meter is not None:
-        meter.host_phase = True
-    try:
+    def mapped(self, tensor) -> None:
+        pass
+
+    def place(self, module_or_tensors, *, host: bool = False) -> None:
+        pass
+
+    @contextlib.contextmanager
+    def host_phase(self):
         yield
-    finally:
-        if meter is not None:
-            meter.host_phase = False
-
-
-def meter_probe(*tensors) -> None:
-    meter = _active.get()
-    if meter is not None:
-        meter.probe(*tensors)
-
-
-def meter_mapped(tensor) -> None:
-    meter = _active.get()
-    if meter is not None:
-        meter.mapped(tensor)
 
 
 def rss_anon_bytes() -> int:
