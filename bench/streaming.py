@@ -25,22 +25,10 @@ import time
 import urllib.request
 from pathlib import Path
 
-from tests.local_server import free_port
+from tests.local_server import free_port, wait_until_answering
 
 ROOT = Path(__file__).resolve().parents[1]
 RATES = (1000.0, 0.0)  # tokens a second; 0: as fast as possible
-
-
-def _wait_for(url: str, process: subprocess.Popen, timeout_s: float = 180) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{process.args[2]} exited with {process.returncode}")
-        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as response:
-            if response.status == 200:
-                return
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} did not answer within {timeout_s:.0f} s")
 
 
 @contextlib.contextmanager
@@ -50,7 +38,7 @@ def _process(arguments: list[str], ready_url: str, cwd: Path = ROOT):
         [sys.executable, *arguments], cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
-        _wait_for(ready_url, process)
+        wait_until_answering(process, ready_url, 180, name=" ".join(arguments[:2]))
         yield process
     finally:
         process.terminate()

@@ -92,16 +92,28 @@ def byte_token_bias(checkpoint: Path) -> dict[str, float]:
     return {str(token_id): -100.0 for token_id in ids}
 
 
-def _wait_until_healthy(process: subprocess.Popen, url: str, log_path: Path, timeout_s: float) -> None:
+def wait_until_answering(
+    process: subprocess.Popen,
+    url: str,
+    timeout_s: float,
+    *,
+    name: str = "the server",
+    log_path: Path | None = None,
+) -> None:
+    """Until `url` answers HTTP 200; fails at once if `process` exits first (with its log's tail, if any)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"transformers serve exited ({process.returncode}):\n{_tail(log_path)}")
+            raise RuntimeError(f"{name} exited ({process.returncode}){_tail_of(log_path)}")
         with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as response:
             if response.status == 200:
                 return
-        time.sleep(0.5)
-    raise RuntimeError(f"transformers serve wasn't healthy within {timeout_s:.0f} s:\n{_tail(log_path)}")
+        time.sleep(0.2)
+    raise RuntimeError(f"{name} didn't answer {url} within {timeout_s:.0f} s{_tail_of(log_path)}")
+
+
+def _tail_of(log_path: Path | None) -> str:
+    return f":\n{_tail(log_path)}" if log_path else ""
 
 
 def _tail(log_path: Path, lines: int = 40) -> str:
@@ -167,7 +179,13 @@ def transformers_serve(
     with open(log_path, "wb") as log_file:
         process = subprocess.Popen(command, env=env, stdout=log_file, stderr=subprocess.STDOUT)
     try:
-        _wait_until_healthy(process, f"http://127.0.0.1:{port}/health", log_path, timeout_s)
+        wait_until_answering(
+            process,
+            f"http://127.0.0.1:{port}/health",
+            timeout_s,
+            name="transformers serve",
+            log_path=log_path,
+        )
         yield f"http://127.0.0.1:{port}/v1", model
     finally:
         process.terminate()
