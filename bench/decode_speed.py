@@ -18,7 +18,6 @@ from pathlib import Path
 
 from pipelines.model.local.synthetic import build_config, write_checkpoint
 from pipelines.model.reference_configs import VARIANT_NAMES
-from pipelines.settings import GenerationSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,7 +31,7 @@ def timed_generate(model, prompt, new_tokens: int) -> float:
     with torch.no_grad():
         model.generate(
             input_ids=prompt,
-            settings=GenerationSettings(max_new_tokens=new_tokens),
+            max_new_tokens=new_tokens,
             min_new_tokens=new_tokens,
             do_sample=False,
         )

@@ -27,13 +27,13 @@ def generation_threads():
 
 def test_streams_deltas_for_an_image_prompt(tiny_model, tiny_image):
     messages = user({"type": "image", "image": tiny_image}, text("What is this?"))
-    options = {"thinking": False, "max_new_tokens": 12, "min_new_tokens": 12, "seed": 7}
-    reply, usage = drain(tiny_model.generate(messages, **options))
+    settings, options = GenerationSettings(max_new_tokens=12), {"min_new_tokens": 12, "seed": 7}
+    reply, usage = drain(tiny_model.generate(messages, settings, **options))
     assert reply.thought == "" and reply.answer.strip(), "thinking is off: all 12 tokens are the answer"
     assert usage.output_tokens == 12 and usage.input_tokens > 0 and usage.outcome == "ok"
     assert not generation_threads()
     # The same seed gives the same reply: the image and the seed, not leftovers of earlier runs, decide it.
-    again, _ = drain(tiny_model.generate(messages, **options))
+    again, _ = drain(tiny_model.generate(messages, settings, **options))
     assert again == reply
 
 
@@ -50,8 +50,8 @@ def test_streams_deltas_for_an_audio_prompt(tiny_model):
     assert deltas and all(isinstance(d, Delta) and d for d in deltas)
 
 
-def _prompt_text(model, messages, **options):
-    inputs = model.prompt_inputs(messages, **options)
+def _prompt_text(model, messages, **settings):
+    inputs = model.prompt_inputs(messages, GenerationSettings(**settings))
     return model.processor.tokenizer.decode(inputs["input_ids"][0])
 
 
@@ -80,11 +80,13 @@ def test_image_budget_sets_the_number_of_soft_tokens(tiny_model, tiny_image):
     image_token = tiny_model.processor.tokenizer.image_token_id
     counts = {}
     for budget in (70, 280, 1120):
-        inputs = tiny_model.prompt_inputs(user({"type": "image", "image": tiny_image}), image_budget=budget)
+        inputs = tiny_model.prompt_inputs(
+            user({"type": "image", "image": tiny_image}), GenerationSettings(image_budget=budget)
+        )
         counts[budget] = int((inputs["input_ids"] == image_token).sum())
     assert counts[70] <= 70 < counts[280] <= 280 < counts[1120] <= 1120
     with pytest.raises(InputError, match="image token budget"):
-        tiny_model.prompt_inputs(user(text("x")), image_budget=100)
+        tiny_model.prompt_inputs(user(text("x")), GenerationSettings(image_budget=100))
 
 
 def test_closing_the_stream_stops_the_worker(tiny_model):

@@ -203,7 +203,7 @@ def test_generate_with_make_cache_matches_stock_generate():
             outputs[name] = model.generate(
                 ids,
                 past_key_values=cache,
-                settings=GenerationSettings(max_new_tokens=12),
+                max_new_tokens=12,
                 min_new_tokens=12,
                 do_sample=False,
                 return_dict_in_generate=True,
@@ -261,7 +261,7 @@ def test_left_padded_batch_and_crop_match_the_stock_cache():
                 ids,
                 attention_mask=mask,
                 past_key_values=cache,
-                settings=GenerationSettings(max_new_tokens=6),
+                max_new_tokens=6,
                 min_new_tokens=6,
                 do_sample=False,
                 return_dict_in_generate=True,

@@ -16,7 +16,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipelines.errors import ModelLoadError
-from pipelines.model.contract import ChatModel, Delta, GenerationOptions, ProgressCallback, Usage
+from pipelines.model.contract import (
+    ChatModel,
+    Delta,
+    GenerationOptions,
+    GenerationSettings,
+    ProgressCallback,
+    Usage,
+)
 from pipelines.model.local.accounting import free_memory, tensor_bytes_by_device
 from pipelines.model.local.generation import prepare_inputs, stream_local
 from pipelines.model.variants import BITSANDBYTES_MISSING, QUANTIZATIONS, VariantSpec, get_variant
@@ -59,9 +66,11 @@ class LoadedModel(ChatModel):
         tokenizer = getattr(self.processor, "tokenizer", self.processor)
         return frozenset(token for token in getattr(tokenizer, "all_special_tokens", ()) if len(token) > 1)
 
-    def prompt_inputs(self, messages: list[dict], **options) -> dict:
+    def prompt_inputs(
+        self, messages: list[dict], settings: GenerationSettings | None = None, **options
+    ) -> dict:
         """The tensors `generate` would give the model for `messages` (after the contract's checks)."""
-        return prepare_inputs(self, *self.prepare(messages, **options))
+        return prepare_inputs(self, *self.prepare(messages, settings, **options))
 
     def _stream(
         self, messages: list[dict], options: GenerationOptions, stop_event: threading.Event, usage: Usage
