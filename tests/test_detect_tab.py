@@ -16,7 +16,7 @@ from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from app.detect import DISPLAY_MAX_SIDE, NO_OBJECTS_STATUS, WORKING_STATUS
+from app.detection import DISPLAY_MAX_SIDE, NO_OBJECTS_STATUS, WORKING_STATUS
 from pipelines.detection import DETECTION_TEMPERATURE
 from pipelines.media.annotate import TABLE_HEADERS, label_colors
 from pipelines.media.images import MAX_MODEL_SIDE
