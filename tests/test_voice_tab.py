@@ -14,14 +14,13 @@ from gradio_client.exceptions import AppError
 
 from app.voice import (
     AUDIO_VARIANT,
-    EXAMPLE_LABEL_CHARS,
     NOTICE_TITLE,
     audio_notice_text,
     speakable_text,
     switch_to_audio_variant,
-    voice_examples,
     voice_turns_from_history,
 )
+from app.voice_layout import EXAMPLE_LABEL_CHARS, voice_examples
 from pipelines.media.audio import load_audio
 from pipelines.model.variants import VARIANTS
 from pipelines.voice import (
