@@ -19,26 +19,33 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from app.api_types import CheckedNumber, CheckedSlider, ConversationJSON, IntegerChoice
+from app.api_types import ConversationJSON
 from app.controls import Settings, SharedControls, takes_settings
 from app.conversation_controls import conversation_file_row, shared_settings, wire_download
 from app.errors import user_facing
 from app.gpu import stream_on_gpu
 from app.history import history_as_dicts, merged_replies, normalize_history, settled_thoughts
-from app.reply import StreamedReply, conversation_box
+from app.reply import StreamedReply
 from app.safe_markdown import page_messages
 from app.static_files import STATIC_DIR, load_js_sections
 from app.time_chips import chipped_messages, times_found
-from app.uploads import bundled_examples
-from app.usage_line import showing_usage, usage_box
+from app.usage_line import showing_usage
 from app.video_conversation import open_video_conversation, start_over_for_new_video, video_settings
+from app.video_qa_layout import (
+    VideoConversation,
+    VideoInputs,
+    conversation_column,
+    video_and_sampling,
+    video_examples,
+)
 from app.video_sampling import FRAME_BUDGETS, SampledVideo, sample_video
 from app.video_store import TTL_S, KeptVideos
+from app.views import KEEP, as_outputs
 from pipelines.errors import InputError
-from pipelines.media.video import DEFAULT_NUM_FRAMES, MAX_NUM_FRAMES, MIN_NUM_FRAMES, VIDEO_FRAME_TOKENS
+from pipelines.media.video import DEFAULT_NUM_FRAMES, VIDEO_FRAME_TOKENS
 from pipelines.model.contract import ChatModel, Delta, checked_image_budget
 from pipelines.model.variants import VARIANTS, modalities_for
-from pipelines.video_qa import VIDEO_EXAMPLES, VideoQAUpdate, VideoSession, VideoTurn, check_question
+from pipelines.video_qa import VideoQAUpdate, VideoSession, VideoTurn, check_question
 
 TIME_CHIPS_JS = load_js_sections(STATIC_DIR / "video_times.js")
 # `kept` of a call that came through the API, which keeps no session between calls.
@@ -102,6 +109,22 @@ class VideoStep:
     times: list[dict] | None = None
 
 
+@dataclass(frozen=True)
+class VideoView:
+    """What the Video Q&A tab shows; a field left at `KEEP` stays as it is. The page's events show
+    `PAGE_FIELDS`, the public endpoint `API_FIELDS`."""
+
+    conversation: object
+    frames: object = KEEP  # the gallery: the sampled frames with their mm:ss captions
+    times: object = KEEP  # the times the finished answer names (API clients only)
+    kept: object = KEEP  # the session's handle on its sampled frames (a gr.State)
+    question: object = KEEP  # the question box, emptied once the frames are shown
+
+
+PAGE_FIELDS = ("frames", "conversation", "kept", "question")
+API_FIELDS = ("frames", "conversation", "times")
+
+
 def _answer(video, question, sampling: tuple, history, kept, chosen: Settings, *, chips: bool):
     """Yield a `VideoStep` as the answer streams; with `chips`, times in answers and thoughts are chips."""
     num_frames, start, end, frame_budget, include_audio = sampling
@@ -138,22 +161,76 @@ def checked_frame_budget(value) -> int:
     return budget
 
 
-def video_examples() -> tuple[list[list], list[str]]:
-    """Example rows (video, question, include audio) and their labels, for the bundled clips that exist."""
-    found = bundled_examples("video", VIDEO_EXAMPLES)
-    rows = [[str(path), example.question, example.include_audio] for path, example in found]
-    # The page cuts labels short, so they name the clip; picking one fills in its question.
-    labels = [
-        f"🎬 {example.filename}" + (" · 🔊 with its audio" if example.include_audio else "")
-        for _, example in found
-    ]
-    return rows, labels
-
-
 VIDEO_NOTES = {
     "image_budget": "unused here (frame_budget sets the tokens per frame); kept so every endpoint takes the "
     "same settings."
 }
+
+
+@user_facing("video_qa", files=("video",))
+@takes_settings(notes=VIDEO_NOTES)
+def video_qa(
+    video,
+    question: str,
+    num_frames: int = DEFAULT_NUM_FRAMES,
+    start: float | None = 0,
+    end: float | None = 0,
+    frame_budget: int = VIDEO_FRAME_TOKENS,
+    include_audio: bool = False,
+    history: list | None = None,
+    *,
+    chosen: Settings,
+    kept: str | object | None = API_CALL,
+    store: KeptVideos | None = None,
+):
+    """Ask Gemma 4 about a video; streams the sampled frames (with mm:ss captions) and the conversation.
+
+    Args:
+        video: the video file (MP4, WebM, MOV or MKV).
+        question: the question about the video.
+        num_frames: how many frames to sample evenly over the time range (1 to 64; 16 by default).
+        start: where the time range starts, in seconds (0 or empty: the beginning).
+        end: where the time range ends, in seconds (0 or empty: the end of the video).
+        frame_budget: soft tokens per frame: 70 (Gemma's video default), 140 or 280 for fine detail.
+        include_audio: also send the video's audio track (E2B, E4B and tiny hear audio; others refuse).
+        history: the conversation so far, exactly as this endpoint returned it last time ([] to start);
+            follow-ups about the same video pass it back with the same video and settings.
+
+    Returns (streamed): the sampled frames as gallery items (image, "mm:ss" caption), the
+    conversation (the history, the question, the thoughts in a message titled "🧠 Thinking", and the
+    answer) and, with the finished answer, the times it names: one {"text", "start", "end" (seconds,
+    end excluded), "in" ("answer" or "thought"), "in_clip", "frames" (gallery indices)} per time.
+    Last, the numbers line (time to first token, tokens/s, tokens, memory, where it ran).
+    """
+    # The browser keeps the sampled frames between questions (in `store`, the session's `kept` names them);
+    # an API call (no session) samples anew.
+    in_browser = kept is not API_CALL
+    if in_browser:
+        # The checkbox is hidden on variants without audio, so a value left checked there is not a request.
+        include_audio = bool(include_audio) and audio_available(chosen.variant)
+    sampling = (num_frames, start, end, frame_budget, include_audio)
+    previous = store.get(kept) if in_browser and store is not None else None
+    for step in _answer(video, question, sampling, history, previous, chosen, chips=in_browser):
+        frames = KEEP if step.gallery is None else step.gallery
+        if not in_browser:
+            times = KEEP if step.times is None else step.times
+            yield VideoView(step.conversation, frames=frames, times=times)
+            continue
+        kept = store.keep(kept, step.sampled) if store is not None else None
+        # The page shows the reply as sanitized HTML (times as chips); API clients get the model's own text.
+        emptied = KEEP if step.gallery is None else ""
+        yield VideoView(page_messages(step.conversation), frames=frames, kept=kept, question=emptied)
+
+
+def no_conversation() -> list:
+    return []
+
+
+def audio_choice_for(variant: str):
+    """The include-audio box: offered on variants that hear audio, hidden and unchecked on the others."""
+    if audio_available(variant):
+        return gr.Checkbox(visible=True, interactive=True)
+    return gr.Checkbox(visible=False, interactive=False, value=False)
 
 
 def build_video_tab(controls: SharedControls) -> None:
@@ -163,205 +240,86 @@ def build_video_tab(controls: SharedControls) -> None:
     )
     # The session's state holds a handle; the frames are kept in `kept_videos`, bounded per session and in all.
     kept_videos = KeptVideos()
-    sampled_state = gr.State(None, time_to_live=TTL_S, delete_callback=kept_videos.forget)
+    kept = gr.State(None, time_to_live=TTL_S, delete_callback=kept_videos.forget)
     # Clicks on the time chips in answers (app/time_chips.py) move the player and pick the frames.
     gr.HTML("", visible="hidden", js_on_load=TIME_CHIPS_JS["install"])
     with gr.Row():
         with gr.Column(scale=2):
-            video_input = gr.Video(
-                sources=["upload", "webcam"], label="Video", height=300, elem_id="video-input"
-            )
-            num_frames = CheckedSlider(
-                MIN_NUM_FRAMES,
-                MAX_NUM_FRAMES,
-                value=DEFAULT_NUM_FRAMES,
-                step=1,
-                precision=0,
-                label="Frames to sample",
-                info="Spread evenly over the time range",
-                elem_id="video-num-frames",
-            )
-            with gr.Row():
-                start = CheckedNumber(value=0, label="Start (seconds)", elem_id="video-start")
-                end = CheckedNumber(
-                    value=0, label="End (seconds)", info="0 or empty: to the end", elem_id="video-end"
-                )
-            frame_budget = IntegerChoice(
-                choices=list(FRAME_BUDGETS),
-                value=VIDEO_FRAME_TOKENS,
-                label="Tokens per frame",
-                info="70 is Gemma's video default; more for fine detail (slower)",
-                elem_id="video-frame-budget",
-            )
-            include_audio = gr.Checkbox(
-                value=False,
-                label="Include the audio track",
-                info="E2B and E4B hear the video's sound too",
-                visible=audio_available(controls.variant.value),
-                elem_id="video-include-audio",
-            )
+            given = video_and_sampling(audio_available(controls.variant.value))
         with gr.Column(scale=3):
-            gallery = gr.Gallery(
-                label="Sampled frames (mm:ss)",
-                columns=8,
-                height=240,
-                object_fit="contain",
-                format="jpeg",
-                interactive=False,
-                elem_id="video-frames",
-            )
-            chatbot = conversation_box(
-                "Upload or record a video, ask a question, then ask follow-ups.",
-                height=380,
-                elem_id="video-conversation",
-            )
-            numbers = usage_box("video-numbers")
-            question_input = gr.Textbox(
-                label="Question",
-                placeholder="What happens in this video? When does it change?",
-                max_lines=3,
-                elem_id="video-question",
-            )
-            with gr.Row():
-                ask_button = gr.Button("🎬 Ask", variant="primary", elem_id="video-ask")
-                stop = gr.Button("⏹ Stop", variant="stop", elem_id="video-stop")
-                clear = gr.Button("🗑 New conversation", elem_id="video-clear")
+            talk = conversation_column()
             conversation_file = conversation_file_row("video")
             example_rows, example_labels = video_examples()
             gr.Examples(
                 examples=example_rows,
-                inputs=[video_input, question_input, include_audio],
+                inputs=[given.video, talk.question, given.include_audio],
                 example_labels=example_labels,
                 label="Examples (pick one, then press Ask)",
                 elem_id="video-examples",
             )
+    _wire_asking(controls, given, talk, kept, kept_videos)
+    restored_video = gr.State(None)
+    private = {"queue": False, "api_visibility": "private"}
+    # A new video starts a new conversation: the old answers were about other frames.
+    given.video.change(
+        start_over_for_new_video,
+        [given.video, restored_video],
+        [talk.gallery, talk.chatbot, restored_video],
+        **private,
+    )
+    wire_download(
+        conversation_file,
+        "video",
+        talk.chatbot,
+        shared_settings(controls),
+        describe_tab=video_settings,
+        tab_inputs=[given.video, *given.sampling],
+    )
+    conversation_file.open_file.upload(
+        open_video_conversation,
+        conversation_file.open_file,
+        [talk.chatbot, talk.gallery, given.video, *given.sampling, restored_video],
+        **private,
+    )
+    controls.variant.change(audio_choice_for, controls.variant, given.include_audio, **private)
+    _public_endpoint(controls, given, talk)
 
-    sampling_inputs = [num_frames, start, end, frame_budget, include_audio]
 
-    @user_facing("video_qa", files=("video",))
-    @takes_settings(notes=VIDEO_NOTES)
-    def video_qa(
-        video,
-        question: str,
-        num_frames: int = DEFAULT_NUM_FRAMES,
-        start: float | None = 0,
-        end: float | None = 0,
-        frame_budget: int = VIDEO_FRAME_TOKENS,
-        include_audio: bool = False,
-        history: list | None = None,
-        *,
-        chosen: Settings,
-        kept: str | object | None = API_CALL,
-    ):
-        """Ask Gemma 4 about a video; streams the sampled frames (with mm:ss captions) and the conversation.
-
-        Args:
-            video: the video file (MP4, WebM, MOV or MKV).
-            question: the question about the video.
-            num_frames: how many frames to sample evenly over the time range (1 to 64; 16 by default).
-            start: where the time range starts, in seconds (0 or empty: the beginning).
-            end: where the time range ends, in seconds (0 or empty: the end of the video).
-            frame_budget: soft tokens per frame: 70 (Gemma's video default), 140 or 280 for fine detail.
-            include_audio: also send the video's audio track (E2B, E4B and tiny hear audio; others refuse).
-            history: the conversation so far, exactly as this endpoint returned it last time ([] to start);
-                follow-ups about the same video pass it back with the same video and settings.
-
-        Returns (streamed): the sampled frames as gallery items (image, "mm:ss" caption), the
-        conversation (the history, the question, the thoughts in a message titled "🧠 Thinking", and the
-        answer) and, with the finished answer, the times it names: one {"text", "start", "end" (seconds,
-        end excluded), "in" ("answer" or "thought"), "in_clip", "frames" (gallery indices)} per time.
-        Last, the numbers line (time to first token, tokens/s, tokens, memory, where it ran).
-        """
-        # The browser keeps the sampled frames between questions; an API call (no session) samples anew.
-        in_browser = kept is not API_CALL
-        if in_browser:
-            # The checkbox is hidden on variants without audio, so a value left checked there is not a request.
-            include_audio = bool(include_audio) and audio_available(chosen.variant)
-        sampling = (num_frames, start, end, frame_budget, include_audio)
-        for step in _answer(
-            video,
-            question,
-            sampling,
-            history,
-            kept_videos.get(kept) if in_browser else None,
-            chosen,
-            chips=in_browser,
-        ):
-            # The page shows the reply as sanitized HTML (times as chips); API clients get the model's own text.
-            changes = {chatbot: page_messages(step.conversation) if in_browser else step.conversation}
-            if step.gallery is not None:
-                changes[gallery] = step.gallery
-            if in_browser:
-                changes[sampled_state] = kept = kept_videos.keep(kept, step.sampled)
-                if step.gallery is not None:
-                    changes[question_input] = ""
-            elif step.times is not None:
-                changes[api_times] = step.times
-            yield changes
-
-    video_qa.kept_videos = kept_videos  # what the browser sessions hold, for operators and tests
-    browser_inputs = [video_input, question_input, *sampling_inputs, chatbot, *controls.inputs, sampled_state]
-    video_qa_with_numbers = showing_usage(video_qa, numbers)
+def _wire_asking(
+    controls, given: VideoInputs, talk: VideoConversation, kept: gr.State, store: KeptVideos
+) -> None:
+    """Ask and Enter run `video_qa` with the session's kept frames; Stop cancels; New conversation clears."""
+    asking = as_outputs(video_qa, PAGE_FIELDS, given={"store": store})
+    asking.kept_videos = store  # what the browser sessions hold, for operators and tests
+    inputs = [given.video, talk.question, *given.sampling, talk.chatbot, *controls.inputs, kept]
     events = [
         trigger(
-            video_qa_with_numbers,
-            browser_inputs,
-            [gallery, chatbot, sampled_state, question_input, numbers],
+            showing_usage(asking, talk.numbers),
+            inputs,
+            [talk.gallery, talk.chatbot, kept, talk.question, talk.numbers],
             # The browser's own event: hidden from the API docs; tests drive the session path through it.
             api_name="video_ask" if index == 0 else "video_ask_submit",
             api_visibility="undocumented" if index == 0 else "private",
             **controls.model_event(),
         )
-        for index, trigger in enumerate((ask_button.click, question_input.submit))
+        for index, trigger in enumerate((talk.ask.click, talk.question.submit))
     ]
-    stop.click(None, cancels=events, api_visibility="private")
+    talk.stop.click(None, cancels=events, api_visibility="private")
     for event in events:
         # Also after Stop: a reply stopped while thinking keeps its thoughts, without the spinner.
-        event.failure(settled_thoughts, chatbot, chatbot, queue=False, api_visibility="private")
-    clear.click(lambda: [], None, chatbot, queue=False, api_visibility="private")
-    # A new video starts a new conversation: the old answers were about other frames.
-    restored_video = gr.State(None)
-    video_input.change(
-        start_over_for_new_video,
-        [video_input, restored_video],
-        [gallery, chatbot, restored_video],
-        queue=False,
-        api_visibility="private",
-    )
-    wire_download(
-        conversation_file,
-        "video",
-        chatbot,
-        shared_settings(controls),
-        describe_tab=video_settings,
-        tab_inputs=[video_input, *sampling_inputs],
-    )
-    conversation_file.open_file.upload(
-        open_video_conversation,
-        conversation_file.open_file,
-        [chatbot, gallery, video_input, *sampling_inputs, restored_video],
-        queue=False,
-        api_visibility="private",
-    )
+        event.failure(settled_thoughts, talk.chatbot, talk.chatbot, queue=False, api_visibility="private")
+    talk.clear.click(no_conversation, None, talk.chatbot, queue=False, api_visibility="private")
 
-    def show_audio_choice(variant: str):
-        if audio_available(variant):
-            return gr.Checkbox(visible=True, interactive=True)
-        return gr.Checkbox(visible=False, interactive=False, value=False)
 
-    controls.variant.change(
-        show_audio_choice, controls.variant, include_audio, queue=False, api_visibility="private"
-    )
-
-    # The public endpoint: the history travels as JSON, so API clients can ask follow-ups. It keeps no
-    # session state (MCP tool calls have none), so each call samples its video again.
-    api_button = gr.Button(visible=False)
+def _public_endpoint(controls, given: VideoInputs, talk: VideoConversation) -> None:
+    """`/video_qa`: the history travels as JSON, so API clients can ask follow-ups. It keeps no session state
+    (MCP tool calls have none), so each call samples its video again."""
     api_history = ConversationJSON(value=[], visible=False, label="history")
     api_times = gr.JSON(visible=False, label="times")
-    api_button.click(
-        video_qa_with_numbers,
-        [video_input, question_input, *sampling_inputs, api_history, *controls.inputs],
-        [gallery, chatbot, api_times, numbers],
+    gr.Button(visible=False).click(
+        showing_usage(as_outputs(video_qa, API_FIELDS), talk.numbers),
+        [given.video, talk.question, *given.sampling, api_history, *controls.inputs],
+        [talk.gallery, talk.chatbot, api_times, talk.numbers],
         api_name="video_qa",
         **controls.model_event(),
     )

@@ -23,7 +23,8 @@ from app.controls import MODEL_QUEUE
 from app.reply import NO_ANSWER, THOUGHT_TITLE
 from app.safe_markdown import page_html, source_text
 from app.time_chips import with_time_chips
-from app.video_qa import audio_available, video_examples, video_turns
+from app.video_qa import audio_available, video_turns
+from app.video_qa_layout import video_examples
 from pipelines.media.video import format_timestamp, sample_frames
 from pipelines.media.video_audio import extract_audio_track
 from pipelines.model.contract import AUDIO_SAMPLE_RATE
