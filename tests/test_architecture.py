@@ -109,7 +109,6 @@ def test_no_file_in_app_or_pipelines_is_over_400_lines():
         assert lines <= 400, f"{path.relative_to(ROOT)} has {lines} lines"
 
 
-
 MAX_FUNCTION_LINES = 80
 
 
