@@ -57,7 +57,7 @@ def as_outputs(
         def call(*args, **kwargs):
             return _gradio_values(endpoint(*args, **fixed, **kwargs), shown)
 
-        return call
+        return _without_parameters(call, fixed)
 
     @functools.wraps(endpoint)
     def stream(*args, **kwargs):
@@ -66,7 +66,17 @@ def as_outputs(
             for view in views:
                 yield _gradio_values(view, shown)
 
-    return stream
+    return _without_parameters(stream, fixed)
+
+
+def _without_parameters(adapted: Callable, given: dict) -> Callable:
+    """`adapted`, whose signature leaves out the arguments it is given: Gradio fills every parameter it sees
+    (the defaults of those no input fills), and would send these twice."""
+    if given:
+        signature = inspect.signature(adapted)
+        kept = [parameter for parameter in signature.parameters.values() if parameter.name not in given]
+        adapted.__signature__ = signature.replace(parameters=kept)
+    return adapted
 
 
 def positions(view_type: type, *names: str) -> tuple[int, ...]:
