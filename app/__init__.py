@@ -28,10 +28,10 @@ def build_app(config: AppConfig | None = None) -> gr.Blocks:
     from app.admission import FairQueue
     from app.chat import build_chat_tab
     from app.controls import build_shared_controls
-    from app.detect import build_detect_tab
+    from app.detection import build_detect_tab
     from app.fit import build_fit_tab
     from app.screenshot import build_screenshot_tab
-    from app.video import build_video_tab
+    from app.video_qa import build_video_tab
     from app.voice import build_voice_tab
 
     config = config or AppConfig()

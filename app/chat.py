@@ -244,7 +244,22 @@ def chat_examples() -> list[dict]:
     return examples
 
 
-def build_chat_tab(controls: SharedControls) -> None:
+def upload_box_for(variant: str):
+    """The message box offers the files the selected variant takes."""
+    return gr.MultimodalTextbox(file_types=file_types_for(variant))
+
+
+@dataclass(frozen=True)
+class ChatTab:
+    chatbot: gr.Chatbot
+    textbox: gr.MultimodalTextbox
+    use_tools: gr.Checkbox
+    stop: gr.Button
+    clear: gr.Button
+    numbers: gr.Markdown
+
+
+def _chat_layout(variant: str) -> ChatTab:
     chatbot = conversation_box(
         "Ask anything, or attach an image, a video or (on E2B/E4B) an audio clip.",
         height=520,
@@ -252,7 +267,7 @@ def build_chat_tab(controls: SharedControls) -> None:
     )
     textbox = gr.MultimodalTextbox(
         placeholder=INPUT_PLACEHOLDER,
-        file_types=file_types_for(controls.variant.value),
+        file_types=file_types_for(variant),
         file_count="multiple",
         sources=["upload"],
         show_label=False,
@@ -270,60 +285,34 @@ def build_chat_tab(controls: SharedControls) -> None:
         clear = gr.Button("🗑 Clear", size="sm", min_width=90, elem_id="chat-clear")
     gr.Examples(examples=chat_examples(), inputs=textbox, label="Examples (press Enter to send)")
     numbers = usage_box("chat-numbers")
+    return ChatTab(chatbot, textbox, use_tools, stop, clear, numbers)
+
+
+def build_chat_tab(controls: SharedControls) -> None:
+    tab = _chat_layout(controls.variant.value)
     conversation_file = conversation_file_row("chat")
-    wire_download(conversation_file, "chat", chatbot, {**shared_settings(controls), "tools": use_tools})
+    wire_download(
+        conversation_file, "chat", tab.chatbot, {**shared_settings(controls), "tools": tab.use_tools}
+    )
     conversation_file.open_file.upload(
         open_chat_conversation,
         conversation_file.open_file,
-        [chatbot, use_tools],
+        [tab.chatbot, tab.use_tools],
         queue=False,
         api_visibility="private",
     )
-    reply_with_numbers = showing_usage(chat, numbers)
-
-    settings_inputs = controls.inputs
-    no_message = gr.State(None)
-    pending = gr.State(None)
-    reply_events = []
-    for trigger, prepare, prepare_inputs in (
-        (textbox.submit, add_user_message, [textbox, chatbot]),
-        (chatbot.retry, _retry_last, [chatbot]),
-    ):
-        prepared = trigger(
-            prepare,
-            prepare_inputs,
-            [chatbot, textbox, pending],
-            queue=False,
-            api_visibility="private",
-            # A message sent while an empty Enter's (no-op) chain is still finishing runs after it, not never.
-            trigger_mode="always_last",
-        )
-        # The page's own events show the reply as sanitized HTML; `/chat` returns the model's own text.
-        replying = prepared.then(
-            showing_usage(shown_on_page(reply_in_browser), numbers),
-            [no_message, chatbot, *settings_inputs, use_tools],
-            [chatbot, numbers],
-            api_name=f"chat_{prepare.__name__.strip('_')}",
-            api_visibility="private",
-            **controls.model_event(),
-        )
-        replying.success(_unlocked_input, None, textbox, queue=False, api_visibility="private")
-        # The user's words stay: the chat keeps the message, marked as not answered, ready for Retry.
-        replying.failure(
-            _mark_unanswered,
-            [chatbot, pending],
-            [chatbot, textbox],
-            queue=False,
-            api_visibility="private",
-        )
-        reply_events.append(replying)
-    chatbot.undo(undo_last_exchange, chatbot, [chatbot, textbox], queue=False, api_visibility="private")
+    # What the page's reply event gets as its message (its history already ends with it), and what was sent.
+    no_message, pending = gr.State(None), gr.State(None)
+    reply_events = _wire_replies(controls, tab, no_message, pending)
+    tab.chatbot.undo(
+        undo_last_exchange, tab.chatbot, [tab.chatbot, tab.textbox], queue=False, api_visibility="private"
+    )
     # Clearing mid-reply cancels the reply too: otherwise the stream would bring the old chat back.
     interrupts = gr.Number(0, visible="hidden", elem_id="chat-interrupts")
     for trigger, handler, outputs in (
-        (stop.click, _stopped, [textbox, pending, interrupts]),
-        (clear.click, _cleared, [chatbot, textbox, pending, interrupts]),
-        (chatbot.clear, _cleared, [chatbot, textbox, pending, interrupts]),
+        (tab.stop.click, _stopped, [tab.textbox, pending, interrupts]),
+        (tab.clear.click, _cleared, [tab.chatbot, tab.textbox, pending, interrupts]),
+        (tab.chatbot.clear, _cleared, [tab.chatbot, tab.textbox, pending, interrupts]),
     ):
         trigger(handler, interrupts, outputs, queue=False, api_visibility="private")
     interrupts.change(None, cancels=reply_events, api_visibility="private")
@@ -333,17 +322,51 @@ def build_chat_tab(controls: SharedControls) -> None:
     api_button = gr.Button(visible=False)
     api_history = ConversationJSON(visible=False, label="history")
     api_button.click(
-        reply_with_numbers,
-        [textbox, api_history, *settings_inputs, use_tools],
-        [chatbot, numbers],
+        showing_usage(chat, tab.numbers),
+        [tab.textbox, api_history, *controls.inputs, tab.use_tools],
+        [tab.chatbot, tab.numbers],
         api_name="chat",
         **controls.model_event(),
     )
-
     controls.variant.change(
-        lambda variant: gr.MultimodalTextbox(file_types=file_types_for(variant)),
-        controls.variant,
-        textbox,
-        queue=False,
-        api_visibility="private",
+        upload_box_for, controls.variant, tab.textbox, queue=False, api_visibility="private"
     )
+
+
+def _wire_replies(controls: SharedControls, tab: ChatTab, no_message: gr.State, pending: gr.State) -> list:
+    """Enter and Retry show the message, then stream the reply; returns the reply events (Stop and Clear cancel
+    them)."""
+    reply_events = []
+    for trigger, prepare, prepare_inputs in (
+        (tab.textbox.submit, add_user_message, [tab.textbox, tab.chatbot]),
+        (tab.chatbot.retry, _retry_last, [tab.chatbot]),
+    ):
+        prepared = trigger(
+            prepare,
+            prepare_inputs,
+            [tab.chatbot, tab.textbox, pending],
+            queue=False,
+            api_visibility="private",
+            # A message sent while an empty Enter's (no-op) chain is still finishing runs after it, not never.
+            trigger_mode="always_last",
+        )
+        # The page's own events show the reply as sanitized HTML; `/chat` returns the model's own text.
+        replying = prepared.then(
+            showing_usage(shown_on_page(reply_in_browser), tab.numbers),
+            [no_message, tab.chatbot, *controls.inputs, tab.use_tools],
+            [tab.chatbot, tab.numbers],
+            api_name=f"chat_{prepare.__name__.strip('_')}",
+            api_visibility="private",
+            **controls.model_event(),
+        )
+        replying.success(_unlocked_input, None, tab.textbox, queue=False, api_visibility="private")
+        # The user's words stay: the chat keeps the message, marked as not answered, ready for Retry.
+        replying.failure(
+            _mark_unanswered,
+            [tab.chatbot, pending],
+            [tab.chatbot, tab.textbox],
+            queue=False,
+            api_visibility="private",
+        )
+        reply_events.append(replying)
+    return reply_events

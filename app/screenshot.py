@@ -15,9 +15,10 @@ from app.downloads import write_download
 from app.errors import user_facing
 from app.gpu import stream_on_gpu
 from app.safe_markdown import outputs_on_page
-from app.screenshot_layout import ScreenshotTab
+from app.screenshot_layout import ScreenshotTab, ScreenshotView
 from app.uploads import require_served_file
 from app.usage_line import showing_usage
+from app.views import as_outputs, outputs_of, positions
 from pipelines.errors import InputError
 from pipelines.media.images import MAX_MODEL_SIDE, fit_for_model, open_image
 from pipelines.model.contract import ChatModel
@@ -85,10 +86,8 @@ class ScreenshotJob:
         )
 
 
-def _stream_page(
-    tab: ScreenshotTab, job: ScreenshotJob, *, previous_html: str, preview_width: str, score: bool
-):
-    """UI updates for a stream of `ScreenshotUpdate`s, ending with the fidelity score.
+def _stream_page(job: ScreenshotJob, *, previous_html: str, preview_width: str, score: bool):
+    """Views for a stream of `ScreenshotUpdate`s, ending with the fidelity score.
 
     A reply without HTML leaves `previous_html` in place (empty for a fresh generation).
     """
@@ -103,68 +102,74 @@ def _stream_page(
             if update.done:
                 final = update
                 break
-            changes = {tab.thought: update.thought} if update.thought else {}
+            changes = {"thought": update.thought} if update.thought else {}
             if update.html and update.html != shown_code:
-                shown_code = changes[tab.code] = update.html
+                shown_code = changes["code"] = update.html
             now = time.monotonic()
             if shown_code != shown_preview and now - last_preview_at >= PREVIEW_REFRESH_S:
                 shown_preview, last_preview_at = shown_code, now
-                changes[tab.preview] = preview_iframe(shown_preview, width)
+                changes["preview"] = preview_iframe(shown_preview, width)
             if changes:
-                yield changes
+                yield ScreenshotView(**changes)
 
     html = final.html if final is not None and final.html else previous_html
+    path = _download_file(html)
+    page = {
+        "code": html,
+        "preview": preview_iframe(html, width),
+        "notice": _shown_notice(final, previous_html),
+        "thought": final.thought if final is not None else "",
+        "download": gr.DownloadButton(value=path, interactive=path is not None),
+    }
+    yield ScreenshotView(**page, fidelity_note=SCORING_NOTE if score and html else "")
+    # The last update holds every output, so an API client's result is complete (the notice included).
+    yield ScreenshotView(**page, **_fidelity(html, job.screenshot, score))
+
+
+def _shown_notice(final: ScreenshotUpdate | None, previous_html: str) -> str:
+    """Why there is no (new) page, quoting a reply that had no HTML; empty when there is nothing to say."""
     notice = final.notice if final is not None else None
     if notice and not (final and final.html) and previous_html:
         notice = f"{notice} {EDIT_KEPT_PAGE}"
-    shown_notice = ""
-    if notice:
-        shown_notice = f"⚠️ {notice}"
-        if final is not None and not final.html:
-            shown_notice += _quoted_reply(final.answer)
-    path = _download_file(html)
-    page = {
-        tab.code: html,
-        tab.preview: preview_iframe(html, width),
-        tab.notice: shown_notice,
-        tab.thought: final.thought if final is not None else "",
-        tab.download: gr.DownloadButton(value=path, interactive=path is not None),
-    }
-    yield {**page, tab.fidelity_note: SCORING_NOTE if score and html else ""}
-    # The last update holds every output, so an API client's result is complete (the notice included).
-    yield {**page, **_fidelity(tab, html, job.screenshot, score)}
+    if not notice:
+        return ""
+    shown_notice = f"⚠️ {notice}"
+    if final is not None and not final.html:
+        shown_notice += _quoted_reply(final.answer)
+    return shown_notice
 
 
-def _fidelity(tab: ScreenshotTab, html: str, screenshot, score: bool) -> dict:
+def _fidelity(html: str, screenshot, score: bool) -> dict:
+    """The fidelity fields of the last view, by name."""
     from pipelines.screenshot import fidelity_comparison
 
-    empty = {tab.fidelity_score: None, tab.fidelity_screenshot: None, tab.fidelity_rendered: None}
+    empty = {"fidelity_score": None, "fidelity_screenshot": None, "fidelity_rendered": None}
     if not score:
-        return {**empty, tab.fidelity_note: SCORING_OFF_NOTE}
+        return {**empty, "fidelity_note": SCORING_OFF_NOTE}
     try:
         result = fidelity_comparison(html, screenshot)
     except InputError as error:
         # The page is already shown; a screenshot too small to compare only costs the score.
-        return {**empty, tab.fidelity_note: f"Fidelity score skipped: {error.message}"}
+        return {**empty, "fidelity_note": f"Fidelity score skipped: {error.message}"}
     if result.score is None:
-        return {**empty, tab.fidelity_note: result.note}
+        return {**empty, "fidelity_note": result.note}
     return {
-        tab.fidelity_score: round(result.score, 3),
-        tab.fidelity_note: result.note,
-        tab.fidelity_screenshot: screenshot,
-        tab.fidelity_rendered: result.rendered,
+        "fidelity_score": round(result.score, 3),
+        "fidelity_note": result.note,
+        "fidelity_screenshot": screenshot,
+        "fidelity_rendered": result.rendered,
     }
 
 
-def _cleared_results(tab: ScreenshotTab) -> dict:
+def _cleared_results() -> dict:
     return {
-        tab.notice: "",
-        tab.thought: "",
-        tab.download: gr.DownloadButton(value=None, interactive=False),
-        tab.fidelity_score: None,
-        tab.fidelity_note: "",
-        tab.fidelity_screenshot: None,
-        tab.fidelity_rendered: None,
+        "notice": "",
+        "thought": "",
+        "download": gr.DownloadButton(value=None, interactive=False),
+        "fidelity_score": None,
+        "fidelity_note": "",
+        "fidelity_screenshot": None,
+        "fidelity_rendered": None,
     }
 
 
@@ -185,80 +190,74 @@ SCREENSHOT_NOTES = {
 }
 
 
-def _handlers(tab: ScreenshotTab):
-    @user_facing("screenshot_to_html", files=("screenshot",))
-    @takes_settings(SCREENSHOT_SETTINGS, notes=SCREENSHOT_NOTES)
-    def screenshot_to_html(
-        screenshot: str,
-        instructions: str = "",
-        score_fidelity: bool = True,
-        preview_width: str = "Desktop",
-        *,
-        chosen: Settings,
+@user_facing("screenshot_to_html", files=("screenshot",))
+@takes_settings(SCREENSHOT_SETTINGS, notes=SCREENSHOT_NOTES)
+def screenshot_to_html(
+    screenshot: str,
+    instructions: str = "",
+    score_fidelity: bool = True,
+    preview_width: str = "Desktop",
+    *,
+    chosen: Settings,
+):
+    """Turn a screenshot of a user interface into one self-contained HTML page; streams the code.
+
+    Args:
+        screenshot: the screenshot image file (PNG, JPEG, WebP, GIF or BMP).
+        instructions: optional extra wishes, e.g. "use Tailwind" or "dark mode".
+        score_fidelity: whether to render the page in headless Chromium and score its visual similarity (SSIM) to the screenshot.
+        preview_width: preview frame width: Desktop, Tablet or Mobile.
+
+    Returns (streamed): the HTML code, the preview, a notice (why there is no page, quoting the reply), the
+    thoughts, the download, the fidelity score, its note, the two images compared, and the numbers line
+    (time to first token, tokens/s, tokens, memory, where it ran).
+    """
+    job = _screenshot_job(screenshot, instructions, chosen)
+    yield ScreenshotView(**_cleared_results(), code="", preview=preview_iframe("", _width_px(preview_width)))
+    yield from _stream_page(job, previous_html="", preview_width=preview_width, score=score_fidelity)
+
+
+@user_facing("edit_html", files=("screenshot",))
+@takes_settings(SCREENSHOT_SETTINGS, notes=SCREENSHOT_NOTES)
+def edit_html(
+    screenshot: str,
+    instructions: str = "",
+    current_html: str = "",
+    edit_instruction: str = "",
+    score_fidelity: bool = True,
+    preview_width: str = "Desktop",
+    *,
+    chosen: Settings,
+):
+    """Revise a generated HTML page by instruction; the new page replaces the old one.
+
+    Gemma sees the screenshot, the current code and the instruction. If its reply has no HTML,
+    the current page is kept and a notice says so. Returns what `/screenshot_to_html` returns.
+
+    Args:
+        screenshot: the screenshot the page reproduces (PNG, JPEG, WebP, GIF or BMP).
+        instructions: the optional wishes given at generation, e.g. "dark mode".
+        current_html: the current HTML document (generate one first).
+        edit_instruction: the change to make, e.g. "make the header sticky".
+        score_fidelity: whether to score the new page's visual similarity (SSIM) to the screenshot.
+        preview_width: preview frame width: Desktop, Tablet or Mobile.
+    """
+    # Nothing to edit yet: one message, and the outputs stay as they are (no error badge on each).
+    for missing, message in (
+        (not isinstance(current_html, str) or not current_html.strip(), NO_PAGE_TO_EDIT),
+        (not isinstance(edit_instruction, str) or not edit_instruction.strip(), NO_EDIT_INSTRUCTION),
     ):
-        """Turn a screenshot of a user interface into one self-contained HTML page; streams the code.
-
-        Args:
-            screenshot: the screenshot image file (PNG, JPEG, WebP, GIF or BMP).
-            instructions: optional extra wishes, e.g. "use Tailwind" or "dark mode".
-            score_fidelity: whether to render the page in headless Chromium and score its visual similarity (SSIM) to the screenshot.
-            preview_width: preview frame width: Desktop, Tablet or Mobile.
-
-        Returns (streamed): the HTML code, the preview, a notice (why there is no page, quoting the reply), the
-        thoughts, the download, the fidelity score, its note, the two images compared, and the numbers line
-        (time to first token, tokens/s, tokens, memory, where it ran).
-        """
-        job = _screenshot_job(screenshot, instructions, chosen)
-        yield {
-            **_cleared_results(tab),
-            tab.code: "",
-            tab.preview: preview_iframe("", _width_px(preview_width)),
-        }
-        yield from _stream_page(tab, job, previous_html="", preview_width=preview_width, score=score_fidelity)
-
-    @user_facing("edit_html", files=("screenshot",))
-    @takes_settings(SCREENSHOT_SETTINGS, notes=SCREENSHOT_NOTES)
-    def edit_html(
-        screenshot: str,
-        instructions: str = "",
-        current_html: str = "",
-        edit_instruction: str = "",
-        score_fidelity: bool = True,
-        preview_width: str = "Desktop",
-        *,
-        chosen: Settings,
-    ):
-        """Revise a generated HTML page by instruction; the new page replaces the old one.
-
-        Gemma sees the screenshot, the current code and the instruction. If its reply has no HTML,
-        the current page is kept and a notice says so. Returns what `/screenshot_to_html` returns.
-
-        Args:
-            screenshot: the screenshot the page reproduces (PNG, JPEG, WebP, GIF or BMP).
-            instructions: the optional wishes given at generation, e.g. "dark mode".
-            current_html: the current HTML document (generate one first).
-            edit_instruction: the change to make, e.g. "make the header sticky".
-            score_fidelity: whether to score the new page's visual similarity (SSIM) to the screenshot.
-            preview_width: preview frame width: Desktop, Tablet or Mobile.
-        """
-        # Nothing to edit yet: one message, and the outputs stay as they are (no error badge on each).
-        for missing, message in (
-            (not isinstance(current_html, str) or not current_html.strip(), NO_PAGE_TO_EDIT),
-            (not isinstance(edit_instruction, str) or not edit_instruction.strip(), NO_EDIT_INSTRUCTION),
-        ):
-            if missing:
-                gr.Warning(message)
-                yield {tab.code: gr.skip()}  # and so every output is left as it is
-                return
-        job = _screenshot_job(
-            screenshot, instructions, chosen, current_html=current_html, edit_instruction=edit_instruction
-        )
-        yield _cleared_results(tab)
-        yield from _stream_page(
-            tab, job, previous_html=current_html, preview_width=preview_width, score=score_fidelity
-        )
-
-    return screenshot_to_html, edit_html
+        if missing:
+            gr.Warning(message)
+            yield ScreenshotView()  # and so every output is left as it is
+            return
+    job = _screenshot_job(
+        screenshot, instructions, chosen, current_html=current_html, edit_instruction=edit_instruction
+    )
+    yield ScreenshotView(**_cleared_results())
+    yield from _stream_page(
+        job, previous_html=current_html, preview_width=preview_width, score=score_fidelity
+    )
 
 
 def show_page(html: str, preview_width: str):
@@ -275,11 +274,7 @@ def build_screenshot_tab(controls: SharedControls) -> None:
         "shown live in a sandboxed preview (scripts run, but it can't reach this app or the network)."
     )
     tab = ScreenshotTab()
-    plain_generate, plain_edit = _handlers(tab)
-    screenshot_to_html, edit_html = (
-        showing_usage(handler, tab.numbers) for handler in (plain_generate, plain_edit)
-    )
-    outputs = [*tab.outputs, tab.numbers]
+    outputs = [*outputs_of(tab.shown), tab.numbers]
     settings_inputs = controls.inputs
     generate_inputs = [tab.screenshot, tab.instructions, tab.score, tab.width, *settings_inputs]
     edit_inputs = [
@@ -293,23 +288,28 @@ def build_screenshot_tab(controls: SharedControls) -> None:
     ]
     # The page's buttons show the notice (it quotes the model) and the thoughts as sanitized HTML; the public
     # endpoints (hidden buttons) return the model's own text.
+    model_text = positions(ScreenshotView, "notice", "thought")
     generating, editing = (
         button.click(
-            showing_usage(outputs_on_page(handler, (tab.notice, tab.thought)), tab.numbers),
+            showing_usage(outputs_on_page(as_outputs(endpoint), model_text), tab.numbers),
             inputs,
             outputs,
-            api_name=f"{handler.__name__}_ui",
+            api_name=f"{endpoint.__name__}_ui",
             api_visibility="private",
             **controls.model_event(),
         )
-        for button, handler, inputs in (
-            (tab.generate, plain_generate, generate_inputs),
-            (tab.edit, plain_edit, edit_inputs),
+        for button, endpoint, inputs in (
+            (tab.generate, screenshot_to_html, generate_inputs),
+            (tab.edit, edit_html, edit_inputs),
         )
     )
-    for handler, inputs in ((screenshot_to_html, generate_inputs), (edit_html, edit_inputs)):
+    for endpoint, inputs in ((screenshot_to_html, generate_inputs), (edit_html, edit_inputs)):
         gr.Button(visible=False).click(
-            handler, inputs, outputs, api_name=handler.__name__, **controls.model_event()
+            showing_usage(as_outputs(endpoint), tab.numbers),
+            inputs,
+            outputs,
+            api_name=endpoint.__name__,
+            **controls.model_event(),
         )
     tab.stop.click(None, cancels=[generating, editing], api_visibility="private")
     tab.width.change(

@@ -26,14 +26,17 @@ def _is_one_update(update) -> bool:
     return isinstance(update, dict) and "__type__" in update
 
 
+def _leaves_as_is(value) -> bool:
+    return isinstance(value, dict) and value.get("__type__") == "update" and "value" not in value
+
+
 def _changes_nothing(update) -> bool:
     """An update that leaves every output as it is (e.g. a refusal shown as a warning, `gr.skip()`)."""
     if _is_one_update(update):
         return "value" not in update
-    return isinstance(update, dict) and all(
-        isinstance(value, dict) and value.get("__type__") == "update" and "value" not in value
-        for value in update.values()
-    )
+    if isinstance(update, tuple):
+        return all(_leaves_as_is(value) for value in update)
+    return isinstance(update, dict) and all(_leaves_as_is(value) for value in update.values())
 
 
 def _with_line(update, line: str, box):

@@ -10,7 +10,6 @@ messages the endpoint returns: pass them back as `history` and the earlier clips
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,11 +24,12 @@ from app.conversation_file import restored_conversation
 from app.errors import user_facing
 from app.gpu import stream_on_gpu
 from app.history import history_as_dicts, merged_replies, normalize_history, settled_thoughts
-from app.reply import StreamedReply, conversation_box
+from app.reply import StreamedReply
 from app.safe_markdown import page_messages
-from app.static_files import STATIC_DIR, load_js_sections
-from app.uploads import bundled_examples, require_served_file, served_file
-from app.usage_line import showing_usage, usage_box
+from app.uploads import require_served_file, served_file
+from app.usage_line import showing_usage
+from app.views import KEEP, as_outputs
+from app.voice_layout import DEFAULT_LANGUAGE, SPEECH_JS, VoiceTab
 from pipelines.errors import InputError
 from pipelines.media.audio import load_audio
 from pipelines.model.contract import ChatModel, Delta
@@ -38,7 +38,6 @@ from pipelines.voice import (
     ANSWER_PROMPT,
     DEFAULT_TARGET_LANGUAGE,
     MAX_LANGUAGE_NAME_LENGTH,
-    VOICE_EXAMPLES,
     VOICE_SETTINGS,
     VOICE_TASKS,
     VoiceTurn,
@@ -49,28 +48,8 @@ from pipelines.voice import (
 
 AUDIO_VARIANT = "E4B"
 NOTICE_TITLE = "ℹ️ Context trimmed"
-# What the conversation shows for an empty answer (as app/reply.StreamedReply does); it stands for "".
-TARGET_LANGUAGES = [
-    "English",
-    "French",
-    "German",
-    "Spanish",
-    "Italian",
-    "Portuguese",
-    "Dutch",
-    "Japanese",
-    "Korean",
-    "Chinese",
-    "Hindi",
-    "Arabic",
-]
-DEFAULT_LANGUAGE = "French"
-BROWSER_DEFAULT_VOICE = ("Browser default", "")
 # `kept_turns` of a call that came through the API, which keeps no session between calls.
 API_CALL = object()
-
-# The page-side speech code lives in app/static/voice_speech.js, one `// --- name` section per snippet.
-SPEECH_JS = load_js_sections(STATIC_DIR / "voice_speech.js", default_voice=json.dumps(BROWSER_DEFAULT_VOICE))
 
 
 def audio_notice_text(variant: str) -> str | None:
@@ -190,51 +169,57 @@ VOICE_NOTES = {
 }
 
 
-def voice_handler(chatbot, turns_state, spoken_answer):
-    """The one handler of the Voice tab, for its buttons and for the `/voice_chat` endpoint."""
+@dataclass(frozen=True)
+class VoiceView:
+    """What the Voice tab shows, in the order of the page's outputs; a field left at `KEEP` stays as it is."""
 
-    @user_facing("voice_chat", files=("audio",))
-    @takes_settings(VOICE_SETTINGS, variant=AUDIO_VARIANT, notes=VOICE_NOTES)
-    def voice_chat(
-        audio: str,
-        history: list | None = None,
-        task: str = "answer",
-        target_language: str = DEFAULT_LANGUAGE,
-        *,
-        chosen: Settings,
-        kept_turns: list | object | None = API_CALL,
-    ):
-        """Talk to Gemma 4 with a voice clip; streams the updated conversation (needs E2B or E4B).
+    conversation: object  # the chatbot's messages
+    turns: object = KEEP  # the session's `VoiceTurn`s (a gr.State): what the model hears again
+    spoken: object = KEEP  # "<reply id>\n<words>": the hidden box whose change speaks the reply
 
-        The second output is the reply's numbers line (time to first token, tokens/s, tokens, where it ran).
 
-        Args:
-            audio: the spoken clip (WAV, MP3, OGG/Opus, WebM, M4A/AAC or FLAC).
-            history: the conversation so far as this endpoint returned it last time ([] to start): user
-                clips (file messages), optional instruction texts, replies, thoughts and notices. Earlier
-                clips stay in the context while they fit; a notice message says when the oldest were
-                dropped. Clips go back as files: with gradio_client, wrap each returned clip path in
-                `handle_file(...)` before sending the history again.
-            task: "answer" (reply to what was said), "transcribe" or "translate".
-            target_language: the language to translate into (used by "translate").
-        """
-        if task not in VOICE_TASKS:
-            raise InputError(f"Unknown voice task {task!r}; choose one of: {', '.join(VOICE_TASKS)}.")
-        clip = served_file(audio)
-        in_browser = kept_turns is not API_CALL
-        turns = list(kept_turns or []) if in_browser else voice_turns_from_history(history)
-        job = VoiceJob(chosen, load_audio(clip), turns, task, target_language)
-        reply_id = uuid.uuid4().hex[:12]
-        for conversation, turn, dropped_turns in _stream_turn(job, clip, history):
+@user_facing("voice_chat", files=("audio",))
+@takes_settings(VOICE_SETTINGS, variant=AUDIO_VARIANT, notes=VOICE_NOTES)
+def voice_chat(
+    audio: str,
+    history: list | None = None,
+    task: str = "answer",
+    target_language: str = DEFAULT_LANGUAGE,
+    *,
+    chosen: Settings,
+    kept_turns: list | object | None = API_CALL,
+):
+    """Talk to Gemma 4 with a voice clip; streams the updated conversation (needs E2B or E4B).
+
+    The second output is the reply's numbers line (time to first token, tokens/s, tokens, where it ran).
+
+    Args:
+        audio: the spoken clip (WAV, MP3, OGG/Opus, WebM, M4A/AAC or FLAC).
+        history: the conversation so far as this endpoint returned it last time ([] to start): user
+            clips (file messages), optional instruction texts, replies, thoughts and notices. Earlier
+            clips stay in the context while they fit; a notice message says when the oldest were
+            dropped. Clips go back as files: with gradio_client, wrap each returned clip path in
+            `handle_file(...)` before sending the history again.
+        task: "answer" (reply to what was said), "transcribe" or "translate".
+        target_language: the language to translate into (used by "translate").
+    """
+    if task not in VOICE_TASKS:
+        raise InputError(f"Unknown voice task {task!r}; choose one of: {', '.join(VOICE_TASKS)}.")
+    clip = served_file(audio)
+    in_browser = kept_turns is not API_CALL
+    turns = list(kept_turns or []) if in_browser else voice_turns_from_history(history)
+    job = VoiceJob(chosen, load_audio(clip), turns, task, target_language)
+    reply_id = uuid.uuid4().hex[:12]
+    for conversation, turn, dropped_turns in _stream_turn(job, clip, history):
+        if not in_browser:
+            yield VoiceView(conversation)
+        elif turn is None:
             # The page shows the reply as sanitized HTML; API clients get the model's own text.
-            changes = {chatbot: page_messages(conversation) if in_browser else conversation}
-            if turn is not None and in_browser:
-                # Dropped turns never fit again, so the state lets go of their audio.
-                changes[turns_state] = [*turns[dropped_turns:], turn]
-                changes[spoken_answer] = f"{reply_id}\n{speakable_text(turn.reply)}"
-            yield changes
-
-    return voice_chat
+            yield VoiceView(page_messages(conversation))
+        else:
+            # Dropped turns never fit again, so the state lets go of their audio.
+            spoken = f"{reply_id}\n{speakable_text(turn.reply)}"
+            yield VoiceView(page_messages(conversation), [*turns[dropped_turns:], turn], spoken)
 
 
 @user_facing("conversation_import")
@@ -246,154 +231,86 @@ def open_voice_conversation(path: str | None):
     return restored.messages, voice_turns_from_history(restored.messages), language if usable else gr.skip()
 
 
-def voice_examples() -> tuple[list[list], list[str]]:
-    """Example rows (clip, translation language) and their labels, for the clips that exist."""
-    found = bundled_examples("voice", VOICE_EXAMPLES)
-    rows = [[str(path), example.target_language or DEFAULT_LANGUAGE] for path, example in found]
-    labels = []
-    for _, example in found:
-        # What the button does comes first, so that a shortened quote never hides the target language.
-        prefix = f"🌐 Translate to {example.target_language}: " if example.task == "translate" else "🗣️ "
-        labels.append(f"{prefix}“{shortened(example.text, EXAMPLE_LABEL_CHARS - len(prefix) - 2)}”")
-    return rows, labels
+def cleared_conversation() -> VoiceView:
+    return VoiceView([], [], "")
 
 
-# Gradio cuts an example's label after about 60 characters; ours stay within this, so nothing is cut mid-word.
-EXAMPLE_LABEL_CHARS = 50
+def translate_button_for(language: str | None):
+    return gr.Button(f"🌐 Translate to {language or DEFAULT_TARGET_LANGUAGE}")
 
 
-def shortened(text: str, limit: int) -> str:
-    """`text`, or its first words and "…" when it is longer than `limit` characters."""
-    if len(text) <= limit:
-        return text
-    return text[: limit - 1].rsplit(" ", 1)[0].rstrip(",;:") + "…"
+def audio_notice_for(variant: str):
+    """The no-audio row's visibility and its text, for the selected variant."""
+    text = audio_notice_text(variant)
+    return gr.Row(visible=text is not None), text or ""
 
 
 def build_voice_tab(controls: SharedControls) -> None:
-    notice = audio_notice_text(controls.variant.value)
-    with gr.Row(visible=notice is not None, elem_id="voice-no-audio", equal_height=True) as no_audio_row:
-        no_audio_text = gr.Markdown(notice or "")
-        switch = gr.Button(f"🎙️ Switch to {AUDIO_VARIANT}", variant="primary", scale=0, min_width=200)
-
-    chatbot = conversation_box(
-        "Record or upload a clip, then press Answer, Transcribe or Translate.",
-        height=460,
-        elem_id="voice-conversation",
-    )
-    numbers = usage_box("voice-numbers")
-    turns_state = gr.State([])
-    with gr.Row(equal_height=True):
-        audio_input = gr.Audio(
-            sources=["microphone", "upload"],
-            type="filepath",
-            label="Your clip",
-            elem_id="voice-input",
-            scale=3,
-        )
-        with gr.Column(scale=2):
-            answer_button = gr.Button("💬 Answer", variant="primary", elem_id="voice-answer")
-            transcribe_button = gr.Button("📝 Transcribe", elem_id="voice-transcribe")
-            language = gr.Dropdown(
-                TARGET_LANGUAGES, value=DEFAULT_LANGUAGE, label="Translate to", allow_custom_value=True
-            )
-            translate_button = gr.Button(f"🌐 Translate to {DEFAULT_LANGUAGE}", elem_id="voice-translate")
-            with gr.Row():
-                stop = gr.Button("⏹ Stop", variant="stop", size="sm")
-                clear = gr.Button("🗑 Clear", size="sm")
-    example_rows, example_labels = voice_examples()
-    gr.Examples(
-        examples=example_rows,
-        inputs=[audio_input, language],
-        example_labels=example_labels,
-        label="Example clips (then press a button)",
-        elem_id="voice-examples",
-    )
+    tab = VoiceTab(audio_notice_text(controls.variant.value), AUDIO_VARIANT)
     conversation_file = conversation_file_row("voice")
-    spoken_reply = gr.Accordion("🔊 Spoken reply (your browser reads the answer aloud)", open=True)
-    with spoken_reply, gr.Row():
-        speak = gr.Checkbox(True, label="Speak the answer", elem_id="voice-speak")
-        voice_choice = gr.Dropdown(
-            [BROWSER_DEFAULT_VOICE],
-            value=BROWSER_DEFAULT_VOICE[1],
-            label="Voice",
-            allow_custom_value=True,
-            elem_id="voice-choice",
-        )
-        rate = gr.Slider(0.5, 2.0, value=1.0, step=0.1, label="Speaking rate", elem_id="voice-rate")
-        stop_speaking = gr.Button("🔇 Stop speaking", size="sm", elem_id="voice-stop-speaking")
-    # Holds "<reply id>\n<words>": the page speaks each reply once (app/static/voice_speech.js).
-    spoken_answer = gr.Textbox(visible="hidden", elem_id="voice-spoken-answer")
-    voices_probe = gr.HTML("", visible="hidden", js_on_load=SPEECH_JS["voices_probe"])
-
-    voice_chat = showing_usage(voice_handler(chatbot, turns_state, spoken_answer), numbers)
+    tab.speech_controls()
+    on_page = showing_usage(as_outputs(voice_chat), tab.numbers)
     events = [
         button.click(
-            voice_chat,
-            [audio_input, chatbot, gr.State(task), language, *controls.inputs, turns_state],
-            [chatbot, turns_state, spoken_answer, numbers],
+            on_page,
+            [tab.audio, tab.chatbot, gr.State(task), tab.language, *controls.inputs, tab.turns],
+            [tab.chatbot, tab.turns, tab.spoken, tab.numbers],
             api_name=f"voice_{task}_ui",
             api_visibility="private",
             **controls.model_event(),
         )
         for task, button in (
-            ("answer", answer_button),
-            ("transcribe", transcribe_button),
-            ("translate", translate_button),
+            ("answer", tab.answer),
+            ("transcribe", tab.transcribe),
+            ("translate", tab.translate),
         )
     ]
-    spoken_answer.change(None, [spoken_answer, voice_choice, rate, speak], None, js=SPEECH_JS["speak"])
-    stop_speaking.click(None, js=SPEECH_JS["stop_speaking"])
-    stop.click(None, js=SPEECH_JS["stop_speaking"], cancels=events)
+    _wire_speech(tab, events)
     for event in events:
         # Also after Stop: a reply stopped while thinking keeps its thoughts, without the spinner.
-        event.failure(settled_thoughts, chatbot, chatbot, queue=False, api_visibility="private")
-    clear.click(
-        lambda: ([], [], ""),
-        None,
-        [chatbot, turns_state, spoken_answer],
-        js=SPEECH_JS["stop_speaking"],
-        queue=False,
-        api_visibility="private",
-    )
-    voices_probe.change(None, None, voice_choice, js=SPEECH_JS["list_voices"])
+        event.failure(settled_thoughts, tab.chatbot, tab.chatbot, queue=False, api_visibility="private")
     wire_download(
-        conversation_file, "voice", chatbot, {**shared_settings(controls), "target_language": language}
+        conversation_file,
+        "voice",
+        tab.chatbot,
+        {**shared_settings(controls), "target_language": tab.language},
     )
     conversation_file.open_file.upload(
         open_voice_conversation,
         conversation_file.open_file,
-        [chatbot, turns_state, language],
+        [tab.chatbot, tab.turns, tab.language],
         queue=False,
         api_visibility="private",
     )
-    language.change(
-        lambda chosen: gr.Button(f"🌐 Translate to {chosen or DEFAULT_TARGET_LANGUAGE}"),
-        language,
-        translate_button,
-        queue=False,
-        api_visibility="private",
-    )
-
-    def show_audio_notice(variant: str):
-        text = audio_notice_text(variant)
-        return {no_audio_row: gr.Row(visible=text is not None), no_audio_text: text or ""}
-
+    private = {"queue": False, "api_visibility": "private"}
+    tab.language.change(translate_button_for, tab.language, tab.translate, **private)
     controls.variant.change(
-        show_audio_notice,
-        controls.variant,
-        [no_audio_row, no_audio_text],
-        queue=False,
-        api_visibility="private",
+        audio_notice_for, controls.variant, [tab.no_audio_row, tab.no_audio_text], **private
     )
-    switch.click(switch_to_audio_variant, None, controls.variant, queue=False, api_visibility="private")
+    tab.switch.click(switch_to_audio_variant, None, controls.variant, **private)
 
-    # The public endpoint: the history comes in and goes out as chatbot messages (see `voice_handler`).
+    # The public endpoint: the history comes in and goes out as chatbot messages (see `voice_chat`).
     task_choice = gr.Radio(list(VOICE_TASKS), value="answer", label="task", visible=False)
-    api_button = gr.Button(visible=False)
-    api_button.click(
-        voice_chat,
-        [audio_input, chatbot, task_choice, language, *controls.inputs],
-        [chatbot, numbers],
+    gr.Button(visible=False).click(
+        showing_usage(as_outputs(voice_chat, fields=("conversation",)), tab.numbers),
+        [tab.audio, tab.chatbot, task_choice, tab.language, *controls.inputs],
+        [tab.chatbot, tab.numbers],
         api_name="voice_chat",
         **controls.model_event(),
     )
+
+
+def _wire_speech(tab: VoiceTab, replies: list) -> None:
+    """Each finished reply is spoken; Stop, Clear and Stop speaking silence it; the voices list fills itself."""
+    tab.spoken.change(None, [tab.spoken, tab.voice_choice, tab.rate, tab.speak], None, js=SPEECH_JS["speak"])
+    tab.stop_speaking.click(None, js=SPEECH_JS["stop_speaking"])
+    tab.stop.click(None, js=SPEECH_JS["stop_speaking"], cancels=replies)
+    tab.clear.click(
+        as_outputs(cleared_conversation),
+        None,
+        [tab.chatbot, tab.turns, tab.spoken],
+        js=SPEECH_JS["stop_speaking"],
+        queue=False,
+        api_visibility="private",
+    )
+    tab.voices_probe.change(None, None, tab.voice_choice, js=SPEECH_JS["list_voices"])

@@ -150,5 +150,19 @@ def test_no_file_in_app_or_pipelines_is_over_400_lines():
         assert lines <= 400, f"{path.relative_to(ROOT)} has {lines} lines"
 
 
+MAX_FUNCTION_LINES = 80
+
+
+def test_no_function_in_app_or_pipelines_is_over_80_lines():
+    too_long = []
+    for path in modules().values():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                length = node.end_lineno - node.lineno + 1
+                if length > MAX_FUNCTION_LINES:
+                    too_long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({length} lines)")
+    assert not too_long, "functions over 80 lines:\n" + "\n".join(sorted(too_long))
+
+
 GRAPH = graph()
 graph_nodes = set(GRAPH)

@@ -1,7 +1,9 @@
-"""The Detect tab over its public API (/detect): the real tiny model, scripted replies, and bad input."""
+"""The Detect tab: its endpoint called directly (the views it streams) and over its public API (/detect): the real
+tiny model, scripted replies, and bad input."""
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import json
 import time
@@ -9,6 +11,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import gradio as gr
 import numpy as np
 import pytest
 from conftest import ROOT, SETTINGS
@@ -16,7 +19,8 @@ from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from app.detect import DISPLAY_MAX_SIDE, NO_OBJECTS_STATUS, WORKING_STATUS
+from app.detection import DISPLAY_MAX_SIDE, NO_OBJECTS_STATUS, WORKING_STATUS, DetectView, detect
+from app.views import KEEP, as_outputs
 from pipelines.detection import DETECTION_TEMPERATURE
 from pipelines.media.annotate import TABLE_HEADERS, label_colors
 from pipelines.media.images import MAX_MODEL_SIDE
@@ -69,7 +73,9 @@ class DetectResult:
         return [] if self.json is None else json.loads(Path(self.json).read_text(encoding="utf-8"))
 
 
-def detect(client, image_path, query="", *, mode="boxes", thinking=False, **overrides) -> DetectResult:
+def detect_over_api(
+    client, image_path, query="", *, mode="boxes", thinking=False, **overrides
+) -> DetectResult:
     settings = {**SETTINGS, **overrides}
     image = handle_file(str(image_path)) if image_path is not None else None
     outputs = client.predict(
@@ -99,7 +105,11 @@ def rgb(hex_color: str) -> tuple[int, int, int]:
 
 @pytest.fixture
 def plain_photo(tmp_path) -> Path:
-    path = tmp_path / "table.png"
+    """An 800 x 600 photo of an empty table, in the upload folder (so the endpoint, called directly, takes it)."""
+    from gradio.utils import get_upload_folder
+
+    path = Path(get_upload_folder()) / tmp_path.name / "table.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
     Image.new("RGB", (800, 600), BACKGROUND).save(path)
     return path
 
@@ -109,7 +119,7 @@ def plain_photo(tmp_path) -> Path:
 
 
 def test_detect_runs_end_to_end_on_the_tiny_model(client, fixed_length_tiny, request_log):
-    result = detect(client, EXAMPLES / "coffee.jpg", "cup, spoon")
+    result = detect_over_api(client, EXAMPLES / "coffee.jpg", "cup, spoon")
 
     (logged,) = request_log("detect")
     assert logged["outcome"] == "ok" and logged["tokens_out"] == SETTINGS["max_new_tokens"]
@@ -131,7 +141,7 @@ def test_detect_runs_end_to_end_on_the_tiny_model(client, fixed_length_tiny, req
 def test_boxes_from_a_thinking_reply_fill_the_image_table_and_downloads(client, use_scripted, plain_photo):
     model = use_scripted(THREE_BOXES_REPLY)
 
-    result = detect(client, plain_photo, "cup, saucer, spoon", thinking=True)
+    result = detect_over_api(client, plain_photo, "cup, saucer, spoon", thinking=True)
 
     colors = label_colors(THREE_BOXES_800)
     annotations = result.shown["annotations"]
@@ -209,7 +219,7 @@ def test_points_are_drawn_as_markers_with_a_legend(client, use_scripted, plain_p
         '[{"point": [250, 300], "label": "left eye"}, {"point": [250, 700], "label": "right eye"}]'
     )
 
-    result = detect(client, plain_photo, "eyes", mode="points")
+    result = detect_over_api(client, plain_photo, "eyes", mode="points")
 
     # On 800 x 600: x = v * 0.8, y = v * 0.6.
     points = {"left eye": (240, 150), "right eye": (560, 150)}
@@ -236,47 +246,43 @@ def test_points_are_drawn_as_markers_with_a_legend(client, use_scripted, plain_p
     assert '"point": [y, x]' in model.calls[-1]["messages"][0]["content"][1]["text"]
 
 
-def test_unparseable_reply_says_no_objects_found_and_shows_the_raw_text(client, use_scripted, plain_photo):
+def test_unparseable_reply_says_no_objects_found_and_shows_the_raw_text(use_scripted, plain_photo):
     use_scripted("<|channel>thought\nHmm.<channel|>I can see a cup on a saucer, but not exactly where.")
 
-    result = detect(client, plain_photo, "cup", thinking=True)
+    *_, last = detect(str(plain_photo), "cup", thinking=True, **SETTINGS)
 
-    assert result.status == NO_OBJECTS_STATUS
-    assert result.raw == "I can see a cup on a saucer, but not exactly where."
-    assert result.table["data"] == []
-    assert result.shown["annotations"] == []
-    assert result.detections() == []
-    assert result.png is None and result.json is None, "nothing found: nothing to download"
+    assert last.status == NO_OBJECTS_STATUS
+    assert last.raw == "I can see a cup on a saucer, but not exactly where."
+    assert last.thoughts == "Hmm."
+    assert last.table == []
+    assert last.png is None and last.json is None, "nothing found: nothing to download"
 
 
 # ---------------------------------------------------------------------------
 # Bad and awkward input
 
 
-def test_no_image_is_an_app_error_with_our_message(client):
-    with pytest.raises(AppError, match="Please provide an image"):
-        detect(client, None, "cup")
+def test_no_image_is_refused_with_our_message():
+    with pytest.raises(gr.Error, match="Please provide an image"):
+        list(detect(None, "cup", **SETTINGS))
 
 
 def test_corrupt_image_file_is_an_app_error_with_our_message(client, tmp_path):
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
     with pytest.raises(AppError, match="not a readable image"):
-        detect(client, broken, "cup")
+        detect_over_api(client, broken, "cup")
 
 
-def test_unknown_mode_and_overlong_query_are_app_errors_with_our_message(client, use_scripted, plain_photo):
-    use_scripted("[]")
-    job = client.submit(
-        image=handle_file(str(plain_photo)), query="cup", mode="circles", api_name="/detect", **SETTINGS
-    )
-    with pytest.raises(AppError, match="Answer with boxes or points"):
-        job.result(timeout=120)
-    statuses = [outputs[1] for outputs in job.outputs() if isinstance(outputs[1], str)]
+def test_unknown_mode_and_overlong_query_are_refused_with_our_message(use_scripted, plain_photo):
+    model = use_scripted("[]")
+    statuses = []
+    with pytest.raises(gr.Error, match="Answer with boxes or points"):
+        statuses += [view.status for view in detect(str(plain_photo), "cup", "circles", **SETTINGS)]
     # Refused before any work: the status never said Gemma was looking.
-    assert WORKING_STATUS not in statuses
-    with pytest.raises(AppError, match="query is too long"):
-        detect(client, plain_photo, "cup " * 200)
+    assert statuses == [] and model.calls == []
+    with pytest.raises(gr.Error, match="query is too long"):
+        list(detect(str(plain_photo), "cup " * 200, **SETTINGS))
 
 
 def test_a_huge_image_is_downscaled_for_the_model_and_answered_in_original_pixels(
@@ -287,7 +293,7 @@ def test_a_huge_image_is_downscaled_for_the_model_and_answered_in_original_pixel
     Image.new("L", (7000, 7000), 90).save(huge, compress_level=1)
     model = use_scripted('```json\n[{"box_2d": [100, 250, 500, 750], "label": "cat"}]\n```')
 
-    result = detect(client, huge, "cat")
+    result = detect_over_api(client, huge, "cat")
 
     assert max(model.calls[-1]["messages"][0]["content"][0]["image"].size) == MAX_MODEL_SIDE
     assert result.table["data"] == [["cat", "", 1750, 700, 5250, 3500]]
@@ -296,3 +302,40 @@ def test_a_huge_image_is_downscaled_for_the_model_and_answered_in_original_pixel
     assert image_size(result.shown["image"]) == (DISPLAY_MAX_SIDE, DISPLAY_MAX_SIDE)
     assert mask_box(result.shown["annotations"][0]["image"]) == (320, 128, 960, 640)
     assert image_size(result.png) == (7000, 7000)
+
+
+# ---------------------------------------------------------------------------
+# The endpoint called directly: the views it streams
+
+
+def test_detect_streams_views_from_working_to_found(use_scripted, plain_photo):
+    model = use_scripted(THREE_BOXES_REPLY)
+
+    views = list(detect(str(plain_photo), "cup, saucer, spoon", "boxes", thinking=True, **SETTINGS))
+
+    first, last = views[0], views[-1]
+    assert first.status == WORKING_STATUS and first.table == [] and first.png is None
+    assert all(view.status is KEEP for view in views[1:-1]), "the status waits for the result"
+    assert last.status == "✅ **Found 3 objects:** 1 × cup, 1 × saucer, 1 × spoon."
+    assert last.table == [[label, "", *box] for label, box in THREE_BOXES_800.items()]
+    assert json.loads(Path(last.json).read_text(encoding="utf-8")) == [
+        {"label": label, "box": list(box)} for label, box in THREE_BOXES_800.items()
+    ]
+    with Image.open(last.png) as png:
+        assert png.size == (800, 600)
+    assert last.thoughts.startswith("The user wants the cup") and last.raw.startswith("Here are the objects")
+    assert model.calls[-1]["thinking"] is True
+
+
+def test_gradio_gets_each_view_as_its_fields_in_order_with_kept_outputs_skipped(use_scripted, plain_photo):
+    use_scripted(THREE_BOXES_REPLY)
+    endpoint = as_outputs(detect)
+
+    outputs = list(endpoint(str(plain_photo), "cup", **SETTINGS))
+
+    assert all(len(output) == len(DetectView.__dataclass_fields__) for output in outputs)
+    assert outputs[0][1] == WORKING_STATUS
+    assert outputs[1][1] == gr.skip(), "a field left at KEEP leaves its output as it is"
+    # What Gradio reads to publish the endpoint stays the endpoint's own.
+    assert endpoint.__name__ == "detect" and endpoint.__doc__ == detect.__doc__
+    assert list(inspect.signature(endpoint).parameters)[:3] == ["image", "query", "mode"]

@@ -1,10 +1,12 @@
-"""The Screenshot → HTML tab over its public API: the tiny model, scripted replies, edits and bad input."""
+"""The Screenshot → HTML tab, called directly and over its public API: the tiny model, scripted replies, edits and bad input."""
 
 from __future__ import annotations
 
+import dataclasses
 from html.parser import HTMLParser
 from pathlib import Path
 
+import gradio as gr
 import pytest
 from conftest import ROOT, SETTINGS
 from gradio_client import handle_file
@@ -16,10 +18,13 @@ from app.screenshot import (
     NO_SCREENSHOT,
     PREVIEW_REFRESH_S,
     SCORING_OFF_NOTE,
+    edit_html,
+    screenshot_to_html,
     show_page,
 )
-from app.screenshot_layout import screenshot_examples
+from app.screenshot_layout import ScreenshotView, screenshot_examples
 from app.uploads import NOT_AN_IMAGE
+from app.views import KEEP, as_outputs
 from pipelines.media import browser
 from pipelines.screenshot import (
     EMPTY_REPLY_NOTICE,
@@ -107,6 +112,16 @@ def final_state(outputs: list) -> dict:
         for name, value in named(output).items():
             if not is_unchanged(value):
                 state[name] = value
+    return state
+
+
+def final_view(views) -> dict:
+    """What the page shows after the endpoint's views (called directly): the last value set for each field."""
+    state = {}
+    for view in views:
+        for field in dataclasses.fields(view):
+            if getattr(view, field.name) is not KEEP:
+                state[field.name] = getattr(view, field.name)
     return state
 
 
@@ -303,31 +318,36 @@ def test_edit_sends_screenshot_code_and_instruction_and_replaces_the_page(client
     assert state["notice"] == ""
 
 
-def test_edit_reply_without_html_keeps_the_previous_page(client, use_scripted):
+def test_edit_reply_without_html_keeps_the_previous_page(use_scripted):
     use_scripted("I'm sorry, but the header is already as sticky as it can be.")
-    outputs = edit(client, SMALL_PAGE, "make the header sticky")
-    state = final_state(outputs)
+    views = list(
+        edit_html(str(EXAMPLE_SCREENSHOT), "", SMALL_PAGE, "make the header sticky", False, **SETTINGS)
+    )
+    state = final_view(views)
     assert state["code"] == SMALL_PAGE
     assert iframe_in(state["preview"])["srcdoc"] == SMALL_PAGE
     assert NO_HTML_NOTICE in state["notice"] and EDIT_KEPT_PAGE in state["notice"]
     assert "already as sticky" in state["notice"]
-    assert Path(download_path(state["download"])).read_text() == SMALL_PAGE
+    assert Path(state["download"].value["path"]).read_text() == SMALL_PAGE
     # The old code is never blanked while the reply streams.
-    assert "" not in streamed_values(outputs, "code")
+    assert "" not in [view.code for view in views if view.code is not KEEP]
 
 
-def test_edit_needs_an_instruction(client, use_scripted):
+def test_edit_needs_an_instruction(use_scripted):
     """A warning says what is missing; the outputs stay as they are (no error on each of them)."""
     model = use_scripted(fenced(STICKY_PAGE))
-    outputs = edit(client, SMALL_PAGE, "   ")
-    assert all(is_unchanged(value) for output in outputs for value in named(output).values())
+    views = list(edit_html(str(EXAMPLE_SCREENSHOT), "", SMALL_PAGE, "   ", False, **SETTINGS))
+    assert views == [ScreenshotView()]
+    assert (
+        as_outputs(edit_html)(str(EXAMPLE_SCREENSHOT), "", SMALL_PAGE, "   ").__next__() == (gr.skip(),) * 9
+    )
     assert model.calls == []
 
 
-def test_edit_needs_a_page_to_edit(client, use_scripted):
+def test_edit_needs_a_page_to_edit(use_scripted):
     model = use_scripted(fenced(STICKY_PAGE))
-    outputs = edit(client, "", "make the header sticky")
-    assert all(is_unchanged(value) for output in outputs for value in named(output).values())
+    views = list(edit_html(str(EXAMPLE_SCREENSHOT), "", "", "make the header sticky", False, **SETTINGS))
+    assert views == [ScreenshotView()]
     assert model.calls == []
 
 
@@ -388,9 +408,9 @@ def test_empty_reply_says_so_and_shows_no_page(client, use_scripted):
     assert state["fidelity_score"] is None and state["fidelity_note"] == "No HTML to score yet."
 
 
-def test_reply_without_html_says_so_and_quotes_the_model(client, use_scripted):
+def test_reply_without_html_says_so_and_quotes_the_model(use_scripted):
     use_scripted("I can't turn this into a web page: it shows a <b>photo</b>, not a user interface.")
-    state = final_state(generate(client))
+    state = final_view(screenshot_to_html(str(EXAMPLE_SCREENSHOT), score_fidelity=False, **SETTINGS))
     assert state["notice"].startswith(f"⚠️ {NO_HTML_NOTICE}")
     # Quoted as written for the API; the page's copy is made safe on the page side (app/safe_markdown.py).
     assert "> I can't turn this into a web page: it shows a <b>photo</b>" in state["notice"]
@@ -398,10 +418,10 @@ def test_reply_without_html_says_so_and_quotes_the_model(client, use_scripted):
     assert iframe_in(state["preview"]) is None
 
 
-def test_truncated_reply_previews_the_partial_page_and_says_so(client, use_scripted):
+def test_truncated_reply_previews_the_partial_page_and_says_so(use_scripted):
     cut = SMALL_PAGE[: SMALL_PAGE.index("<main>")]
     use_scripted("```html\n" + cut)
-    state = final_state(generate(client))
+    state = final_view(screenshot_to_html(str(EXAMPLE_SCREENSHOT), score_fidelity=False, **SETTINGS))
     assert state["code"] == cut.strip()
     assert iframe_in(state["preview"])["srcdoc"] == cut.strip()
     assert TRUNCATED_NOTICE in state["notice"]
@@ -410,9 +430,9 @@ def test_truncated_reply_previews_the_partial_page_and_says_so(client, use_scrip
 # ---------------------------------------------------------------- fidelity switches
 
 
-def test_fidelity_can_be_switched_off(client, use_scripted):
+def test_fidelity_can_be_switched_off(use_scripted):
     use_scripted(fenced(SMALL_PAGE))
-    state = final_state(generate(client, score=False))
+    state = final_view(screenshot_to_html(str(EXAMPLE_SCREENSHOT), score_fidelity=False, **SETTINGS))
     assert state["code"] == SMALL_PAGE
     assert state["fidelity_score"] is None
     assert state["fidelity_note"] == SCORING_OFF_NOTE

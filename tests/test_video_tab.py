@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import gradio as gr
 import numpy as np
 import pytest
 from conftest import ROOT, SETTINGS, BlocksWiring
@@ -18,12 +19,15 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 import pipelines.media.video as video_pipeline
-import pipelines.video_qa as video_qa
+import pipelines.video_qa as video_qa_pipeline
 from app.controls import MODEL_QUEUE
 from app.reply import NO_ANSWER, THOUGHT_TITLE
 from app.safe_markdown import page_html, source_text
 from app.time_chips import with_time_chips
-from app.video import audio_available, video_examples, video_turns
+from app.video_qa import audio_available, video_qa, video_turns
+from app.video_qa_layout import video_examples
+from app.video_store import KeptVideos
+from app.views import KEEP
 from pipelines.media.video import format_timestamp, sample_frames
 from pipelines.media.video_audio import extract_audio_track
 from pipelines.model.contract import AUDIO_SAMPLE_RATE
@@ -149,7 +153,7 @@ def count_decoder_calls(monkeypatch) -> dict[str, int]:
         counts["av.open"] += 1
         return open_file(*args, **kwargs)
 
-    monkeypatch.setattr(video_qa, "sample_clip", counting_sample)
+    monkeypatch.setattr(video_qa_pipeline, "sample_clip", counting_sample)
     monkeypatch.setattr(video_pipeline.av, "open", counting_open)
     return counts
 
@@ -308,11 +312,13 @@ def test_time_range_and_frame_budget_reach_the_model(client, use_scripted):
     assert model.calls[-1]["image_budget"] == 140
 
 
-def test_audio_on_a_variant_without_audio_is_refused_over_the_api(client, use_scripted):
+def test_audio_on_a_variant_without_audio_is_refused(use_scripted):
     model = use_scripted("unused", variant="31B", modalities={"text", "image", "video"})
 
-    with pytest.raises(AppError, match="31B can't take audio"):
-        ask_api(client, COUNTDOWN, "What is said?", include_audio=True, variant="31B")
+    with pytest.raises(gr.Error, match="31B can't take audio"):
+        list(
+            video_qa(str(COUNTDOWN), "What is said?", 4, include_audio=True, **{**SETTINGS, "variant": "31B"})
+        )
     assert model.calls == []
 
 
@@ -354,11 +360,11 @@ def test_unusable_videos_give_the_pipeline_message(client, use_scripted, tmp_pat
 
 
 @pytest.mark.parametrize("question", ["", "   "])
-def test_no_question_is_refused_before_decoding(client, use_scripted, decoder_calls, question):
+def test_no_question_is_refused_before_decoding(use_scripted, decoder_calls, question):
     model = use_scripted("unused")
 
-    with pytest.raises(AppError, match="Please type a question about the video"):
-        ask_api(client, RED_SQUARE, question)
+    with pytest.raises(gr.Error, match="Please type a question about the video"):
+        list(video_qa(str(RED_SQUARE), question, 4, **SETTINGS))
     assert decoder_calls == {"sample_frames": 0, "av.open": 0}
     assert model.calls == []
 
@@ -379,12 +385,12 @@ def test_bad_sampling_settings_give_the_pipeline_message(client, use_scripted, s
         ask_api(client, RED_SQUARE, "What happens?", **settings)
 
 
-def test_a_history_with_files_is_refused(client, use_scripted):
+def test_a_history_with_files_is_refused(use_scripted):
     use_scripted("unused")
     history = [{"role": "user", "content": {"path": str(RED_SQUARE)}}]
 
-    with pytest.raises(AppError, match="holds text only"):
-        ask_api(client, RED_SQUARE, "What happens?", history=history)
+    with pytest.raises(gr.Error, match="holds text only"):
+        list(video_qa(str(RED_SQUARE), "What happens?", 4, history=history, **SETTINGS))
 
 
 def test_the_app_keeps_serving_after_bad_input(client, use_scripted, tmp_path):
@@ -505,6 +511,39 @@ def test_the_tab_wiring(app_server):
     assert ask["api_name"] == "video_ask"
     assert app_server.demo.fns[ask["id"]].concurrency_id == MODEL_QUEUE
     assert video_input in ask["inputs"] and conversation in ask["inputs"]
+
+
+# ---------------------------------------------------------------------------
+# The endpoint called directly: the views it streams
+
+
+def test_the_api_view_names_the_times_and_the_page_view_keeps_the_frames(use_scripted, decoder_calls):
+    model = use_scripted(THINKING_REPLY)
+    store = KeptVideos()
+
+    over_api = list(video_qa(str(RED_SQUARE), "When?", 4, thinking=True, **SETTINGS))
+    page = list(video_qa(str(RED_SQUARE), "When?", 4, thinking=True, **SETTINGS, kept=None, store=store))
+
+    assert captions_of(over_api[0].frames) == captions_of(page[0].frames) and len(over_api[0].frames) == 4
+    assert ("00:03", "answer") in [(time["text"], time["in"]) for time in over_api[-1].times]
+    assert all(view.kept is KEEP and view.question is KEEP for view in over_api), "the API keeps no session"
+    assert all(view.times is KEEP for view in page)
+    assert page[0].question == "", "the page empties the question box for the follow-up"
+    handle = page[-1].kept
+    assert len(store) == 1 and store.get(handle) is not None
+
+    model.reply = FOLLOW_UP_REPLY
+    history = page[-1].conversation
+    *_, follow_up = video_qa(
+        str(RED_SQUARE), "Where?", 4, history=history, **SETTINGS, kept=handle, store=store
+    )
+
+    assert decoder_calls["sample_frames"] == 2, "the page's follow-up reuses its frames"
+    assert source_text(follow_up.conversation[-1]["content"]) == FOLLOW_UP_REPLY
+
+
+def captions_of(gallery: list) -> list[str]:
+    return [caption for _, caption in gallery]
 
 
 # ---------------------------------------------------------------------------

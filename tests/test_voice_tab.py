@@ -7,22 +7,25 @@ import math
 import re
 from pathlib import Path
 
+import gradio as gr
 import numpy as np
 import pytest
 from conftest import ROOT, SETTINGS, BlocksWiring
 from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 
+from app.safe_markdown import source_text
+from app.views import KEEP
 from app.voice import (
     AUDIO_VARIANT,
-    EXAMPLE_LABEL_CHARS,
     NOTICE_TITLE,
     audio_notice_text,
     speakable_text,
     switch_to_audio_variant,
-    voice_examples,
+    voice_chat,
     voice_turns_from_history,
 )
+from app.voice_layout import EXAMPLE_LABEL_CHARS, voice_examples
 from pipelines.media.audio import load_audio
 from pipelines.model.variants import VARIANTS
 from pipelines.voice import (
@@ -238,27 +241,35 @@ def test_oldest_turn_is_dropped_with_a_notice(client, use_scripted, monkeypatch)
     np.testing.assert_array_equal(audio_parts(sent[0])[0], newer.audio)
 
 
-def test_variant_without_audio_is_an_app_error_with_our_message(client, use_scripted):
+def test_variant_without_audio_is_refused_with_our_message(use_scripted):
     model = use_scripted("unused", variant="31B", modalities={"text", "image", "video"})
 
-    with pytest.raises(AppError, match="31B can't take audio input"):
-        ask(client, CAPITAL, [], variant="31B")
+    with pytest.raises(gr.Error, match="31B can't take audio input"):
+        list(voice_chat(str(CAPITAL), [], **{**SETTINGS, "variant": "31B"}))
     assert model.calls == []
 
 
-def test_missing_clip_is_an_app_error_with_our_message(client, use_scripted):
+def test_missing_clip_is_refused_with_our_message(use_scripted):
     use_scripted("unused")
 
-    with pytest.raises(AppError, match="Please record or upload an audio clip"):
-        client.predict(
-            audio=None,
-            history=[],
-            task="answer",
-            target_language="French",
-            thinking=False,
-            api_name="/voice_chat",
-            **SETTINGS,
-        )
+    with pytest.raises(gr.Error, match="Please record or upload an audio clip"):
+        list(voice_chat(None, [], "answer", "French", **SETTINGS))
+
+
+def test_the_page_keeps_the_turn_and_speaks_the_answer_the_api_gets_the_conversation(use_scripted):
+    model = use_scripted(THINKING_REPLY)
+
+    *_, over_api = voice_chat(str(CAPITAL), [], thinking=True, **SETTINGS)
+    *_, on_page = voice_chat(str(CAPITAL), [], thinking=True, **SETTINGS, kept_turns=[])
+
+    assert over_api.conversation[-1]["content"] == "Paris is the capital of France."
+    assert over_api.turns is KEEP and over_api.spoken is KEEP, "the API keeps no session"
+    assert source_text(on_page.conversation[-1]["content"]) == "Paris is the capital of France."
+    (turn,) = on_page.turns
+    assert turn.reply == "Paris is the capital of France."
+    reply_id, words = on_page.spoken.split("\n", 1)
+    assert len(reply_id) == 12 and words == "Paris is the capital of France."
+    assert len(model.calls) == 2
 
 
 def test_unreadable_clip_is_an_app_error_with_our_message(client, use_scripted, tmp_path):

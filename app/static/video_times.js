@@ -1,4 +1,4 @@
-// Page-side code of the Video Q&A tab's time chips (app/time_chips.py writes them). app/video.py reads the
+// Page-side code of the Video Q&A tab's time chips (app/time_chips.py writes them). app/video_qa.py reads the
 // section below by name.
 
 // --- install

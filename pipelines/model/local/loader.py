@@ -16,14 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipelines.errors import ModelLoadError
-from pipelines.model.contract import (
-    ChatModel,
-    Delta,
-    GenerationOptions,
-    GenerationSettings,
-    ProgressCallback,
-    Usage,
-)
+from pipelines.model.contract import ChatModel, Delta, GenerationOptions, ProgressCallback, Usage
 from pipelines.model.local.accounting import free_memory, tensor_bytes_by_device
 from pipelines.model.local.generation import prepare_inputs, stream_local
 from pipelines.model.variants import BITSANDBYTES_MISSING, QUANTIZATIONS, VariantSpec, get_variant

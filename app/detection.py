@@ -6,7 +6,7 @@ import io
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import gradio as gr
 import numpy as np
@@ -20,6 +20,7 @@ from app.safe_markdown import outputs_on_page
 from app.uploads import EXAMPLES_DIR as BUNDLED_EXAMPLES
 from app.uploads import served_file
 from app.usage_line import showing_usage, usage_box
+from app.views import KEEP, as_outputs, outputs_of, positions
 from pipelines.detection import DETECTION_MODES, Detection, DetectionUpdate, run_detection
 from pipelines.errors import InputError
 from pipelines.media.annotate import (
@@ -51,23 +52,19 @@ NO_OBJECTS_WARNING = "No objects found: Gemma's answer had no boxes or points we
 EMPTY_ANSWER = "(the model returned no text)"
 
 
-@dataclass
+@dataclass(frozen=True)
 class DetectView:
-    """The tab's output components; handlers return dicts keyed by them."""
+    """What the Detect tab shows, in the order of its outputs; a field left at `KEEP` stays as it is."""
 
-    annotated: gr.AnnotatedImage
-    status: gr.Markdown
-    table: gr.Dataframe
-    png_file: gr.File
-    json_file: gr.File
-    raw_panel: gr.Accordion
-    raw_text: gr.Textbox
-    thoughts_panel: gr.Accordion
-    thoughts: gr.Markdown
-
-    @property
-    def outputs(self) -> list:
-        return [getattr(self, field.name) for field in fields(self)]
+    image: object = KEEP  # the AnnotatedImage update: the shown image, its boxes or point masks, the colours
+    status: object = KEEP
+    table: object = KEEP
+    png: object = KEEP  # the annotated image's download (original size)
+    json: object = KEEP  # the detections' download
+    raw_panel: object = KEEP  # the accordion: open when nothing was found
+    raw: object = KEEP  # Gemma's answer as it wrote it
+    thoughts_panel: object = KEEP  # the accordion: shown when Gemma thinks
+    thoughts: object = KEEP
 
 
 def detect_examples() -> list[list]:
@@ -180,6 +177,167 @@ class DetectJob:
         )
 
 
+@user_facing("detect", files=("image",))
+@takes_settings()
+def detect(image: str, query: str = "", mode: str = "boxes", *, chosen: Settings):
+    """Find objects in an image with Gemma 4: labelled boxes (or points) in pixels, streamed as it answers.
+
+    Args:
+        image: the image to search (PNG, JPEG, WebP, GIF or BMP).
+        query: what to find: comma-separated classes ("cup, spoon"), a description ("the red mug on
+            the left"), or empty for all salient objects.
+        mode: "boxes" for bounding boxes, "points" for one point per object.
+
+    Returns (streamed): the annotated image (an update: `value` is the shown image, at most 1280
+    px a side, with one mask per object, and `color_map` maps labels to colours), a status line,
+    a table (label, score, x0, y0, x1, y1 in original pixels), the annotated PNG at original size,
+    the detections as JSON (label, box, point, score in original pixels), Gemma's raw answer,
+    its thoughts and the numbers line (time to first token, tokens/s, tokens, memory, where it ran).
+    """
+    job = DetectJob(chosen, *checked_detect_inputs(image, query, mode))
+    display = display_copy(job.image)
+    yield DetectView(
+        image=annotated_image(display, job.image.size, []),
+        status=WORKING_STATUS,
+        table=[],
+        png=None,
+        json=None,
+        raw_panel=gr.Accordion(open=False),
+        raw="",
+        thoughts_panel=gr.Accordion(visible=False),
+        thoughts="",
+    )
+    try:
+        final = yield from _streaming(job, display)
+    except Exception:
+        # The error itself pops up; the status must not keep saying Gemma is still looking.
+        yield DetectView(status=FAILED_STATUS)
+        raise
+    yield _finished(final, job.image, display)
+
+
+def _streaming(job: DetectJob, display: Image.Image):
+    """Views while Gemma answers (the image redrawn at most every `REDRAW_INTERVAL_S`); returns the last update."""
+    original_size = job.image.size
+    final = DetectionUpdate("", "", original_size)
+    shown: list[Detection] = []
+    last_redraw = 0.0
+    for update in stream_on_gpu(job):
+        if update.thought and not final.thought:
+            yield DetectView(thoughts_panel=gr.Accordion(visible=True))
+        final = update
+        if update.done:
+            continue
+        changes = {"raw": update.answer}
+        if update.thought:
+            changes["thoughts"] = update.thought
+        if update.detections != shown and time.monotonic() - last_redraw >= REDRAW_INTERVAL_S:
+            shown = update.detections
+            last_redraw = time.monotonic()
+            changes["image"] = annotated_image(display, original_size, shown)
+            changes["table"] = detections_table(shown)
+        yield DetectView(**changes)
+    return final
+
+
+def _finished(final: DetectionUpdate, original: Image.Image, display: Image.Image) -> DetectView:
+    detections = final.detections
+    # Nothing found: nothing to download either.
+    png_path, json_path = write_downloads(original, detections) if detections else (None, None)
+    if not detections:
+        gr.Warning(NO_OBJECTS_WARNING)
+    return DetectView(
+        image=annotated_image(display, original.size, detections),
+        status=summary(detections) if detections else NO_OBJECTS_STATUS,
+        table=detections_table(detections),
+        png=png_path,
+        json=json_path,
+        raw_panel=gr.Accordion(open=not detections),
+        raw=final.answer or EMPTY_ANSWER,
+        thoughts_panel=gr.Accordion(visible=bool(final.thought)),
+        thoughts=final.thought,
+    )
+
+
+def stopped_status(shown: str) -> str:
+    """The status after Stop: "stopped" while Gemma was still looking, otherwise what it said."""
+    return STOPPED_STATUS if shown == WORKING_STATUS else shown
+
+
+@dataclass(frozen=True)
+class DetectInputs:
+    image: gr.Image
+    query: gr.Textbox
+    mode: gr.Radio
+    run: gr.Button
+    stop: gr.Button
+
+
+def _input_column() -> DetectInputs:
+    image = gr.Image(
+        type="filepath",
+        sources=["upload", "clipboard", "webcam"],
+        label="Image",
+        height=360,
+        elem_id="detect-image",
+    )
+    query = gr.Textbox(
+        value="",
+        label="What to find",
+        placeholder="cup, spoon · the red mug on the left · empty = all salient objects",
+        max_lines=2,
+        elem_id="detect-query",
+    )
+    mode = gr.Radio(
+        choices=[("Boxes", "boxes"), ("Points", "points")],
+        value="boxes",
+        label="Answer with",
+        elem_id="detect-mode",
+    )
+    # Next to the inputs they fill and the button that runs them, not below the results.
+    gr.Examples(
+        examples=detect_examples(),
+        inputs=[image, query, mode],
+        label="Examples (pick one, then press Detect)",
+        examples_per_page=8,
+        elem_id="detect-examples",
+    )
+    with gr.Row():
+        run = gr.Button("🔎 Detect", variant="primary", elem_id="detect-run")
+        stop = gr.Button("⏹ Stop", variant="stop", elem_id="detect-stop")
+    return DetectInputs(image, query, mode, run, stop)
+
+
+def _output_column() -> tuple[DetectView, gr.Markdown]:
+    """The result components, as a `DetectView` of components (so in the order of the outputs), and the numbers."""
+    image = gr.AnnotatedImage(label="Detections", show_legend=True, height=420, elem_id="detect-annotated")
+    status = gr.Markdown(label="Status", elem_id="detect-status")
+    numbers = usage_box("detect-numbers")
+    table = gr.Dataframe(
+        headers=TABLE_HEADERS,
+        label="Objects (pixels of the original image)",
+        interactive=False,
+        elem_id="detect-table",
+    )
+    with gr.Row():
+        png = gr.File(label="Annotated image (PNG)", interactive=False, elem_id="detect-png")
+        json = gr.File(label="Detections (JSON)", interactive=False, elem_id="detect-json")
+    with gr.Accordion("🧠 Thinking", open=False, visible=False) as thoughts_panel:
+        thoughts = gr.Markdown(label="Thoughts", elem_id="detect-thoughts")
+    with gr.Accordion("Raw model output", open=False) as raw_panel:
+        raw = gr.Textbox(
+            label="Raw model output",
+            show_label=False,
+            lines=6,
+            max_lines=20,
+            interactive=False,
+            buttons=["copy"],
+            elem_id="detect-raw",
+        )
+    view = DetectView(image, status, table, png, json, raw_panel, raw, thoughts_panel, thoughts)
+    return view, numbers
+
+
 def build_detect_tab(controls: SharedControls) -> None:
     gr.Markdown(
         "Gemma 4 answers with boxes (or points) as JSON, which we draw. Name classes (`cup, spoon`), "
@@ -187,147 +345,18 @@ def build_detect_tab(controls: SharedControls) -> None:
     )
     with gr.Row():
         with gr.Column(scale=1):
-            image = gr.Image(
-                type="filepath",
-                sources=["upload", "clipboard", "webcam"],
-                label="Image",
-                height=360,
-                elem_id="detect-image",
-            )
-            query = gr.Textbox(
-                value="",
-                label="What to find",
-                placeholder="cup, spoon · the red mug on the left · empty = all salient objects",
-                max_lines=2,
-                elem_id="detect-query",
-            )
-            mode = gr.Radio(
-                choices=[("Boxes", "boxes"), ("Points", "points")],
-                value="boxes",
-                label="Answer with",
-                elem_id="detect-mode",
-            )
-            # Next to the inputs they fill and the button that runs them, not below the results.
-            gr.Examples(
-                examples=detect_examples(),
-                inputs=[image, query, mode],
-                label="Examples (pick one, then press Detect)",
-                examples_per_page=8,
-                elem_id="detect-examples",
-            )
-            with gr.Row():
-                detect_button = gr.Button("🔎 Detect", variant="primary", elem_id="detect-run")
-                stop = gr.Button("⏹ Stop", variant="stop", elem_id="detect-stop")
+            tab = _input_column()
         with gr.Column(scale=1):
-            annotated = gr.AnnotatedImage(
-                label="Detections", show_legend=True, height=420, elem_id="detect-annotated"
-            )
-            status = gr.Markdown(label="Status", elem_id="detect-status")
-            numbers = usage_box("detect-numbers")
-            table = gr.Dataframe(
-                headers=TABLE_HEADERS,
-                label="Objects (pixels of the original image)",
-                interactive=False,
-                elem_id="detect-table",
-            )
-            with gr.Row():
-                png_file = gr.File(label="Annotated image (PNG)", interactive=False, elem_id="detect-png")
-                json_file = gr.File(label="Detections (JSON)", interactive=False, elem_id="detect-json")
-            with gr.Accordion("🧠 Thinking", open=False, visible=False) as thoughts_panel:
-                thoughts = gr.Markdown(label="Thoughts", elem_id="detect-thoughts")
-            with gr.Accordion("Raw model output", open=False) as raw_panel:
-                raw_text = gr.Textbox(
-                    label="Raw model output",
-                    show_label=False,
-                    lines=6,
-                    max_lines=20,
-                    interactive=False,
-                    buttons=["copy"],
-                    elem_id="detect-raw",
-                )
-    view = DetectView(
-        annotated, status, table, png_file, json_file, raw_panel, raw_text, thoughts_panel, thoughts
-    )
-
-    @user_facing("detect", files=("image",))
-    @takes_settings()
-    def detect(image: str, query: str = "", mode: str = "boxes", *, chosen: Settings):
-        """Find objects in an image with Gemma 4: labelled boxes (or points) in pixels, streamed as it answers.
-
-        Args:
-            image: the image to search (PNG, JPEG, WebP, GIF or BMP).
-            query: what to find: comma-separated classes ("cup, spoon"), a description ("the red mug on
-                the left"), or empty for all salient objects.
-            mode: "boxes" for bounding boxes, "points" for one point per object.
-
-        Returns (streamed): the annotated image (an update: `value` is the shown image, at most 1280
-        px a side, with one mask per object, and `color_map` maps labels to colours), a status line,
-        a table (label, score, x0, y0, x1, y1 in original pixels), the annotated PNG at original size,
-        the detections as JSON (label, box, point, score in original pixels), Gemma's raw answer,
-        its thoughts and the numbers line (time to first token, tokens/s, tokens, memory, where it ran).
-        """
-        job = DetectJob(chosen, *checked_detect_inputs(image, query, mode))
-        original = job.image
-        display = display_copy(original)
-        yield {
-            view.annotated: annotated_image(display, original.size, []),
-            view.status: WORKING_STATUS,
-            view.table: [],
-            view.png_file: None,
-            view.json_file: None,
-            view.raw_panel: gr.Accordion(open=False),
-            view.raw_text: "",
-            view.thoughts_panel: gr.Accordion(visible=False),
-            view.thoughts: "",
-        }
-        final = DetectionUpdate("", "", original.size)
-        shown: list[Detection] = []
-        last_redraw = 0.0
-        try:
-            for update in stream_on_gpu(job):
-                if update.thought and not final.thought:
-                    yield {view.thoughts_panel: gr.Accordion(visible=True)}
-                final = update
-                if update.done:
-                    continue
-                changes = {view.raw_text: update.answer}
-                if update.thought:
-                    changes[view.thoughts] = update.thought
-                if update.detections != shown and time.monotonic() - last_redraw >= REDRAW_INTERVAL_S:
-                    shown = update.detections
-                    last_redraw = time.monotonic()
-                    changes[view.annotated] = annotated_image(display, original.size, shown)
-                    changes[view.table] = detections_table(shown)
-                yield changes
-        except Exception:
-            # The error itself pops up; the status must not keep saying Gemma is still looking.
-            yield {view.status: FAILED_STATUS}
-            raise
-
-        detections = final.detections
-        # Nothing found: nothing to download either.
-        png_path, json_path = write_downloads(original, detections) if detections else (None, None)
-        if not detections:
-            gr.Warning(NO_OBJECTS_WARNING)
-        yield {
-            view.annotated: annotated_image(display, original.size, detections),
-            view.status: summary(detections) if detections else NO_OBJECTS_STATUS,
-            view.table: detections_table(detections),
-            view.png_file: png_path,
-            view.json_file: json_path,
-            view.raw_panel: gr.Accordion(open=not detections),
-            view.raw_text: final.answer or EMPTY_ANSWER,
-            view.thoughts_panel: gr.Accordion(visible=bool(final.thought)),
-            view.thoughts: final.thought,
-        }
-
-    inputs = [image, query, mode, *controls.inputs]
-    detect_with_numbers, outputs = showing_usage(detect, numbers), [*view.outputs, numbers]
+            shown, numbers = _output_column()
+    inputs = [tab.image, tab.query, tab.mode, *controls.inputs]
+    outputs = [*outputs_of(shown), numbers]
     # Without preprocessing the handler gets the upload's payload, so a corrupt file reaches our
     # clear message instead of failing inside Gradio; uploads are still checked to be uploads.
     # The page's events show the status (its labels are the model's words) and the thoughts as sanitized
     # HTML; the public `/detect` (a hidden button) returns the model's own text. Both add the numbers line.
-    on_page = showing_usage(outputs_on_page(detect, (view.status, view.thoughts)), numbers)
+    on_page = showing_usage(
+        outputs_on_page(as_outputs(detect), positions(DetectView, "status", "thoughts")), numbers
+    )
     run, submit = (
         trigger(
             on_page,
@@ -338,15 +367,20 @@ def build_detect_tab(controls: SharedControls) -> None:
             preprocess=False,
             **controls.model_event(),
         )
-        for trigger, name in ((detect_button.click, "detect_ui"), (query.submit, "detect_submit"))
+        for trigger, name in ((tab.run.click, "detect_ui"), (tab.query.submit, "detect_submit"))
     )
     gr.Button(visible=False).click(
-        detect_with_numbers, inputs, outputs, api_name="detect", preprocess=False, **controls.model_event()
+        showing_usage(as_outputs(detect), numbers),
+        inputs,
+        outputs,
+        api_name="detect",
+        preprocess=False,
+        **controls.model_event(),
     )
-    stop.click(
-        lambda shown: STOPPED_STATUS if shown == WORKING_STATUS else shown,
-        status,
-        status,
+    tab.stop.click(
+        stopped_status,
+        shown.status,
+        shown.status,
         cancels=[run, submit],
         queue=False,
         api_visibility="private",
