@@ -59,9 +59,7 @@ class LoadedModel(ChatModel):
         tokenizer = getattr(self.processor, "tokenizer", self.processor)
         return frozenset(token for token in getattr(tokenizer, "all_special_tokens", ()) if len(token) > 1)
 
-    def prompt_inputs(
-        self, messages: list[dict], settings: GenerationSettings | None = None, **options
-    ) -> dict:
+    def prompt_inputs(self, messages: list[dict], settings=None, **options) -> dict:
         """The tensors `generate` would give the model for `messages` (after the contract's checks)."""
         return prepare_inputs(self, *self.prepare(messages, settings, **options))
 
