@@ -30,12 +30,13 @@ from pipelines.media.annotate import (
     draw_detections,
     label_colors,
 )
-from pipelines.media.images import fit_for_model, open_image
+from pipelines.media.images import MAX_MODEL_SIDE, SizedImage, fit_for_model, open_sized_image
 from pipelines.model.contract import ChatModel
 
 EXAMPLES_DIR = BUNDLED_EXAMPLES / "detect"
 # The shown image is at most this big: AnnotatedImage builds one full-size RGBA mask per object,
-# so a 10000 x 10000 upload shown as is would take gigabytes. Downloads keep the original size.
+# so a 10000 x 10000 upload shown as is would take gigabytes. The download is drawn on the decoded copy
+# (the upload's own size up to twice MAX_MODEL_SIDE); its coordinates, like the JSON's, are the upload's.
 DISPLAY_MAX_SIDE = 1280
 # While the answer streams, the annotated image is redrawn at most this often (masks are costly).
 REDRAW_INTERVAL_S = 0.75
@@ -59,7 +60,7 @@ class DetectView:
     image: object = KEEP  # the AnnotatedImage update: the shown image, its boxes or point masks, the colours
     status: object = KEEP
     table: object = KEEP
-    png: object = KEEP  # the annotated image's download (original size)
+    png: object = KEEP  # the annotated image's download (the decoded copy's size)
     json: object = KEEP  # the detections' download
     raw_panel: object = KEEP  # the accordion: open when nothing was found
     raw: object = KEEP  # Gemma's answer as it wrote it
@@ -90,13 +91,14 @@ def image_path(value) -> str:
     return path
 
 
-def checked_detect_inputs(image, query, mode) -> tuple[Image.Image, str | None, str]:
-    """The decoded image (opened once here: a bad file fails before the model loads), query and mode."""
+def checked_detect_inputs(image, query, mode) -> tuple[SizedImage, str | None, str]:
+    """The decoded image (opened once here, at about the model's size: a bad file fails before the model
+    loads; the upload's own size is kept for the coordinates), query and mode."""
     if mode not in DETECTION_MODES:
         raise InputError(f"Answer with boxes or points, not {mode!r}.")
     if query is not None and not isinstance(query, str):
         raise InputError("What to find must be text.")
-    return open_image(image_path(image)), query, mode
+    return open_sized_image(image_path(image), max_side=MAX_MODEL_SIDE), query, mode
 
 
 def display_copy(image: Image.Image) -> Image.Image:
@@ -147,11 +149,14 @@ def summary(detections: list[Detection]) -> str:
     return f"✅ **Found {len(detections)} {noun}:** {found}."
 
 
-def write_downloads(original, detections: list[Detection]) -> tuple[str, str]:
-    """The annotated PNG (original size) and the detections JSON."""
+def write_downloads(upload: SizedImage, detections: list[Detection]) -> tuple[str, str]:
+    """The annotated PNG (drawn on the decoded copy) and the detections JSON (in the upload's own pixels)."""
     png = io.BytesIO()
-    # Fast compression: a huge upload makes a huge PNG, and the default level is several times slower.
-    draw_detections(original, detections).save(png, format="PNG", compress_level=1)
+    factor_x = upload.image.width / upload.original_size[0]
+    factor_y = upload.image.height / upload.original_size[1]
+    drawn = [scaled(detection, factor_x, factor_y) for detection in detections]
+    # Fast compression: a big upload makes a big PNG, and the default level is several times slower.
+    draw_detections(upload.image, drawn).save(png, format="PNG", compress_level=1)
     return (
         write_download("detections.png", png.getvalue(), kind="detect"),
         write_download("detections.json", detections_to_json(detections), kind="detect"),
@@ -163,7 +168,7 @@ class DetectJob:
     """The GPU part of a detection: the image already decoded and checked on the CPU."""
 
     settings: Settings
-    image: Image.Image
+    image: SizedImage
     query: str | None
     mode: str
 
@@ -190,14 +195,15 @@ def detect(image: str, query: str = "", mode: str = "boxes", *, chosen: Settings
 
     Returns (streamed): the annotated image (an update: `value` is the shown image, at most 1280
     px a side, with one mask per object, and `color_map` maps labels to colours), a status line,
-    a table (label, score, x0, y0, x1, y1 in original pixels), the annotated PNG at original size,
+    a table (label, score, x0, y0, x1, y1 in original pixels), the annotated PNG (the upload's size up to
+    4,095 px a side, a half to an eighth of it beyond),
     the detections as JSON (label, box, point, score in original pixels), Gemma's raw answer,
     its thoughts and the numbers line (time to first token, tokens/s, tokens, memory, where it ran).
     """
     job = DetectJob(chosen, *checked_detect_inputs(image, query, mode))
-    display = display_copy(job.image)
+    display = display_copy(job.image.image)
     yield DetectView(
-        image=annotated_image(display, job.image.size, []),
+        image=annotated_image(display, job.image.original_size, []),
         status=WORKING_STATUS,
         table=[],
         png=None,
@@ -218,7 +224,7 @@ def detect(image: str, query: str = "", mode: str = "boxes", *, chosen: Settings
 
 def _streaming(job: DetectJob, display: Image.Image):
     """Views while Gemma answers (the image redrawn at most every `REDRAW_INTERVAL_S`); returns the last update."""
-    original_size = job.image.size
+    original_size = job.image.original_size
     final = DetectionUpdate("", "", original_size)
     shown: list[Detection] = []
     last_redraw = 0.0
@@ -240,14 +246,14 @@ def _streaming(job: DetectJob, display: Image.Image):
     return final
 
 
-def _finished(final: DetectionUpdate, original: Image.Image, display: Image.Image) -> DetectView:
+def _finished(final: DetectionUpdate, upload: SizedImage, display: Image.Image) -> DetectView:
     detections = final.detections
     # Nothing found: nothing to download either.
-    png_path, json_path = write_downloads(original, detections) if detections else (None, None)
+    png_path, json_path = write_downloads(upload, detections) if detections else (None, None)
     if not detections:
         gr.Warning(NO_OBJECTS_WARNING)
     return DetectView(
-        image=annotated_image(display, original.size, detections),
+        image=annotated_image(display, upload.original_size, detections),
         status=summary(detections) if detections else NO_OBJECTS_STATUS,
         table=detections_table(detections),
         png=png_path,

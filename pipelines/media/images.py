@@ -52,9 +52,12 @@ def open_image(source, *, what: str = "image", max_side: int | None = None) -> I
 
 
 def open_sized_image(source, *, what: str = "image", max_side: int | None = None) -> SizedImage:
-    """`open_image`, with the upload's own size beside the decoded copy (which may be smaller)."""
+    """`open_image`, with the upload's own size beside the decoded copy (which may be smaller). A `SizedImage`
+    (already opened) is returned as it is."""
     if source is None:
         raise InputError(f"Please provide {_with_article(what)}.")
+    if isinstance(source, SizedImage):
+        return source
     if isinstance(source, Image.Image):
         image, original_size = source, source.size
     else:
