@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from pipelines.model.variants import DEFAULT_VARIANT, VARIANTS
 
@@ -113,24 +113,12 @@ def parse_config(argv: list[str] | None = None) -> AppConfig:
     args = parser.parse_args(argv)
     if args.backend == "openai" and not args.base_url:
         parser.error("--backend openai needs --base-url (or OPENAI_BASE_URL), e.g. http://127.0.0.1:8000/v1")
-    return AppConfig(
-        variant=args.variant,
-        quantization=args.quantization,
-        host=args.host,
-        port=args.port,
-        share=args.share,
-        preload=args.preload,
-        concurrency_limit=max(1, args.concurrency_limit),
-        max_queue=max(1, args.max_queue),
-        max_per_session=max(0, args.max_per_session),
-        max_per_ip=max(0, args.max_per_ip),
-        lock_model=args.lock_model,
-        max_file_size=args.max_file_size,
-        mcp_server=args.mcp_server,
-        backend=args.backend,
-        base_url=args.base_url,
-        api_key=args.api_key,
-    )
+    # Every flag is named after the field it sets; limits below their floor are raised to it.
+    given = {
+        field.name: getattr(args, field.name) for field in fields(AppConfig) if hasattr(args, field.name)
+    }
+    floors = {"concurrency_limit": 1, "max_queue": 1, "max_per_session": 0, "max_per_ip": 0}
+    return AppConfig(**given | {name: max(floor, given[name]) for name, floor in floors.items()})
 
 
 def _add_backend_arguments(parser: argparse.ArgumentParser, env) -> None:

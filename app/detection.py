@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import gradio as gr
@@ -15,7 +14,7 @@ from PIL import Image
 from app.controls import Settings, SharedControls, takes_settings
 from app.downloads import write_download
 from app.errors import user_facing
-from app.gpu import stream_on_gpu
+from app.gpu import TaskJob, stream_on_gpu
 from app.safe_markdown import outputs_on_page
 from app.uploads import EXAMPLES_DIR as BUNDLED_EXAMPLES
 from app.uploads import served_file
@@ -31,7 +30,6 @@ from pipelines.media.annotate import (
     label_colors,
 )
 from pipelines.media.images import MAX_MODEL_SIDE, SizedImage, fit_for_model, open_sized_image
-from pipelines.model.contract import ChatModel
 
 EXAMPLES_DIR = BUNDLED_EXAMPLES / "detect"
 # The shown image is at most this big: AnnotatedImage builds one full-size RGBA mask per object,
@@ -163,25 +161,6 @@ def write_downloads(upload: SizedImage, detections: list[Detection]) -> tuple[st
     )
 
 
-@dataclass(frozen=True)
-class DetectJob:
-    """The GPU part of a detection: the image already decoded and checked on the CPU."""
-
-    settings: Settings
-    image: SizedImage
-    query: str | None
-    mode: str
-
-    def run(self, model: ChatModel) -> Iterator[DetectionUpdate]:
-        return run_detection(
-            model,
-            self.image,
-            self.query,
-            settings=self.settings,
-            mode=self.mode,
-        )
-
-
 @user_facing("detect", files=("image",))
 @takes_settings()
 def detect(image: str, query: str = "", mode: str = "boxes", *, chosen: Settings):
@@ -200,10 +179,11 @@ def detect(image: str, query: str = "", mode: str = "boxes", *, chosen: Settings
     the detections as JSON (label, box, point, score in original pixels), Gemma's raw answer,
     its thoughts and the numbers line (time to first token, tokens/s, tokens, memory, where it ran).
     """
-    job = DetectJob(chosen, *checked_detect_inputs(image, query, mode))
-    display = display_copy(job.image.image)
+    upload, query, mode = checked_detect_inputs(image, query, mode)
+    job = TaskJob(run_detection, chosen, {"image": upload, "query": query, "mode": mode})
+    display = display_copy(upload.image)
     yield DetectView(
-        image=annotated_image(display, job.image.original_size, []),
+        image=annotated_image(display, upload.original_size, []),
         status=WORKING_STATUS,
         table=[],
         png=None,
@@ -219,12 +199,12 @@ def detect(image: str, query: str = "", mode: str = "boxes", *, chosen: Settings
         # The error itself pops up; the status must not keep saying Gemma is still looking.
         yield DetectView(status=FAILED_STATUS)
         raise
-    yield _finished(final, job.image, display)
+    yield _finished(final, upload, display)
 
 
-def _streaming(job: DetectJob, display: Image.Image):
+def _streaming(job: TaskJob, display: Image.Image):
     """Views while Gemma answers (the image redrawn at most every `REDRAW_INTERVAL_S`); returns the last update."""
-    original_size = job.image.original_size
+    original_size = job.inputs["image"].original_size
     final = DetectionUpdate("", "", original_size)
     shown: list[Detection] = []
     last_redraw = 0.0

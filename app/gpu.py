@@ -1,7 +1,8 @@
 """The one function that runs inside a ZeroGPU slice, and `spaces.GPU` only where there is one.
 
 Every tab works the same way: its handler decodes and checks the user's media on the CPU, packs it with the
-shared `Settings` into a job (a small dataclass with a `run(model)` method that calls the tab's pipeline),
+shared `Settings` into a job (a small dataclass with a `run(model)` method that calls the tab's pipeline;
+`TaskJob` for a task called with its inputs),
 and streams `stream_on_gpu(job)`. ZeroGPU pickles the job into its GPU worker, so a job holds only data
 (images, arrays, text) and is defined at module level.
 """
@@ -9,7 +10,8 @@ and streams `stream_on_gpu(job)`. ZeroGPU pickles the job into its GPU worker, s
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from app import model_access
@@ -25,6 +27,19 @@ class GpuJob(Protocol):
     settings: object  # app.controls.Settings
 
     def run(self, model: ChatModel) -> Iterator: ...
+
+
+@dataclass(frozen=True)
+class TaskJob:
+    """The usual job: a pipeline function called as `pipeline(model, settings=settings, **inputs)`, its inputs
+    already decoded and checked on the CPU. `pipeline` is module-level, so ZeroGPU pickles it by name."""
+
+    pipeline: Callable[..., Iterator]
+    settings: object  # app.controls.Settings
+    inputs: dict = field(default_factory=dict)
+
+    def run(self, model: ChatModel) -> Iterator:
+        return self.pipeline(model, settings=self.settings, **self.inputs)
 
 
 def on_zero_gpu() -> bool:

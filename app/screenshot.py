@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 
 import gradio as gr
-from PIL import Image
 
 from app.controls import Settings, SharedControls, takes_settings
 from app.downloads import write_download
 from app.errors import user_facing
-from app.gpu import stream_on_gpu
+from app.gpu import TaskJob, stream_on_gpu
 from app.safe_markdown import outputs_on_page
 from app.screenshot_layout import ScreenshotTab, ScreenshotView
 from app.uploads import require_served_file
@@ -21,7 +18,6 @@ from app.usage_line import showing_usage
 from app.views import as_outputs, outputs_of, positions
 from pipelines.errors import InputError
 from pipelines.media.images import MAX_MODEL_SIDE, fit_for_model, open_image
-from pipelines.model.contract import ChatModel
 from pipelines.screenshot import (
     PREVIEW_WIDTHS,
     SCREENSHOT_SETTINGS,
@@ -65,28 +61,7 @@ def _quoted_reply(answer: str) -> str:
     return f"\n\n**The model said:**\n\n{quoted}"
 
 
-@dataclass(frozen=True)
-class ScreenshotJob:
-    """The GPU part of a page: the screenshot decoded on the CPU, and what to make of it."""
-
-    settings: Settings
-    screenshot: Image.Image
-    instructions: str
-    current_html: str | None = None
-    edit_instruction: str | None = None
-
-    def run(self, model: ChatModel) -> Iterator[ScreenshotUpdate]:
-        return run_screenshot_to_html(
-            model,
-            self.screenshot,
-            self.instructions,
-            current_html=self.current_html,
-            edit_instruction=self.edit_instruction,
-            settings=self.settings,
-        )
-
-
-def _stream_page(job: ScreenshotJob, *, previous_html: str, preview_width: str, score: bool):
+def _stream_page(job: TaskJob, *, previous_html: str, preview_width: str, score: bool):
     """Views for a stream of `ScreenshotUpdate`s, ending with the fidelity score.
 
     A reply without HTML leaves `previous_html` in place (empty for a fresh generation).
@@ -123,7 +98,7 @@ def _stream_page(job: ScreenshotJob, *, previous_html: str, preview_width: str, 
     }
     yield ScreenshotView(**page, fidelity_note=SCORING_NOTE if score and html else "")
     # The last update holds every output, so an API client's result is complete (the notice included).
-    yield ScreenshotView(**page, **_fidelity(html, job.screenshot, score))
+    yield ScreenshotView(**page, **_fidelity(html, job.inputs["image"], score))
 
 
 def _shown_notice(final: ScreenshotUpdate | None, previous_html: str) -> str:
@@ -173,7 +148,7 @@ def _cleared_results() -> dict:
     }
 
 
-def _screenshot_job(screenshot, instructions, chosen: Settings, **edit) -> ScreenshotJob:
+def _screenshot_job(screenshot, instructions, chosen: Settings, **edit) -> TaskJob:
     if not screenshot:
         raise InputError(NO_SCREENSHOT)
     if not isinstance(instructions or "", str):
@@ -181,7 +156,9 @@ def _screenshot_job(screenshot, instructions, chosen: Settings, **edit) -> Scree
     image = fit_for_model(
         open_image(require_served_file(screenshot), what="screenshot", max_side=MAX_MODEL_SIDE)
     )
-    return ScreenshotJob(chosen, image, instructions or "", **edit)
+    return TaskJob(
+        run_screenshot_to_html, chosen, {"image": image, "instructions": instructions or "", **edit}
+    )
 
 
 SCREENSHOT_NOTES = {

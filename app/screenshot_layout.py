@@ -3,7 +3,7 @@ the endpoints to them."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import gradio as gr
 
@@ -135,17 +135,8 @@ class ScreenshotTab:
 
     @property
     def shown(self) -> ScreenshotView:
-        return ScreenshotView(
-            code=self.code,
-            preview=self.preview,
-            notice=self.notice,
-            thought=self.thought,
-            download=self.download,
-            fidelity_score=self.fidelity_score,
-            fidelity_note=self.fidelity_note,
-            fidelity_screenshot=self.fidelity_screenshot,
-            fidelity_rendered=self.fidelity_rendered,
-        )
+        """The view whose fields are this tab's output components of the same names."""
+        return ScreenshotView(**{field.name: getattr(self, field.name) for field in fields(ScreenshotView)})
 
 
 def screenshot_examples() -> list[list]:

@@ -11,18 +11,16 @@ messages the endpoint returns: pass them back as `history` and the earlier clips
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import chain
 
 import gradio as gr
-import numpy as np
 
 from app.controls import Settings, SharedControls, takes_settings
 from app.conversation_controls import conversation_file_row, shared_settings, wire_download
 from app.conversation_file import restored_conversation
 from app.errors import user_facing
-from app.gpu import stream_on_gpu
+from app.gpu import TaskJob, stream_on_gpu
 from app.history import history_as_dicts, merged_replies, normalize_history, settled_thoughts
 from app.reply import StreamedReply
 from app.safe_markdown import page_messages
@@ -32,7 +30,7 @@ from app.views import KEEP, as_outputs
 from app.voice_layout import DEFAULT_LANGUAGE, SPEECH_JS, VoiceTab
 from pipelines.errors import InputError
 from pipelines.media.audio import load_audio
-from pipelines.model.contract import ChatModel, Delta
+from pipelines.model.contract import Delta
 from pipelines.model.variants import VARIANTS
 from pipelines.voice import (
     ANSWER_PROMPT,
@@ -41,7 +39,6 @@ from pipelines.voice import (
     VOICE_SETTINGS,
     VOICE_TASKS,
     VoiceTurn,
-    VoiceUpdate,
     run_voice_chat,
     task_prompt,
 )
@@ -122,34 +119,13 @@ def voice_turns_from_history(history) -> list:
     return turns
 
 
-@dataclass(frozen=True)
-class VoiceJob:
-    """The GPU part of a spoken turn: the clip and earlier turns decoded on the CPU."""
-
-    settings: Settings
-    audio: np.ndarray
-    turns: list
-    task: str
-    target_language: str | None
-
-    def run(self, model: ChatModel) -> Iterator[VoiceUpdate]:
-        return run_voice_chat(
-            model,
-            self.turns,
-            self.audio,
-            settings=self.settings,
-            task=self.task,
-            target_language=self.target_language,
-        )
-
-
-def _stream_turn(job: VoiceJob, clip: str, shown):
+def _stream_turn(job: TaskJob, clip: str, shown):
     """Yield (conversation, finished VoiceTurn or None, dropped turn count) as the reply streams."""
     updates = stream_on_gpu(job)
     # Bad input and a variant without audio fail on the first step, before the clip is shown.
     first = next(updates)
     before_reply = history_as_dicts(shown) + user_turn_messages(
-        clip, job.task, task_prompt(job.task, job.target_language)
+        clip, job.inputs["task"], task_prompt(job.inputs["task"], job.inputs["target_language"])
     )
     if first.notice:
         before_reply.append(
@@ -208,7 +184,11 @@ def voice_chat(
     clip = served_file(audio)
     in_browser = kept_turns is not API_CALL
     turns = list(kept_turns or []) if in_browser else voice_turns_from_history(history)
-    job = VoiceJob(chosen, load_audio(clip), turns, task, target_language)
+    job = TaskJob(
+        run_voice_chat,
+        chosen,
+        {"history": turns, "audio": load_audio(clip), "task": task, "target_language": target_language},
+    )
     reply_id = uuid.uuid4().hex[:12]
     for conversation, turn, dropped_turns in _stream_turn(job, clip, history):
         if not in_browser:
