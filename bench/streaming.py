@@ -25,7 +25,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from tests.local_server import free_port, wait_until_answering
+from tests.local_server import free_port, stop_process, wait_until_answering
 
 ROOT = Path(__file__).resolve().parents[1]
 RATES = (1000.0, 0.0)  # tokens a second; 0: as fast as possible
@@ -41,11 +41,7 @@ def _process(arguments: list[str], ready_url: str, cwd: Path = ROOT):
         wait_until_answering(process, ready_url, 180, name=" ".join(arguments[:2]))
         yield process
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_process(process)
 
 
 def cpu_seconds(pid: int) -> float:

@@ -188,9 +188,14 @@ def transformers_serve(
         )
         yield f"http://127.0.0.1:{port}/v1", model
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop_process(process)
+
+
+def stop_process(process: subprocess.Popen, timeout_s: float = 10) -> None:
+    """Ask `process` to end, and kill it if it hasn't within `timeout_s`."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=timeout_s)
