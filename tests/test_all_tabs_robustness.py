@@ -123,10 +123,14 @@ def bad_files(tmp_path_factory):
     oversized = folder / "oversized.png"
     oversized.write_bytes(os.urandom(6 * 1024 * 1024))  # the test app enforces max_file_size=5mb
     files["oversized"] = oversized
-    huge = folder / "huge.png"
-    # 49 megapixels: just under the decode cap (50 MP), so the image tabs must downscale it and answer.
-    Image.new("RGB", (7_000, 7_000), (40, 120, 200)).save(huge, optimize=False, compress_level=1)
+    huge = folder / "huge.jpg"
+    # 49 megapixels: just under the decode cap (50 MP), so the image tabs must decode it reduced and answer.
+    Image.new("RGB", (7_000, 7_000), (40, 120, 200)).save(huge)
     files["huge-image"] = huge
+    # 20 megapixels of PNG, which has no reduced decoding: over the cap for images decoded whole (16 MP).
+    whole = folder / "huge-whole.png"
+    Image.new("RGB", (5_000, 4_000), (40, 120, 200)).save(whole, optimize=False, compress_level=1)
+    files["huge-whole-image"] = whole
     return files
 
 
@@ -170,6 +174,9 @@ def test_bad_input_gets_a_clear_message_and_the_next_request_works(client, scrip
 
     if tab in HUGE_IMAGE_SUCCEEDS:
         assert call(client, tab, str(bad_files["huge-image"]))
+        with pytest.raises(AppError, match="decoded whole") as caught:
+            call(client, tab, str(bad_files["huge-whole-image"]))
+        assert_clear_message(str(caught.value))
     else:
         with pytest.raises(AppError) as caught:
             call(client, tab, str(bad_files["huge-image"]))
