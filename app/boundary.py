@@ -20,7 +20,8 @@ from typing import Any
 
 import gradio as gr
 
-from pipelines.errors import InputError, messages
+from pipelines.errors import InputError
+from pipelines.errors import messages as error_messages
 
 MAX_MESSAGES = 400
 MAX_FILE_REFERENCES = 64
@@ -46,9 +47,9 @@ class RequestCount:
     def visit(self, depth: int) -> None:
         self.values += 1
         if depth > MAX_DEPTH:
-            raise InputError(messages.REQUEST_NESTED_TOO_DEEPLY)
+            raise InputError(error_messages.REQUEST_NESTED_TOO_DEEPLY)
         if self.values > MAX_VALUES:
-            raise InputError(messages.TOO_MANY_VALUES.format(limit=MAX_VALUES))
+            raise InputError(error_messages.TOO_MANY_VALUES.format(limit=MAX_VALUES))
 
 
 def _is_file_data(value: Any) -> bool:
@@ -112,7 +113,7 @@ def count_request(arguments: Iterable[Any], file_arguments: Iterable[Any] = ()) 
     arguments = list(arguments)
     count = RequestCount(messages=sum(len(value) for value in arguments if isinstance(value, list | tuple)))
     if count.messages > MAX_MESSAGES:
-        raise InputError(messages.TOO_MANY_MESSAGES.format(messages=count.messages, limit=MAX_MESSAGES))
+        raise InputError(error_messages.TOO_MANY_MESSAGES.format(messages=count.messages, limit=MAX_MESSAGES))
     for value in arguments:
         _walk(value, count)
     for value in file_arguments:
@@ -132,7 +133,9 @@ def check_request(arguments: Iterable[Any], file_arguments: Iterable[Any] = ()) 
     total_references = sum(count.references.values())
     if total_references > MAX_FILE_REFERENCES:
         raise InputError(
-            messages.TOO_MANY_FILE_REFERENCES.format(references=total_references, limit=MAX_FILE_REFERENCES)
+            error_messages.TOO_MANY_FILE_REFERENCES.format(
+                references=total_references, limit=MAX_FILE_REFERENCES
+            )
         )
     checked = {reference: served_file(reference) for reference in count.references}
     pixels, decoded = 0, 0
@@ -142,11 +145,13 @@ def check_request(arguments: Iterable[Any], file_arguments: Iterable[Any] = ()) 
         decoded += size.bytes * times
     if pixels > MAX_TOTAL_PIXELS:
         raise InputError(
-            messages.IMAGES_TOO_LARGE_TOGETHER.format(megapixels=pixels / 1e6, limit=MAX_TOTAL_PIXELS / 1e6)
+            error_messages.IMAGES_TOO_LARGE_TOGETHER.format(
+                megapixels=pixels / 1e6, limit=MAX_TOTAL_PIXELS / 1e6
+            )
         )
     if decoded > MAX_DECODED_BYTES:
         raise InputError(
-            messages.FILES_TOO_LARGE_TO_DECODE.format(
+            error_messages.FILES_TOO_LARGE_TO_DECODE.format(
                 megabytes=decoded / 2**20, limit=MAX_DECODED_BYTES / 2**20
             )
         )

@@ -22,7 +22,8 @@ from typing import Literal
 
 import json_repair
 
-from pipelines.errors import InputError, messages
+from pipelines.errors import InputError
+from pipelines.errors import messages as error_messages
 from pipelines.media.images import MAX_MODEL_SIDE, fit_for_model, open_image, open_sized_image
 from pipelines.model.contract import ChatModel, Delta
 from pipelines.model.format.thinking import split_thinking
@@ -95,7 +96,7 @@ def parse_detections(text: str, width: int, height: int) -> list[Detection]:
     (the complete objects are kept). Returns [] when there is nothing usable.
     """
     if width <= 0 or height <= 0:
-        raise InputError(messages.IMAGE_HAS_NO_PIXELS.format(what="image"))
+        raise InputError(error_messages.IMAGE_HAS_NO_PIXELS.format(what="image"))
     payload = _json_payload(text or "")
     if payload is None:
         return []
@@ -217,7 +218,7 @@ def build_detection_messages(image, query: str | None, *, mode: DetectionMode = 
     """
     if mode not in DETECTION_MODES:
         raise InputError(
-            messages.UNKNOWN_DETECTION_MODE.format(mode=mode, choices=", ".join(DETECTION_MODES))
+            error_messages.UNKNOWN_DETECTION_MODE.format(mode=mode, choices=", ".join(DETECTION_MODES))
         )
     picture = fit_for_model(open_image(image))
     prompt = f"{_target_instruction(_clean_query(query), mode)}\n\n{_format_instruction(mode)}"
@@ -233,10 +234,10 @@ def _clean_query(query) -> str:
     if query is None:
         return ""
     if not isinstance(query, str):
-        raise InputError(messages.DETECTION_QUERY_MUST_BE_TEXT)
+        raise InputError(error_messages.DETECTION_QUERY_MUST_BE_TEXT)
     query = " ".join(query.split())
     if len(query) > MAX_QUERY_CHARS:
-        raise InputError(messages.DETECTION_QUERY_TOO_LONG.format(limit=MAX_QUERY_CHARS))
+        raise InputError(error_messages.DETECTION_QUERY_TOO_LONG.format(limit=MAX_QUERY_CHARS))
     return query
 
 

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from pipelines.errors import InputError, messages
+from pipelines.errors import InputError
+from pipelines.errors import messages as error_messages
 from pipelines.media.browser import (
     BrowserUnavailable,
     RenderError,
@@ -157,7 +158,7 @@ def preview_iframe(html: str, width: int | None = None) -> str:
     wide frame fits its column, and adds the scale to the caption ("…, shown at 56 %").
     """
     if width is not None and (not isinstance(width, int) or isinstance(width, bool) or width <= 0):
-        raise InputError(messages.PREVIEW_WIDTH_MUST_BE_POSITIVE)
+        raise InputError(error_messages.PREVIEW_WIDTH_MUST_BE_POSITIVE)
     frame_width = "100%" if width is None else f"{width}px"
     if not html or not html.strip():
         return (
@@ -206,9 +207,9 @@ def build_screenshot_messages(
 
     edit_instruction = edit_instruction.strip()
     if not edit_instruction:
-        raise InputError(messages.DESCRIBE_THE_CHANGE)
+        raise InputError(error_messages.DESCRIBE_THE_CHANGE)
     if not current_html or not current_html.strip():
-        raise InputError(messages.NO_HTML_TO_EDIT)
+        raise InputError(error_messages.NO_HTML_TO_EDIT)
     fence = _fence_for(current_html)
     request = (
         "The screenshot above is the page being reproduced. This is the current HTML:\n\n"
@@ -274,10 +275,10 @@ def run_screenshot_to_html(
 def _final_notice(answer: str, html: str, *, stopped: bool) -> str | None:
     if not html:
         if stopped:
-            return messages.STOPPED_BEFORE_ANY_HTML
-        return messages.REPLY_HAD_NO_HTML if answer.strip() else messages.REPLY_WAS_EMPTY
+            return error_messages.STOPPED_BEFORE_ANY_HTML
+        return error_messages.REPLY_HAD_NO_HTML if answer.strip() else error_messages.REPLY_WAS_EMPTY
     if looks_truncated(html) and not stopped:
-        return messages.REPLY_STOPPED_BEFORE_PAGE_FINISHED
+        return error_messages.REPLY_STOPPED_BEFORE_PAGE_FINISHED
     return None
 
 
@@ -315,10 +316,10 @@ def _compare(html: str, screenshot) -> tuple[float, Image.Image]:
     from skimage.metrics import structural_similarity
 
     if not html or not html.strip():
-        raise InputError(messages.NO_HTML_TO_COMPARE)
+        raise InputError(error_messages.NO_HTML_TO_COMPARE)
     target = open_image(screenshot, what="screenshot")
     if min(target.size) < MIN_SCORED_SIDE:
-        raise InputError(messages.SCREENSHOT_TOO_SMALL_TO_COMPARE.format(minimum=MIN_SCORED_SIDE))
+        raise InputError(error_messages.SCREENSHOT_TOO_SMALL_TO_COMPARE.format(minimum=MIN_SCORED_SIDE))
     reason = chromium_missing_reason()
     if reason is not None:
         raise FidelityUnavailable(reason)

@@ -15,7 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipelines.errors import ModelLoadError, messages
+from pipelines.errors import ModelLoadError
+from pipelines.errors import messages as error_messages
 from pipelines.model.contract import ChatModel, Delta, GenerationOptions, ProgressCallback, Usage
 from pipelines.model.local.accounting import free_memory, tensor_bytes_by_device
 from pipelines.model.local.generation import prepare_inputs, stream_local
@@ -121,7 +122,7 @@ def pick_device(requested: str | None = None) -> str:
     if requested == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if requested.startswith("cuda") and not torch.cuda.is_available():
-        raise ModelLoadError(messages.CUDA_REQUESTED_BUT_UNAVAILABLE)
+        raise ModelLoadError(error_messages.CUDA_REQUESTED_BUT_UNAVAILABLE)
     return requested
 
 
@@ -133,7 +134,9 @@ def choose_quantization(quantization: str, device: str, variant: str) -> tuple[s
     """The quantization to load, and why `auto` chose it ("" when it was asked for by name)."""
     if quantization not in QUANTIZATIONS:
         raise ModelLoadError(
-            messages.UNKNOWN_QUANTIZATION.format(quantization=quantization, choices=", ".join(QUANTIZATIONS))
+            error_messages.UNKNOWN_QUANTIZATION.format(
+                quantization=quantization, choices=", ".join(QUANTIZATIONS)
+            )
         )
     if quantization != "auto":
         return quantization, ""
@@ -191,7 +194,7 @@ def load_model(
         if spec.prequantized:
             if quantization not in ("auto", spec.prequantized):
                 raise ModelLoadError(
-                    messages.PREQUANTIZED_CHECKPOINT_MISMATCH.format(
+                    error_messages.PREQUANTIZED_CHECKPOINT_MISMATCH.format(
                         variant=variant, prequantized=spec.prequantized, quantization=quantization
                     )
                 )
@@ -296,7 +299,7 @@ def _load_from_folder(folder: str, quantization: str, device: str, *, meter=None
         except streaming_load.UnsupportedCheckpoint as error:
             if streaming_load.is_prequantized(folder):
                 raise ModelLoadError(
-                    messages.NOT_A_READABLE_PREQUANTIZED_CHECKPOINT.format(folder=folder, error=error)
+                    error_messages.NOT_A_READABLE_PREQUANTIZED_CHECKPOINT.format(folder=folder, error=error)
                 ) from error
             log.warning("layer-by-layer 4bit load not possible (%s); quantizing after a bf16 load", error)
     kwargs: dict[str, Any] = {}
@@ -329,8 +332,8 @@ def _bitsandbytes_config(quantization: str):
         import bitsandbytes  # noqa: F401
     except ImportError as error:
         raise ModelLoadError(
-            messages.QUANTIZATION_NEEDS_BITSANDBYTES.format(
-                quantization=quantization, reason=messages.BITSANDBYTES_MISSING
+            error_messages.QUANTIZATION_NEEDS_BITSANDBYTES.format(
+                quantization=quantization, reason=error_messages.BITSANDBYTES_MISSING
             )
         ) from error
     import torch
@@ -354,18 +357,20 @@ def explain_load_failure(error: BaseException, spec: VariantSpec, quantization: 
     name = spec.hub_id or spec.key
     text = f"{type(error).__name__}: {error}"
     if isinstance(error, hub_errors.GatedRepoError):
-        return ModelLoadError(messages.GATED_MODEL.format(name=name))
+        return ModelLoadError(error_messages.GATED_MODEL.format(name=name))
     if isinstance(error, hub_errors.RepositoryNotFoundError):
-        return ModelLoadError(messages.MODEL_NOT_FOUND_ON_HUB.format(name=name))
+        return ModelLoadError(error_messages.MODEL_NOT_FOUND_ON_HUB.format(name=name))
     lowered = text.lower()
     if isinstance(error, MemoryError) or "out of memory" in lowered or "outofmemory" in lowered:
         return ModelLoadError(
-            messages.NOT_ENOUGH_MEMORY_TO_LOAD.format(variant=spec.key, quantization=quantization)
+            error_messages.NOT_ENOUGH_MEMORY_TO_LOAD.format(variant=spec.key, quantization=quantization)
         )
     if "bitsandbytes" in lowered:
-        return ModelLoadError(messages.BITSANDBYTES_FAILED.format(quantization=quantization, error=error))
+        return ModelLoadError(
+            error_messages.BITSANDBYTES_FAILED.format(quantization=quantization, error=error)
+        )
     if "cuda" in lowered and ("not available" in lowered or "no cuda" in lowered or "driver" in lowered):
-        return ModelLoadError(messages.CUDA_NOT_USABLE.format(error=error))
+        return ModelLoadError(error_messages.CUDA_NOT_USABLE.format(error=error))
     offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
     if (
         isinstance(error, hub_errors.LocalEntryNotFoundError | ConnectionError | TimeoutError)
@@ -379,5 +384,5 @@ def explain_load_failure(error: BaseException, spec: VariantSpec, quantization: 
             and not isinstance(error, MemoryError)
         )
     ):
-        return ModelLoadError(messages.COULD_NOT_DOWNLOAD.format(name=name))
-    return ModelLoadError(messages.LOADING_FAILED.format(variant=spec.key, error=error))
+        return ModelLoadError(error_messages.COULD_NOT_DOWNLOAD.format(name=name))
+    return ModelLoadError(error_messages.LOADING_FAILED.format(variant=spec.key, error=error))

@@ -24,7 +24,8 @@ import time
 from collections.abc import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
-from pipelines.errors import BackendError, InputError, messages
+from pipelines.errors import BackendError, InputError
+from pipelines.errors import messages as error_messages
 from pipelines.model.contract import ChatModel, Delta, GenerationOptions, ProgressCallback, Usage
 from pipelines.model.format.reply_parser import ReplyParser
 from pipelines.model.remote.messages import openai_messages
@@ -82,7 +83,7 @@ class OpenAIBackend:
         import openai
 
         if not base_url or not base_url.startswith(("http://", "https://")):
-            raise InputError(messages.MODEL_SERVER_URL_NOT_HTTP.format(url=shown_url(str(base_url))))
+            raise InputError(error_messages.MODEL_SERVER_URL_NOT_HTTP.format(url=shown_url(str(base_url))))
         self.base_url = base_url.rstrip("/")
         # What pages, logs and messages show: never the credentials a URL may carry.
         self.shown_url = shown_url(self.base_url)
@@ -128,9 +129,9 @@ class OpenAIBackend:
         if len(served) == 1:
             return served[0]
         if not served:
-            raise BackendError(messages.MODEL_SERVER_REPORTS_NO_MODELS.format(url=self.shown_url))
+            raise BackendError(error_messages.MODEL_SERVER_REPORTS_NO_MODELS.format(url=self.shown_url))
         raise BackendError(
-            messages.MODEL_SERVER_DOESNT_SERVE.format(
+            error_messages.MODEL_SERVER_DOESNT_SERVE.format(
                 url=self.shown_url, requested=requested, choices=", ".join(served)
             )
         )
@@ -272,7 +273,7 @@ class OpenAIChatModel(ChatModel):
 
     def _late(self) -> BackendError:
         return BackendError(
-            messages.MODEL_SERVER_REPLY_TIMED_OUT.format(
+            error_messages.MODEL_SERVER_REPLY_TIMED_OUT.format(
                 url=self.backend.shown_url, timeout_s=self.backend.timeout_s
             )
         )
@@ -308,43 +309,47 @@ def explain_backend_error(
 
     if isinstance(error, BackendError | InputError):
         return error
-    where = messages.MODEL_SERVER_AT.format(url=backend.shown_url)
+    where = error_messages.MODEL_SERVER_AT.format(url=backend.shown_url)
     if isinstance(error, openai.APITimeoutError):
         return BackendError(
-            messages.MODEL_SERVER_DIDNT_ANSWER_IN_TIME.format(server=where, timeout_s=backend.timeout_s)
+            error_messages.MODEL_SERVER_DIDNT_ANSWER_IN_TIME.format(server=where, timeout_s=backend.timeout_s)
         )
     if isinstance(error, openai.APIConnectionError) and mid_reply:
-        return BackendError(messages.MODEL_SERVER_DROPPED_CONNECTION.format(server=where))
+        return BackendError(error_messages.MODEL_SERVER_DROPPED_CONNECTION.format(server=where))
     if isinstance(error, openai.APIConnectionError):
         cause = error.__cause__ or error.__context__
         reason = f" ({type(cause).__name__})" if cause is not None else ""
-        return BackendError(messages.CANT_REACH_MODEL_SERVER.format(url=backend.shown_url, reason=reason))
+        return BackendError(
+            error_messages.CANT_REACH_MODEL_SERVER.format(url=backend.shown_url, reason=reason)
+        )
     if isinstance(error, openai.APIStatusError):
         status = error.status_code
         # The body may quote internal paths or secrets: it goes to the log, and users get the status code.
         log.warning("model server answered HTTP %s: %s", status, _server_detail(error))
         suffix = "."
         if status in (401, 403):
-            return BackendError(messages.MODEL_SERVER_REFUSED_API_KEY.format(server=where, status=status))
+            return BackendError(
+                error_messages.MODEL_SERVER_REFUSED_API_KEY.format(server=where, status=status)
+            )
         if status == 404:
             named = f" {model!r}" if model else ""
             return BackendError(
-                messages.MODEL_SERVER_HAS_NO_SUCH_MODEL.format(server=where, named=named, suffix=suffix)
+                error_messages.MODEL_SERVER_HAS_NO_SUCH_MODEL.format(server=where, named=named, suffix=suffix)
             )
         if status == 429:
-            return BackendError(messages.MODEL_SERVER_BUSY.format(server=where))
+            return BackendError(error_messages.MODEL_SERVER_BUSY.format(server=where))
         if status >= 500:
             return BackendError(
-                messages.MODEL_SERVER_FAILED.format(server=where, status=status, suffix=suffix)
+                error_messages.MODEL_SERVER_FAILED.format(server=where, status=status, suffix=suffix)
             )
         return BackendError(
-            messages.MODEL_SERVER_REJECTED_REQUEST.format(server=where, status=status, suffix=suffix)
+            error_messages.MODEL_SERVER_REJECTED_REQUEST.format(server=where, status=status, suffix=suffix)
         )
     if isinstance(error, openai.APIError):
         # An error event in the middle of a streamed reply: the server gave up on this generation.
         log.warning("model server stopped a reply: %s", _server_detail(error) or error)
-        return BackendError(messages.MODEL_SERVER_STOPPED_REPLY.format(server=where))
+        return BackendError(error_messages.MODEL_SERVER_STOPPED_REPLY.format(server=where))
     log.exception("unexpected model server failure", exc_info=error)
     return BackendError(
-        messages.MODEL_SERVER_FAILED_UNEXPECTEDLY.format(server=where, error_type=type(error).__name__)
+        error_messages.MODEL_SERVER_FAILED_UNEXPECTEDLY.format(server=where, error_type=type(error).__name__)
     )
