@@ -48,7 +48,7 @@ def refusal_message(block_fn, inputs: Any, error: Exception) -> str | None:
         shape = _wrong_shape(component, value)
         if shape is not None:
             name = names[index] if index < len(names) else component.label or f"argument {index + 1}"
-            return f'The "{name}" argument must be {shape}.'
+            return messages.ARGUMENT_MUST_BE.format(name=name, shape=shape)
     return messages.UNREADABLE_ARGUMENT
 
 

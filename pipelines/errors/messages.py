@@ -24,7 +24,9 @@ SOMETHING_WENT_WRONG = (
 NOT_ONE_OF_THE_CHOICES = "One of the settings is not one of its choices (the API page lists each argument's choices, e.g. quantization: auto, 4bit, 8bit, bf16 or fp32)."
 NOT_ENOUGH_ARGUMENTS = "This endpoint takes {needed} arguments; the request sent {sent}. See its API page."
 UNREADABLE_ARGUMENT = "One of the arguments is not in a form this endpoint takes. See its API page."
-SETTING_MUST_BE_A_NUMBER = "{setting} must be a number{span}."
+SETTING_MUST_BE_A_NUMBER = "{setting} must be a number."
+SETTING_MUST_BE_A_NUMBER_IN_RANGE = "{setting} must be a number from {low:g} to {high:g}."
+ARGUMENT_MUST_BE = 'The "{name}" argument must be {shape}.'
 
 # Uploaded files.
 FILE_NOT_UPLOADED_HERE = "That file was not uploaded to this app. Upload the file with your request."
