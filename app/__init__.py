@@ -12,6 +12,7 @@ from app import security_headers
 from app.config import AppConfig
 from app.errors import explain_gradio_errors
 from app.static_files import STATIC_DIR, load_js_sections
+from pipelines.errors import messages
 
 TITLE = "Gemma 4 Showcase"
 INTRO = (
@@ -87,9 +88,6 @@ def _configure_queue(demo: gr.Blocks, config: AppConfig) -> None:
     demo._queue.default_concurrency_limit = config.concurrency_limit
 
 
-BUSY_MESSAGE = "Gemma is busy with other people's requests right now. Please try again in a minute."
-
-
 def _explain_full_queue(demo: gr.Blocks) -> None:
     """Replace Gradio's "Queue is full. Max size is N" with a message meant for people.
 
@@ -102,7 +100,7 @@ def _explain_full_queue(demo: gr.Blocks) -> None:
     async def push(*args, **kwargs):
         accepted, detail, state = await original_push(*args, **kwargs)
         if state == "queue_full":
-            detail = BUSY_MESSAGE
+            detail = messages.QUEUE_FULL
         return accepted, detail, state
 
     queue.push = push

@@ -19,18 +19,7 @@ from dataclasses import dataclass
 import gradio as gr
 from fastapi import HTTPException, status
 
-SESSION_FULL = (
-    "You already have {limit} requests waiting or running. Wait for one of them to finish (or stop it), "
-    "then try again."
-)
-TOO_FEW_VALUES = (
-    "This request sent {received} values but the endpoint takes {expected}, in the order /gradio_api/info "
-    "lists them."
-)
-ADDRESS_FULL = (
-    "{limit} requests from your network address are already waiting or running. Wait for one of them to "
-    "finish, then try again."
-)
+from pipelines.errors import messages
 
 
 @dataclass(frozen=True)
@@ -90,7 +79,7 @@ class FairQueue:
         # Gradio's own answer to too few values lists its components' reprs; ours says what to send.
         fn = self._blocks.fns.get(body.fn_index) if body.fn_index is not None else None
         if fn is not None and isinstance(body.data, list) and len(body.data) < len(fn.inputs):
-            detail = TOO_FEW_VALUES.format(received=len(body.data), expected=len(fn.inputs))
+            detail = messages.TOO_FEW_VALUES.format(received=len(body.data), expected=len(fn.inputs))
             raise HTTPException(status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, detail=detail)
         async with self._joining:
             refusal = self.refusal(visitor_of(request, body.session_hash))
@@ -108,8 +97,8 @@ class FairQueue:
         held = self.held()
         sessions = sum(visitor.session is not None and other.session == visitor.session for other in held)
         if self.per_session and sessions >= self.per_session:
-            return SESSION_FULL.format(limit=self.per_session)
+            return messages.SESSION_HAS_TOO_MANY_REQUESTS.format(limit=self.per_session)
         addresses = sum(visitor.address is not None and other.address == visitor.address for other in held)
         if self.per_address and addresses >= self.per_address:
-            return ADDRESS_FULL.format(limit=self.per_address)
+            return messages.ADDRESS_HAS_TOO_MANY_REQUESTS.format(limit=self.per_address)
         return None

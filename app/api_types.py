@@ -11,6 +11,8 @@ from typing import Any
 
 import gradio as gr
 
+from pipelines.errors import messages
+
 
 class IntegerChoice(gr.Dropdown):
     """A dropdown of whole numbers, described as an integer enum."""
@@ -36,8 +38,12 @@ class ConversationJSON(gr.JSON):
 
 def _number_error(component, payload) -> gr.Error:
     low, high = getattr(component, "minimum", None), getattr(component, "maximum", None)
-    span = f" from {low:g} to {high:g}" if low is not None and high is not None else ""
-    return gr.Error(f"{component.label or 'This setting'} must be a number{span}.", print_exception=False)
+    setting = component.label or "This setting"
+    if low is not None and high is not None:
+        message = messages.SETTING_MUST_BE_A_NUMBER_IN_RANGE.format(setting=setting, low=low, high=high)
+    else:
+        message = messages.SETTING_MUST_BE_A_NUMBER.format(setting=setting)
+    return gr.Error(message, print_exception=False)
 
 
 def _finite_number(payload) -> bool:

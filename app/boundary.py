@@ -21,6 +21,7 @@ from typing import Any
 import gradio as gr
 
 from pipelines.errors import InputError
+from pipelines.errors import messages as error_messages
 
 MAX_MESSAGES = 400
 MAX_FILE_REFERENCES = 64
@@ -46,11 +47,9 @@ class RequestCount:
     def visit(self, depth: int) -> None:
         self.values += 1
         if depth > MAX_DEPTH:
-            raise InputError("This request is nested too deeply. Send messages as a flat list.")
+            raise InputError(error_messages.REQUEST_NESTED_TOO_DEEPLY)
         if self.values > MAX_VALUES:
-            raise InputError(
-                f"This request has more than {MAX_VALUES:,} values. Send a shorter conversation."
-            )
+            raise InputError(error_messages.TOO_MANY_VALUES.format(limit=MAX_VALUES))
 
 
 def _is_file_data(value: Any) -> bool:
@@ -114,10 +113,7 @@ def count_request(arguments: Iterable[Any], file_arguments: Iterable[Any] = ()) 
     arguments = list(arguments)
     count = RequestCount(messages=sum(len(value) for value in arguments if isinstance(value, list | tuple)))
     if count.messages > MAX_MESSAGES:
-        raise InputError(
-            f"This conversation has {count.messages:,} messages; the limit is {MAX_MESSAGES} per request. "
-            "Remove the oldest messages (or start a new conversation) and send it again."
-        )
+        raise InputError(error_messages.TOO_MANY_MESSAGES.format(messages=count.messages, limit=MAX_MESSAGES))
     for value in arguments:
         _walk(value, count)
     for value in file_arguments:
@@ -137,8 +133,9 @@ def check_request(arguments: Iterable[Any], file_arguments: Iterable[Any] = ()) 
     total_references = sum(count.references.values())
     if total_references > MAX_FILE_REFERENCES:
         raise InputError(
-            f"This request refers to files {total_references:,} times (repeats count); the limit is "
-            f"{MAX_FILE_REFERENCES}. Remove attachments, or the oldest messages that carry them."
+            error_messages.TOO_MANY_FILE_REFERENCES.format(
+                references=total_references, limit=MAX_FILE_REFERENCES
+            )
         )
     checked = {reference: served_file(reference) for reference in count.references}
     pixels, decoded = 0, 0
@@ -148,14 +145,15 @@ def check_request(arguments: Iterable[Any], file_arguments: Iterable[Any] = ()) 
         decoded += size.bytes * times
     if pixels > MAX_TOTAL_PIXELS:
         raise InputError(
-            f"The images in this request are too large together: {pixels / 1e6:,.0f} million pixels in all "
-            f"(repeats count), and the limit is {MAX_TOTAL_PIXELS / 1e6:,.0f} million. "
-            "Send fewer or smaller images."
+            error_messages.IMAGES_TOO_LARGE_TOGETHER.format(
+                megapixels=pixels / 1e6, limit=MAX_TOTAL_PIXELS / 1e6
+            )
         )
     if decoded > MAX_DECODED_BYTES:
         raise InputError(
-            f"The files in this request would take about {decoded / 2**20:,.0f} MB to decode; the limit is "
-            f"{MAX_DECODED_BYTES / 2**20:,.0f} MB. Send fewer, smaller or shorter files."
+            error_messages.FILES_TOO_LARGE_TO_DECODE.format(
+                megabytes=decoded / 2**20, limit=MAX_DECODED_BYTES / 2**20
+            )
         )
     return {reference: path for reference, path in checked.items() if path is not None}
 

@@ -20,6 +20,7 @@ from app.safe_markdown import shown_on_page
 from app.uploads import EXAMPLES_DIR, require_served_file
 from app.usage_line import showing_usage, usage_box
 from pipelines.chat import build_chat_messages
+from pipelines.errors import messages as error_messages
 from pipelines.model.contract import ChatModel, Delta
 from pipelines.model.variants import VARIANTS, modalities_for
 from pipelines.tools import ToolContext, ToolStep, run_tool_loop
@@ -118,9 +119,6 @@ def chat(
 
 BUSY_PLACEHOLDER = "Gemma is replying… press ⏹ Stop to interrupt."
 NOT_ANSWERED_TITLE = "⚠️ Not answered"
-NOT_ANSWERED_TEXT = (
-    "This message got no reply (see the error). Change what the error says, then press ↻ Retry."
-)
 RETRY_HINT = "*Change what it says, or press ↻ Retry to send the message again.*"
 
 
@@ -201,7 +199,7 @@ def _mark_unanswered(history: list, pending: list | str | None):
     if pending and not (shown and shown[-1]["role"] == "user"):
         shown += pending  # the chat lost the message (it was replaced while failing): show it again
     # `reply_in_browser` has already written what went wrong; otherwise the toast says it.
-    shown.append(_not_answered(explained[0] if explained else NOT_ANSWERED_TEXT))
+    shown.append(_not_answered(explained[0] if explained else error_messages.NOT_ANSWERED))
     return shown, _unlocked_input()
 
 

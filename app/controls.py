@@ -11,7 +11,7 @@ import gradio as gr
 from app import model_access
 from app.api_types import CheckedSlider, IntegerChoice
 from app.errors import user_facing
-from pipelines.errors import InputError
+from pipelines.errors import InputError, messages
 from pipelines.model.backends import unavailable_quantizations
 from pipelines.model.variants import VARIANTS
 from pipelines.settings import IMAGE_BUDGETS, QUANTIZATIONS, GenerationSettings, Settings
@@ -75,7 +75,9 @@ def settings(variant, quantization, thinking, max_new_tokens, image_budget) -> S
     unavailable = unavailable_quantizations()
     if chosen.quantization in unavailable:
         raise InputError(
-            f"{chosen.quantization} can't run on this machine: it {unavailable[chosen.quantization]}."
+            messages.QUANTIZATION_UNAVAILABLE_HERE.format(
+                quantization=chosen.quantization, reason=unavailable[chosen.quantization]
+            )
         )
     model_access.check_allowed(chosen.variant, chosen.quantization)
     return chosen

@@ -24,6 +24,7 @@ from app.safe_markdown import escaped_text, page_html, source_text
 from app.time_chips import without_time_chips
 from app.uploads import served_file
 from pipelines.errors import InputError
+from pipelines.errors import messages as error_messages
 
 FORMAT = "gemma4-showcase-conversation"
 VERSION = 1
@@ -167,19 +168,19 @@ def _restored_messages(message: SavedMessage) -> list[dict]:
 def read_conversation(path: str | None, tab: str) -> SavedConversation:
     """The checked contents of an uploaded conversation file; `InputError` saying what is wrong otherwise."""
     if not path:
-        raise InputError("Choose a conversation file (.json) saved with Download conversation.")
+        raise InputError(error_messages.CHOOSE_A_CONVERSATION_FILE)
     file = Path(path)
     if file.stat().st_size > MAX_FILE_BYTES:
         raise InputError(
-            f"That file is too large for a conversation (over {MAX_FILE_BYTES // 1_000_000} MB)."
+            error_messages.CONVERSATION_FILE_TOO_LARGE.format(megabytes=MAX_FILE_BYTES // 1_000_000)
         )
     try:
         data = json.loads(file.read_bytes().decode("utf-8"), parse_constant=_refuse_constant)
         saved = SavedConversation.model_validate(data)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, ValueError) as error:
-        raise InputError(f"That file is not a conversation saved by this app ({_reason(error)}).") from None
+        raise InputError(error_messages.NOT_A_SAVED_CONVERSATION.format(reason=_reason(error))) from None
     if saved.tab != tab:
-        raise InputError(f"That conversation was saved in the {TABS[saved.tab]} tab: open it there.")
+        raise InputError(error_messages.CONVERSATION_FROM_ANOTHER_TAB.format(tab=TABS[saved.tab]))
     return saved
 
 

@@ -21,7 +21,7 @@ from app.uploads import served_file
 from app.usage_line import showing_usage, usage_box
 from app.views import KEEP, as_outputs, outputs_of, positions
 from pipelines.detection import DETECTION_MODES, Detection, DetectionUpdate, run_detection
-from pipelines.errors import InputError
+from pipelines.errors import InputError, messages
 from pipelines.media.annotate import (
     TABLE_HEADERS,
     detections_table,
@@ -39,7 +39,6 @@ DISPLAY_MAX_SIDE = 1280
 # While the answer streams, the annotated image is redrawn at most this often (masks are costly).
 REDRAW_INTERVAL_S = 0.75
 
-NO_IMAGE_MESSAGE = "Please provide an image: upload one, paste it, or take a webcam photo."
 WORKING_STATUS = "⏳ Gemma is looking at the image…"
 FAILED_STATUS = "⚠️ Detection failed: see the message."
 STOPPED_STATUS = "⏹ Stopped."
@@ -47,7 +46,6 @@ NO_OBJECTS_STATUS = (
     "🔍 **No objects found.** Gemma's answer had no boxes or points we could read; "
     "its raw output is shown below."
 )
-NO_OBJECTS_WARNING = "No objects found: Gemma's answer had no boxes or points we could read."
 EMPTY_ANSWER = "(the model returned no text)"
 
 
@@ -85,7 +83,7 @@ def image_path(value) -> str:
     """
     path = served_file(value)
     if path is None:
-        raise InputError(NO_IMAGE_MESSAGE)
+        raise InputError(messages.DETECT_NEEDS_AN_IMAGE)
     return path
 
 
@@ -93,9 +91,9 @@ def checked_detect_inputs(image, query, mode) -> tuple[SizedImage, str | None, s
     """The decoded image (opened once here, at about the model's size: a bad file fails before the model
     loads; the upload's own size is kept for the coordinates), query and mode."""
     if mode not in DETECTION_MODES:
-        raise InputError(f"Answer with boxes or points, not {mode!r}.")
+        raise InputError(messages.ANSWER_WITH_BOXES_OR_POINTS.format(mode=mode))
     if query is not None and not isinstance(query, str):
-        raise InputError("What to find must be text.")
+        raise InputError(messages.WHAT_TO_FIND_MUST_BE_TEXT)
     return open_sized_image(image_path(image), max_side=MAX_MODEL_SIDE), query, mode
 
 
@@ -231,7 +229,7 @@ def _finished(final: DetectionUpdate, upload: SizedImage, display: Image.Image) 
     # Nothing found: nothing to download either.
     png_path, json_path = write_downloads(upload, detections) if detections else (None, None)
     if not detections:
-        gr.Warning(NO_OBJECTS_WARNING)
+        gr.Warning(messages.NO_OBJECTS_FOUND)
     return DetectView(
         image=annotated_image(display, upload.original_size, detections),
         status=summary(detections) if detections else NO_OBJECTS_STATUS,

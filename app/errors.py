@@ -18,15 +18,11 @@ import traceback
 
 import gradio as gr
 
-from pipelines.errors import BackendError, GenerationError, ShowcaseError
+from pipelines.errors import BackendError, GenerationError, ShowcaseError, messages
 from pipelines.model.contract import Usage, reporting_usage_to
 
 request_log = logging.getLogger("showcase.requests")
 log = logging.getLogger(__name__)
-
-GENERIC_MESSAGE = (
-    "Something went wrong on our side. Please try again; if it keeps happening, reload the page."
-)
 
 
 def to_user_error(error: BaseException) -> gr.Error:
@@ -36,7 +32,7 @@ def to_user_error(error: BaseException) -> gr.Error:
         # gr.Error renders HTML; our messages may quote file names, so they are escaped.
         return gr.Error(html.escape(error.message, quote=False), print_exception=False)
     log_bug("unexpected error", error)
-    return gr.Error(GENERIC_MESSAGE, print_exception=False)
+    return gr.Error(messages.SOMETHING_WENT_WRONG, print_exception=False)
 
 
 def log_bug(what: str, error: BaseException) -> None:
@@ -171,10 +167,6 @@ def user_facing(endpoint: str, *, files: tuple[str, ...] = ()):
 
 
 GRADIO_CHOICE_REFUSAL = "is not in the list of choices"
-CHOICE_MESSAGE = (
-    "One of the settings is not one of its choices (the API page lists each argument's choices, e.g. "
-    "quantization: auto, 4bit, 8bit, bf16 or fp32)."
-)
 
 
 def explain_gradio_errors(demo: gr.Blocks) -> None:
@@ -193,7 +185,7 @@ def explain_gradio_errors(demo: gr.Blocks) -> None:
         except gr.Error as error:
             # A dropdown's own refusal quotes the caller's value and its Python type: say it in words.
             if GRADIO_CHOICE_REFUSAL in str(error.message):
-                raise gr.Error(CHOICE_MESSAGE, print_exception=False) from None
+                raise gr.Error(messages.NOT_ONE_OF_THE_CHOICES, print_exception=False) from None
             raise
         except Exception as error:
             from app.gradio_refusals import refusal_message
@@ -202,7 +194,7 @@ def explain_gradio_errors(demo: gr.Blocks) -> None:
             message = refusal_message(function, inputs, error)
             if message is None:
                 log_bug(f"gradio failed on {function.api_name or function.name}", error)
-                message = GENERIC_MESSAGE
+                message = messages.SOMETHING_WENT_WRONG
             raise gr.Error(html.escape(message, quote=False), print_exception=False) from None
 
     demo.process_api = process_api

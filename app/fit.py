@@ -10,7 +10,7 @@ import gradio as gr
 from app.api_types import CheckedNumber, CheckedSlider
 from app.errors import user_facing
 from pipelines import fit, fit_report
-from pipelines.errors import InputError
+from pipelines.errors import InputError, messages
 from pipelines.model.contract import checked_integer
 
 DEFAULT_HARDWARE = "RTX 4090 24 GB"
@@ -73,7 +73,7 @@ def run_fit(
     from app.fit_plot import plot_for
 
     if plot_quantization not in fit.QUANTIZATIONS:
-        raise InputError(f"Plot for one of: {', '.join(fit.QUANTIZATIONS)}.")
+        raise InputError(messages.PLOT_FOR_ONE_OF.format(choices=", ".join(fit.QUANTIZATIONS)))
     page = fit_page(hardware, custom_gb, context, batch, modalities)
     return page.summary, page.table, plot_for(page.target, plot_quantization, page.batch, page.needed)
 
@@ -90,20 +90,22 @@ class FitPage:
 def fit_page(hardware: str, custom_gb: float, context: int, batch: int, modalities: list | None) -> FitPage:
     """The Fit page's summary and table for checked arguments (everything but the plot)."""
     if not isinstance(hardware, str) or (hardware not in fit_report.HARDWARE_CHOICES):
-        raise InputError(f"Choose the hardware from: {', '.join(fit_report.HARDWARE_CHOICES)}.")
+        raise InputError(
+            messages.CHOOSE_THE_HARDWARE_FROM.format(choices=", ".join(fit_report.HARDWARE_CHOICES))
+        )
     if not isinstance(modalities, list | tuple | type(None)) or not set(modalities or []) <= set(
         EXTRA_MODALITIES
     ):
-        raise InputError(f"Modalities must be some of: {', '.join(EXTRA_MODALITIES)}.")
+        raise InputError(messages.MODALITIES_MUST_BE_SOME_OF.format(choices=", ".join(EXTRA_MODALITIES)))
     if isinstance(custom_gb, bool) or not isinstance(custom_gb, int | float) or not 1 <= custom_gb <= 10_000:
-        raise InputError("The memory must be a number of GB from 1 to 10,000.")
+        raise InputError(messages.MEMORY_MUST_BE_1_TO_10000_GB)
     context = checked_integer("context", context, 1, 262_144)
     batch = checked_integer("batch", batch, 1, 64)
     target = fit_report.hardware(hardware, custom_gb)
     needed = ["text", *(modalities or [])]
     rows = fit_report.fit_rows(target, context, batch, needed)
     if not rows:
-        raise gr.Error("No Gemma 4 variant takes all of those modalities.")
+        raise gr.Error(messages.NO_VARIANT_TAKES_THOSE_MODALITIES)
     fitting = [f"{row[0]} {row[1]}" for row in rows if row[9] == "✓"]
     summary = (
         f"### {target.name} · {context:,} tokens × {batch} sequence{'s' if batch > 1 else ''}\n"

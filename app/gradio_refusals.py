@@ -13,10 +13,8 @@ from typing import Any
 
 import gradio as gr
 
-from app.uploads import NOT_SERVED
+from pipelines.errors import messages
 
-NOT_ENOUGH_ARGUMENTS = "This endpoint takes {needed} arguments; the request sent {sent}. See its API page."
-UNREADABLE_ARGUMENT = "One of the arguments is not in a form this endpoint takes. See its API page."
 FILE_SHAPE = (
     'a file uploaded to this app: upload it first, then send what the upload returned as {"path": ..., '
     '"meta": {"_type": "gradio.FileData"}} (with gradio_client: handle_file(path))'
@@ -38,9 +36,9 @@ def refusal_message(block_fn, inputs: Any, error: Exception) -> str | None:
 
     components = list(block_fn.inputs)
     if isinstance(inputs, list) and len(inputs) < len(components):
-        return NOT_ENOUGH_ARGUMENTS.format(needed=len(components), sent=len(inputs))
+        return messages.NOT_ENOUGH_ARGUMENTS.format(needed=len(components), sent=len(inputs))
     if isinstance(error, InvalidPathError):
-        return NOT_SERVED
+        return messages.FILE_NOT_UPLOADED_HERE
     if not isinstance(error, ComponentProcessingError | ValidationError):
         return None
     names = _argument_names(block_fn)
@@ -50,8 +48,8 @@ def refusal_message(block_fn, inputs: Any, error: Exception) -> str | None:
         shape = _wrong_shape(component, value)
         if shape is not None:
             name = names[index] if index < len(names) else component.label or f"argument {index + 1}"
-            return f'The "{name}" argument must be {shape}.'
-    return UNREADABLE_ARGUMENT
+            return messages.ARGUMENT_MUST_BE.format(name=name, shape=shape)
+    return messages.UNREADABLE_ARGUMENT
 
 
 def _argument_names(block_fn) -> list[str]:

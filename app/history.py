@@ -15,7 +15,7 @@ from typing import Any
 from app.reply import NO_ANSWER
 from app.safe_markdown import source_text
 from pipelines.chat import ChatTurn
-from pipelines.errors import InputError
+from pipelines.errors import InputError, messages
 
 
 def _file_path(part: Any) -> str | None:
@@ -52,7 +52,7 @@ def _split_content(content: Any) -> tuple[str, list[str]]:
         elif isinstance(part, dict) and part.get("type") == "component":
             continue  # rendered widgets (e.g. an audio player) carry no text for the model
         else:
-            raise InputError("The chat history has a message part this app can't read.")
+            raise InputError(messages.HISTORY_PART_UNREADABLE)
     return "\n".join(t for t in texts if t), files
 
 
@@ -61,7 +61,7 @@ def _message_fields(message: Any) -> tuple[str, Any, dict]:
         return message.get("role", ""), message.get("content"), message.get("metadata") or {}
     if hasattr(message, "role") and hasattr(message, "content"):  # gr.ChatMessage
         return message.role, message.content, getattr(message, "metadata", None) or {}
-    raise InputError("The chat history is not in a format this app understands.")
+    raise InputError(messages.HISTORY_FORMAT_UNKNOWN)
 
 
 def normalize_history(history: Any) -> list[ChatTurn]:
@@ -69,7 +69,7 @@ def normalize_history(history: Any) -> list[ChatTurn]:
     if not history:
         return []
     if not isinstance(history, list | tuple):
-        raise InputError("The chat history must be a list of messages.")
+        raise InputError(messages.HISTORY_MUST_BE_A_LIST)
     turns: list[ChatTurn] = []
     for message in history:
         if isinstance(message, list | tuple) and len(message) == 2 and not isinstance(message[0], dict):
@@ -83,7 +83,7 @@ def normalize_history(history: Any) -> list[ChatTurn]:
         if role == "system":
             continue  # the app sets its own system prompt
         if role not in ("user", "assistant"):
-            raise InputError("Each message in the chat history must be from the user or the assistant.")
+            raise InputError(messages.HISTORY_ROLE_MUST_BE_USER_OR_ASSISTANT)
         if isinstance(metadata, dict) and metadata.get("title"):
             continue  # a thought or a notice: shown to the user, never sent to the model
         text, files = _split_content(content)
@@ -122,7 +122,7 @@ def message_parts(message: Any) -> tuple[str, str, list[str], dict]:
 def history_as_dicts(history: Any) -> list[dict]:
     """Plain message dicts for re-display (keeps thoughts and files as they were)."""
     if history is not None and not isinstance(history, list | tuple):
-        raise InputError("The chat history must be a list of messages.")
+        raise InputError(messages.HISTORY_MUST_BE_A_LIST)
     shown: list[dict] = []
     for message in history or []:
         if isinstance(message, dict):

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from pipelines.errors import InputError, ModelLoadError, ShowcaseError
+from pipelines.errors import InputError, ModelLoadError, ShowcaseError, messages
 from pipelines.model.backends import Backend, make_backend
 from pipelines.model.contract import ChatModel, ProgressCallback
 from pipelines.model.variants import VARIANTS
@@ -54,10 +54,6 @@ _provider: Callable[[str, str, ProgressCallback | None], ChatModel] = make_backe
 
 # How long a switch to another model waits for the requests still generating with the current one.
 SWITCH_WAIT_S = 600.0
-STILL_BUSY = (
-    "Gemma is still answering other people's requests with the current model, so it can't switch now. "
-    "Please try again in a minute."
-)
 
 
 class ModelGate:
@@ -88,7 +84,7 @@ class ModelGate:
             if not self._wait(lambda: self._leases == 0, timeout=SWITCH_WAIT_S):
                 self._loading = None
                 self._changed.notify_all()
-                raise ModelLoadError(STILL_BUSY)
+                raise ModelLoadError(messages.STILL_ANSWERING_WITH_CURRENT_MODEL)
             return True
 
     def _wait(self, ready: Callable[[], bool], timeout: float | None = None) -> bool:
@@ -147,11 +143,7 @@ def check_allowed(variant: str, quantization: str) -> None:
     """Refuse another model than the locked one, before any work is done for the request."""
     locked = _gate.locked
     if locked is not None and (variant, quantization) != locked:
-        raise InputError(
-            f"This app serves only {locked[0]} with {locked[1]} quantization: its operator locked the "
-            f"model, so requests can't change it. Send variant {locked[0]!r} and quantization "
-            f"{locked[1]!r}, or leave both out."
-        )
+        raise InputError(messages.MODEL_LOCKED_BY_OPERATOR.format(variant=locked[0], quantization=locked[1]))
 
 
 @contextlib.contextmanager

@@ -16,7 +16,7 @@ from app.screenshot_layout import ScreenshotTab, ScreenshotView
 from app.uploads import require_served_file
 from app.usage_line import showing_usage
 from app.views import as_outputs, outputs_of, positions
-from pipelines.errors import InputError
+from pipelines.errors import InputError, messages
 from pipelines.media.images import MAX_MODEL_SIDE, fit_for_model, open_image
 from pipelines.screenshot import (
     PREVIEW_WIDTHS,
@@ -30,10 +30,6 @@ from pipelines.screenshot import (
 # second while the code view follows every token.
 PREVIEW_REFRESH_S = 0.3
 DOWNLOAD_NAME = "page.html"
-NO_SCREENSHOT = "Please upload or paste a screenshot first."
-NO_PAGE_TO_EDIT = "There is no page to edit yet: generate one from a screenshot first."
-NO_EDIT_INSTRUCTION = "Type the change you want, e.g. “make the header sticky”."
-EDIT_KEPT_PAGE = "The previous page is kept."
 SCORING_NOTE = "⏳ Scoring how close the page looks to the screenshot…"
 SCORING_OFF_NOTE = "Fidelity scoring is off."
 MAX_QUOTED_REPLY_CHARS = 1200
@@ -105,7 +101,7 @@ def _shown_notice(final: ScreenshotUpdate | None, previous_html: str) -> str:
     """Why there is no (new) page, quoting a reply that had no HTML; empty when there is nothing to say."""
     notice = final.notice if final is not None else None
     if notice and not (final and final.html) and previous_html:
-        notice = f"{notice} {EDIT_KEPT_PAGE}"
+        notice = f"{notice} {messages.PREVIOUS_PAGE_KEPT}"
     if not notice:
         return ""
     shown_notice = f"⚠️ {notice}"
@@ -150,9 +146,9 @@ def _cleared_results() -> dict:
 
 def _screenshot_job(screenshot, instructions, chosen: Settings, **edit) -> TaskJob:
     if not screenshot:
-        raise InputError(NO_SCREENSHOT)
+        raise InputError(messages.UPLOAD_A_SCREENSHOT)
     if not isinstance(instructions or "", str):
-        raise InputError("Instructions must be text.")
+        raise InputError(messages.INSTRUCTIONS_MUST_BE_TEXT)
     image = fit_for_model(
         open_image(require_served_file(screenshot), what="screenshot", max_side=MAX_MODEL_SIDE)
     )
@@ -221,8 +217,8 @@ def edit_html(
     """
     # Nothing to edit yet: one message, and the outputs stay as they are (no error badge on each).
     for missing, message in (
-        (not isinstance(current_html, str) or not current_html.strip(), NO_PAGE_TO_EDIT),
-        (not isinstance(edit_instruction, str) or not edit_instruction.strip(), NO_EDIT_INSTRUCTION),
+        (not isinstance(current_html, str) or not current_html.strip(), messages.NO_PAGE_TO_EDIT),
+        (not isinstance(edit_instruction, str) or not edit_instruction.strip(), messages.TYPE_THE_CHANGE),
     ):
         if missing:
             gr.Warning(message)

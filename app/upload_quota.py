@@ -18,6 +18,8 @@ import threading
 import time
 from collections import OrderedDict, deque
 
+from pipelines.errors import messages
+
 MB = 1_000_000
 PER_CLIENT_BYTES = 500 * MB
 WINDOW_S = 3600
@@ -27,10 +29,7 @@ UPLOAD_SUFFIX = "/gradio_api/upload"
 
 
 def over_allowance_message(used: int, allowance: int) -> str:
-    return (
-        f"You have uploaded {used / MB:,.0f} MB in the last hour; the limit is {allowance / MB:,.0f} MB "
-        "an hour. Wait a while, or send smaller files."
-    )
+    return messages.UPLOADED_TOO_MUCH_THIS_HOUR.format(uploaded=used / MB, limit=allowance / MB)
 
 
 class UploadQuota:

@@ -14,12 +14,9 @@ from typing import Any
 import gradio as gr
 from PIL import Image, UnidentifiedImageError
 
-from pipelines.errors import InputError
+from pipelines.errors import InputError, messages
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"
-NOT_SERVED = "That file was not uploaded to this app. Upload the file with your request."
-NOT_AN_IMAGE = "That file is not a readable image (expected PNG, JPEG, WebP, GIF or BMP)."
-TOO_LARGE = "The image is too large to process safely; please upload a smaller one."
 
 
 def bundled_examples(folder: str, examples: Iterable) -> list[tuple[Path, Any]]:
@@ -46,7 +43,7 @@ def file_reference(value: Any) -> str | None:
     elif hasattr(value, "path"):  # gradio FileData
         value = value.path
     if not isinstance(value, str | Path) or not str(value).strip():
-        raise InputError(NOT_SERVED)
+        raise InputError(messages.FILE_NOT_UPLOADED_HERE)
     return str(value)
 
 
@@ -58,17 +55,17 @@ def served_file(value: Any) -> str | None:
     if reference is None:
         return None
     if "\x00" in reference or "://" in reference:
-        raise InputError(NOT_SERVED)
+        raise InputError(messages.FILE_NOT_UPLOADED_HERE)
     resolved = Path(reference).resolve()
     if not any(is_in_or_equal(resolved, root) for root in _allowed_roots()) or not resolved.is_file():
-        raise InputError(NOT_SERVED)
+        raise InputError(messages.FILE_NOT_UPLOADED_HERE)
     return str(resolved)
 
 
 def require_served_file(value: Any) -> str:
     path = served_file(value)
     if path is None:
-        raise InputError(NOT_SERVED)
+        raise InputError(messages.FILE_NOT_UPLOADED_HERE)
     return path
 
 
@@ -92,6 +89,6 @@ class ServedImage(gr.Image):
                 type(payload)(path=path) if hasattr(payload, "path") else {"path": path}
             )
         except Image.DecompressionBombError as error:
-            raise gr.Error(TOO_LARGE, print_exception=False) from error
+            raise gr.Error(messages.UPLOADED_IMAGE_TOO_LARGE, print_exception=False) from error
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-            raise gr.Error(NOT_AN_IMAGE, print_exception=False) from error
+            raise gr.Error(messages.UPLOAD_NOT_AN_IMAGE, print_exception=False) from error

@@ -42,6 +42,7 @@ from app.video_sampling import FRAME_BUDGETS, SampledVideo, sample_video
 from app.video_store import TTL_S, KeptVideos
 from app.views import KEEP, as_outputs
 from pipelines.errors import InputError
+from pipelines.errors import messages as error_messages
 from pipelines.media.video import DEFAULT_NUM_FRAMES, VIDEO_FRAME_TOKENS
 from pipelines.model.contract import ChatModel, Delta, checked_image_budget
 from pipelines.model.variants import VARIANTS, modalities_for
@@ -62,9 +63,7 @@ def video_turns(history) -> list[VideoTurn]:
     question: str | None = None
     for message in merged_replies(normalize_history(history)):
         if message.files:
-            raise InputError(
-                "The video conversation holds text only: send the video itself as `video`, not in the history."
-            )
+            raise InputError(error_messages.VIDEO_HISTORY_IS_TEXT_ONLY)
         if message.role == "user":
             question = f"{question}\n{message.text}" if question else message.text
         elif question:
@@ -155,7 +154,9 @@ def _answer(video, question, sampling: tuple, history, kept, chosen: Settings, *
 def checked_frame_budget(value) -> int:
     budget = checked_image_budget(value)
     if budget not in FRAME_BUDGETS:
-        raise InputError(f"Tokens per frame must be one of {', '.join(map(str, FRAME_BUDGETS))}.")
+        raise InputError(
+            error_messages.TOKENS_PER_FRAME_MUST_BE_ONE_OF.format(choices=", ".join(map(str, FRAME_BUDGETS)))
+        )
     return budget
 
 

@@ -28,7 +28,7 @@ from app.uploads import require_served_file, served_file
 from app.usage_line import showing_usage
 from app.views import KEEP, as_outputs
 from app.voice_layout import DEFAULT_LANGUAGE, SPEECH_JS, VoiceTab
-from pipelines.errors import InputError
+from pipelines.errors import InputError, messages
 from pipelines.media.audio import load_audio
 from pipelines.model.contract import Delta
 from pipelines.model.variants import VARIANTS
@@ -180,7 +180,7 @@ def voice_chat(
         target_language: the language to translate into (used by "translate").
     """
     if task not in VOICE_TASKS:
-        raise InputError(f"Unknown voice task {task!r}; choose one of: {', '.join(VOICE_TASKS)}.")
+        raise InputError(messages.UNKNOWN_VOICE_TASK.format(task=task, choices=", ".join(VOICE_TASKS)))
     clip = served_file(audio)
     in_browser = kept_turns is not API_CALL
     turns = list(kept_turns or []) if in_browser else voice_turns_from_history(history)

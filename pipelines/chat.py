@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipelines.errors import InputError
+from pipelines.errors import messages as error_messages
 from pipelines.model.contract import ChatModel, Delta
 from pipelines.settings import GenerationSettings
 
@@ -47,10 +48,7 @@ def attachment_kind(path: str) -> str:
     for kind in ("image", "audio", "video"):
         if mime.startswith(kind + "/"):
             return kind
-    raise InputError(
-        f"Can't use {Path(path).name!r}: attach images, audio clips or videos "
-        "(PNG, JPEG, WebP, WAV, MP3, OGG, FLAC, MP4, WebM, MOV)."
-    )
+    raise InputError(error_messages.CANT_USE_ATTACHMENT.format(name=Path(path).name))
 
 
 def _attachment_parts(path: str) -> list[dict]:
@@ -78,10 +76,10 @@ def build_chat_messages(turns: list[ChatTurn], *, system_prompt: str = "") -> li
     Whether the model takes each kind of attachment is checked where every check lives: `generate`.
     """
     if not turns or turns[-1].role != "user":
-        raise InputError("Type a message or attach a file to start.")
+        raise InputError(error_messages.TYPE_A_MESSAGE_OR_ATTACH_A_FILE)
     last = turns[-1]
     if not last.text.strip() and not last.files:
-        raise InputError("Type a message or attach a file to start.")
+        raise InputError(error_messages.TYPE_A_MESSAGE_OR_ATTACH_A_FILE)
     messages: list[dict] = []
     if system_prompt.strip():
         messages.append({"role": "system", "content": system_prompt.strip()})
@@ -91,7 +89,7 @@ def build_chat_messages(turns: list[ChatTurn], *, system_prompt: str = "") -> li
                 messages.append({"role": "assistant", "content": [{"type": "text", "text": turn.text}]})
             continue
         if len(turn.files) > MAX_ATTACHMENTS_PER_TURN:
-            raise InputError(f"Attach at most {MAX_ATTACHMENTS_PER_TURN} files per message.")
+            raise InputError(error_messages.TOO_MANY_ATTACHMENTS.format(limit=MAX_ATTACHMENTS_PER_TURN))
         content: list[dict] = []
         for path in turn.files:
             content.extend(_attachment_parts(path))

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 
 from pipelines.errors import InputError, ShowcaseError
+from pipelines.errors import messages as error_messages
 from pipelines.model.contract import ChatModel, ProgressCallback, Usage, require_modality
 from pipelines.settings import GenerationSettings
 from pipelines.streaming import CoalescedModel
@@ -112,7 +113,7 @@ def csv_text(rows: list[list]) -> str:
 def build_messages(prompt: str, image=None) -> list[dict]:
     prompt = (prompt or "").strip()
     if not prompt:
-        raise InputError("Type a prompt to compare the two models on.")
+        raise InputError(error_messages.TYPE_A_PROMPT_TO_COMPARE)
     content: list[dict] = [{"type": "image", "image": image}] if image is not None else []
     content.append({"type": "text", "text": prompt})
     return [{"role": "user", "content": content}]

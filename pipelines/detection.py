@@ -23,6 +23,7 @@ from typing import Literal
 import json_repair
 
 from pipelines.errors import InputError
+from pipelines.errors import messages as error_messages
 from pipelines.media.images import MAX_MODEL_SIDE, fit_for_model, open_image, open_sized_image
 from pipelines.model.contract import ChatModel, Delta
 from pipelines.model.format.thinking import split_thinking
@@ -95,7 +96,7 @@ def parse_detections(text: str, width: int, height: int) -> list[Detection]:
     (the complete objects are kept). Returns [] when there is nothing usable.
     """
     if width <= 0 or height <= 0:
-        raise InputError("The image has no pixels.")
+        raise InputError(error_messages.IMAGE_HAS_NO_PIXELS.format(what="image"))
     payload = _json_payload(text or "")
     if payload is None:
         return []
@@ -216,7 +217,9 @@ def build_detection_messages(image, query: str | None, *, mode: DetectionMode = 
     description ("the red mug on the left"), or empty for all salient objects.
     """
     if mode not in DETECTION_MODES:
-        raise InputError(f"Unknown detection mode {mode!r}; choose one of {', '.join(DETECTION_MODES)}.")
+        raise InputError(
+            error_messages.UNKNOWN_DETECTION_MODE.format(mode=mode, choices=", ".join(DETECTION_MODES))
+        )
     picture = fit_for_model(open_image(image))
     prompt = f"{_target_instruction(_clean_query(query), mode)}\n\n{_format_instruction(mode)}"
     return [
@@ -231,10 +234,10 @@ def _clean_query(query) -> str:
     if query is None:
         return ""
     if not isinstance(query, str):
-        raise InputError("The detection query must be text.")
+        raise InputError(error_messages.DETECTION_QUERY_MUST_BE_TEXT)
     query = " ".join(query.split())
     if len(query) > MAX_QUERY_CHARS:
-        raise InputError(f"The detection query is too long (at most {MAX_QUERY_CHARS} characters).")
+        raise InputError(error_messages.DETECTION_QUERY_TOO_LONG.format(limit=MAX_QUERY_CHARS))
     return query
 
 

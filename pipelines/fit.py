@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from pipelines.errors import messages
+
 MODEL_DIR = Path(__file__).resolve().parent / "model"
 CONFIGS = MODEL_DIR / "gemma4_variant_configs.json"
 MEASURED = MODEL_DIR / "measured_weights.json"
@@ -157,7 +159,7 @@ def weights(variant: str, quantization: str) -> Weights:
     if quantization not in QUANTIZATIONS:
         from pipelines.errors import InputError
 
-        raise InputError(f"Quantization must be one of {', '.join(QUANTIZATIONS)}.")
+        raise InputError(messages.QUANTIZATION_MUST_BE_ONE_OF.format(choices=", ".join(QUANTIZATIONS)))
     figures = _measured()["variants"][variant]
     if quantization == "4bit":
         row = figures["4bit"]
@@ -278,9 +280,9 @@ def estimate_memory(
     from pipelines.errors import InputError
 
     if variant not in VARIANT_NAMES:
-        raise InputError(f"Unknown variant {variant!r}. Choose one of: {', '.join(VARIANT_NAMES)}.")
+        raise InputError(messages.UNKNOWN_VARIANT.format(variant=variant, choices=", ".join(VARIANT_NAMES)))
     if context_tokens < 1 or batch < 1:
-        raise InputError("Context length and concurrent sequences must be at least 1.")
+        raise InputError(messages.CONTEXT_AND_SEQUENCES_AT_LEAST_1)
     prompt = min(context_tokens, DEFAULT_PREFILL_TOKENS if prefill_tokens is None else prefill_tokens)
     weight = weights(variant, quantization)
     return MemoryEstimate(

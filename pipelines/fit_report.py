@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pipelines import fit
+from pipelines.errors import messages
 from pipelines.model.variants import VARIANTS
 
 MIB = 2**20
@@ -50,9 +51,9 @@ def hardware(choice: str, custom_gb: float | None = None) -> Hardware:
     if choice in HARDWARE:
         return HARDWARE[choice]
     if choice not in (CUSTOM_GPU, CPU):
-        raise InputError(f"Unknown hardware {choice!r}.")
+        raise InputError(messages.UNKNOWN_HARDWARE.format(hardware=choice))
     if not custom_gb or custom_gb <= 0:
-        raise InputError("Enter the memory in GB (more than 0) for custom hardware.")
+        raise InputError(messages.ENTER_CUSTOM_HARDWARE_MEMORY)
     device = "cpu" if choice == CPU else "gpu"
     label = f"CPU with {custom_gb:g} GB RAM" if device == "cpu" else f"GPU with {custom_gb:g} GB"
     return Hardware(label, int(custom_gb * GB), device)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from PIL import Image
 
 from pipelines.errors import InputError
+from pipelines.errors import messages as error_messages
 from pipelines.media.browser import (
     BrowserUnavailable,
     RenderError,
@@ -57,13 +58,6 @@ SYSTEM_PROMPT = (
     "- Reply with the code in one ```html code block and nothing else."
 )
 
-NO_HTML_NOTICE = "The model's reply contained no HTML, so there is nothing to preview. Try again or rephrase."
-EMPTY_REPLY_NOTICE = "The model returned an empty reply, so there is nothing to preview. Try again."
-STOPPED_NOTICE = "Generation was stopped before the model wrote any HTML."
-TRUNCATED_NOTICE = (
-    "The reply stopped before the page was finished (raise the token limit to get the rest); "
-    "the preview shows the partial page."
-)
 
 _HTML_FENCE_LANGUAGES = {"html", "htm", "xhtml", "html5"}
 _DOCUMENT_START = re.compile(r"<!doctype\s+html|<html[\s>]", re.IGNORECASE)
@@ -164,7 +158,7 @@ def preview_iframe(html: str, width: int | None = None) -> str:
     wide frame fits its column, and adds the scale to the caption ("…, shown at 56 %").
     """
     if width is not None and (not isinstance(width, int) or isinstance(width, bool) or width <= 0):
-        raise InputError("The preview width must be a positive number of pixels.")
+        raise InputError(error_messages.PREVIEW_WIDTH_MUST_BE_POSITIVE)
     frame_width = "100%" if width is None else f"{width}px"
     if not html or not html.strip():
         return (
@@ -213,9 +207,9 @@ def build_screenshot_messages(
 
     edit_instruction = edit_instruction.strip()
     if not edit_instruction:
-        raise InputError("Please describe the change you want to make to the page.")
+        raise InputError(error_messages.DESCRIBE_THE_CHANGE)
     if not current_html or not current_html.strip():
-        raise InputError("There is no HTML to edit yet. Generate a page from the screenshot first.")
+        raise InputError(error_messages.NO_HTML_TO_EDIT)
     fence = _fence_for(current_html)
     request = (
         "The screenshot above is the page being reproduced. This is the current HTML:\n\n"
@@ -281,10 +275,10 @@ def run_screenshot_to_html(
 def _final_notice(answer: str, html: str, *, stopped: bool) -> str | None:
     if not html:
         if stopped:
-            return STOPPED_NOTICE
-        return NO_HTML_NOTICE if answer.strip() else EMPTY_REPLY_NOTICE
+            return error_messages.STOPPED_BEFORE_ANY_HTML
+        return error_messages.REPLY_HAD_NO_HTML if answer.strip() else error_messages.REPLY_WAS_EMPTY
     if looks_truncated(html) and not stopped:
-        return TRUNCATED_NOTICE
+        return error_messages.REPLY_STOPPED_BEFORE_PAGE_FINISHED
     return None
 
 
@@ -322,12 +316,10 @@ def _compare(html: str, screenshot) -> tuple[float, Image.Image]:
     from skimage.metrics import structural_similarity
 
     if not html or not html.strip():
-        raise InputError("There is no HTML to compare with the screenshot.")
+        raise InputError(error_messages.NO_HTML_TO_COMPARE)
     target = open_image(screenshot, what="screenshot")
     if min(target.size) < MIN_SCORED_SIDE:
-        raise InputError(
-            f"The screenshot is too small to compare (at least {MIN_SCORED_SIDE}x{MIN_SCORED_SIDE} pixels)."
-        )
+        raise InputError(error_messages.SCREENSHOT_TOO_SMALL_TO_COMPARE.format(minimum=MIN_SCORED_SIDE))
     reason = chromium_missing_reason()
     if reason is not None:
         raise FidelityUnavailable(reason)

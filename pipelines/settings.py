@@ -16,7 +16,7 @@ import annotated_types
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
 
-from pipelines.errors import InputError
+from pipelines.errors import InputError, messages
 from pipelines.model.variants import DEFAULT_VARIANT, QUANTIZATIONS
 
 IMAGE_BUDGETS = (70, 140, 280, 560, 1120)
@@ -29,9 +29,9 @@ def checked_integer(name: str, value, low: int, high: int) -> int:
     Whole floats pass because JSON clients and sliders send `512.0` for 512.
     """
     if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
-        raise InputError(f"{name} must be a whole number from {low} to {high}.")
+        raise InputError(messages.MUST_BE_A_WHOLE_NUMBER_IN_RANGE.format(name=name, low=low, high=high))
     if float(value) != int(value) or not low <= value <= high:
-        raise InputError(f"{name} must be a whole number from {low} to {high}.")
+        raise InputError(messages.MUST_BE_A_WHOLE_NUMBER_IN_RANGE.format(name=name, low=low, high=high))
     return int(value)
 
 
@@ -40,7 +40,9 @@ def checked_image_budget(value) -> int:
     with contextlib.suppress(InputError):
         budget = checked_integer("image_budget", value, min(IMAGE_BUDGETS), max(IMAGE_BUDGETS))
     if budget not in IMAGE_BUDGETS:
-        raise InputError(f"The image token budget must be one of {', '.join(map(str, IMAGE_BUDGETS))}.")
+        raise InputError(
+            messages.IMAGE_BUDGET_MUST_BE_ONE_OF.format(choices=", ".join(map(str, IMAGE_BUDGETS)))
+        )
     return budget
 
 
@@ -75,7 +77,7 @@ class CheckedModel(BaseModel):
 def _first_message(error: ValidationError) -> str:
     first = error.errors(include_url=False)[0]
     if first["type"] == "extra_forbidden":
-        return f"Unknown setting {first['loc'][0]!r}."
+        return messages.UNKNOWN_SETTING.format(name=first["loc"][0])
     if first["type"] == "refused":
         return first["msg"]
     return f"{'.'.join(map(str, first['loc']))}: {first['msg']}."
@@ -152,14 +154,16 @@ class Settings(GenerationSettings):
     @classmethod
     def _named_variant(cls, value) -> str:
         if not isinstance(value, str) or not value:
-            raise _refused("Choose a Gemma 4 variant and a quantization.")
+            raise _refused(messages.CHOOSE_A_VARIANT_AND_A_QUANTIZATION)
         return value
 
     @field_validator("quantization", mode="before")
     @classmethod
     def _known_quantization(cls, value) -> str:
         if not isinstance(value, str):
-            raise _refused("Choose a Gemma 4 variant and a quantization.")
+            raise _refused(messages.CHOOSE_A_VARIANT_AND_A_QUANTIZATION)
         if value not in QUANTIZATIONS:
-            raise _refused(f"Unknown quantization {value!r}. Choose one of: {', '.join(QUANTIZATIONS)}.")
+            raise _refused(
+                messages.UNKNOWN_QUANTIZATION.format(quantization=value, choices=", ".join(QUANTIZATIONS))
+            )
         return value

@@ -15,6 +15,7 @@ from typing import NamedTuple
 import numpy as np
 
 from pipelines.errors import InputError
+from pipelines.errors import messages as error_messages
 from pipelines.media.audio import SEGMENT_SECONDS, split_audio
 from pipelines.media.video import DEFAULT_NUM_FRAMES, VIDEO_FRAME_TOKENS, Frame, sample_clip
 from pipelines.media.video_audio import extract_audio_track
@@ -101,9 +102,9 @@ def build_video_messages(
 def _check_frames(frames) -> list[Frame]:
     frames = list(frames or [])
     if not frames:
-        raise InputError("There are no video frames to ask about. Please upload a video first.")
+        raise InputError(error_messages.NO_VIDEO_FRAMES_TO_ASK_ABOUT)
     if not all(isinstance(frame, Frame) for frame in frames):
-        raise InputError("Video frames must come from sample_frames.")
+        raise InputError(error_messages.FRAMES_MUST_COME_FROM_SAMPLE_FRAMES)
     return frames
 
 
@@ -111,7 +112,7 @@ def check_question(question) -> str:
     """The question without surrounding blanks; `InputError` when there is none."""
     text = str(question or "").strip()
     if not text:
-        raise InputError("Please type a question about the video.")
+        raise InputError(error_messages.TYPE_A_QUESTION_ABOUT_THE_VIDEO)
     return text
 
 

@@ -19,6 +19,7 @@ from typing import Literal, NamedTuple
 import numpy as np
 
 from pipelines.errors import InputError
+from pipelines.errors import messages as error_messages
 from pipelines.media.audio import SEGMENT_SECONDS, load_audio, split_audio
 from pipelines.model.contract import (
     AUDIO_SAMPLE_RATE,
@@ -125,7 +126,7 @@ def task_prompt(task: str, target_language: str | None = None) -> str:
         return TRANSCRIBE_PROMPT
     if task == "translate":
         return TRANSLATE_PROMPT.format(language=_clean_language(target_language))
-    raise InputError(f"Unknown voice task {task!r}; choose one of: {', '.join(VOICE_TASKS)}.")
+    raise InputError(error_messages.UNKNOWN_VOICE_TASK.format(task=task, choices=", ".join(VOICE_TASKS)))
 
 
 def _clean_language(target_language: str | None) -> str:
@@ -133,7 +134,7 @@ def _clean_language(target_language: str | None) -> str:
     if not language:
         return DEFAULT_TARGET_LANGUAGE
     if len(language) > MAX_LANGUAGE_NAME_LENGTH or not LANGUAGE_NAME.fullmatch(language):
-        raise InputError("Please give the target language as a short name, such as French or Japanese.")
+        raise InputError(error_messages.GIVE_THE_TARGET_LANGUAGE)
     return language
 
 
@@ -156,8 +157,8 @@ def dropped_turns_notice(dropped_turns: int) -> str | None:
     if dropped_turns <= 0:
         return None
     if dropped_turns == 1:
-        return "1 earlier turn was dropped to fit the context."
-    return f"{dropped_turns} earlier turns were dropped to fit the context."
+        return error_messages.ONE_EARLIER_TURN_DROPPED
+    return error_messages.EARLIER_TURNS_DROPPED.format(count=dropped_turns)
 
 
 def _user_audio_message(signal: np.ndarray, prompt: str) -> tuple[dict, int]:
@@ -194,8 +195,7 @@ def build_voice_messages(
     current_message, used_tokens = _user_audio_message(audio, task_prompt(task, target_language))
     if used_tokens > budget:
         raise InputError(
-            f"This clip needs about {used_tokens:,} tokens, more than the context limit of {budget:,}. "
-            "Please record a shorter clip."
+            error_messages.CLIP_OVER_CONTEXT_LIMIT.format(used_tokens=used_tokens, budget=budget)
         )
     kept: list[list[dict]] = []
     for turn in reversed(history):
@@ -242,7 +242,7 @@ def run_voice_chat(
         default_context_limit(max_new_tokens) if max_context_tokens is None else int(max_context_tokens)
     )
     if context_limit <= max_new_tokens:
-        raise InputError("The context limit must be larger than the reply length (max_new_tokens).")
+        raise InputError(error_messages.CONTEXT_LIMIT_NOT_ABOVE_REPLY_LENGTH)
     signal = load_audio(audio)
     context = build_voice_messages(history, signal, task, target_language, context_limit - max_new_tokens)
     notice = dropped_turns_notice(context.dropped_turns)

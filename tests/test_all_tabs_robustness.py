@@ -10,7 +10,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from app.errors import GENERIC_MESSAGE
+from pipelines.errors.messages import SOMETHING_WENT_WRONG
 from pipelines.model.local import generation
 
 EXAMPLES = ROOT / "examples"
@@ -61,7 +61,7 @@ TABS = list(GOOD_INPUT)
 
 
 def assert_clear_message(message: str) -> None:
-    assert message and message != GENERIC_MESSAGE, "expected our specific message"
+    assert message and message != SOMETHING_WENT_WRONG, "expected our specific message"
     assert "Traceback" not in message and 'File "/' not in message
     assert len(message) < 500
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import pytest
 from browser_tabs import open_tab
 
-from app.errors import GENERIC_MESSAGE
+from pipelines.errors.messages import SOMETHING_WENT_WRONG
 
 pytestmark = pytest.mark.browser
 
@@ -167,7 +167,7 @@ class Crawl:
             if not errors_expected:
                 problems.append(f"error toast: {toast['text']!r}")
             elif (
-                GENERIC_MESSAGE in toast["text"]
+                SOMETHING_WENT_WRONG in toast["text"]
                 or not SENTENCE.fullmatch(toast["text"])
                 or NOT_FOR_PEOPLE.search(toast["text"])
             ):

@@ -16,8 +16,8 @@ from playwright.sync_api import expect
 from waiting import wait_for
 
 from app.chat import BUSY_PLACEHOLDER, INPUT_PLACEHOLDER, NOT_ANSWERED_TITLE
-from app.screenshot import NO_PAGE_TO_EDIT
 from pipelines.errors import ModelLoadError
+from pipelines.errors.messages import NO_PAGE_TO_EDIT
 
 pytestmark = pytest.mark.browser
 

@@ -20,7 +20,7 @@ from gradio_client import handle_file
 from mcp_client import mcp_session
 from PIL import Image
 
-from app.uploads import NOT_SERVED
+from pipelines.errors.messages import FILE_NOT_UPLOADED_HERE
 
 EXAMPLE_IMAGE = ROOT / "examples" / "detect" / "cat.jpg"
 EXAMPLE_SCREENSHOT = ROOT / "examples" / "screenshots" / "login_form.png"
@@ -231,7 +231,7 @@ def test_refusals_read_alike_for_every_path_shape(app_server, use_scripted, outs
     message = error_text(
         app_server.url, "detect", [{"path": outside_files["system file"]}, "", "boxes", *SETTING_VALUES]
     )
-    assert message == NOT_SERVED
+    assert message == FILE_NOT_UPLOADED_HERE
 
 
 # --- gradio_client with only the required arguments ---------------------------------------------------

@@ -104,8 +104,9 @@ def test_full_queue_answers_busy_try_again():
     from gradio_client import Client
     from gradio_client.utils import QueueError
 
-    from app import BUSY_MESSAGE, build_app, launch_kwargs, model_access
+    from app import build_app, launch_kwargs, model_access
     from app.config import AppConfig
+    from pipelines.errors.messages import QUEUE_FULL
 
     held = HeldReply("word " * 400, hold_after=5, chunk=1)
     model_access.use_provider(lambda variant, quantization, progress=None: held)
@@ -137,7 +138,7 @@ def test_full_queue_answers_busy_try_again():
             url + "gradio_api/queue/join", json={"data": data, "fn_index": fn_index, "session_hash": "late"}
         )
         assert response.status_code == 503
-        assert response.json()["detail"] == BUSY_MESSAGE
+        assert response.json()["detail"] == QUEUE_FULL
         assert len(queue) == 1 and len(held.calls) == 1 and not held.ended.is_set()
         running.cancel()
         waiting.cancel()

@@ -18,9 +18,9 @@ from gradio.data_classes import FileData
 from PIL import Image
 
 from app.boundary import check_request, count_request
-from app.uploads import NOT_SERVED
 from app.video_store import KeptVideos, video_bytes
 from pipelines.errors import InputError
+from pipelines.errors.messages import FILE_NOT_UPLOADED_HERE
 
 EXAMPLE_IMAGE = ROOT / "examples" / "detect" / "cat.jpg"
 EXAMPLE_VIDEO = ROOT / "examples" / "video" / "red_square.mp4"
@@ -69,7 +69,7 @@ def test_a_file_not_uploaded_is_refused_in_any_shape(server_files, index):
     for target in server_files.values():
         with pytest.raises(InputError) as refused:
             check_request([shapes_naming(target)[index]])
-        assert refused.value.message == NOT_SERVED
+        assert refused.value.message == FILE_NOT_UPLOADED_HERE
 
 
 def test_a_declared_file_parameter_takes_a_plain_string_as_a_path(server_files):

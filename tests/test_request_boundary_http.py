@@ -15,7 +15,7 @@ from conftest import ROOT
 from PIL import Image
 from test_public_surface import EXAMPLE_CLIP, EXAMPLE_VIDEO, SETTING_VALUES, upload
 
-from app.uploads import NOT_SERVED
+from pipelines.errors.messages import FILE_NOT_UPLOADED_HERE
 
 MARKER = "zq-marker-7731"
 # What a refusal must never show: Gradio's and pydantic's internals, server paths, the caller's value.
@@ -134,7 +134,7 @@ def test_a_history_can_not_make_the_app_serve_a_server_file(app_server, use_scri
                 ],
             }[api]()
             message, text = refusal(url, api, data)
-            assert message == NOT_SERVED
+            assert message == FILE_NOT_UPLOADED_HERE
             assert "gradio_api/file=" not in text, "the answer names no file the app would serve"
             assert httpx.get(f"{url}gradio_api/file={target}", timeout=30).status_code != 200
     assert not model.calls
@@ -234,7 +234,7 @@ def test_gradio_s_refusals_name_the_argument_and_what_it_takes(app_server, use_s
         "NaN frames": "Frames to sample must be a number from 1 to 64.",
         "too few arguments": "This request sent 1 values but the endpoint takes 8",
         "bare-string file in a message": 'The "message" argument must be a message {"text"',
-        "file outside the uploads": NOT_SERVED,
+        "file outside the uploads": FILE_NOT_UPLOADED_HERE,
     }
     for name, start in expected.items():
         api, body = requests[name]

@@ -13,17 +13,19 @@ from conftest import ROOT
 from PIL import Image
 
 from pipelines.errors import CapabilityError, InputError
+from pipelines.errors.messages import (
+    REPLY_HAD_NO_HTML,
+    REPLY_STOPPED_BEFORE_PAGE_FINISHED,
+    REPLY_WAS_EMPTY,
+    STOPPED_BEFORE_ANY_HTML,
+)
 from pipelines.media import browser
 from pipelines.media.browser import render_html
 from pipelines.media.images import open_image
 from pipelines.screenshot import (
-    EMPTY_REPLY_NOTICE,
-    NO_HTML_NOTICE,
     PREVIEW_HEIGHT_PX,
     PREVIEW_WIDTHS,
-    STOPPED_NOTICE,
     SYSTEM_PROMPT,
-    TRUNCATED_NOTICE,
     FidelityUnavailable,
     build_screenshot_messages,
     extract_html,
@@ -364,10 +366,10 @@ def test_edit_by_instruction_sends_screenshot_code_and_instruction(scripted_mode
 @pytest.mark.parametrize(
     ("reply", "notice"),
     [
-        ("I'm sorry, I can't reproduce this screenshot.", NO_HTML_NOTICE),
-        ("Use this:\n" + fenced("print('x')", "python"), NO_HTML_NOTICE),
-        ("", EMPTY_REPLY_NOTICE),
-        ("<|channel>thought\nHmm.<channel|>", EMPTY_REPLY_NOTICE),
+        ("I'm sorry, I can't reproduce this screenshot.", REPLY_HAD_NO_HTML),
+        ("Use this:\n" + fenced("print('x')", "python"), REPLY_HAD_NO_HTML),
+        ("", REPLY_WAS_EMPTY),
+        ("<|channel>thought\nHmm.<channel|>", REPLY_WAS_EMPTY),
     ],
 )
 def test_reply_without_html_ends_with_a_notice(scripted_model, reply, notice):
@@ -381,7 +383,7 @@ def test_truncated_reply_keeps_the_partial_page_and_says_so(scripted_model):
     cut = PAGE[: PAGE.index("</body>")]
     updates = run_all(scripted_model("```html\n" + cut))
     assert updates[-1].html == cut.strip()
-    assert updates[-1].notice == TRUNCATED_NOTICE
+    assert updates[-1].notice == REPLY_STOPPED_BEFORE_PAGE_FINISHED
 
 
 def test_stopping_before_any_html_says_it_was_stopped(scripted_model):
@@ -389,7 +391,7 @@ def test_stopping_before_any_html_says_it_was_stopped(scripted_model):
     stop.set()
     updates = run_all(scripted_model(fenced(PAGE)), stop_event=stop)
     assert updates[-1].done and updates[-1].html == ""
-    assert updates[-1].notice == STOPPED_NOTICE
+    assert updates[-1].notice == STOPPED_BEFORE_ANY_HTML
 
 
 def test_bad_screenshots_give_input_errors(scripted_model, tmp_path):

@@ -14,8 +14,6 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 
 from app.screenshot import (
-    EDIT_KEPT_PAGE,
-    NO_SCREENSHOT,
     PREVIEW_REFRESH_S,
     SCORING_OFF_NOTE,
     edit_html,
@@ -23,15 +21,19 @@ from app.screenshot import (
     show_page,
 )
 from app.screenshot_layout import ScreenshotView, screenshot_examples
-from app.uploads import NOT_AN_IMAGE
 from app.views import KEEP, as_outputs
+from pipelines.errors.messages import (
+    PREVIOUS_PAGE_KEPT,
+    REPLY_HAD_NO_HTML,
+    REPLY_STOPPED_BEFORE_PAGE_FINISHED,
+    REPLY_WAS_EMPTY,
+    UPLOAD_A_SCREENSHOT,
+    UPLOAD_NOT_AN_IMAGE,
+)
 from pipelines.media import browser
 from pipelines.screenshot import (
-    EMPTY_REPLY_NOTICE,
-    NO_HTML_NOTICE,
     PREVIEW_CSP_META,
     PREVIEW_WIDTHS,
-    TRUNCATED_NOTICE,
     extract_html,
     unfenced_document,
 )
@@ -198,7 +200,7 @@ def test_tab_runs_end_to_end_on_the_tiny_model(client, fixed_length_tiny, reques
     # 32 tokens of random weights are words, not a page: the tab says so and quotes them.
     state = final_state(outputs)
     assert state["code"] == ""
-    assert state["notice"].startswith(f"⚠️ {NO_HTML_NOTICE}") and "The model said:" in state["notice"]
+    assert state["notice"].startswith(f"⚠️ {REPLY_HAD_NO_HTML}") and "The model said:" in state["notice"]
     assert iframe_in(state["preview"]) is None and "preview appears here" in state["preview"]
     assert state["download"]["interactive"] is False and download_path(state["download"]) is None
     assert state["fidelity_score"] is None
@@ -326,7 +328,7 @@ def test_edit_reply_without_html_keeps_the_previous_page(use_scripted):
     state = final_view(views)
     assert state["code"] == SMALL_PAGE
     assert iframe_in(state["preview"])["srcdoc"] == SMALL_PAGE
-    assert NO_HTML_NOTICE in state["notice"] and EDIT_KEPT_PAGE in state["notice"]
+    assert REPLY_HAD_NO_HTML in state["notice"] and PREVIOUS_PAGE_KEPT in state["notice"]
     assert "already as sticky" in state["notice"]
     assert Path(state["download"].value["path"]).read_text() == SMALL_PAGE
     # The old code is never blanked while the reply streams.
@@ -382,7 +384,7 @@ def test_huge_screenshot_gets_a_clear_message(client, use_scripted, tmp_path):
 
 
 def test_missing_screenshot_gets_a_clear_message(client):
-    with pytest.raises(AppError, match=NO_SCREENSHOT):
+    with pytest.raises(AppError, match=UPLOAD_A_SCREENSHOT):
         client.predict(
             screenshot=None,
             instructions="",
@@ -395,13 +397,13 @@ def test_missing_screenshot_gets_a_clear_message(client):
 
 
 def test_not_an_image_message_names_the_formats():
-    assert "PNG" in NOT_AN_IMAGE and "JPEG" in NOT_AN_IMAGE
+    assert "PNG" in UPLOAD_NOT_AN_IMAGE and "JPEG" in UPLOAD_NOT_AN_IMAGE
 
 
 def test_empty_reply_says_so_and_shows_no_page(client, use_scripted):
     use_scripted("")
     state = final_state(generate(client, score=True))
-    assert state["notice"] == f"⚠️ {EMPTY_REPLY_NOTICE}"
+    assert state["notice"] == f"⚠️ {REPLY_WAS_EMPTY}"
     assert state["code"] == ""
     assert iframe_in(state["preview"]) is None and "preview appears here" in state["preview"]
     assert state["download"]["interactive"] is False and download_path(state["download"]) is None
@@ -411,7 +413,7 @@ def test_empty_reply_says_so_and_shows_no_page(client, use_scripted):
 def test_reply_without_html_says_so_and_quotes_the_model(use_scripted):
     use_scripted("I can't turn this into a web page: it shows a <b>photo</b>, not a user interface.")
     state = final_view(screenshot_to_html(str(EXAMPLE_SCREENSHOT), score_fidelity=False, **SETTINGS))
-    assert state["notice"].startswith(f"⚠️ {NO_HTML_NOTICE}")
+    assert state["notice"].startswith(f"⚠️ {REPLY_HAD_NO_HTML}")
     # Quoted as written for the API; the page's copy is made safe on the page side (app/safe_markdown.py).
     assert "> I can't turn this into a web page: it shows a <b>photo</b>" in state["notice"]
     assert state["code"] == ""
@@ -424,7 +426,7 @@ def test_truncated_reply_previews_the_partial_page_and_says_so(use_scripted):
     state = final_view(screenshot_to_html(str(EXAMPLE_SCREENSHOT), score_fidelity=False, **SETTINGS))
     assert state["code"] == cut.strip()
     assert iframe_in(state["preview"])["srcdoc"] == cut.strip()
-    assert TRUNCATED_NOTICE in state["notice"]
+    assert REPLY_STOPPED_BEFORE_PAGE_FINISHED in state["notice"]
 
 
 # ---------------------------------------------------------------- fidelity switches

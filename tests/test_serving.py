@@ -14,7 +14,7 @@ from conftest import SETTINGS, ScriptedModel, free_port
 from mcp_client import mcp_session
 
 from app import model_access
-from app.admission import ADDRESS_FULL, SESSION_FULL
+from pipelines.errors.messages import ADDRESS_HAS_TOO_MANY_REQUESTS, SESSION_HAS_TOO_MANY_REQUESTS
 
 CHAT = [{"text": "Hi", "files": []}, [], "tiny", "fp32", False, 32, 70, False]
 
@@ -102,7 +102,7 @@ def test_one_visitor_gets_its_share_and_the_excess_is_refused_at_once_with_a_rea
     assert waiting.status_code == 200
     refused = join(url, "script")
     assert refused.status_code == 429, refused.text
-    assert refused.json()["detail"] == SESSION_FULL.format(limit=2)
+    assert refused.json()["detail"] == SESSION_HAS_TOO_MANY_REQUESTS.format(limit=2)
 
     # Another visitor still gets in, and is shown its place in the queue.
     other = Client(url, verbose=False)
@@ -111,7 +111,7 @@ def test_one_visitor_gets_its_share_and_the_excess_is_refused_at_once_with_a_rea
     assert queued.status().rank >= 1 and queued.status().queue_size >= 2
 
     # The address's share (3) is now used up, whatever the session; a visitor behind a proxy is another one.
-    assert join(url, "fresh").json()["detail"] == ADDRESS_FULL.format(limit=3)
+    assert join(url, "fresh").json()["detail"] == ADDRESS_HAS_TOO_MANY_REQUESTS.format(limit=3)
     assert join(url, None).status_code == 429, "a call without a session counts against its address too"
     behind_proxy = join(url, "far", headers={"X-Forwarded-For": "203.0.113.7"})
     assert behind_proxy.status_code == 200, behind_proxy.text
@@ -346,7 +346,7 @@ def test_visitors_are_told_apart_by_session_mcp_session_and_address():
 
 
 def test_too_few_values_are_refused_with_a_sentence_not_component_reprs(app_server):
-    from app.admission import TOO_FEW_VALUES
+    from pipelines.errors.messages import TOO_FEW_VALUES
 
     response = join(app_server.url, None, [], api="edit_html")
     assert response.status_code == 422

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines.errors import InputError
+from pipelines.errors import InputError, messages
 from pipelines.model.contract import AUDIO_SAMPLE_RATE
 
 DEFAULT_MAX_AUDIO_SECONDS = 300
@@ -74,10 +74,10 @@ def load_audio(source) -> np.ndarray:
     empty, corrupt, non-audio, silent, too large or too long input.
     """
     if source is None:
-        raise InputError("Please record or upload an audio clip.")
+        raise InputError(messages.RECORD_OR_UPLOAD_AUDIO)
     if isinstance(source, tuple):
         if len(source) != 2:
-            raise InputError("Audio must be given as (sample_rate, samples).")
+            raise InputError(messages.AUDIO_MUST_BE_RATE_AND_SAMPLES)
         sample_rate, samples = source
         signal = _from_array(samples, sample_rate)
     elif isinstance(source, np.ndarray):
@@ -85,7 +85,7 @@ def load_audio(source) -> np.ndarray:
     elif isinstance(source, (str, os.PathLike)):
         signal = _from_file(Path(source))
     else:
-        raise InputError("Unsupported audio input: expected a file or a recording.")
+        raise InputError(messages.UNSUPPORTED_AUDIO_INPUT)
     return _finish(signal)
 
 
@@ -97,9 +97,9 @@ def split_audio(signal: np.ndarray, max_seconds: float = SEGMENT_SECONDS) -> lis
     """
     signal = np.asarray(signal)
     if signal.ndim != 1:
-        raise InputError("Audio must be a single (mono) channel.")
+        raise InputError(messages.AUDIO_MUST_BE_MONO)
     if signal.size == 0:
-        raise InputError("The audio clip is empty.")
+        raise InputError(messages.AUDIO_CLIP_EMPTY)
     _refuse_if_too_long(signal.size / AUDIO_SAMPLE_RATE)
     segment_length = max(1, round(max_seconds * AUDIO_SAMPLE_RATE))
     segments = [signal[start : start + segment_length] for start in range(0, signal.size, segment_length)]
@@ -113,23 +113,22 @@ def _refuse_if_too_long(seconds: float, *, decoding_stopped_early: bool = False)
     if seconds > cap:
         # When decoding stopped at cap + 1 seconds, the true length is unknown.
         length = "over the limit" if decoding_stopped_early else _describe_seconds(seconds)
-        raise InputError(
-            f"The audio is too long ({length}); the limit is {_describe_seconds(cap)}. "
-            "Please trim it and try again."
-        )
+        raise InputError(messages.AUDIO_TOO_LONG.format(length=length, limit=_describe_seconds(cap)))
 
 
 def check_audio_layout(channels: int, sample_rate: float, *, what: str = "audio") -> None:
     """Refuse a channel count or sample rate (from a header) outside what is decoded; before any decoding."""
     if channels > MAX_AUDIO_CHANNELS:
         raise InputError(
-            f"The {what} has {channels} channels; at most {MAX_AUDIO_CHANNELS} can be used. "
-            "Please mix it down (to mono or stereo) and try again."
+            messages.AUDIO_HAS_TOO_MANY_CHANNELS.format(
+                what=what, channels=channels, limit=MAX_AUDIO_CHANNELS
+            )
         )
     if not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
         raise InputError(
-            f"The {what} is sampled at {sample_rate:,.0f} Hz; rates from {MIN_SAMPLE_RATE:,} to "
-            f"{MAX_SAMPLE_RATE:,} Hz can be used. Please convert it (16,000 Hz is what the model hears)."
+            messages.AUDIO_SAMPLE_RATE_OUT_OF_RANGE.format(
+                what=what, sample_rate=sample_rate, lowest=MIN_SAMPLE_RATE, highest=MAX_SAMPLE_RATE
+            )
         )
 
 
@@ -149,12 +148,12 @@ def _from_array(samples, sample_rate) -> np.ndarray:
     try:
         sample_rate = int(sample_rate)
     except (TypeError, ValueError) as error:
-        raise InputError("The recording has no valid sample rate.") from error
+        raise InputError(messages.RECORDING_HAS_NO_SAMPLE_RATE) from error
     if sample_rate <= 0:
-        raise InputError("The recording has no valid sample rate.")
+        raise InputError(messages.RECORDING_HAS_NO_SAMPLE_RATE)
     samples = np.asarray(samples)
     if samples.size == 0:
-        raise InputError("The recording is empty.")
+        raise InputError(messages.RECORDING_EMPTY)
     if samples.ndim == 2:
         # gr.Audio gives (samples, channels); a channels-first array is recognised by its short axis.
         channel_axis = 1 if samples.shape[1] <= samples.shape[0] else 0
@@ -167,7 +166,7 @@ def _from_array(samples, sample_rate) -> np.ndarray:
         _refuse_if_too_long(samples.size / sample_rate)
         mono = _to_float(samples)
     else:
-        raise InputError("The recording has an unexpected shape; expected mono or stereo samples.")
+        raise InputError(messages.RECORDING_HAS_UNEXPECTED_SHAPE)
     return _resample(mono.astype(np.float32, copy=False), sample_rate)
 
 
@@ -180,12 +179,12 @@ def _to_float(samples: np.ndarray) -> np.ndarray:
     if samples.dtype.kind == "u":
         middle = (np.iinfo(samples.dtype).max + 1) / 2
         return (samples.astype(np.float32) - middle) / middle
-    raise InputError("The recording's samples are not numbers.")
+    raise InputError(messages.RECORDING_SAMPLES_NOT_NUMBERS)
 
 
 def _resample(signal: np.ndarray, sample_rate: int) -> np.ndarray:
     if not np.all(np.isfinite(signal)):
-        raise InputError("The recording contains invalid (non-finite) samples.")
+        raise InputError(messages.RECORDING_HAS_INVALID_SAMPLES)
     if sample_rate == AUDIO_SAMPLE_RATE:
         return signal
     import soxr
@@ -198,14 +197,15 @@ def _resample(signal: np.ndarray, sample_rate: int) -> np.ndarray:
 
 def _from_file(path: Path) -> np.ndarray:
     if not path.is_file():
-        raise InputError("The audio file could not be found. Please upload it again.")
+        raise InputError(messages.AUDIO_FILE_NOT_FOUND)
     size = path.stat().st_size
     if size == 0:
-        raise InputError("The audio file is empty.")
+        raise InputError(messages.AUDIO_FILE_EMPTY)
     if size > max_audio_bytes():
         raise InputError(
-            f"The audio file is too large ({_describe_megabytes(size)}); "
-            f"the limit is {_describe_megabytes(max_audio_bytes())}."
+            messages.AUDIO_FILE_TOO_LARGE.format(
+                size=_describe_megabytes(size), limit=_describe_megabytes(max_audio_bytes())
+            )
         )
     signal = _read_with_libsndfile(path)
     if signal is None:
@@ -260,7 +260,7 @@ def _mono_16k(blocks, sample_rate: int) -> tuple[np.ndarray, int]:
         frames += block.shape[0]
         mono = block.mean(axis=1, dtype=np.float32)
         if not np.all(np.isfinite(mono)):
-            raise InputError("The recording contains invalid (non-finite) samples.")
+            raise InputError(messages.RECORDING_HAS_INVALID_SAMPLES)
         chunks.append(mono if resampler is None else resampler.resample_chunk(mono))
     if resampler is not None:
         chunks.append(resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
@@ -289,10 +289,7 @@ def _check_probed_layout(path: Path) -> None:
 def _decode_with_ffmpeg(path: Path) -> np.ndarray:
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:
-        raise InputError(
-            "This audio format can't be read on this server (ffmpeg is missing). "
-            "Please use WAV, FLAC, MP3 or OGG instead."
-        )
+        raise InputError(messages.AUDIO_FORMAT_NEEDS_FFMPEG)
     _check_probed_layout(path)
     cap = max_audio_seconds()
     command = [
@@ -311,28 +308,21 @@ def _decode_with_ffmpeg(path: Path) -> np.ndarray:
     try:
         completed = subprocess.run(command, capture_output=True, timeout=FFMPEG_TIMEOUT_SECONDS, check=False)
     except subprocess.TimeoutExpired as error:
-        raise InputError(
-            "Decoding the audio took too long; please upload a shorter or simpler file."
-        ) from error
+        raise InputError(messages.AUDIO_DECODING_TOOK_TOO_LONG) from error
     if completed.returncode != 0 or len(completed.stdout) < 4:
-        raise InputError(
-            f"That file is not a readable audio clip (expected {SUPPORTED_FORMATS_TEXT}). "
-            "It may be corrupt or contain no audio track."
-        )
+        raise InputError(messages.NOT_A_READABLE_AUDIO_CLIP.format(formats=SUPPORTED_FORMATS_TEXT))
     usable = len(completed.stdout) - len(completed.stdout) % 4
     signal = np.frombuffer(completed.stdout[:usable], dtype="<f4").astype(np.float32)
     _refuse_if_too_long(signal.size / AUDIO_SAMPLE_RATE, decoding_stopped_early=True)
     if not np.all(np.isfinite(signal)):
-        raise InputError("The audio file contains invalid (non-finite) samples.")
+        raise InputError(messages.AUDIO_FILE_HAS_INVALID_SAMPLES)
     return signal
 
 
 def _finish(signal: np.ndarray) -> np.ndarray:
     """Checks shared by every source once the clip is mono at 16 kHz."""
     if signal.size < MIN_AUDIO_SECONDS * AUDIO_SAMPLE_RATE:
-        raise InputError(
-            f"The audio clip is too short (under {MIN_AUDIO_SECONDS:g} seconds). Please record a longer one."
-        )
+        raise InputError(messages.AUDIO_CLIP_TOO_SHORT.format(minimum=MIN_AUDIO_SECONDS))
     peak = float(np.max(np.abs(signal)))
     if peak > CLIP_TOLERANCE:
         # Float audio far past full scale (e.g. int16 values stored as floats) keeps its shape when scaled;
@@ -341,5 +331,5 @@ def _finish(signal: np.ndarray) -> np.ndarray:
     # Resampling overshoots full scale slightly; the encoder expects [-1, 1].
     signal = np.clip(signal, -1.0, 1.0).astype(np.float32, copy=False)
     if peak < SILENCE_PEAK:
-        raise InputError("The recording is silent. Please check your microphone and try again.")
+        raise InputError(messages.RECORDING_SILENT)
     return np.ascontiguousarray(signal)

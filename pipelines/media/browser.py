@@ -41,7 +41,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from pipelines.errors import InputError, ShowcaseError
+from pipelines.errors import InputError, ShowcaseError, messages
 
 CHROMIUM_EXECUTABLE = os.environ.get("SHOWCASE_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking")
@@ -117,9 +117,9 @@ def _isolated_executable() -> str:
 def chromium_missing_reason() -> str | None:
     """Why rendering is impossible here, or None when Chromium and Playwright are both present."""
     if importlib.util.find_spec("playwright") is None:
-        return "Page rendering is unavailable: the Python package 'playwright' is not installed."
+        return messages.RENDERING_NEEDS_PLAYWRIGHT
     if not (os.path.isfile(CHROMIUM_EXECUTABLE) and os.access(CHROMIUM_EXECUTABLE, os.X_OK)):
-        return f"Page rendering is unavailable: Chromium was not found at {CHROMIUM_EXECUTABLE}."
+        return messages.RENDERING_NEEDS_CHROMIUM.format(path=CHROMIUM_EXECUTABLE)
     return None
 
 
@@ -150,7 +150,7 @@ def headless_chromium(*, block_network: bool = False, timeout_s: float | None = 
             )
         except PlaywrightError as error:
             raise BrowserUnavailable(
-                f"Chromium could not be started: {error.message.splitlines()[0]}"
+                messages.CHROMIUM_COULD_NOT_START.format(reason=error.message.splitlines()[0])
             ) from error
         try:
             yield browser
@@ -169,13 +169,14 @@ def render_html(html: str, width: int, height: int, *, timeout_s: float | None =
     `BrowserUnavailable` without Chromium, `RenderError` when the page does not finish in time.
     """
     if not isinstance(html, str):
-        raise InputError("The page to render must be HTML text.")
+        raise InputError(messages.PAGE_MUST_BE_HTML_TEXT)
     if len(html) > MAX_HTML_CHARS:
-        raise InputError(f"The HTML is too long to render (over {MAX_HTML_CHARS:,} characters).")
+        raise InputError(messages.HTML_TOO_LONG_TO_RENDER.format(limit=MAX_HTML_CHARS))
     if not (1 <= width <= MAX_RENDER_WIDTH and 1 <= height <= MAX_RENDER_HEIGHT):
         raise InputError(
-            f"The page can't be rendered at {width}x{height} pixels "
-            f"(at most {MAX_RENDER_WIDTH}x{MAX_RENDER_HEIGHT})."
+            messages.RENDER_SIZE_OUT_OF_RANGE.format(
+                width=width, height=height, max_width=MAX_RENDER_WIDTH, max_height=MAX_RENDER_HEIGHT
+            )
         )
     timeout_s = RENDER_TIMEOUT_S if timeout_s is None else timeout_s
     return _outside_event_loop(lambda: _render(html, width, height, timeout_s))
@@ -238,10 +239,7 @@ def _render_fenced(html: str, width: int, height: int, timeout_s: float, page_st
                 page.set_content(html, wait_until="load", timeout=timeout_ms)
                 png = page.screenshot(type="png", animations="disabled", caret="hide", timeout=timeout_ms)
             except PlaywrightError as error:
-                raise RenderError(
-                    f"The page did not finish rendering within {timeout_s:g} s "
-                    "(it may run an endless script)."
-                ) from error
+                raise RenderError(messages.RENDER_TIMED_OUT.format(timeout_s=timeout_s)) from error
         finally:
             # A browser the watchdog killed can't close its context; the render's outcome is already known.
             with contextlib.suppress(PlaywrightError):
@@ -305,9 +303,9 @@ class _Watchdog:
             self.peak = max(self.peak, used)
             if used > self.cap:
                 self.over_memory = True
-                self.killed_for = f"The page used more than {self.cap // 2**20} MB of memory and was stopped."
+                self.killed_for = messages.PAGE_USED_TOO_MUCH_MEMORY.format(megabytes=self.cap // 2**20)
             elif self.deadline is not None and time.monotonic() > self.deadline:
-                self.killed_for = "The page took too long to render and was stopped."
+                self.killed_for = messages.PAGE_TOOK_TOO_LONG
             if self.killed_for:
                 for process in browser:
                     with contextlib.suppress(psutil.Error):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from pipelines.errors import InputError
+from pipelines.errors import InputError, messages
 
 # Images over this many pixels are refused from their header, before any decoding. Pillow's own guard only
 # refuses at twice its limit, so the check here is ours and exact. 50 MP covers every camera photo in common
@@ -55,7 +55,7 @@ def open_sized_image(source, *, what: str = "image", max_side: int | None = None
     """`open_image`, with the upload's own size beside the decoded copy (which may be smaller). A `SizedImage`
     (already opened) is returned as it is."""
     if source is None:
-        raise InputError(f"Please provide {_with_article(what)}.")
+        raise InputError(messages.PLEASE_PROVIDE.format(what_with_article=_with_article(what)))
     if isinstance(source, SizedImage):
         return source
     if isinstance(source, Image.Image):
@@ -63,7 +63,7 @@ def open_sized_image(source, *, what: str = "image", max_side: int | None = None
     else:
         image, original_size = _decode(source, what, max_side)
     if image.width == 0 or image.height == 0:
-        raise InputError(f"The {what} has no pixels.")
+        raise InputError(messages.IMAGE_HAS_NO_PIXELS.format(what=what))
     # Broken EXIF must not block an otherwise good image.
     with contextlib.suppress(Exception):
         image = ImageOps.exif_transpose(image)
@@ -78,12 +78,13 @@ def _decode(source, what: str, max_side: int | None) -> tuple[Image.Image, tuple
     """The decoded image, and the file's size as shown (a quarter-turn EXIF orientation swaps it)."""
     path = Path(source)
     if not path.exists():
-        raise InputError(f"The {what} file could not be found. Please upload it again.")
+        raise InputError(messages.IMAGE_FILE_NOT_FOUND.format(what=what))
     if path.stat().st_size == 0:
-        raise InputError(f"The {what} file is empty.")
+        raise InputError(messages.IMAGE_FILE_EMPTY.format(what=what))
     too_large = InputError(
-        f"The {what} is too large to process safely: at most {MAX_DECODE_PIXELS / 1e6:g} megapixels "
-        f"(for example {_example_size(MAX_DECODE_PIXELS)}) can be used. Please resize it and try again."
+        messages.IMAGE_TOO_LARGE.format(
+            what=what, megapixels=MAX_DECODE_PIXELS / 1e6, size=_example_size(MAX_DECODE_PIXELS)
+        )
     )
     try:
         image = Image.open(path)
@@ -103,18 +104,19 @@ def _decode(source, what: str, max_side: int | None) -> tuple[Image.Image, tuple
     except Image.DecompressionBombError as error:  # Pillow's own guard, should the limit be set above it
         raise too_large from error
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise InputError(
-            f"That file is not a readable {what} (expected PNG, JPEG, WebP, GIF or BMP)."
-        ) from error
+        raise InputError(messages.NOT_A_READABLE_IMAGE.format(what=what)) from error
     return image, original_size
 
 
 def _too_large_to_decode_whole(what: str, image_format: str | None) -> InputError:
     kind = f"A {image_format} {what}" if image_format else f"This {what}"
     return InputError(
-        f"The {what} is too large to process safely: {kind} is decoded whole, so at most "
-        f"{MAX_WHOLE_DECODE_PIXELS / 1e6:g} megapixels (for example {_example_size(MAX_WHOLE_DECODE_PIXELS)}) "
-        "can be used. Please resize it and try again."
+        messages.IMAGE_TOO_LARGE_TO_DECODE_WHOLE.format(
+            what=what,
+            kind=kind,
+            megapixels=MAX_WHOLE_DECODE_PIXELS / 1e6,
+            size=_example_size(MAX_WHOLE_DECODE_PIXELS),
+        )
     )
 
 

@@ -30,7 +30,7 @@ from typing import NamedTuple
 
 import av
 
-from pipelines.errors import InputError
+from pipelines.errors import InputError, messages
 from pipelines.media.video_decode import (
     FRAME_LIMIT_TEXT,
     MAX_FRAME_PIXELS,
@@ -111,24 +111,28 @@ def _check_num_frames(num_frames) -> int:
         count = operator.index(num_frames)
     except TypeError:
         raise InputError(
-            f"The number of frames must be a whole number from {MIN_NUM_FRAMES} to {MAX_NUM_FRAMES}."
+            messages.FRAME_COUNT_NOT_A_WHOLE_NUMBER.format(minimum=MIN_NUM_FRAMES, maximum=MAX_NUM_FRAMES)
         ) from None
     if not MIN_NUM_FRAMES <= count <= MAX_NUM_FRAMES:
-        raise InputError(f"Choose between {MIN_NUM_FRAMES} and {MAX_NUM_FRAMES} frames (got {count}).")
+        raise InputError(
+            messages.FRAME_COUNT_OUT_OF_RANGE.format(
+                minimum=MIN_NUM_FRAMES, maximum=MAX_NUM_FRAMES, count=count
+            )
+        )
     return count
 
 
 def check_path(path) -> Path:
     if path is None or (isinstance(path, str) and not path.strip()):
-        raise InputError("Please upload a video.")
+        raise InputError(messages.UPLOAD_A_VIDEO)
     try:
         file_path = Path(path)
     except TypeError:
-        raise InputError("Unsupported video input: expected an uploaded file.") from None
+        raise InputError(messages.UNSUPPORTED_VIDEO_INPUT) from None
     if not file_path.is_file():
-        raise InputError("The video file could not be found. Please upload it again.")
+        raise InputError(messages.VIDEO_FILE_NOT_FOUND)
     if file_path.stat().st_size == 0:
-        raise InputError("The video file is empty.")
+        raise InputError(messages.VIDEO_FILE_EMPTY)
     return file_path
 
 
@@ -147,7 +151,7 @@ def open_video(path) -> Iterator:
         )
     except (av.error.FFmpegError, OSError, ValueError) as error:
         raise InputError(
-            f"That file is not a readable video (expected {SUPPORTED_FORMATS_TEXT}). It may be corrupt."
+            messages.NOT_A_READABLE_VIDEO_MAYBE_CORRUPT.format(formats=SUPPORTED_FORMATS_TEXT)
         ) from error
     try:
         _check_format(container.format.name)
@@ -159,10 +163,10 @@ def open_video(path) -> Iterator:
 def _check_format(format_name: str) -> None:
     if format_name == "image2" or format_name.endswith("_pipe"):
         # FFmpeg opens PNG, JPEG, WebP... as one-frame "videos" through these demuxers.
-        raise InputError("That file is an image, not a video. Please upload a video clip.")
+        raise InputError(messages.IMAGE_NOT_VIDEO)
     # FFmpeg also reads text (as ANSI art), playlists and raw streams as video; only real containers count.
     if not VIDEO_CONTAINER_FORMATS.intersection(format_name.split(",")):
-        raise InputError(f"That file is not a readable video (expected {SUPPORTED_FORMATS_TEXT}).")
+        raise InputError(messages.NOT_A_READABLE_VIDEO.format(formats=SUPPORTED_FORMATS_TEXT))
 
 
 def _video_stream(container):
@@ -170,7 +174,7 @@ def _video_stream(container):
         # Cover art in audio files is a "video" stream holding one picture.
         if not stream.disposition & av.stream.Disposition.attached_pic:
             return stream
-    raise InputError("That file has no video track. Please upload a video clip.")
+    raise InputError(messages.VIDEO_HAS_NO_VIDEO_TRACK)
 
 
 def _check_header_frame_size(stream) -> None:
@@ -178,8 +182,9 @@ def _check_header_frame_size(stream) -> None:
     if not width or not height:
         # Opening probes the first frame under max_pixels: a frame too large to probe leaves the size unknown.
         raise InputError(
-            f"The video's frame size could not be read, or its frames are larger than {FRAME_LIMIT_TEXT}. "
-            f"Please convert it to {SUPPORTED_FORMATS_TEXT} at a smaller size."
+            messages.VIDEO_FRAME_SIZE_UNREADABLE.format(
+                frame_limit=FRAME_LIMIT_TEXT, formats=SUPPORTED_FORMATS_TEXT
+            )
         )
     check_frame_size(width, height)
     # Decoding later keeps the same bound, should a frame be larger than the header said.
@@ -199,7 +204,7 @@ def _video_end_seconds(container, stream, origin: float, keyframes: KeyframeInde
     else:
         video_end = header_end_seconds(container, stream, origin)
     if not video_end > 0:
-        raise InputError("The video has no frames (its length is zero).")
+        raise InputError(messages.VIDEO_HAS_NO_FRAMES)
     return video_end
 
 
@@ -223,7 +228,7 @@ def _scan_end_seconds(container, stream, origin: float, *, from_timestamp: int |
                 latest.append((packet.pts, packet.duration or 0))
         container.seek(stream.start_time or 0, stream=stream, backward=True)
     except av.error.FFmpegError as error:
-        raise InputError("The video could not be read; it may be corrupt.") from error
+        raise InputError(messages.VIDEO_UNREADABLE) from error
     if not latest:
         return 0.0
     ordered = sorted(latest)
@@ -240,15 +245,16 @@ def resolve_range(start, end, video_end: float) -> tuple[float, float]:
     range_start = 0.0 if start is None else _seconds(start, "start")
     range_end = video_end if end is None else _seconds(end, "end")
     if range_start < 0:
-        raise InputError("The start time can't be negative.")
+        raise InputError(messages.START_TIME_NEGATIVE)
     if range_start >= video_end:
         raise InputError(
-            f"The start time ({format_timestamp(range_start)}) is at or past the end of the video "
-            f"({describe_length(video_end)} long)."
+            messages.START_TIME_PAST_THE_END.format(
+                start=format_timestamp(range_start), length=describe_length(video_end)
+            )
         )
     range_end = min(range_end, video_end)
     if range_end <= range_start:
-        raise InputError("The end time must be after the start time.")
+        raise InputError(messages.END_TIME_NOT_AFTER_START)
     return range_start, range_end
 
 
@@ -258,9 +264,9 @@ def _seconds(value, name: str) -> float:
             raise TypeError
         seconds = float(value)
     except (TypeError, ValueError):
-        raise InputError(f"The {name} time must be a number of seconds.") from None
+        raise InputError(messages.TIME_MUST_BE_SECONDS.format(which=name)) from None
     if not math.isfinite(seconds):
-        raise InputError(f"The {name} time must be a finite number of seconds.")
+        raise InputError(messages.TIME_MUST_BE_FINITE_SECONDS.format(which=name))
     return seconds
 
 

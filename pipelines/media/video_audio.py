@@ -5,7 +5,7 @@ from __future__ import annotations
 import av
 import numpy as np
 
-from pipelines.errors import InputError
+from pipelines.errors import InputError, messages
 from pipelines.media.audio import check_audio_layout, max_audio_seconds
 from pipelines.media.video import (
     describe_length,
@@ -25,7 +25,7 @@ def extract_audio_track(path, start: float | None = None, end: float | None = No
     """
     with open_video(path) as container:
         if not container.streams.audio:
-            raise InputError("This video has no audio track, so only its frames can be asked about.")
+            raise InputError(messages.VIDEO_HAS_NO_AUDIO_TRACK)
         stream = container.streams.audio[0]
         check_audio_layout(stream.channels, stream.sample_rate or 0, what="video's audio track")
         origin = origin_seconds(container)
@@ -33,12 +33,13 @@ def extract_audio_track(path, start: float | None = None, end: float | None = No
         limit = max_audio_seconds()
         if range_end - range_start > limit:
             raise InputError(
-                f"The audio of the chosen span is {describe_length(range_end - range_start)} long; "
-                f"at most {describe_length(limit)} can be included. Choose a shorter time range."
+                messages.VIDEO_AUDIO_SPAN_TOO_LONG.format(
+                    length=describe_length(range_end - range_start), limit=describe_length(limit)
+                )
             )
         signal = _decode_audio(container, stream, origin, range_start, range_end)
     if signal.size == 0:
-        raise InputError("The video's audio track has no sound in the chosen time range.")
+        raise InputError(messages.VIDEO_AUDIO_SILENT_IN_RANGE)
     return signal
 
 
@@ -47,7 +48,7 @@ def _decode_audio(container, stream, origin: float, range_start: float, range_en
         try:
             container.seek(int((range_start + origin) / stream.time_base), stream=stream, backward=True)
         except av.error.FFmpegError as error:
-            raise InputError("The video's audio track could not be read; it may be corrupt.") from error
+            raise InputError(messages.VIDEO_AUDIO_UNREADABLE) from error
     # Channels are averaged afterwards: FFmpeg's own downmix adds them, which can clip.
     resampler = av.AudioResampler(format="fltp", rate=AUDIO_SAMPLE_RATE)
     chunks: list[np.ndarray] = []
@@ -64,7 +65,7 @@ def _decode_audio(container, stream, origin: float, range_start: float, range_en
             chunks.extend(resampled.to_ndarray().mean(axis=0) for resampled in resampler.resample(frame))
         chunks.extend(resampled.to_ndarray().mean(axis=0) for resampled in resampler.resample(None))
     except av.error.FFmpegError as error:
-        raise InputError("The video's audio track could not be decoded; it may be corrupt.") from error
+        raise InputError(messages.VIDEO_AUDIO_UNDECODABLE) from error
     if first_time is None or not chunks:
         return np.zeros(0, dtype=np.float32)
     signal = np.concatenate(chunks)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import av
 from PIL import Image
 
-from pipelines.errors import InputError
+from pipelines.errors import InputError, messages
 
 SUPPORTED_FORMATS_TEXT = "MP4, WebM, MOV or MKV"
 # Without a seek index, a seek is only worth it past a typical keyframe interval (streaming encoders use 2-10 s).
@@ -63,8 +63,7 @@ def check_frame_size(width: int, height: int) -> None:
     """Refuse frames over `MAX_FRAME_PIXELS` (called with the header's size, and with each decoded frame's)."""
     if width * height > MAX_FRAME_PIXELS:
         raise InputError(
-            f"The video's frames are {width:,} x {height:,} pixels; frames up to {FRAME_LIMIT_TEXT} "
-            "can be read. Please convert it to a smaller size."
+            messages.VIDEO_FRAMES_TOO_LARGE.format(width=width, height=height, frame_limit=FRAME_LIMIT_TEXT)
         )
 
 
@@ -124,7 +123,7 @@ class FrameReader:
         try:
             self._container.seek(raw_timestamp, stream=self._stream, backward=True, any_frame=False)
         except av.error.FFmpegError as error:
-            raise InputError("The video could not be read; it may be corrupt.") from error
+            raise InputError(messages.VIDEO_UNREADABLE) from error
         self._packets = None
         self._decoded.clear()
         self._pending = None
@@ -157,10 +156,7 @@ class FrameReader:
         frame = self._decoded.popleft()
         check_frame_size(frame.width, frame.height)  # a stream may change size after its header
         if frame.time is None:
-            raise InputError(
-                "The video's frames carry no timestamps (a raw stream?). "
-                f"Please save it as {SUPPORTED_FORMATS_TEXT} and try again."
-            )
+            raise InputError(messages.VIDEO_FRAMES_HAVE_NO_TIMESTAMPS.format(formats=SUPPORTED_FORMATS_TEXT))
         self.position = frame.time - self._origin
         self.decoded_any = True
         return self.position, frame
@@ -196,12 +192,9 @@ def decode_samples(
         reader.take()
         frames.append(Frame(timestamp, display_image(frame, stream, max_pixels)))
     if not frames and reader.decoded_any:
-        raise InputError(
-            f"No frame of the video starts between {range_start:.2f} s and {range_end:.2f} s. "
-            "Choose a longer time range."
-        )
+        raise InputError(messages.NO_FRAME_IN_TIME_RANGE.format(range_start=range_start, range_end=range_end))
     if not frames:
-        raise InputError("No frames could be decoded from the video; it may be corrupt.")
+        raise InputError(messages.NO_FRAMES_DECODED)
     return frames
 
 

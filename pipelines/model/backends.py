@@ -11,9 +11,9 @@ from __future__ import annotations
 import importlib.util
 from typing import Protocol
 
-from pipelines.errors import InputError
+from pipelines.errors import InputError, messages
 from pipelines.model.contract import ChatModel, ProgressCallback
-from pipelines.model.variants import BITSANDBYTES_MISSING, QUANTIZATIONS, VARIANTS
+from pipelines.model.variants import QUANTIZATIONS, VARIANTS
 
 __all__ = [
     "BACKENDS",
@@ -59,7 +59,7 @@ def make_backend(kind: str, *, base_url: str | None = None, api_key: str | None 
         from pipelines.model.remote.openai_backend import OpenAIBackend
 
         return OpenAIBackend(base_url or "", api_key)
-    raise InputError(f"Unknown backend {kind!r}. Choose one of: {', '.join(BACKENDS)}.")
+    raise InputError(messages.UNKNOWN_BACKEND.format(kind=kind, choices=", ".join(BACKENDS)))
 
 
 def unavailable_quantizations() -> dict[str, str]:
@@ -68,5 +68,5 @@ def unavailable_quantizations() -> dict[str, str]:
     The selector shows the reasons before anything loads, and a request for one is refused with them.
     """
     if importlib.util.find_spec("bitsandbytes") is None:
-        return {"4bit": BITSANDBYTES_MISSING, "8bit": BITSANDBYTES_MISSING}
+        return {"4bit": messages.BITSANDBYTES_MISSING, "8bit": messages.BITSANDBYTES_MISSING}
     return {}

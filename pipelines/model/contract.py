@@ -33,6 +33,7 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 
 from pipelines.errors import CapabilityError, InputError
+from pipelines.errors import messages as error_messages
 from pipelines.model.format.prompt import clean_messages, text_length, without_control_tokens
 from pipelines.model.format.tool_stream import parse_tool_calls, split_tool_calls
 
@@ -151,7 +152,7 @@ class GenerationOptions:
         if settings is None:
             settings = GenerationSettings()
         if not isinstance(settings, GenerationSettings):
-            raise InputError("A request's settings must be a GenerationSettings (pipelines.settings).")
+            raise InputError(error_messages.SETTINGS_MUST_BE_GENERATION_SETTINGS)
         return cls(settings.generation(), _checked_sampling(sampling or {}), _checked_tools(tools))
 
 
@@ -163,11 +164,11 @@ def _checked_sampling(sampling: dict) -> dict:
         if key in SAMPLING_LIMITS:
             low, high = SAMPLING_LIMITS[key]
             if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-                raise InputError(f"{key} must be a number from {low} to {high}.")
+                raise InputError(error_messages.OPTION_OUT_OF_RANGE.format(key=key, low=low, high=high))
         elif key in ("seed", "min_new_tokens"):
             value = checked_integer(key, value, 0, 2**31 - 1 if key == "seed" else MAX_NEW_TOKENS_LIMIT)
         else:
-            raise InputError(f"Unknown generation option {key!r}.")
+            raise InputError(error_messages.UNKNOWN_GENERATION_OPTION.format(key=key))
         checked[key] = value
     return checked
 
@@ -178,27 +179,27 @@ def _checked_tools(tools) -> tuple:
     if not isinstance(tools, list | tuple) or not all(
         isinstance(tool, dict) and isinstance(tool.get("function", {}).get("name"), str) for tool in tools
     ):
-        raise InputError("Tools must be function declarations with a name.")
+        raise InputError(error_messages.TOOLS_MUST_BE_DECLARATIONS)
     return tuple(tools)
 
 
 def check_messages(messages) -> list[dict]:
     """Refuse anything that isn't a list of chat messages of known roles and part types."""
     if not isinstance(messages, list | tuple) or not messages:
-        raise InputError("A request needs at least one message.")
+        raise InputError(error_messages.REQUEST_NEEDS_A_MESSAGE)
     for message in messages:
         if not isinstance(message, dict) or message.get("role") not in ROLES:
-            raise InputError("Every message needs a role: system, user, assistant or tool.")
+            raise InputError(error_messages.MESSAGE_NEEDS_A_ROLE)
         content = message.get("content", "")
         if isinstance(content, str):
             continue
         if not isinstance(content, list | tuple):
-            raise InputError("A message's content must be text or a list of parts.")
+            raise InputError(error_messages.MESSAGE_CONTENT_MUST_BE_TEXT_OR_PARTS)
         for part in content:
             if not isinstance(part, dict) or part.get("type") not in PART_TYPES:
-                raise InputError("A message part must be text, an image, audio or video frames.")
+                raise InputError(error_messages.MESSAGE_PART_TYPE_UNKNOWN)
             if part["type"] == "text" and not isinstance(part.get("text", ""), str):
-                raise InputError("A text part must hold text.")
+                raise InputError(error_messages.TEXT_PART_MUST_HOLD_TEXT)
     return list(messages)
 
 
@@ -215,9 +216,7 @@ def require_modality(model: ChatModel, modality: str) -> None:
     """Raise `CapabilityError` if `model` can't take `modality` ("image", "audio", "video")."""
     if modality not in model.modalities:
         raise CapabilityError(
-            f"{model.variant} can't take {modality} input. "
-            f"Switch to a variant that supports {modality} "
-            "(E2B and E4B take audio; every variant takes images)."
+            error_messages.VARIANT_CANT_TAKE_MODALITY.format(variant=model.variant, modality=modality)
         )
 
 
@@ -296,8 +295,7 @@ class ChatModel(ABC):
         characters = text_length(messages)
         if characters > max_input_characters():
             raise InputError(
-                f"This request has {characters:,} characters of text, more than the model can take "
-                f"({max_input_tokens():,} tokens). Shorten the message or clear the conversation."
+                error_messages.REQUEST_TEXT_TOO_LONG.format(characters=characters, limit=max_input_tokens())
             )
         return clean_messages(messages, self.extra_control_tokens), options
 

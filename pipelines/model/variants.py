@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipelines.errors import messages
 from pipelines.model.reference_configs import reference
 
 # Google's recommended sampling for every Gemma 4 instruction-tuned variant.
@@ -16,7 +17,6 @@ GB = 1_000_000_000
 
 # How a variant's weights can be loaded; `auto` picks one for the device (`pipelines.model.local.loader`).
 QUANTIZATIONS = ("auto", "4bit", "8bit", "bf16", "fp32")
-BITSANDBYTES_MISSING = "needs bitsandbytes, which is not installed here (pip install bitsandbytes on Linux), or choose bf16 or fp32"
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,7 @@ def get_variant(key: str) -> VariantSpec:
     try:
         return VARIANTS[key]
     except KeyError:
-        raise InputError(f"Unknown variant {key!r}. Choose one of: {', '.join(VARIANTS)}.") from None
+        raise InputError(messages.UNKNOWN_VARIANT.format(variant=key, choices=", ".join(VARIANTS))) from None
 
 
 def register_checkpoint(source: str) -> VariantSpec:
@@ -114,8 +114,7 @@ def register_checkpoint(source: str) -> VariantSpec:
     spec = checkpoint_spec(source)
     if spec is None:
         raise InputError(
-            f"Unknown variant {source!r}. Choose one of: {', '.join(VARIANTS)}, "
-            "or a folder or Hub id of a pre-quantized checkpoint."
+            messages.UNKNOWN_VARIANT_OR_CHECKPOINT.format(variant=source, choices=", ".join(VARIANTS))
         )
     VARIANTS[source] = spec
     return spec

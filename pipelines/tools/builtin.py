@@ -25,6 +25,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from pipelines.errors import messages
 from pipelines.model.contract import ToolCall, without_control_tokens
 from pipelines.tools.base import Tool, ToolContext, ToolError, ToolResult, declaration
 from pipelines.tools.calculator import CALCULATOR, tidy_number
@@ -36,7 +37,6 @@ MAX_TOOL_ARGUMENT_CHARS = 2_000
 MAX_TOOL_RESULT_CHARS = 4_000
 
 log = logging.getLogger(__name__)
-TOOL_FAILED = "{name} could not run with these arguments. Try other arguments, or answer without the tool."
 
 # --- current_datetime ------------------------------------------------------------------------------
 
@@ -51,9 +51,7 @@ def current_datetime(timezone: str | None = None, *, context: ToolContext) -> di
             raise ZoneInfoNotFoundError(name)
         zone = ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):
-        raise ToolError(
-            f"Unknown time zone '{name}'. Use an IANA name such as 'Europe/Paris' or 'America/New_York'."
-        ) from None
+        raise ToolError(messages.UNKNOWN_TIME_ZONE.format(name=name)) from None
     now = context.now().astimezone(zone)
     offset = now.strftime("%z")
     return {
@@ -85,21 +83,19 @@ ZOOM_MIN_BOX = 5  # in 0-1000 units: smaller boxes are degenerate
 
 def zoom_image(box: list, image_index: int | None = None, *, context: ToolContext) -> tuple[dict, Any]:
     if not context.images:
-        raise ToolError("No image is attached to this conversation, so there is nothing to zoom into.")
+        raise ToolError(messages.NO_IMAGE_TO_ZOOM_INTO)
     count = len(context.images)
     if image_index is None:
         image_index = count
     if not 1 <= image_index <= count:
-        raise ToolError(f"image_index must be between 1 and {count} (the attached images, in order).")
+        raise ToolError(messages.IMAGE_INDEX_OUT_OF_RANGE.format(count=count))
     if len(box) != 4:
-        raise ToolError("box must be four numbers: [ymin, xmin, ymax, xmax], each 0-1000.")
+        raise ToolError(messages.BOX_MUST_BE_FOUR_NUMBERS)
     ymin, xmin, ymax, xmax = (float(v) for v in box)
     if not all(0 <= v <= 1000 for v in (ymin, xmin, ymax, xmax)):
-        raise ToolError("box coordinates must be between 0 and 1000 ([ymin, xmin, ymax, xmax]).")
+        raise ToolError(messages.BOX_COORDINATES_OUT_OF_RANGE)
     if ymax - ymin < ZOOM_MIN_BOX or xmax - xmin < ZOOM_MIN_BOX:
-        raise ToolError(
-            f"The box is empty or too small (ymin < ymax and xmin < xmax, each side at least {ZOOM_MIN_BOX}/1000)."
-        )
+        raise ToolError(messages.BOX_EMPTY_OR_TOO_SMALL.format(minimum=ZOOM_MIN_BOX))
     image = context.images[image_index - 1]
     width, height = image.size
     left, right = round(xmin / 1000 * width), round(xmax / 1000 * width)
@@ -181,17 +177,19 @@ _JSON_TYPES = {
 def _check_arguments(tool: Tool, arguments: Any) -> dict:
     """Validate (and lightly coerce) arguments against the declaration; raise ToolError with the reason."""
     if not isinstance(arguments, Mapping):
-        raise ToolError("arguments must be an object of named values.")
+        raise ToolError(messages.TOOL_ARGUMENTS_MUST_BE_AN_OBJECT)
     parameters = tool.declaration["function"]["parameters"]
     properties = parameters.get("properties", {})
     unknown = sorted(set(arguments) - set(properties))
     if unknown:
         raise ToolError(
-            f"unknown argument(s) {', '.join(map(repr, unknown))}; expected {', '.join(properties)}."
+            messages.UNKNOWN_TOOL_ARGUMENTS.format(
+                unknown=", ".join(map(repr, unknown)), expected=", ".join(properties)
+            )
         )
     missing = [key for key in parameters.get("required", ()) if key not in arguments]
     if missing:
-        raise ToolError(f"missing required argument(s) {', '.join(map(repr, missing))}.")
+        raise ToolError(messages.MISSING_TOOL_ARGUMENTS.format(missing=", ".join(map(repr, missing))))
     checked: dict = {}
     for key, value in arguments.items():
         schema = properties[key]
@@ -208,9 +206,17 @@ def _check_arguments(tool: Tool, arguments: Any) -> dict:
             valid = all(_matches(item, schema["items"].get("type")) for item in value)
             expected = f"array of {schema['items'].get('type')}"
         if not valid:
-            raise ToolError(f"argument '{key}' must be of type {expected}, not {_type_name(value)}.")
+            raise ToolError(
+                messages.TOOL_ARGUMENT_OF_WRONG_TYPE.format(
+                    key=key, expected=expected, actual=_type_name(value)
+                )
+            )
         if isinstance(schema.get("enum"), list) and value not in schema["enum"]:
-            raise ToolError(f"argument '{key}' must be one of {', '.join(map(repr, schema['enum']))}.")
+            raise ToolError(
+                messages.TOOL_ARGUMENT_NOT_ONE_OF.format(
+                    key=key, choices=", ".join(map(repr, schema["enum"]))
+                )
+            )
         checked[key] = value
     return checked
 
@@ -259,7 +265,7 @@ def run_tool(
         )
     try:
         if _json_length(call.arguments) > MAX_TOOL_ARGUMENT_CHARS:
-            raise ToolError(f"the arguments are too long (at most {MAX_TOOL_ARGUMENT_CHARS:,} characters).")
+            raise ToolError(messages.TOOL_ARGUMENTS_TOO_LONG.format(limit=MAX_TOOL_ARGUMENT_CHARS))
         arguments = _check_arguments(tool, call.arguments)
     except ToolError as error:
         return ToolResult(call.name, {"error": f"Bad arguments for {call.name}: {error}"}, ok=False)
@@ -270,7 +276,7 @@ def run_tool(
     except Exception as error:  # a tool bug must not take the chat down
         # The exception's text may quote server paths or the arguments: neither the reply nor the log gets it.
         log.error("tool %s failed: %s (message withheld)", call.name, type(error).__name__)
-        return ToolResult(call.name, {"error": TOOL_FAILED.format(name=call.name)}, ok=False)
+        return ToolResult(call.name, {"error": messages.TOOL_FAILED.format(name=call.name)}, ok=False)
     response, image = outcome if isinstance(outcome, tuple) else (outcome, None)
     response = _without_control_tokens(dict(response))
     if _json_length(response) > MAX_TOOL_RESULT_CHARS:

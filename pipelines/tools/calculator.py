@@ -8,6 +8,7 @@ import operator
 from collections.abc import Callable
 from typing import Any
 
+from pipelines.errors import messages
 from pipelines.tools.base import Tool, ToolError, declaration
 
 # --- calculator ------------------------------------------------------------------------------------
@@ -18,7 +19,6 @@ MAX_FACTORIAL = 500
 # round(x, -n) on a whole number computes 10**n first: round(1, -10**8) took minutes. Results never have more
 # than about 1,240 digits (MAX_INT_BITS), so more digits than that change nothing.
 MAX_ROUND_DIGITS = 1300
-TOO_LARGE = "The result is too large (more than about 1200 digits)."
 
 _BINARY = {
     ast.Add: operator.add,
@@ -35,15 +35,15 @@ _CONSTANTS = {"pi": math.pi, "e": math.e, "tau": math.tau}
 
 def _factorial(n: float) -> int:
     if n != int(n) or n < 0:
-        raise ToolError("factorial needs a whole number ≥ 0.")
+        raise ToolError(messages.FACTORIAL_NEEDS_A_WHOLE_NUMBER)
     if n > MAX_FACTORIAL:
-        raise ToolError(f"factorial is limited to n ≤ {MAX_FACTORIAL}.")
+        raise ToolError(messages.FACTORIAL_TOO_LARGE.format(limit=MAX_FACTORIAL))
     return math.factorial(int(n))
 
 
 def _round(x: Any, ndigits: Any = None) -> Any:
     if ndigits is not None and isinstance(ndigits, int) and abs(ndigits) > MAX_ROUND_DIGITS:
-        raise ToolError(f"round's digits must be between -{MAX_ROUND_DIGITS} and {MAX_ROUND_DIGITS}.")
+        raise ToolError(messages.ROUND_DIGITS_OUT_OF_RANGE.format(limit=MAX_ROUND_DIGITS))
     return round(x) if ndigits is None else round(x, ndigits)
 
 
@@ -85,9 +85,9 @@ _FUNCTIONS: dict[str, Callable[..., Any]] = {
 
 def _check_size(value: Any) -> Any:
     if isinstance(value, complex):
-        raise ToolError("The result is a complex number, which the calculator does not support.")
+        raise ToolError(messages.RESULT_IS_COMPLEX)
     if isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
-        raise ToolError(TOO_LARGE)
+        raise ToolError(messages.RESULT_HAS_TOO_MANY_DIGITS)
     return value
 
 
@@ -95,7 +95,7 @@ def _power(base: Any, exponent: Any) -> Any:
     # Checked before computing: 10 ** 10 ** 9 would take minutes.
     whole = isinstance(base, int) and isinstance(exponent, int)
     if whole and exponent > 0 and abs(base) > 1 and exponent * math.log2(abs(base)) > MAX_INT_BITS:
-        raise ToolError(TOO_LARGE)
+        raise ToolError(messages.RESULT_HAS_TOO_MANY_DIGITS)
     return base**exponent
 
 
@@ -107,7 +107,7 @@ def _evaluate(node: ast.AST) -> Any:
     if isinstance(node, ast.Name):
         if node.id in _CONSTANTS:
             return _CONSTANTS[node.id]
-        raise ToolError(f"Unknown name '{node.id}'. Known constants: {', '.join(_CONSTANTS)}.")
+        raise ToolError(messages.UNKNOWN_CONSTANT.format(name=node.id, choices=", ".join(_CONSTANTS)))
     if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
         return _check_size(_UNARY[type(node.op)](_evaluate(node.operand)))
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
@@ -120,18 +120,18 @@ def _evaluate(node: ast.AST) -> Any:
             and whole
             and left.bit_length() + right.bit_length() > MAX_INT_BITS + 1
         ):
-            raise ToolError(TOO_LARGE)
+            raise ToolError(messages.RESULT_HAS_TOO_MANY_DIGITS)
         return _check_size(_BINARY[type(node.op)](left, right))
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.keywords:
         function = _FUNCTIONS.get(node.func.id)
         if function is None:
-            raise ToolError(f"Unknown function '{node.func.id}'. Known functions: {', '.join(_FUNCTIONS)}.")
+            raise ToolError(
+                messages.UNKNOWN_FUNCTION.format(name=node.func.id, choices=", ".join(_FUNCTIONS))
+            )
         return _check_size(function(*[_evaluate(arg) for arg in node.args]))
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitXor):
-        raise ToolError("Use ** for powers ('^' is not supported).")
-    raise ToolError(
-        f"Unsupported syntax: {ast.unparse(node)}. Only numbers, arithmetic and math functions work."
-    )
+        raise ToolError(messages.USE_DOUBLE_STAR_FOR_POWERS)
+    raise ToolError(messages.UNSUPPORTED_SYNTAX.format(syntax=ast.unparse(node)))
 
 
 def tidy_number(value: Any) -> int | float:
@@ -145,29 +145,26 @@ def tidy_number(value: Any) -> int | float:
 def calculator(expression: str) -> dict:
     text = expression.strip()
     if not text:
-        raise ToolError("The expression is empty.")
+        raise ToolError(messages.EXPRESSION_EMPTY)
     if len(text) > MAX_EXPRESSION_LENGTH:
-        raise ToolError(f"The expression is too long (at most {MAX_EXPRESSION_LENGTH} characters).")
+        raise ToolError(messages.EXPRESSION_TOO_LONG.format(limit=MAX_EXPRESSION_LENGTH))
     normalized = text.replace("^", "**").replace("×", "*").replace("÷", "/").replace("−", "-")
     try:
         tree = ast.parse(normalized, mode="eval")
     except SyntaxError:
-        raise ToolError(f"'{text}' is not a valid arithmetic expression.") from None
+        raise ToolError(messages.NOT_AN_ARITHMETIC_EXPRESSION.format(text=text)) from None
     try:
         value = _evaluate(tree)
     except ZeroDivisionError:
-        raise ToolError("Division by zero.") from None
+        raise ToolError(messages.DIVISION_BY_ZERO) from None
     except OverflowError:
-        raise ToolError("The result is too large.") from None
+        raise ToolError(messages.RESULT_TOO_LARGE) from None
     except (ValueError, TypeError):
-        raise ToolError(
-            "A function got a value it can't take (for example, the square root or logarithm of a negative "
-            "number, or the wrong number of arguments)."
-        ) from None
+        raise ToolError(messages.FUNCTION_CANT_TAKE_VALUE) from None
     except RecursionError:
-        raise ToolError("The expression is nested too deeply.") from None
+        raise ToolError(messages.EXPRESSION_NESTED_TOO_DEEPLY) from None
     if isinstance(value, float) and not math.isfinite(value):
-        raise ToolError("The result is not a finite number.")
+        raise ToolError(messages.RESULT_NOT_FINITE)
     return {"expression": text, "result": tidy_number(value)}
 
 

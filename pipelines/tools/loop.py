@@ -48,6 +48,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from pipelines.errors import messages as error_messages
 from pipelines.model.contract import ToolCall
 from pipelines.settings import GenerationSettings
 from pipelines.tools.base import Tool, ToolContext, ToolResult
@@ -179,10 +180,10 @@ def _bounded_run(
 ) -> ToolResult:
     """`run_tool`, or an error result when the reply's calls or the request's images are used up."""
     if index >= MAX_CALLS_PER_STEP:
-        message = f"Not run: one reply may make at most {MAX_CALLS_PER_STEP} tool calls."
+        message = error_messages.TOO_MANY_TOOL_CALLS_IN_ONE_REPLY.format(limit=MAX_CALLS_PER_STEP)
         return ToolResult(call.name, {"error": message}, ok=False)
     result = run_tool(call, context, registry, limits)
     if result.image is not None and images >= MAX_IMAGES_PER_REQUEST:
-        message = f"Not shown: at most {MAX_IMAGES_PER_REQUEST} tool images are kept per request."
+        message = error_messages.TOO_MANY_TOOL_IMAGES.format(limit=MAX_IMAGES_PER_REQUEST)
         return ToolResult(call.name, {"error": message}, ok=False)
     return result

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from pipelines.errors import messages
 from pipelines.tools.base import Tool, ToolError, declaration
 
 # --- convert_units ---------------------------------------------------------------------------------
@@ -182,7 +183,7 @@ def _unit(name: str) -> str:
         for unit, (dimension, _) in _UNITS.items():
             dimensions.setdefault(dimension, []).append(unit)
         known = "; ".join(f"{dimension}: {', '.join(units)}" for dimension, units in dimensions.items())
-        raise ToolError(f"Unknown unit '{name}'. Known units — {known}.")
+        raise ToolError(messages.UNKNOWN_UNIT.format(name=name, known=known))
     return key
 
 
@@ -196,17 +197,21 @@ def _from_kelvin(value: float, unit: str) -> float:
 
 def convert_units(value: float, from_unit: str, to_unit: str) -> dict:
     if not math.isfinite(value):
-        raise ToolError("The value must be a finite number.")
+        raise ToolError(messages.VALUE_MUST_BE_FINITE)
     source, target = _unit(from_unit), _unit(to_unit)
     (source_dimension, source_factor), (target_dimension, target_factor) = _UNITS[source], _UNITS[target]
     if source_dimension != target_dimension:
         raise ToolError(
-            f"Can't convert {source_dimension} ({source}) to {target_dimension} ({target}): "
-            "the units measure different things."
+            messages.UNITS_MEASURE_DIFFERENT_THINGS.format(
+                source_dimension=source_dimension,
+                source=source,
+                target_dimension=target_dimension,
+                target=target,
+            )
         )
     if source_dimension == "temperature":
         if value < _ABSOLUTE_ZERO[source] - 1e-9:
-            raise ToolError(f"{value} {source} is below absolute zero.")
+            raise ToolError(messages.BELOW_ABSOLUTE_ZERO.format(value=value, source=source))
         result = _from_kelvin(_to_kelvin(value, source), target)
     else:
         result = value * source_factor / target_factor

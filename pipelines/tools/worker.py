@@ -19,6 +19,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from pipelines.errors import messages
 from pipelines.tools.base import ToolError
 
 DEFAULT_TOOL_SECONDS = 10.0
@@ -46,10 +47,10 @@ def run_isolated(function: Callable[..., dict], arguments: dict, limits: ToolLim
     sender.close()
     try:
         if not receiver.poll(limits.seconds):
-            raise ToolError(f"The tool call took longer than {limits.seconds:g} s and was stopped.")
+            raise ToolError(messages.TOOL_CALL_TIMED_OUT.format(seconds=limits.seconds))
         answer = receiver.recv()
     except EOFError:
-        raise ToolError("The tool call stopped without an answer (it may have run out of memory).") from None
+        raise ToolError(messages.TOOL_CALL_STOPPED_WITHOUT_ANSWER) from None
     finally:
         if worker.is_alive():
             worker.kill()

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 
 from pipelines.errors import GenerationError, InputError
+from pipelines.errors import messages as error_messages
 from pipelines.model.contract import AUDIO_SAMPLE_RATE, Delta, GenerationOptions, Usage, max_input_tokens
 from pipelines.model.format.prompt import split_media
 from pipelines.model.format.reply_parser import ReplyParser
@@ -77,11 +78,7 @@ def prepare_inputs(loaded, messages: list[dict], options: GenerationOptions):
     limit = max_input_tokens()
     length = inputs["input_ids"].shape[1]
     if length > limit:
-        raise InputError(
-            f"This request is {length:,} tokens long; the limit is {limit:,}. "
-            "Use fewer or smaller images, a lower image budget, fewer frames, a shorter clip, "
-            "or clear the conversation."
-        )
+        raise InputError(error_messages.REQUEST_TOO_MANY_TOKENS.format(length=length, limit=limit))
     return _to_model(inputs, loaded)
 
 
@@ -265,16 +262,11 @@ def _explain_generation_failure(error: BaseException, loaded) -> Exception:
         from pipelines.model.local.accounting import free_memory
 
         free_memory()
-        return GenerationError(
-            f"{loaded.variant} ran out of memory while generating. Lower the image budget, "
-            "max new tokens or the number of frames, or choose a smaller variant or 4-bit quantization."
-        )
+        return GenerationError(error_messages.OUT_OF_MEMORY_WHILE_GENERATING.format(variant=loaded.variant))
     if isinstance(error, InputError | GenerationError):
         return error
     log.exception("generation failed", exc_info=error)
-    return GenerationError(
-        "Generation failed unexpectedly. Please try again; if it persists, reload the model."
-    )
+    return GenerationError(error_messages.GENERATION_FAILED_UNEXPECTEDLY)
 
 
 def _stop_token_ids(tokenizer, options: GenerationOptions) -> list[int]:

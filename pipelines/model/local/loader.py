@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipelines.errors import ModelLoadError
+from pipelines.errors import messages as error_messages
 from pipelines.model.contract import ChatModel, Delta, GenerationOptions, ProgressCallback, Usage
 from pipelines.model.local.accounting import free_memory, tensor_bytes_by_device
 from pipelines.model.local.generation import prepare_inputs, stream_local
-from pipelines.model.variants import BITSANDBYTES_MISSING, QUANTIZATIONS, VariantSpec, get_variant
+from pipelines.model.variants import QUANTIZATIONS, VariantSpec, get_variant
 
 log = logging.getLogger(__name__)
 
@@ -121,10 +122,7 @@ def pick_device(requested: str | None = None) -> str:
     if requested == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if requested.startswith("cuda") and not torch.cuda.is_available():
-        raise ModelLoadError(
-            "CUDA was requested but no CUDA GPU is available to PyTorch. "
-            "Run on a GPU machine, install a CUDA build of torch, or choose the CPU."
-        )
+        raise ModelLoadError(error_messages.CUDA_REQUESTED_BUT_UNAVAILABLE)
     return requested
 
 
@@ -136,7 +134,9 @@ def choose_quantization(quantization: str, device: str, variant: str) -> tuple[s
     """The quantization to load, and why `auto` chose it ("" when it was asked for by name)."""
     if quantization not in QUANTIZATIONS:
         raise ModelLoadError(
-            f"Unknown quantization {quantization!r}. Choose one of: {', '.join(QUANTIZATIONS)}."
+            error_messages.UNKNOWN_QUANTIZATION.format(
+                quantization=quantization, choices=", ".join(QUANTIZATIONS)
+            )
         )
     if quantization != "auto":
         return quantization, ""
@@ -194,8 +194,9 @@ def load_model(
         if spec.prequantized:
             if quantization not in ("auto", spec.prequantized):
                 raise ModelLoadError(
-                    f"{variant} is a pre-quantized {spec.prequantized} checkpoint; it can't be loaded as "
-                    f"{quantization}. Choose auto or {spec.prequantized}, or the base variant."
+                    error_messages.PREQUANTIZED_CHECKPOINT_MISMATCH.format(
+                        variant=variant, prequantized=spec.prequantized, quantization=quantization
+                    )
                 )
             resolved_quantization, reason = spec.prequantized, ""
         else:
@@ -298,7 +299,7 @@ def _load_from_folder(folder: str, quantization: str, device: str, *, meter=None
         except streaming_load.UnsupportedCheckpoint as error:
             if streaming_load.is_prequantized(folder):
                 raise ModelLoadError(
-                    f"{folder} is not a readable pre-quantized checkpoint: {error}"
+                    error_messages.NOT_A_READABLE_PREQUANTIZED_CHECKPOINT.format(folder=folder, error=error)
                 ) from error
             log.warning("layer-by-layer 4bit load not possible (%s); quantizing after a bf16 load", error)
     kwargs: dict[str, Any] = {}
@@ -330,7 +331,11 @@ def _bitsandbytes_config(quantization: str):
     try:
         import bitsandbytes  # noqa: F401
     except ImportError as error:
-        raise ModelLoadError(f"{quantization} quantization {BITSANDBYTES_MISSING}.") from error
+        raise ModelLoadError(
+            error_messages.QUANTIZATION_NEEDS_BITSANDBYTES.format(
+                quantization=quantization, reason=error_messages.BITSANDBYTES_MISSING
+            )
+        ) from error
     import torch
     from transformers import BitsAndBytesConfig
 
@@ -352,29 +357,20 @@ def explain_load_failure(error: BaseException, spec: VariantSpec, quantization: 
     name = spec.hub_id or spec.key
     text = f"{type(error).__name__}: {error}"
     if isinstance(error, hub_errors.GatedRepoError):
-        return ModelLoadError(
-            f"{name} is a gated model. Accept its licence on its Hugging Face page, then set HF_TOKEN "
-            "to a token of the account that accepted it, and try again."
-        )
+        return ModelLoadError(error_messages.GATED_MODEL.format(name=name))
     if isinstance(error, hub_errors.RepositoryNotFoundError):
-        return ModelLoadError(
-            f"{name} was not found on the Hugging Face Hub, or your token can't see it. Check HF_TOKEN."
-        )
+        return ModelLoadError(error_messages.MODEL_NOT_FOUND_ON_HUB.format(name=name))
     lowered = text.lower()
     if isinstance(error, MemoryError) or "out of memory" in lowered or "outofmemory" in lowered:
         return ModelLoadError(
-            f"Not enough memory to load {spec.key} ({quantization}). Choose a smaller variant "
-            "or 4-bit quantization, or free memory on the device."
+            error_messages.NOT_ENOUGH_MEMORY_TO_LOAD.format(variant=spec.key, quantization=quantization)
         )
     if "bitsandbytes" in lowered:
         return ModelLoadError(
-            f"{quantization} quantization failed in bitsandbytes ({error}). "
-            "Install a bitsandbytes build for your platform, or choose bf16 or fp32."
+            error_messages.BITSANDBYTES_FAILED.format(quantization=quantization, error=error)
         )
     if "cuda" in lowered and ("not available" in lowered or "no cuda" in lowered or "driver" in lowered):
-        return ModelLoadError(
-            f"CUDA is not usable here ({error}). Choose the CPU device or fix the CUDA install."
-        )
+        return ModelLoadError(error_messages.CUDA_NOT_USABLE.format(error=error))
     offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
     if (
         isinstance(error, hub_errors.LocalEntryNotFoundError | ConnectionError | TimeoutError)
@@ -388,8 +384,5 @@ def explain_load_failure(error: BaseException, spec: VariantSpec, quantization: 
             and not isinstance(error, MemoryError)
         )
     ):
-        return ModelLoadError(
-            f"Couldn't download {name}: no network, or offline mode is on (HF_HUB_OFFLINE). "
-            "Connect to the internet or pre-download the model, or choose the offline tiny variant."
-        )
-    return ModelLoadError(f"Loading {spec.key} failed: {error}")
+        return ModelLoadError(error_messages.COULD_NOT_DOWNLOAD.format(name=name))
+    return ModelLoadError(error_messages.LOADING_FAILED.format(variant=spec.key, error=error))

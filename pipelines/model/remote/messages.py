@@ -12,6 +12,7 @@ import io
 import json
 
 from pipelines.errors import InputError
+from pipelines.errors import messages as error_messages
 from pipelines.model.contract import AUDIO_SAMPLE_RATE
 
 
@@ -70,7 +71,7 @@ def to_openai_messages(messages: list[dict]) -> list[dict]:
 def _convert_message(message: dict) -> dict:
     role = message.get("role")
     if role not in ("system", "user", "assistant"):
-        raise InputError(f"A chat message has the role {role!r}; use system, user or assistant.")
+        raise InputError(error_messages.UNKNOWN_CHAT_ROLE.format(role=role))
     content = message.get("content")
     if isinstance(content, str):
         return {"role": role, "content": content}
@@ -94,17 +95,17 @@ def _convert_part(part: dict) -> list[dict]:
         # Pipelines send sampled frames; a "video" part holding frames goes as those images.
         frames = part.get("video")
         if not isinstance(frames, list | tuple):
-            raise InputError("Send a video as its sampled frames (a list of images).")
+            raise InputError(error_messages.SEND_VIDEO_AS_FRAMES)
         return [image_part(frame) for frame in frames]
     if kind == "audio":
         return [audio_part(part["audio"])]
-    raise InputError(f"A chat message has a {kind!r} part this app can't send.")
+    raise InputError(error_messages.UNSENDABLE_PART.format(kind=kind))
 
 
 def image_part(image) -> dict:
     """An OpenAI `image_url` part holding `image` (a PIL image) as a base64 PNG data URL."""
     if not hasattr(image, "save"):
-        raise InputError("An image in the conversation could not be read.")
+        raise InputError(error_messages.CONVERSATION_IMAGE_UNREADABLE)
     buffer = io.BytesIO()
     # PNG is lossless: screenshots and small text survive, and every server decodes it.
     image.convert("RGBA" if image.mode in ("RGBA", "LA", "P") else "RGB").save(buffer, format="PNG")
@@ -119,7 +120,7 @@ def audio_part(samples) -> dict:
 
     samples = np.asarray(samples, dtype=np.float32)
     if samples.ndim != 1 or samples.size == 0:
-        raise InputError("An audio clip in the conversation is empty or not mono.")
+        raise InputError(error_messages.CONVERSATION_AUDIO_EMPTY_OR_NOT_MONO)
     buffer = io.BytesIO()
     soundfile.write(buffer, samples, AUDIO_SAMPLE_RATE, format="WAV", subtype="PCM_16")
     encoded = base64.b64encode(buffer.getvalue()).decode("ascii")

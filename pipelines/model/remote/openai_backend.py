@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 from pipelines.errors import BackendError, InputError
+from pipelines.errors import messages as error_messages
 from pipelines.model.contract import ChatModel, Delta, GenerationOptions, ProgressCallback, Usage
 from pipelines.model.format.reply_parser import ReplyParser
 from pipelines.model.remote.messages import openai_messages
@@ -82,10 +83,7 @@ class OpenAIBackend:
         import openai
 
         if not base_url or not base_url.startswith(("http://", "https://")):
-            raise InputError(
-                f"The model server URL {shown_url(str(base_url))!r} is not an http(s) URL. "
-                "Pass --base-url http://host:port/v1 (or set OPENAI_BASE_URL)."
-            )
+            raise InputError(error_messages.MODEL_SERVER_URL_NOT_HTTP.format(url=shown_url(str(base_url))))
         self.base_url = base_url.rstrip("/")
         # What pages, logs and messages show: never the credentials a URL may carry.
         self.shown_url = shown_url(self.base_url)
@@ -131,10 +129,11 @@ class OpenAIBackend:
         if len(served) == 1:
             return served[0]
         if not served:
-            raise BackendError(f"The model server at {self.shown_url} reports no models at /v1/models.")
+            raise BackendError(error_messages.MODEL_SERVER_REPORTS_NO_MODELS.format(url=self.shown_url))
         raise BackendError(
-            f"The model server at {self.shown_url} doesn't serve {requested!r}. "
-            f"Pick one of: {', '.join(served)}."
+            error_messages.MODEL_SERVER_DOESNT_SERVE.format(
+                url=self.shown_url, requested=requested, choices=", ".join(served)
+            )
         )
 
     def model(self, name: str) -> OpenAIChatModel:
@@ -274,8 +273,9 @@ class OpenAIChatModel(ChatModel):
 
     def _late(self) -> BackendError:
         return BackendError(
-            f"The model server at {self.backend.shown_url} didn't finish the reply within "
-            f"{self.backend.timeout_s:.0f} s. It may be overloaded; try again, or ask for fewer new tokens."
+            error_messages.MODEL_SERVER_REPLY_TIMED_OUT.format(
+                url=self.backend.shown_url, timeout_s=self.backend.timeout_s
+            )
         )
 
 
@@ -309,23 +309,18 @@ def explain_backend_error(
 
     if isinstance(error, BackendError | InputError):
         return error
-    where = f"The model server at {backend.shown_url}"
+    where = error_messages.MODEL_SERVER_AT.format(url=backend.shown_url)
     if isinstance(error, openai.APITimeoutError):
         return BackendError(
-            f"{where} didn't answer within {backend.timeout_s:.0f} s. It may be overloaded or still "
-            "loading the model; try again in a moment, or ask for fewer new tokens."
+            error_messages.MODEL_SERVER_DIDNT_ANSWER_IN_TIME.format(server=where, timeout_s=backend.timeout_s)
         )
     if isinstance(error, openai.APIConnectionError) and mid_reply:
-        return BackendError(
-            f"{where} dropped the connection in the middle of the reply; it may have crashed or run out "
-            "of memory. Try again; if it persists, check the server's logs."
-        )
+        return BackendError(error_messages.MODEL_SERVER_DROPPED_CONNECTION.format(server=where))
     if isinstance(error, openai.APIConnectionError):
         cause = error.__cause__ or error.__context__
         reason = f" ({type(cause).__name__})" if cause is not None else ""
         return BackendError(
-            f"Can't reach the model server at {backend.shown_url}{reason}. Check that it is running and "
-            "that --base-url (or OPENAI_BASE_URL) points at it, e.g. http://127.0.0.1:8000/v1."
+            error_messages.CANT_REACH_MODEL_SERVER.format(url=backend.shown_url, reason=reason)
         )
     if isinstance(error, openai.APIStatusError):
         status = error.status_code
@@ -334,26 +329,27 @@ def explain_backend_error(
         suffix = "."
         if status in (401, 403):
             return BackendError(
-                f"{where} refused the API key (HTTP {status}). Set --api-key (or OPENAI_API_KEY)."
+                error_messages.MODEL_SERVER_REFUSED_API_KEY.format(server=where, status=status)
             )
         if status == 404:
             named = f" {model!r}" if model else ""
             return BackendError(
-                f"{where} has no model{named} or no chat endpoint (HTTP 404){suffix} "
-                "Check the model name and that --base-url ends in /v1."
+                error_messages.MODEL_SERVER_HAS_NO_SUCH_MODEL.format(server=where, named=named, suffix=suffix)
             )
         if status == 429:
-            return BackendError(f"{where} is busy (HTTP 429). Try again in a moment.")
+            return BackendError(error_messages.MODEL_SERVER_BUSY.format(server=where))
         if status >= 500:
             return BackendError(
-                f"{where} failed (HTTP {status}){suffix} Try again; if it persists, check its logs."
+                error_messages.MODEL_SERVER_FAILED.format(server=where, status=status, suffix=suffix)
             )
-        return BackendError(f"{where} rejected the request (HTTP {status}){suffix}")
+        return BackendError(
+            error_messages.MODEL_SERVER_REJECTED_REQUEST.format(server=where, status=status, suffix=suffix)
+        )
     if isinstance(error, openai.APIError):
         # An error event in the middle of a streamed reply: the server gave up on this generation.
         log.warning("model server stopped a reply: %s", _server_detail(error) or error)
-        return BackendError(
-            f"{where} stopped the reply with an error. Try again; if it persists, check its logs."
-        )
+        return BackendError(error_messages.MODEL_SERVER_STOPPED_REPLY.format(server=where))
     log.exception("unexpected model server failure", exc_info=error)
-    return BackendError(f"{where} failed unexpectedly ({type(error).__name__}). Please try again.")
+    return BackendError(
+        error_messages.MODEL_SERVER_FAILED_UNEXPECTEDLY.format(server=where, error_type=type(error).__name__)
+    )

@@ -2,6 +2,7 @@
 
 The UI turns every `ShowcaseError` into a `gr.Error` at one boundary
 (`app/errors.py`); anything else is treated as a bug and shown generically.
+Their words live in one place: the catalogue `pipelines/errors/messages.py`.
 """
 
 
