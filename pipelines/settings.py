@@ -28,9 +28,13 @@ def checked_integer(name: str, value, low: int, high: int) -> int:
 
     Whole floats pass because JSON clients and sliders send `512.0` for 512.
     """
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
-        raise InputError(messages.MUST_BE_A_WHOLE_NUMBER_IN_RANGE.format(name=name, low=low, high=high))
-    if float(value) != int(value) or not low <= value <= high:
+    # The range is checked before `int(value)`, which would raise OverflowError on an infinity; NaN fails it too.
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not low <= value <= high
+        or float(value) != int(value)
+    ):
         raise InputError(messages.MUST_BE_A_WHOLE_NUMBER_IN_RANGE.format(name=name, low=low, high=high))
     return int(value)
 
@@ -139,7 +143,7 @@ class Settings(GenerationSettings):
     """A request's model choice and generation settings: what every model endpoint of the app takes."""
 
     variant: str = Field(DEFAULT_VARIANT, description="Gemma 4 variant (E2B, E4B, 26B-A4B, 31B, tiny).")
-    quantization: str = Field("auto", description="auto, 4bit, 8bit, bf16 or fp32.")
+    quantization: str = Field("auto", description=f"{', '.join(QUANTIZATIONS[:-1])} or {QUANTIZATIONS[-1]}.")
 
     # The order the app publishes them in (pydantic lists a subclass's fields after its parent's).
     PUBLIC_ORDER: ClassVar[tuple[str, ...]] = (

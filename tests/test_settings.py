@@ -21,6 +21,8 @@ from pipelines.settings import QUANTIZATIONS, GenerationSettings, Settings
         ({"max_new_tokens": True}, "max_new_tokens must be a whole number"),
         ({"max_new_tokens": 12.5}, "max_new_tokens must be a whole number"),
         ({"max_new_tokens": "512"}, "max_new_tokens must be a whole number"),
+        ({"max_new_tokens": float("inf")}, "max_new_tokens must be a whole number"),
+        ({"max_new_tokens": float("nan")}, "max_new_tokens must be a whole number"),
         ({"image_budget": 100}, "must be one of 70, 140, 280, 560, 1120"),
         ({"quantization": "int3"}, "Unknown quantization 'int3'"),
         ({"variant": ""}, "Choose a Gemma 4 variant"),
