@@ -102,14 +102,21 @@ def display_copy(image: Image.Image) -> Image.Image:
     return fit_for_model(image, DISPLAY_MAX_SIDE)
 
 
-def scaled(detection: Detection, factor_x: float, factor_y: float) -> Detection:
-    """`detection` in the pixels of a resized copy of its image."""
-    x0, y0, x1, y1 = detection.box
-    box = (round(x0 * factor_x), round(y0 * factor_y), round(x1 * factor_x), round(y1 * factor_y))
-    point = None
-    if detection.point is not None:
-        point = (round(detection.point[0] * factor_x), round(detection.point[1] * factor_y))
-    return Detection(detection.label, box, point, detection.score)
+def scaled_to(
+    copy: Image.Image, original_size: tuple[int, int], detections: list[Detection]
+) -> list[Detection]:
+    """`detections`, given in pixels of an image of `original_size`, in the pixels of its resized `copy`."""
+    factor_x = copy.width / original_size[0]
+    factor_y = copy.height / original_size[1]
+    shown = []
+    for detection in detections:
+        x0, y0, x1, y1 = detection.box
+        box = (round(x0 * factor_x), round(y0 * factor_y), round(x1 * factor_x), round(y1 * factor_y))
+        point = None
+        if detection.point is not None:
+            point = (round(detection.point[0] * factor_x), round(detection.point[1] * factor_y))
+        shown.append(Detection(detection.label, box, point, detection.score))
+    return shown
 
 
 def annotated_image(display, original_size: tuple[int, int], detections: list[Detection]):
@@ -120,9 +127,7 @@ def annotated_image(display, original_size: tuple[int, int], detections: list[De
     Colours come from `label_colors`, as in the downloaded PNG.
     """
     colors = label_colors(detection.label for detection in detections)
-    factor_x = display.width / original_size[0]
-    factor_y = display.height / original_size[1]
-    shown = [scaled(detection, factor_x, factor_y) for detection in detections]
+    shown = scaled_to(display, original_size, detections)
     points = [detection for detection in shown if detection.is_point]
     base = draw_detections(display, points, colors) if points else display
     annotations = []
@@ -148,9 +153,7 @@ def summary(detections: list[Detection]) -> str:
 def write_downloads(upload: SizedImage, detections: list[Detection]) -> tuple[str, str]:
     """The annotated PNG (drawn on the decoded copy) and the detections JSON (in the upload's own pixels)."""
     png = io.BytesIO()
-    factor_x = upload.image.width / upload.original_size[0]
-    factor_y = upload.image.height / upload.original_size[1]
-    drawn = [scaled(detection, factor_x, factor_y) for detection in detections]
+    drawn = scaled_to(upload.image, upload.original_size, detections)
     # Fast compression: a big upload makes a big PNG, and the default level is several times slower.
     draw_detections(upload.image, drawn).save(png, format="PNG", compress_level=1)
     return (

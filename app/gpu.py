@@ -16,6 +16,7 @@ from typing import Protocol
 
 from app import model_access
 from pipelines.model.contract import ChatModel
+from pipelines.settings import Settings
 from pipelines.streaming import CoalescedModel
 
 GPU_SECONDS = 180
@@ -24,7 +25,7 @@ GPU_SECONDS = 180
 class GpuJob(Protocol):
     """What a tab hands to the GPU: its settings, and the pipeline to run over the model."""
 
-    settings: object  # app.controls.Settings
+    settings: Settings
 
     def run(self, model: ChatModel) -> Iterator: ...
 
@@ -35,7 +36,7 @@ class TaskJob:
     already decoded and checked on the CPU. `pipeline` is module-level, so ZeroGPU pickles it by name."""
 
     pipeline: Callable[..., Iterator]
-    settings: object  # app.controls.Settings
+    settings: Settings
     inputs: dict = field(default_factory=dict)
 
     def run(self, model: ChatModel) -> Iterator:

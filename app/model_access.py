@@ -50,7 +50,9 @@ def _describe(model) -> str:
     return describe() if describe else f"{model.variant} (remote)"
 
 
-_provider: Callable[[str, str, ProgressCallback | None], ChatModel] = make_backend("local").get_model
+# Models come from this process unless a test or a model server swaps the provider (`use_provider`).
+_in_process: Callable[[str, str, ProgressCallback | None], ChatModel] = make_backend("local").get_model
+_provider = _in_process
 
 # How long a switch to another model waits for the requests still generating with the current one.
 SWITCH_WAIT_S = 600.0
@@ -121,7 +123,7 @@ _gate = ModelGate()
 def use_provider(provider: Callable[[str, str, ProgressCallback | None], ChatModel] | None) -> None:
     """Swap how models are obtained (tests, remote backends); `None` restores the in-process backend."""
     global _provider
-    _provider = provider or make_backend("local").get_model
+    _provider = provider or _in_process
     _gate.forget()
 
 

@@ -49,9 +49,9 @@ class ScriptedModel(ChatModel):
         self.calls.append(
             {
                 "messages": messages,
-                "thinking": options.thinking,
-                "max_new_tokens": options.max_new_tokens,
-                "image_budget": options.image_budget,
+                "thinking": options.settings.thinking,
+                "max_new_tokens": options.settings.max_new_tokens,
+                "image_budget": options.settings.image_budget,
                 "tools": list(options.tools) or None,
                 "stop_event": stop_event,
                 **options.sampling,

@@ -24,8 +24,6 @@ DEFAULT_MAX_WHOLE_DECODE_PIXELS = 16_000_000
 MAX_WHOLE_DECODE_PIXELS = int(
     os.environ.get("SHOWCASE_MAX_WHOLE_IMAGE_PIXELS", DEFAULT_MAX_WHOLE_DECODE_PIXELS)
 )
-# EXIF orientations that turn the picture a quarter: its width and height swap.
-QUARTER_TURNS = (5, 6, 7, 8)
 # The vision encoder never sees more than ~1120 * 16**2 * 9 pixels; keep a margin for drawing.
 MAX_MODEL_SIDE = 2048
 
@@ -64,9 +62,12 @@ def open_sized_image(source, *, what: str = "image", max_side: int | None = None
         image, original_size = _decode(source, what, max_side)
     if image.width == 0 or image.height == 0:
         raise InputError(messages.IMAGE_HAS_NO_PIXELS.format(what=what))
+    stored = image.size
     # Broken EXIF must not block an otherwise good image.
     with contextlib.suppress(Exception):
         image = ImageOps.exif_transpose(image)
+    if image.size != stored:  # a quarter turn: the upload is shown, and answered about, the other way round
+        original_size = original_size[::-1]
     if image.mode != "RGB":
         image = _to_rgb(image)
     if max_side is not None and max(image.size) >= 2 * max_side:
@@ -75,7 +76,7 @@ def open_sized_image(source, *, what: str = "image", max_side: int | None = None
 
 
 def _decode(source, what: str, max_side: int | None) -> tuple[Image.Image, tuple[int, int]]:
-    """The decoded image, and the file's size as shown (a quarter-turn EXIF orientation swaps it)."""
+    """The decoded image (perhaps at a reduced size), and the file's own size as stored."""
     path = Path(source)
     if not path.exists():
         raise InputError(messages.IMAGE_FILE_NOT_FOUND.format(what=what))
@@ -93,7 +94,7 @@ def _decode(source, what: str, max_side: int | None) -> tuple[Image.Image, tuple
         if pixels > MAX_DECODE_PIXELS or (not reduced and pixels > MAX_WHOLE_DECODE_PIXELS):
             image.close()
             raise too_large if pixels > MAX_DECODE_PIXELS else _too_large_to_decode_whole(what, image.format)
-        original_size = _shown_size(image)
+        original_size = image.size
         if reduced and max(image.size) > max_side:
             # JPEG decodes at 1/2, 1/4 or 1/8 scale directly; draft keeps at least the size asked for.
             scale = max_side / max(image.size)
@@ -118,13 +119,6 @@ def _too_large_to_decode_whole(what: str, image_format: str | None) -> InputErro
             size=_example_size(MAX_WHOLE_DECODE_PIXELS),
         )
     )
-
-
-def _shown_size(image: Image.Image) -> tuple[int, int]:
-    orientation = 1
-    with contextlib.suppress(Exception):  # broken EXIF: shown as stored, like `open_sized_image` does
-        orientation = image.getexif().get(0x0112, 1)
-    return (image.height, image.width) if orientation in QUARTER_TURNS else image.size
 
 
 def _example_size(pixels: int) -> str:

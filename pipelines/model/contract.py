@@ -135,18 +135,6 @@ class GenerationOptions:
     sampling: dict = field(default_factory=dict)
     tools: tuple = ()
 
-    @property
-    def thinking(self) -> bool:
-        return self.settings.thinking
-
-    @property
-    def max_new_tokens(self) -> int:
-        return self.settings.max_new_tokens
-
-    @property
-    def image_budget(self) -> int:
-        return self.settings.image_budget
-
     @classmethod
     def checked(cls, settings, *, tools=None, sampling: dict | None = None) -> GenerationOptions:
         if settings is None:

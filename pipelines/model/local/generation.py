@@ -59,13 +59,13 @@ def _stop_running_workers() -> None:
 def prepare_inputs(loaded, messages: list[dict], options: GenerationOptions):
     """Render and tokenize checked, cleaned `messages`; returns the model's inputs on its device."""
     images, audio = split_media(messages)
-    image_budget = options.image_budget
+    image_budget = options.settings.image_budget
     prompt = loaded.processor.apply_chat_template(
         messages,
         tools=list(options.tools) or None,
         tokenize=False,
         add_generation_prompt=True,
-        enable_thinking=options.thinking,
+        enable_thinking=options.settings.thinking,
     )
     processor_kwargs: dict = {"text": prompt, "return_tensors": "pt"}
     if images:
@@ -170,7 +170,7 @@ def _generation_kwargs(
     greedy = float(sampling.get("temperature", 1.0)) <= 0
     generation_kwargs = dict(
         **inputs,
-        max_new_tokens=options.max_new_tokens,
+        max_new_tokens=options.settings.max_new_tokens,
         streamer=streamer,
         stopping_criteria=_stopping_when_set(stop_events),
         do_sample=not greedy,

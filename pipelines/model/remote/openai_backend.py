@@ -169,7 +169,7 @@ class OpenAIChatModel(ChatModel):
             stream = self.backend.client.chat.completions.create(**request)
         except Exception as error:
             raise explain_backend_error(error, self.backend, self.variant) from None
-        return self._read(stream, stop_event, usage, deadline, options.max_new_tokens)
+        return self._read(stream, stop_event, usage, deadline, options.settings.max_new_tokens)
 
     def build_request(self, messages: list[dict], options: GenerationOptions) -> dict:
         """The keyword arguments of `chat.completions.create` for one streamed reply."""
@@ -179,17 +179,17 @@ class OpenAIChatModel(ChatModel):
             and any(part["type"] == "image_url" for part in message["content"])
             for message in converted
         )
-        template_kwargs: dict = {"enable_thinking": options.thinking}
+        template_kwargs: dict = {"enable_thinking": options.settings.thinking}
         if has_images:
             # transformers serve hands this to the Gemma 4 image processor; vLLM ignores template
             # kwargs its template doesn't use (set `--mm-processor-kwargs` at its launch instead).
-            template_kwargs["max_soft_tokens"] = options.image_budget
+            template_kwargs["max_soft_tokens"] = options.settings.image_budget
         extra_body = {**self.backend.extra_body}
         extra_body["chat_template_kwargs"] = {**extra_body.get("chat_template_kwargs", {}), **template_kwargs}
         request: dict = {
             "model": self.variant,
             "messages": converted,
-            "max_tokens": options.max_new_tokens,
+            "max_tokens": options.settings.max_new_tokens,
             "stream": True,
             "stream_options": {"include_usage": True},
             "extra_body": extra_body,
