@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import gradio as gr
 
 from app import model_access
@@ -10,6 +12,7 @@ from app.downloads import write_download
 from app.errors import user_facing
 from app.safe_markdown import escaped_text, outputs_on_page
 from app.uploads import ServedImage
+from app.views import KEEP, as_outputs, outputs_of, positions
 from pipelines import compare
 from pipelines.settings import IMAGE_BUDGETS, GenerationSettings, checked_image_budget
 from pipelines.usage_report import usage_line
@@ -24,6 +27,23 @@ MEMORY_NOTE = (
     f"backend it is **{compare.REMOTE_NOTE}**. The second model replaces the first in memory; afterwards the "
     "shared selector above shows the model left loaded, which every tab then uses."
 )
+
+
+@dataclass(frozen=True)
+class CompareView:
+    """What the Compare section shows, in the order of its outputs; a field left at `KEEP` stays as it is."""
+
+    column_a: object = KEEP  # Markdown: choice A's stage, numbers, answer and thoughts
+    column_b: object = KEEP
+    table: object = KEEP  # every run so far (a pandas DataFrame)
+    history: object = KEEP  # the page's runs (a gr.State); the public endpoint has none
+    csv: object = KEEP  # the table's download
+    variant: object = KEEP  # the shared selectors, moved to the model left loaded
+    quantization: object = KEEP
+
+
+# The public endpoint keeps no history: the page's gr.State is not among its outputs.
+API_FIELDS = ("column_a", "column_b", "table", "csv", "variant", "quantization")
 
 
 def _column(result: compare.RunResult, side: str) -> str:
@@ -100,7 +120,7 @@ def compare_on_page(
 def _compare_streaming(chosen, prompt, image, max_new_tokens, image_budget, history, progress):
     """Stream both columns, then the table (earlier runs in `history` first), the CSV and the resident model.
 
-    `history` is the page's runs so far, returned after the table; None for the endpoint, which returns none.
+    `history` is the page's runs so far, the view's `history` at the end; None for the endpoint, which keeps none.
     """
     choices = (
         compare.Choice(str(chosen[0]), str(chosen[1]), bool(chosen[2]), _own_budget(chosen[6])),
@@ -115,7 +135,6 @@ def _compare_streaming(chosen, prompt, image, max_new_tokens, image_budget, hist
         progress(fraction if fraction is not None else 0.0, desc=message)
 
     a = b = None
-    keep = gr.update()
     leases = model_access.Leases()
     try:
         for a, b in compare.compare(
@@ -125,7 +144,7 @@ def _compare_streaming(chosen, prompt, image, max_new_tokens, image_budget, hist
             settings=GenerationSettings(max_new_tokens=max_new_tokens, image_budget=image_budget),
             progress=report,
         ):
-            yield _outputs(history, _column(a, "A"), _column(b, "B"), keep, keep, keep, keep)
+            yield CompareView(column_a=_column(a, "A"), column_b=_column(b, "B"))
     finally:
         leases.close()
     rows = [*earlier, *(compare.table_row(len(earlier) + i + 1, r) for i, r in enumerate((a, b)))]
@@ -133,14 +152,14 @@ def _compare_streaming(chosen, prompt, image, max_new_tokens, image_budget, hist
     # The loader now holds B: the shared selector follows, so every tab sees the resident model.
     resident = b if b.stage == "done" else a
     moved = resident.stage == "done"
-    yield _outputs(
-        None if history is None else rows,
-        _column(a, "A"),
-        _column(b, "B"),
-        _table(rows),
-        str(csv_path),
-        gr.update(value=resident.choice.variant) if moved else keep,
-        gr.update(value=resident.choice.quantization) if moved else keep,
+    yield CompareView(
+        column_a=_column(a, "A"),
+        column_b=_column(b, "B"),
+        table=_table(rows),
+        history=KEEP if history is None else rows,
+        csv=str(csv_path),
+        variant=gr.update(value=resident.choice.variant) if moved else KEEP,
+        quantization=gr.update(value=resident.choice.quantization) if moved else KEEP,
     )
 
 
@@ -149,13 +168,6 @@ def _own_budget(value) -> int | None:
     if value in (0, None):
         return None
     return checked_image_budget(value)
-
-
-def _outputs(history, column_a, column_b, table, csv_path, variant, quantization) -> tuple:
-    """The event's outputs in order: the page's carry its history (a `gr.State`) after the table."""
-    if history is None:
-        return column_a, column_b, table, csv_path, variant, quantization
-    return column_a, column_b, table, history, csv_path, variant, quantization
 
 
 def _table(rows):
@@ -211,14 +223,20 @@ def build_compare_section(controls) -> None:
     with gr.Row(equal_height=True):
         column_a = gr.Markdown("### A\n*Not run yet.*", label="Model A", elem_id="compare-a", container=True)
         column_b = gr.Markdown("### B\n*Not run yet.*", label="Model B", elem_id="compare-b", container=True)
-    history = gr.State([])
-    results = gr.Dataframe(
-        value=_table([]),
-        interactive=False,
-        label="All runs since this page opened",
-        elem_id="compare-results",
+    shown = CompareView(
+        column_a=column_a,
+        column_b=column_b,
+        table=gr.Dataframe(
+            value=_table([]),
+            interactive=False,
+            label="All runs since this page opened",
+            elem_id="compare-results",
+        ),
+        history=gr.State([]),
+        csv=gr.DownloadButton("Download CSV", value=None, elem_id="compare-csv"),
+        variant=controls.variant,
+        quantization=controls.quantization,
     )
-    download = gr.DownloadButton("Download CSV", value=None, elem_id="compare-csv")
     gr.Markdown(MEMORY_NOTE)
     inputs = [
         *choice_a,
@@ -230,13 +248,15 @@ def build_compare_section(controls) -> None:
         budget_a,
         budget_b,
     ]
-    shared = [controls.variant, controls.quantization]
     # The page's button shows both columns (they quote the models) as sanitized HTML; the public `/compare`
     # (a hidden button) returns the models' own text.
     button.click(
-        outputs_on_page(user_facing("compare")(compare_on_page), (0, 1)),
-        [*inputs, history],
-        [column_a, column_b, results, history, download, *shared],
+        outputs_on_page(
+            user_facing("compare")(as_outputs(compare_on_page)),
+            positions(CompareView, "column_a", "column_b"),
+        ),
+        [*inputs, shown.history],
+        outputs_of(shown),
         api_name="compare_on_page",
         api_visibility="private",
         show_progress="full",
@@ -244,9 +264,9 @@ def build_compare_section(controls) -> None:
     )
     # The public endpoint (and MCP tool): the same run without the page's history, so no gr.State.
     gr.Button(visible=False).click(
-        user_facing("compare")(run_compare),
+        user_facing("compare")(as_outputs(run_compare, API_FIELDS)),
         inputs,
-        [column_a, column_b, results, download, *shared],
+        outputs_of(shown, API_FIELDS),
         api_name="compare",
         **controls.model_event(),
     )

@@ -9,6 +9,7 @@ import gradio as gr
 
 from app.api_types import CheckedNumber, CheckedSlider
 from app.errors import user_facing
+from app.views import as_outputs, outputs_of
 from pipelines import fit, fit_report
 from pipelines.errors import InputError, messages
 from pipelines.model.contract import checked_integer
@@ -49,6 +50,15 @@ def memory_line(target: fit_report.Hardware) -> str:
     return line + ")"
 
 
+@dataclass(frozen=True)
+class FitView:
+    """What the Fit page shows, in the order of its outputs."""
+
+    summary: object  # Markdown: the hardware, the memory the estimate uses, what fits
+    table: object  # the fit table (a pandas DataFrame)
+    plot: object  # memory against context length (a matplotlib figure)
+
+
 def run_fit(
     hardware: str = DEFAULT_HARDWARE,
     custom_gb: float = 32,
@@ -56,7 +66,7 @@ def run_fit(
     batch: int = 1,
     modalities: list | None = None,
     plot_quantization: str = "4bit",
-):
+) -> FitView:
     """Which Gemma 4 variants fit this hardware: weights, KV cache, overhead and the longest context, per
     variant and quantization, with a plot of memory against context length.
 
@@ -75,7 +85,8 @@ def run_fit(
     if plot_quantization not in fit.QUANTIZATIONS:
         raise InputError(messages.PLOT_FOR_ONE_OF.format(choices=", ".join(fit.QUANTIZATIONS)))
     page = fit_page(hardware, custom_gb, context, batch, modalities)
-    return page.summary, page.table, plot_for(page.target, plot_quantization, page.batch, page.needed)
+    plot = plot_for(page.target, plot_quantization, page.batch, page.needed)
+    return FitView(summary=page.summary, table=page.table, plot=plot)
 
 
 @dataclass
@@ -105,7 +116,7 @@ def fit_page(hardware: str, custom_gb: float, context: int, batch: int, modaliti
     needed = ["text", *(modalities or [])]
     rows = fit_report.fit_rows(target, context, batch, needed)
     if not rows:
-        raise gr.Error(messages.NO_VARIANT_TAKES_THOSE_MODALITIES)
+        raise InputError(messages.NO_VARIANT_TAKES_THOSE_MODALITIES)
     fitting = [f"{row[0]} {row[1]}" for row in rows if row[9] == "✓"]
     summary = (
         f"### {target.name} · {context:,} tokens × {batch} sequence{'s' if batch > 1 else ''}\n"
@@ -190,10 +201,13 @@ def _build_fit_section() -> FitTab:
     first = fit_page(DEFAULT_HARDWARE, 32, DEFAULT_CONTEXT, 1, [])
     summary_box = gr.Markdown(first.summary, label="Summary", elem_id="fit-summary")
     gr.Checkbox(False, label="Show every column", container=False, elem_id="fit-all-columns")
-    table_box = gr.Dataframe(
-        value=first.table, interactive=False, wrap=True, elem_id="fit-table", label="Fit", max_height=1000
+    shown = FitView(
+        summary=summary_box,
+        table=gr.Dataframe(
+            value=first.table, interactive=False, wrap=True, elem_id="fit-table", label="Fit", max_height=1000
+        ),
+        plot=gr.Plot(format="png", label="Memory vs context", elem_id="fit-plot"),
     )
-    plot_box = gr.Plot(format="png", label="Memory vs context", elem_id="fit-plot")
     gr.Markdown(BASIS)
     with (
         gr.Accordion("Under the hood: each variant's numbers", open=False, elem_id="fit-cards"),
@@ -203,8 +217,8 @@ def _build_fit_section() -> FitTab:
             with gr.Column(min_width=240):
                 gr.Markdown(fit_report.under_the_hood(variant))
 
-    handler = user_facing("fit")(run_fit)
-    outputs = [summary_box, table_box, plot_box]
+    handler = user_facing("fit")(as_outputs(run_fit))
+    outputs = outputs_of(shown)
     button.click(handler, inputs, outputs, api_name="fit")
     for component in inputs:
         component.change(handler, inputs, outputs, api_visibility="private", show_progress="minimal")

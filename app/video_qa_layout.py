@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import gradio as gr
 
 from app.api_types import CheckedNumber, CheckedSlider, IntegerChoice
+from app.bundled_media import VideoInput
 from app.reply import conversation_box
 from app.uploads import bundled_examples
 from app.usage_line import usage_box
@@ -35,7 +36,7 @@ class VideoInputs:
 
 
 def video_and_sampling(shows_audio: bool) -> VideoInputs:
-    video = gr.Video(sources=["upload", "webcam"], label="Video", height=300, elem_id="video-input")
+    video = VideoInput(sources=["upload", "webcam"], label="Video", height=300, elem_id="video-input")
     num_frames = CheckedSlider(
         MIN_NUM_FRAMES,
         MAX_NUM_FRAMES,

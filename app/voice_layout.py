@@ -6,6 +6,7 @@ import json
 
 import gradio as gr
 
+from app.bundled_media import AudioInput
 from app.reply import conversation_box
 from app.static_files import STATIC_DIR, load_js_sections
 from app.uploads import bundled_examples
@@ -80,7 +81,7 @@ class VoiceTab:
 
     def _clip_and_buttons(self) -> None:
         with gr.Row(equal_height=True):
-            self.audio = gr.Audio(
+            self.audio = AudioInput(
                 sources=["microphone", "upload"],
                 type="filepath",
                 label="Your clip",

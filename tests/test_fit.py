@@ -253,13 +253,13 @@ def test_compare_handler_moves_the_shared_selector_to_the_resident_model(use_scr
             progress=lambda *a, **k: None,
         )
     )
-    column_a, column_b, table, history, csv_path, variant, quantization = outputs[-1]
-    assert "Hello!" in column_a and "Hello!" in column_b and "Thinking" in column_a
-    assert len(history) == 2 and list(table["variant"]) == ["E2B", "E4B"]
-    assert variant["value"] == "E4B" and quantization["value"] == "bf16"
-    assert Path(csv_path).read_text().startswith("run,variant,quantization")
+    final = outputs[-1]
+    assert "Hello!" in final.column_a and "Hello!" in final.column_b and "Thinking" in final.column_a
+    assert len(final.history) == 2 and list(final.table["variant"]) == ["E2B", "E4B"]
+    assert final.variant["value"] == "E4B" and final.quantization["value"] == "bf16"
+    assert Path(final.csv).read_text().startswith("run,variant,quantization")
     # The scripted double has no device, like a model on the OpenAI-compatible backend.
-    assert "unknown (served by a remote server)" in column_b
+    assert "unknown (served by a remote server)" in final.column_b
 
 
 def test_compare_runs_one_variant_at_two_image_budgets(use_scripted, tiny_image):
@@ -284,12 +284,12 @@ def test_compare_runs_one_variant_at_two_image_budgets(use_scripted, tiny_image)
             progress=lambda *a, **k: None,
         )
     )
-    column_a, column_b, table, *_ = outputs[-1]
+    final = outputs[-1]
     assert [call["image_budget"] for call in model.calls] == [70, 1120]
-    assert list(table["image budget"]) == [70, 1120]
-    assert "image 70 tokens" in column_a and "image 1120 tokens" in column_b
+    assert list(final.table["image budget"]) == [70, 1120]
+    assert "image 70 tokens" in final.column_a and "image 1120 tokens" in final.column_b
     # Each side shows the numbers line every tab shows.
-    assert "first token" in column_a and "decode" in column_b
+    assert "first token" in final.column_a and "decode" in final.column_b
     with pytest.raises(InputError, match="image token budget"):
         list(run_compare("E2B", "bf16", False, "E2B", "bf16", False, "Hi", None, 32, 280, image_budget_a=99))
 
@@ -346,11 +346,11 @@ def test_fit_and_compare_are_public_api_endpoints(client, use_scripted):
 def test_the_summary_uses_one_unit_and_keeps_each_cards_own_name():
     from app.fit import UNIT_NOTE, run_fit
 
-    rtx, *_ = run_fit("RTX 4090 24 GB")
+    rtx = run_fit("RTX 4090 24 GB").summary
     # 24,564 MiB as nvidia-smi reports it, in the page's unit; the name keeps its maker's "24 GB" and says so.
     assert rtx.startswith("### RTX 4090 24 GB · 32,768 tokens × 1 sequence\n**Memory:** 25.8 GB")
     assert UNIT_NOTE in rtx and "the card's name keeps its maker's “24 GB”, in binary gigabytes (GiB)" in rtx
     # Where the name's figure is the page's own (a 70 GB ZeroGPU slice, a custom size) nothing more is said.
     for hardware in ("ZeroGPU (H200 slice, 70 GB)", fit_report.CPU):
-        summary, *_ = run_fit(hardware)
+        summary = run_fit(hardware).summary
         assert UNIT_NOTE in summary and "GiB" not in summary

@@ -58,20 +58,14 @@ VIDEO_CONTAINER_FORMATS = frozenset(
 )
 
 
-def sample_frames(
-    path,
-    num_frames: int = DEFAULT_NUM_FRAMES,
-    *,
-    start: float | None = None,
-    end: float | None = None,
-    max_pixels: int = FRAME_MAX_PIXELS,
-) -> list[Frame]:
+def sample_frames(path, num_frames: int = DEFAULT_NUM_FRAMES, **window) -> list[Frame]:
     """Up to `num_frames` distinct frames spread evenly over `[start, end)` seconds of the video at `path`.
 
-    `end` past the end of the video is clamped to it. Raises `InputError` for a
-    missing, empty, corrupt or non-video file, a bad range or frame count.
+    `window`: `start`, `end` and `max_pixels`, as `sample_clip` takes them; `end` past the end of the video
+    is clamped to it. Raises `InputError` for a missing, empty, corrupt or non-video file, a bad range or
+    frame count.
     """
-    return sample_clip(path, num_frames, start=start, end=end, max_pixels=max_pixels).frames
+    return sample_clip(path, num_frames, **window).frames
 
 
 class SampledClip(NamedTuple):
