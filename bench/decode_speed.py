@@ -16,6 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.tables import markdown_table
 from pipelines.model.local.synthetic import build_config, write_checkpoint
 from pipelines.model.reference_configs import VARIANT_NAMES
 
@@ -79,10 +80,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"measured {variant}", file=sys.stderr, flush=True)
 
     print(f"Decode speed on CPU, {args.layers} decoder layers at real widths, {args.tokens} greedy tokens")
-    print("| variant | bf16 tok/s | 4bit tok/s | 4bit ÷ bf16 |")
-    print("|---|---|---|---|")
-    for variant, bf16, four_bit in rows:
-        print(f"| {variant} | {bf16:.1f} | {four_bit:.1f} | {four_bit / bf16:.2f} |")
+    print(
+        markdown_table(
+            ["variant", "bf16 tok/s", "4bit tok/s", "4bit ÷ bf16"],
+            (
+                [variant, f"{bf16:.1f}", f"{four_bit:.1f}", f"{four_bit / bf16:.2f}"]
+                for variant, bf16, four_bit in rows
+            ),
+        )
+    )
     return 0
 
 

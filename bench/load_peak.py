@@ -30,6 +30,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from bench.tables import markdown_table
+
 ROOT = Path(__file__).resolve().parents[1]
 GB = 10**9
 # Two reduced depths per variant (real widths), small enough for ~6 GB of RAM per process.
@@ -298,19 +300,33 @@ def growth(rows: list[dict]) -> list[dict]:
     return summary
 
 
+LOAD_PEAK_COLUMNS = [
+    "variant", "depth", "load peak", "resident", "peak - resident", "host peak", "host", "RSS peak rise",
+    "RssAnon peak rise",
+]  # fmt: skip
+
+
 def table(rows: list[dict]) -> str:
-    lines = [
-        "| variant | depth | load peak | resident | peak - resident | host peak | host | RSS peak rise | RssAnon peak rise |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for row in rows:
-        lines.append(
-            f"| {row['variant']} | {row['depth']} | {row['peak_bytes'] / GB:.2f} GB | "
-            f"{row['resident_bytes'] / GB:.2f} GB | {(row['peak_bytes'] - row['resident_bytes']) / GB:.2f} GB | "
-            f"{row['host_peak_bytes'] / GB:.2f} GB | {row['host_bytes'] / GB:.2f} GB | "
-            f"{row.get('rss_peak_rise_bytes', 0) / GB:.2f} GB | {row.get('rss_anon_peak_rise_bytes', 0) / GB:.2f} GB |"
-        )
-    return "\n".join(lines)
+    def gigabytes(value: float) -> str:
+        return f"{value / GB:.2f} GB"
+
+    return markdown_table(
+        LOAD_PEAK_COLUMNS,
+        (
+            [
+                row["variant"],
+                row["depth"],
+                gigabytes(row["peak_bytes"]),
+                gigabytes(row["resident_bytes"]),
+                gigabytes(row["peak_bytes"] - row["resident_bytes"]),
+                gigabytes(row["host_peak_bytes"]),
+                gigabytes(row["host_bytes"]),
+                gigabytes(row.get("rss_peak_rise_bytes", 0)),
+                gigabytes(row.get("rss_anon_peak_rise_bytes", 0)),
+            ]
+            for row in rows
+        ),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

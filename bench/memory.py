@@ -23,6 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from bench.tables import markdown_table
 from pipelines.model.local.synthetic import build_config
 from pipelines.model.reference_configs import (
     VARIANT_NAMES,
@@ -139,18 +140,28 @@ def _device_bytes(by_device: dict[str, int], device: str) -> int:
     return sum(size for key, size in by_device.items() if torch.device(key).type == target.type)
 
 
+MEMORY_COLUMNS = [
+    "variant", "quantization", "resident on accelerator", "Google Q4_0", "ratio", "kept in host memory",
+    "host + accelerator ÷ Q4_0",
+]  # fmt: skip
+
+
 def table(rows: list[dict]) -> str:
-    lines = [
-        "| variant | quantization | resident on accelerator | Google Q4_0 | ratio | kept in host memory | host + accelerator ÷ Q4_0 |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for row in rows:
-        lines.append(
-            f"| {row['variant']} | {row['quantization']} | {row['resident_bytes'] / GB:.2f} GB "
-            f"({row['resident_bytes'] / GIB:.2f} GiB) | {row['reference_q4_0_bytes'] / GB:.1f} GB | "
-            f"{row['ratio']:.2f} | {row['host_bytes'] / GB:.2f} GB | {row['total_ratio']:.2f} |"
-        )
-    return "\n".join(lines)
+    return markdown_table(
+        MEMORY_COLUMNS,
+        (
+            [
+                row["variant"],
+                row["quantization"],
+                f"{row['resident_bytes'] / GB:.2f} GB ({row['resident_bytes'] / GIB:.2f} GiB)",
+                f"{row['reference_q4_0_bytes'] / GB:.1f} GB",
+                f"{row['ratio']:.2f}",
+                f"{row['host_bytes'] / GB:.2f} GB",
+                f"{row['total_ratio']:.2f}",
+            ]
+            for row in rows
+        ),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

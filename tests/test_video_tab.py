@@ -15,6 +15,7 @@ import gradio as gr
 import numpy as np
 import pytest
 from conftest import ROOT, SETTINGS, BlocksWiring
+from conversations import answers, texts
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
@@ -106,22 +107,6 @@ def ask_in_session(client, clip, question, history=None, **overrides):
 
 def captions(gallery: list) -> list[str]:
     return [item["caption"] for item in gallery]
-
-
-def texts(message: dict) -> list[str]:
-    """A message's texts as the model wrote them (the page's own events show signed, sanitized copies)."""
-    content = message["content"]
-    if isinstance(content, str):
-        return [source_text(content)]
-    return [source_text(part["text"]) for part in content if part["type"] == "text"]
-
-
-def answers(conversation: list) -> list[str]:
-    return [
-        texts(message)[0]
-        for message in conversation
-        if message["role"] == "assistant" and not (message.get("metadata") or {}).get("title")
-    ]
 
 
 def is_one_question_and_its_reply(conversation: list) -> bool:

@@ -11,6 +11,7 @@ import gradio as gr
 import numpy as np
 import pytest
 from conftest import ROOT, SETTINGS, BlocksWiring
+from conversations import answers, texts
 from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 
@@ -61,10 +62,6 @@ def sendable(history: list) -> list:
     return history
 
 
-def texts(message: dict) -> list[str]:
-    return [part["text"] for part in message["content"] if part["type"] == "text"]
-
-
 def audio_parts(message: dict) -> list[np.ndarray]:
     return [part["audio"] for part in message["content"] if part["type"] == "audio"]
 
@@ -76,14 +73,6 @@ def shown_clips(conversation: list) -> list[str]:
         if message["role"] == "user"
         for part in message["content"]
         if part["type"] == "file"
-    ]
-
-
-def replies(conversation: list) -> list[str]:
-    return [
-        texts(message)[0]
-        for message in conversation
-        if message["role"] == "assistant" and not (message.get("metadata") or {}).get("title")
     ]
 
 
@@ -215,7 +204,7 @@ def test_quick_actions_show_their_instruction_and_replay_it(client, use_scripted
         ["Il fait beau aujourd'hui."],
         ["Transcribe this audio clip verbatim."],
     ]
-    assert replies(transcribed) == ["Il fait beau aujourd'hui.", "What is the capital of France?"]
+    assert answers(transcribed) == ["Il fait beau aujourd'hui.", "What is the capital of France?"]
 
 
 def test_oldest_turn_is_dropped_with_a_notice(client, use_scripted, monkeypatch):
