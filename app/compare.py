@@ -7,18 +7,21 @@ from dataclasses import dataclass
 import gradio as gr
 
 from app import model_access
-from app.controls import variant_choices
+from app.api_types import IntegerChoice
+from app.controls import progress_bar, variant_choices
 from app.downloads import write_download
 from app.errors import user_facing
 from app.safe_markdown import escaped_text, outputs_on_page
 from app.uploads import ServedImage
 from app.views import KEEP, as_outputs, outputs_of, positions
 from pipelines import compare
+from pipelines.model.backends import QUANTIZATIONS
 from pipelines.settings import IMAGE_BUDGETS, GenerationSettings, checked_image_budget
 from pipelines.usage_report import usage_line
 
 DEFAULTS = GenerationSettings()
-QUANTIZATIONS = ["4bit", "8bit", "bf16", "fp32"]
+# The selectors offer what runs the same everywhere, so each table row names what it ran; the API takes auto too.
+EXPLICIT_QUANTIZATIONS = [name for name in QUANTIZATIONS if name != "auto"]
 # A choice's own image budget (soft tokens per image); 0 keeps the shared setting.
 IMAGE_BUDGET_CHOICES = [("shared setting", 0), *((f"{budget} tokens", budget) for budget in IMAGE_BUDGETS)]
 MEMORY_NOTE = (
@@ -88,19 +91,19 @@ def run_compare(
         prompt: the prompt both choices answer.
         image: an optional image both choices see (leave it out for a text-only prompt).
         max_new_tokens: the longest answer, in tokens.
-        image_budget: soft tokens for the image: 70, 140, 280, 560 or 1120.
-        image_budget_a: choice A's own image budget (70 to 1120), or 0 for `image_budget`; with the same
-            variant on both sides and 70 against 1120, the answers show what the budget buys and costs.
+        image_budget: soft tokens per image, for both choices unless they have their own.
+        image_budget_a: choice A's own image budget, or 0 for `image_budget`; with the same variant on both
+            sides at the smallest and the largest budget, the answers show what the budget buys and costs.
         image_budget_b: choice B's own image budget, or 0 for `image_budget`.
 
     Returns (streamed): both answers with their load time, time to first token, decode speed, tokens in
     and out, thinking tokens and peak accelerator memory; the table of both runs; the runs as CSV.
     """
-    yield from _compare_streaming(
-        (variant_a, quantization_a, thinking_a, variant_b, quantization_b, thinking_b, image_budget_a,
-         image_budget_b),
-        prompt, image, max_new_tokens, image_budget, None, progress,
-    )  # fmt: skip
+    choices = (
+        _checked_choice(variant_a, quantization_a, thinking_a, image_budget_a),
+        _checked_choice(variant_b, quantization_b, thinking_b, image_budget_b),
+    )
+    yield from _compare_streaming(choices, prompt, image, max_new_tokens, image_budget, None, progress)
 
 
 def compare_on_page(
@@ -110,29 +113,22 @@ def compare_on_page(
 ):  # fmt: skip
     """The page's Compare button: `run_compare`, with the table of every run since the page opened (a
     `gr.State`, which only the page has; the public endpoint and MCP tool keep none)."""
+    choices = (
+        _checked_choice(variant_a, quantization_a, thinking_a, image_budget_a),
+        _checked_choice(variant_b, quantization_b, thinking_b, image_budget_b),
+    )
     yield from _compare_streaming(
-        (variant_a, quantization_a, thinking_a, variant_b, quantization_b, thinking_b, image_budget_a,
-         image_budget_b),
-        prompt, image, max_new_tokens, image_budget, list(history or []), progress,
-    )  # fmt: skip
+        choices, prompt, image, max_new_tokens, image_budget, list(history or []), progress
+    )
 
 
-def _compare_streaming(chosen, prompt, image, max_new_tokens, image_budget, history, progress):
+def _compare_streaming(choices, prompt, image, max_new_tokens, image_budget, history, progress):
     """Stream both columns, then the table (earlier runs in `history` first), the CSV and the resident model.
 
     `history` is the page's runs so far, the view's `history` at the end; None for the endpoint, which keeps none.
     """
-    choices = (
-        compare.Choice(str(chosen[0]), str(chosen[1]), bool(chosen[2]), _own_budget(chosen[6])),
-        compare.Choice(str(chosen[3]), str(chosen[4]), bool(chosen[5]), _own_budget(chosen[7])),
-    )
-    for choice in choices:
-        model_access.check_allowed(choice.variant, choice.quantization)
     messages = compare.build_messages(prompt, image)
     earlier = history or []
-
-    def report(fraction, message):
-        progress(fraction if fraction is not None else 0.0, desc=message)
 
     a = b = None
     leases = model_access.Leases()
@@ -142,7 +138,7 @@ def _compare_streaming(chosen, prompt, image, max_new_tokens, image_budget, hist
             messages,
             get_model=leases.get_model,
             settings=GenerationSettings(max_new_tokens=max_new_tokens, image_budget=image_budget),
-            progress=report,
+            progress=progress_bar(progress),
         ):
             yield CompareView(column_a=_column(a, "A"), column_b=_column(b, "B"))
     finally:
@@ -163,11 +159,17 @@ def _compare_streaming(chosen, prompt, image, max_new_tokens, image_budget, hist
     )
 
 
-def _own_budget(value) -> int | None:
-    """A choice's own image budget, checked as every budget is; 0 or None: the shared setting."""
-    if value in (0, None):
-        return None
-    return checked_image_budget(value)
+def _checked_choice(variant, quantization, thinking, own_budget) -> compare.Choice:
+    """One side's choice, allowed under `--lock-model`; its own image budget (0 or None: the shared setting)
+    checked as every budget is."""
+    choice = compare.Choice(
+        str(variant),
+        str(quantization),
+        bool(thinking),
+        None if own_budget in (0, None) else checked_image_budget(own_budget),
+    )
+    model_access.check_allowed(choice.variant, choice.quantization)
+    return choice
 
 
 def _table(rows):
@@ -180,7 +182,7 @@ def _choice(side: str, variant: str, quantization: str, thinking: bool, locked: 
     """One side's selectors; with a locked model (`--lock-model`) only thinking can differ.
 
     The locked selectors keep every choice, so a request naming another model gets the lock's message."""
-    variants, quantizations = variant_choices(), list(QUANTIZATIONS)
+    variants, quantizations = variant_choices(), list(EXPLICIT_QUANTIZATIONS)
     if locked is not None:
         variant, quantization = locked
         variants += [] if variant in [key for _, key in variants] else [(variant, variant)]
@@ -194,7 +196,7 @@ def _choice(side: str, variant: str, quantization: str, thinking: bool, locked: 
             quantizations, value=quantization, label=f"Quantization {side}", interactive=locked is None
         )
         thinking_box = gr.Checkbox(value=thinking, label=f"Thinking {side}")
-        budget_box = gr.Dropdown(
+        budget_box = IntegerChoice(
             IMAGE_BUDGET_CHOICES,
             value=0,
             label=f"Image budget {side}",

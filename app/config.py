@@ -6,7 +6,7 @@ import argparse
 import os
 from dataclasses import dataclass, fields
 
-from pipelines.model.variants import DEFAULT_VARIANT, VARIANTS
+from pipelines.model.variants import DEFAULT_VARIANT, QUANTIZATIONS, VARIANTS
 
 ON_SPACES = bool(os.environ.get("SPACE_ID"))
 
@@ -69,7 +69,7 @@ def parse_config(argv: list[str] | None = None) -> AppConfig:
     )
     parser.add_argument(
         "--quantization",
-        choices=["auto", "4bit", "8bit", "bf16", "fp32"],
+        choices=QUANTIZATIONS,
         default=env.get("SHOWCASE_QUANTIZATION", "auto"),
     )
     parser.add_argument(

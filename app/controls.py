@@ -254,23 +254,39 @@ def variant_choices(served_models: list[str] | None = None) -> list[tuple[str, s
     return [(spec.label, key) for key, spec in VARIANTS.items()]
 
 
+def progress_bar(progress: gr.Progress):
+    """The pipelines' progress callback (fraction or None, message) shown on Gradio's progress bar."""
+    return functools.partial(_show_progress, progress)
+
+
+def _show_progress(progress: gr.Progress, fraction: float | None, message: str) -> None:
+    progress(fraction if fraction is not None else 0.0, desc=message)
+
+
+@user_facing("load_model")
+def load_selected_model(variant: str, quantization: str, progress=gr.Progress()) -> str:
+    """The selectors' event: load the chosen model (its progress shown), then the status line."""
+    # On failure the error pops up and the status timer shows what happened.
+    model_access.get_model(variant, quantization, progress_bar(progress))
+    return model_access.status_markdown(variant)
+
+
+def tiny_banner_visibility(variant: str):
+    """The banner that says the tiny model's answers are gibberish, shown only while it is selected."""
+    return gr.update(visible=variant == "tiny")
+
+
 def _wire(controls: SharedControls) -> None:
-    @user_facing("load_model")
-    def load_selected(variant: str, quantization: str, progress=gr.Progress()):
-        def report(fraction, message):
-            progress(fraction if fraction is not None else 0.0, desc=message)
-
-        # On failure the error pops up and the status timer shows what happened.
-        model_access.get_model(variant, quantization, report)
-        return model_access.status_markdown(variant)
-
-    def show_banner(variant: str):
-        return gr.update(visible=variant == "tiny")
-
     for trigger in (controls.variant.change, controls.quantization.change):
-        trigger(show_banner, controls.variant, controls.tiny_banner, queue=False, api_visibility="private")
         trigger(
-            load_selected,
+            tiny_banner_visibility,
+            controls.variant,
+            controls.tiny_banner,
+            queue=False,
+            api_visibility="private",
+        )
+        trigger(
+            load_selected_model,
             [controls.variant, controls.quantization],
             controls.status,
             api_visibility="private",

@@ -25,6 +25,7 @@ from pipelines.screenshot import (
     preview_iframe,
     run_screenshot_to_html,
 )
+from pipelines.settings import IMAGE_BUDGETS
 
 # Re-rendering the iframe restarts the page inside it, so the preview refreshes a few times a
 # second while the code view follows every token.
@@ -159,7 +160,7 @@ def _screenshot_job(screenshot, instructions, chosen: Settings, **edit) -> TaskJ
 
 SCREENSHOT_NOTES = {
     "max_new_tokens": "the longest reply, in tokens (a full page needs a few thousand).",
-    "image_budget": "soft tokens for the screenshot: 70, 140, 280, 560 or 1120.",
+    "image_budget": f"soft tokens for the screenshot: {', '.join(map(str, IMAGE_BUDGETS))} (more for small text).",
 }
 
 
