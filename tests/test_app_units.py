@@ -148,11 +148,12 @@ def test_config_from_cli_and_environment(monkeypatch):
 
 @pytest.mark.slow
 def test_building_the_app_imports_no_heavy_library_and_no_model_runtime():
-    # matplotlib too: the Fit page draws its plot when a visitor opens the page, not at start-up. The model
-    # runtimes (in-process, 4-bit, remote) load when the first model is asked for, through the factory.
+    # matplotlib too: the Fit page draws its plot when a visitor opens the page, not at start-up; and PyAV
+    # (FFmpeg's libraries, ~0.2 s), which loads when a video is first read. The model runtimes (in-process,
+    # 4-bit, remote) load when the first model is asked for, through the factory.
     code = (
         "import sys; from app import build_app; build_app()\n"
-        "heavy = [m for m in ('torch', 'transformers', 'cv2', 'librosa', 'bitsandbytes', 'matplotlib')"
+        "heavy = [m for m in ('torch', 'transformers', 'cv2', 'librosa', 'bitsandbytes', 'matplotlib', 'av')"
         " if m in sys.modules]\n"
         "heavy += sorted(m for m in sys.modules if m.startswith(('pipelines.model.local', "
         "'pipelines.model.quant', 'pipelines.model.remote', 'openai')))\n"

@@ -13,12 +13,12 @@ import shutil
 import subprocess
 import wave
 
+import av
 import numpy as np
 import pytest
 from conftest import ROOT
 from PIL import Image
 
-import pipelines.media.video as video
 from pipelines.errors import CapabilityError, InputError
 from pipelines.media.video import FRAME_MAX_PIXELS, Frame, format_timestamp, sample_frames
 from pipelines.media.video_audio import extract_audio_track
@@ -196,7 +196,7 @@ def test_webm_vp9_works(clips):
 
 def test_streamed_webm_without_duration_or_index_works(tmp_path):
     path = write_video(tmp_path / "recording.webm", 60, codec=VP9, output_args=["-f", "webm"], streamed=True)
-    with video.av.open(str(path)) as container:
+    with av.open(str(path)) as container:
         assert container.duration is None and container.streams.video[0].duration is None
     frames = sample_frames(path, 8)
     assert len(frames) == 8
@@ -580,7 +580,7 @@ def test_session_answers_follow_ups_without_decoding_again(scripted_model, clips
     def refuse_to_open(*args, **kwargs):
         raise AssertionError("the video was opened again")
 
-    monkeypatch.setattr(video.av, "open", refuse_to_open)
+    monkeypatch.setattr(av, "open", refuse_to_open)
     model = scripted_model("A tone.")
     first = list(session.ask(model, "What do you hear?"))[-1]
     model.reply = "About one second."

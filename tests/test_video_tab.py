@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import av
 import gradio as gr
 import numpy as np
 import pytest
@@ -128,7 +129,7 @@ def questions(conversation: list) -> list[str]:
 def count_decoder_calls(monkeypatch) -> dict[str, int]:
     """Live counts of frame sampling and of every file the decoder opens (frames and audio alike)."""
     counts = {"sample_frames": 0, "av.open": 0}
-    sample, open_file = video_pipeline.sample_clip, video_pipeline.av.open
+    sample, open_file = video_pipeline.sample_clip, av.open
 
     def counting_sample(*args, **kwargs):
         counts["sample_frames"] += 1
@@ -139,7 +140,7 @@ def count_decoder_calls(monkeypatch) -> dict[str, int]:
         return open_file(*args, **kwargs)
 
     monkeypatch.setattr(video_qa_pipeline, "sample_clip", counting_sample)
-    monkeypatch.setattr(video_pipeline.av, "open", counting_open)
+    monkeypatch.setattr(av, "open", counting_open)
     return counts
 
 

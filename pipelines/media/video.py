@@ -15,6 +15,9 @@ transformers' video processor needs torchvision, so frames are sampled here with
   the start of the file, so variable frame rates need no special case.
 * The display matrix (rotation metadata) and non-square pixels are applied, and
   frames are downscaled while converting, so memory stays bounded.
+
+PyAV loads FFmpeg's libraries (~0.2 s), so it is imported in the functions that read a file (here, in
+`video_decode.py` and in `video_audio.py`): the app imports these modules at start-up for their limits.
 """
 
 from __future__ import annotations
@@ -27,8 +30,6 @@ import operator
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
-
-import av
 
 from pipelines.errors import InputError, messages
 from pipelines.media.video_decode import (
@@ -133,6 +134,8 @@ def check_path(path) -> Path:
 @contextlib.contextmanager
 def open_video(path) -> Iterator:
     """Open `path` with PyAV, local files only; anything unreadable becomes `InputError`."""
+    import av
+
     file_path = check_path(path)
     try:
         # Only local files: a crafted playlist must not make the demuxer open anything else.
@@ -164,6 +167,8 @@ def _check_format(format_name: str) -> None:
 
 
 def _video_stream(container):
+    import av
+
     for stream in container.streams.video:
         # Cover art in audio files is a "video" stream holding one picture.
         if not stream.disposition & av.stream.Disposition.attached_pic:
@@ -187,6 +192,8 @@ def _check_header_frame_size(stream) -> None:
 
 def origin_seconds(container) -> float:
     """The file's start time: players show every timestamp relative to it."""
+    import av
+
     return container.start_time / av.time_base if container.start_time is not None else 0.0
 
 
@@ -203,6 +210,8 @@ def _video_end_seconds(container, stream, origin: float, keyframes: KeyframeInde
 
 
 def header_end_seconds(container, stream, origin: float) -> float:
+    import av
+
     if stream.duration and stream.start_time is not None:
         return float((stream.start_time + stream.duration) * stream.time_base) - origin
     if container.duration:
@@ -212,6 +221,8 @@ def header_end_seconds(container, stream, origin: float) -> float:
 
 def _scan_end_seconds(container, stream, origin: float, *, from_timestamp: int | None = None) -> float:
     """Where the stream's last frame ends, from packet timestamps (demuxing only), then rewind."""
+    import av
+
     # Decode order differs from presentation order by a few frames only, so the latest packets suffice.
     latest: collections.deque[tuple[int, int]] = collections.deque(maxlen=64)
     try:

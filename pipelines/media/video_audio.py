@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import av
 import numpy as np
 
 from pipelines.errors import InputError, messages
@@ -44,6 +43,8 @@ def extract_audio_track(path, start: float | None = None, end: float | None = No
 
 
 def _decode_audio(container, stream, origin: float, range_start: float, range_end: float) -> np.ndarray:
+    import av
+
     if range_start > 0:
         try:
             container.seek(int((range_start + origin) / stream.time_base), stream=stream, backward=True)

@@ -9,11 +9,15 @@ import contextlib
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import av
 from PIL import Image
 
 from pipelines.errors import InputError, messages
+
+# PyAV is imported where a file is read (see `video.py`'s docstring); here only for the annotations.
+if TYPE_CHECKING:
+    import av
 
 SUPPORTED_FORMATS_TEXT = "MP4, WebM, MOV or MKV"
 # Without a seek index, a seek is only worth it past a typical keyframe interval (streaming encoders use 2-10 s).
@@ -120,6 +124,8 @@ class FrameReader:
 
     def seek(self, raw_timestamp: int) -> None:
         """Jump to the keyframe at or before `raw_timestamp` (in the stream's time base)."""
+        import av
+
         try:
             self._container.seek(raw_timestamp, stream=self._stream, backward=True, any_frame=False)
         except av.error.FFmpegError as error:
@@ -144,6 +150,8 @@ class FrameReader:
         self._pending = None
 
     def _decode_next(self) -> tuple[float, av.VideoFrame] | None:
+        import av
+
         while not self._decoded:
             if self._packets is None:
                 self._packets = self._container.demux(self._stream)
