@@ -355,6 +355,10 @@ def _wire_replies(controls: SharedControls, tab: ChatTab, no_message: gr.State, 
             [tab.chatbot, tab.numbers],
             api_name=f"chat_{prepare.__name__.strip('_')}",
             api_visibility="private",
+            # An empty Enter's reply step (it answers nothing) may still be queued behind other visitors'
+            # replies when the real question is sent; Gradio's default ("once") would drop the question's reply
+            # as a repeat of the pending step, leaving it shown and never answered. It runs after it instead.
+            trigger_mode="always_last",
             **controls.model_event(),
         )
         replying.success(_unlocked_input, None, tab.textbox, queue=False, api_visibility="private")

@@ -267,6 +267,30 @@ def test_enter_on_an_empty_box_does_nothing(ui, size, use_scripted, app_server):
     expect(ui.locator(".toast-body.error")).to_have_count(0)
 
 
+def test_a_question_sent_while_an_empty_enter_waits_in_a_busy_queue_is_answered(
+    ui, use_held_reply, app_server
+):
+    """Another visitor's reply holds the model, so the empty Enter's (no-op) reply step waits in the queue;
+    the real question sent meanwhile must be answered once the queue moves, not dropped as a repeat."""
+    from gradio_client import Client
+
+    model = use_held_reply(STREAMING_WORDS + "The only answer.")
+    other_visitor = Client(app_server.url, verbose=False).submit(
+        {"text": "Hold on", "files": []}, [], api_name="/chat"
+    )
+    assert model.holding.wait(HELD_LIMIT_S)
+    with ui.expect_request(lambda request: "/queue/join" in request.url):
+        ui.locator("#chat-input textarea").press("Enter")
+    send(ui, "A real question")
+    expect(chat_messages(ui, "user")).to_have_count(1)
+    model.release.set()
+    other_visitor.result(timeout=HELD_LIMIT_S)
+    expect(chat_messages(ui, "bot").last).to_contain_text("The only answer.", timeout=30_000)
+    wait_until_unlocked(ui)
+    expect(chat_messages(ui, "user")).to_have_count(1)
+    expect(ui.locator("#chat-conversation")).not_to_contain_text(NOT_ANSWERED_TITLE)
+
+
 def test_load_error_texts_have_no_markdown_backticks():
     from pipelines.model.local import loader
     from pipelines.model.variants import get_variant
