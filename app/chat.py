@@ -22,7 +22,7 @@ from app.usage_line import showing_usage, usage_box
 from pipelines.chat import build_chat_messages
 from pipelines.errors import messages as error_messages
 from pipelines.model.contract import ChatModel, Delta
-from pipelines.model.variants import VARIANTS, modalities_for
+from pipelines.model.variants import modalities_of
 from pipelines.tools import ToolContext, ToolStep, run_tool_loop
 
 INPUT_PLACEHOLDER = "Message Gemma… (attach files with the clip)"
@@ -31,8 +31,7 @@ SYSTEM_PROMPT = "You are Gemma, a helpful assistant. Answer clearly and concisel
 
 def file_types_for(variant: str) -> list[str]:
     """What the upload box offers: a served model's name (openai backend) is read like a variant key."""
-    spec = VARIANTS.get(variant)
-    modalities = spec.modalities if spec is not None else modalities_for(variant or "")
+    modalities = modalities_of(variant)
     return [kind for kind in ("image", "video", "audio") if kind in modalities]
 
 

@@ -45,7 +45,7 @@ from pipelines.errors import InputError
 from pipelines.errors import messages as error_messages
 from pipelines.media.video import DEFAULT_NUM_FRAMES, VIDEO_FRAME_TOKENS
 from pipelines.model.contract import ChatModel, Delta, checked_image_budget
-from pipelines.model.variants import VARIANTS, modalities_for
+from pipelines.model.variants import modalities_of
 from pipelines.video_qa import VideoQAUpdate, VideoSession, VideoTurn, check_question
 
 TIME_CHIPS_JS = load_js_sections(STATIC_DIR / "video_times.js")
@@ -74,8 +74,7 @@ def video_turns(history) -> list[VideoTurn]:
 
 def audio_available(variant: str) -> bool:
     """Whether the variant hears audio; a served model's name (openai backend) is read like a variant key."""
-    spec = VARIANTS.get(variant)
-    return "audio" in (spec.modalities if spec is not None else modalities_for(variant or ""))
+    return "audio" in modalities_of(variant)
 
 
 @dataclass(frozen=True)

@@ -164,6 +164,13 @@ def checkpoint_spec(source: str) -> VariantSpec | None:
 GEMMA_MODALITIES = frozenset({"text", "image", "video"})
 
 
+def modalities_of(variant: str | None) -> frozenset[str]:
+    """What the selected model takes: a variant key's own modalities, or a served model's (openai backend)
+    read from its name."""
+    spec = VARIANTS.get(variant or "")
+    return spec.modalities if spec is not None else modalities_for(variant or "")
+
+
 def modalities_for(model_name: str) -> frozenset[str]:
     """What a served model takes, from its name: a Gemma 4 variant key in it decides, else no audio."""
     lowered = model_name.lower()
